@@ -1,0 +1,217 @@
+/*
+ * kernels.h - bt's compute kernels: GEMM, attention and the transformer ops,
+ * forward and backward, each with a naive reference beside the fast one.
+ *
+ * Conventions (llm.c style):
+ *  - Tensors are row-major float32; the shape is written on every signature.
+ *  - Outputs come first. Backward functions ACCUMULATE (+=) into every gradient
+ *    they produce, including input gradients; callers zero them.
+ *  - Functions parallelise internally with OpenMP over independent outputs only.
+ *    No reduction order depends on the thread count, the ISA path or the batch
+ *    size: the same inputs give the same bits on any of them (STYLE.md,
+ *    "Numerics that decode anywhere"). Exceptions are marked "not bit-portable".
+ *  - Nothing here prints, exits or allocates memory it does not free.
+ */
+#ifndef BT_KERNELS_H
+#define BT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==================================================================== */
+/* ISA dispatch and threads                                              */
+/* ==================================================================== */
+
+typedef enum { BT_ISA_SCALAR = 0, BT_ISA_AVX2 = 1, BT_ISA_AVX512 = 2 } bt_isa;
+
+/* Best path this CPU and OS support (cpuid + xgetbv). */
+bt_isa bt_isa_detect(void);
+/* Path the kernels use now. Starts as bt_isa_detect(), lowered by the
+ * environment variable BT_ISA=scalar|avx2|avx512 when that is supported. */
+bt_isa bt_isa_get(void);
+/* Force a path (tests, CLIs). Returns 0, or -1 if the CPU lacks it (unchanged). */
+int bt_isa_set(bt_isa isa);
+/* "scalar", "avx2", "avx512". */
+const char *bt_isa_name(bt_isa isa);
+/* Parses a name as above; returns 0 on success, -1 otherwise. */
+int bt_isa_parse(const char *s, bt_isa *out);
+
+/* Sets the kernels' thread count (OpenMP and OpenBLAS). n <= 0: leave default. */
+void bt_set_threads(int n);
+int bt_get_threads(void);
+
+/* Measures this machine's fp32 FMA peak in GFLOP/s on the given path and
+ * thread count (a register-only FMA loop, ~0.2 s). Used for MFU figures. */
+double bt_peak_gflops(bt_isa isa, int threads);
+
+/* ==================================================================== */
+/* Own transcendental functions: identical bits on every path            */
+/* ==================================================================== */
+
+/* exp(x) for float, max rel. error ~2 ulp; exp(-inf) = 0, overflow -> +inf. */
+float bt_expf(float x);
+/* tanh(x), abs. error < 1e-6. */
+float bt_tanhf(float x);
+/* out[i] = bt_expf(in[i]); may alias. */
+void bt_exp_vec(float *out, const float *in, size_t n);
+
+/* ==================================================================== */
+/* GEMM                                                                  */
+/* ==================================================================== */
+
+/*
+ * C (M,N) = [C +] op(A) (M,K) . op(B) (K,N), row-major.
+ * op(A) is A stored (M,K) with stride lda when ta == 0, or A^T with A stored
+ * (K,M) when ta != 0; likewise op(B) is B (K,N) or B^T with B stored (N,K).
+ *
+ * Contract: every C element is ONE fused-multiply-add chain over k = 0..K-1 in
+ * increasing order, started from +0.0f (or from C's old value if accumulate).
+ * So bt_gemm, bt_gemm_st and bt_gemm_naive give identical bits on every ISA
+ * path and thread count. Threads split M and N, never K.
+ */
+void bt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, float *C, int ldc, int accumulate);
+/* Same contract, on the calling thread only (for use inside parallel regions). */
+void bt_gemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                const float *B, int ldb, float *C, int ldc, int accumulate);
+/* The reference: a triple loop of fmaf. */
+void bt_gemm_naive(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                   const float *B, int ldb, float *C, int ldc, int accumulate);
+/* OpenBLAS cblas_sgemm with the same arguments. Fast on CPUs without AVX-512,
+ * but NOT bit-portable: training only. */
+void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                  const float *B, int ldb, float *C, int ldc, int accumulate);
+
+/* Which GEMM the training ops call: own kernels (bit-portable) or OpenBLAS. */
+typedef enum { BT_GEMM_AUTO = 0, BT_GEMM_OWN = 1, BT_GEMM_BLAS = 2 } bt_gemm_backend;
+void bt_gemm_set_backend(bt_gemm_backend b);
+/* Resolves AUTO: own kernels on AVX-512, OpenBLAS otherwise. */
+bt_gemm_backend bt_gemm_get_backend(void);
+/* Dispatches to bt_gemm or bt_gemm_blas by the backend above. */
+void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                   const float *B, int ldb, float *C, int ldc, int accumulate);
+
+/* ==================================================================== */
+/* Linear layer (on bt_gemm_train)                                       */
+/* ==================================================================== */
+
+/* out (N,OC) = inp (N,IC) . w^T (w is (OC,IC)) + bias (OC, may be NULL). */
+void bt_linear_forward(float *out, const float *inp, const float *w,
+                       const float *bias, int N, int IC, int OC);
+/* dinp (N,IC) += dout (N,OC) . w;  dw (OC,IC) += dout^T . inp;
+ * dbias (OC) += column sums of dout. Any of dinp, dbias may be NULL. */
+void bt_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                        const float *inp, const float *w, int N, int IC, int OC);
+
+/* ==================================================================== */
+/* Elementwise and row ops (kernels/ops_impl.c, compiled once per ISA)   */
+/* ==================================================================== */
+
+/* out (N,C) = wte[tok[n]] (wte is (V,C)) * scale. */
+void bt_embedding_forward(float *out, const uint8_t *tok, const float *wte,
+                          int N, int C, float scale);
+/* dwte (V,C) += scatter of dout (N,C) * scale by tok (N). */
+void bt_embedding_backward(float *dwte, const float *dout, const uint8_t *tok,
+                           int N, int C, float scale);
+
+/* out (N,C) = (inp - mean) * rstd * w + b per row, eps = 1e-5 (biased
+ * variance, as PyTorch and Haiku); mean, rstd (N) saved for backward. */
+void bt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *w, const float *b, int N, int C);
+/* dinp (N,C) +=, dw (C) +=, db (C) += */
+void bt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, const float *mean,
+                           const float *rstd, int N, int C);
+
+/* GELU, tanh approximation (PyTorch approximate='tanh', jax.nn.gelu default):
+ * out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+void bt_gelu_forward(float *out, const float *inp, size_t n);
+/* dinp (n) += dout * gelu'(inp) */
+void bt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* Rotary tables cos, sin (T, hs/2): angle(t,i) = t * 10000^(-2i/hs).
+ * Computed with bt's own double-precision sin/cos/exp: identical everywhere. */
+void bt_rope_tables(float *cos_t, float *sin_t, int T, int hs);
+/* In place on the q and k parts of qkv (B,T,3C), heads of size hs = C/H,
+ * rotate-half pairing (i, i + hs/2) as GPT-NeoX / PyTorch rotate_half:
+ *   x'[i]      = x[i] cos - x[i+hs/2] sin
+ *   x'[i+hs/2] = x[i+hs/2] cos + x[i] sin
+ * Row t of each sequence has position t. v is untouched. */
+void bt_rope_forward(float *qkv, const float *cos_t, const float *sin_t,
+                     int B, int T, int C, int H);
+/* In place on dq, dk parts of dqkv (B,T,3C): the inverse rotation. */
+void bt_rope_backward(float *dqkv, const float *cos_t, const float *sin_t,
+                      int B, int T, int C, int H);
+
+/* Softmax cross-entropy over V classes. losses (N) = -ln softmax(logits)[target]
+ * in nats, from logits (N,V). */
+void bt_crossentropy_forward(float *losses, const float *logits,
+                             const uint8_t *targets, int N, int V);
+/* dlogits (N,V) += (softmax(logits) - onehot(target)) * dloss (scalar, e.g. 1/N). */
+void bt_crossentropy_backward(float *dlogits, const float *logits,
+                              const uint8_t *targets, int N, int V, float dloss);
+
+/* AdamW (decoupled weight decay, Loshchilov & Hutter), step t >= 1:
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *   p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd p )           */
+void bt_adamw_update(float *params, const float *grads, float *m, float *v,
+                     size_t n, float lr, float beta1, float beta2, float eps,
+                     float weight_decay, int t);
+
+/* Returns sum of g[i]^2 over n, in double, fixed order. */
+double bt_sumsq(const float *g, size_t n);
+/* x (n) *= s */
+void bt_scale(float *x, size_t n, float s);
+/* out (n) = a + b; may alias. */
+void bt_add(float *out, const float *a, const float *b, size_t n);
+
+/* ---- naive references (kernels/ops_ref.c), same contracts ---- */
+void bt_embedding_forward_naive(float *out, const uint8_t *tok, const float *wte, int N, int C, float scale);
+void bt_embedding_backward_naive(float *dwte, const float *dout, const uint8_t *tok, int N, int C, float scale);
+void bt_layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp,
+                                const float *w, const float *b, int N, int C);
+void bt_layernorm_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                                 const float *inp, const float *w, const float *mean,
+                                 const float *rstd, int N, int C);
+void bt_gelu_forward_naive(float *out, const float *inp, size_t n);
+void bt_gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t n);
+void bt_rope_forward_naive(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C, int H);
+void bt_rope_backward_naive(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int C, int H);
+void bt_crossentropy_forward_naive(float *losses, const float *logits, const uint8_t *targets, int N, int V);
+void bt_crossentropy_backward_naive(float *dlogits, const float *logits, const uint8_t *targets, int N, int V, float dloss);
+void bt_adamw_update_naive(float *params, const float *grads, float *m, float *v, size_t n, float lr,
+                           float beta1, float beta2, float eps, float weight_decay, int t);
+
+/* ==================================================================== */
+/* Causal multi-head attention (training)                               */
+/* ==================================================================== */
+
+/*
+ * qkv (B,T,3C) holds q | k | v per row; head h uses columns h*hs..h*hs+hs-1 of
+ * each part, hs = C/H (rotary already applied to q and k).
+ * out (B,T,C) = softmax(q k^T / sqrt(hs), causal) v, heads concatenated.
+ * lse (B,H,T) = per-row log-sum-exp of the scaled scores, saved for backward.
+ * Memory: never a (T,T) matrix per (b,h) at once, only query blocks of it.
+ */
+void bt_attention_forward(float *out, float *lse, const float *qkv,
+                          int B, int T, int C, int H);
+/* dqkv (B,T,3C) += gradient through attention, given dout (B,T,C) and the
+ * forward's qkv, out and lse. */
+void bt_attention_backward(float *dqkv, const float *dout, const float *qkv,
+                           const float *out, const float *lse,
+                           int B, int T, int C, int H);
+/* References: materialise each (T,T) score matrix; for tests at small T. */
+void bt_attention_forward_naive(float *out, float *lse, const float *qkv,
+                                int B, int T, int C, int H);
+void bt_attention_backward_naive(float *dqkv, const float *dout, const float *qkv,
+                                 const float *out, const float *lse,
+                                 int B, int T, int C, int H);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BT_KERNELS_H */
