@@ -42,14 +42,15 @@ static inline float bt_expf_inline(float x) {
   return x != x ? x : y;
 }
 
-/* tanh(x) = 1 - 2/(exp(2|x|)+1) with the sign of x; absolute error < 2e-7.
- * |x| >= 9 rounds to +-1 in float anyway. */
+/* tanh(x) = 1 - 2/(exp(2|x|)+1) with the sign of x; absolute error < 2e-7
+ * (|x| >= 9 gives +-0.99999994); NaN stays NaN. */
 static inline float bt_tanhf_inline(float x) {
   float a = x < 0.0f ? -x : x;
   a = a < 9.0f ? a : 9.0f;
   float e = bt_expf_inline(2.0f * a);
   float t = 1.0f - 2.0f / (e + 1.0f);
-  return x < 0.0f ? -t : t;
+  t = x < 0.0f ? -t : t;
+  return x != x ? x : t;
 }
 
 /* ---- double precision, for tables (rotary angles) ---- */

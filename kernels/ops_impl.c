@@ -1,0 +1,502 @@
+/*
+ * ops_impl.c - the transformer's elementwise and row ops, forward and backward.
+ *
+ * Portable C compiled three times (BT_MULTI_ISA_SOURCES): once per ISA with
+ * -DBT_ISA_SUFFIX=_scalar/_avx2/_avx512 and the matching -m flags. Every
+ * exported function is BT_ISA_FN(name); kernels/ops.c dispatches.
+ *
+ * Why this gives identical bits on all three paths: the build has
+ * -ffp-contract=off and no -ffast-math, so the compiler keeps every IEEE
+ * operation and the order of every float sum. Elementwise loops are
+ * vectorised (`omp simd`) without changing any result. Row reductions are
+ * written as 16 lanes in plain C (lane j sums elements i == j mod 16, then a
+ * fixed pairwise tree), which vectorises on every path and is the same
+ * arithmetic on each. Parallel loops split independent outputs only; a
+ * reduction across rows (LayerNorm dw/db) runs over fixed-size row blocks
+ * inside each column, so no sum depends on the thread count.
+ *
+ * No libm transcendental is called here: exp comes from mathfn.h (GELU's
+ * tanh is rewritten with exp, see there), the log of the cross-entropy from
+ * ln_pos_d() below. sqrtf and division are correctly rounded IEEE operations
+ * (and -fno-math-errno inlines sqrtf).
+ */
+
+/* GCC only if-converts the selects of mathfn.h's exp (a multiply after a
+ * select) when FP operations may not trap; without this the exp/tanh loops
+ * stay scalar on the SSE2 and AVX2 paths. It changes no value (clang's
+ * default already ignores traps). Must come before mathfn.h so its inline functions get it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+/* Sanitizer instrumentation keeps clang from vectorising the `omp simd`
+ * loops, which it reports as a warning; the code is the same either way. */
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+#endif
+
+#include "kernels/isa_impl.h"
+#include "kernels/kernels.h"
+#include "kernels/mathfn.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Below these sizes the OpenMP fork costs more than it saves. The result is
+ * the same either way. */
+#define PAR_MIN_ELEMS ((size_t)1 << 15)
+#define PAR_MIN_ROWS 64
+
+/* ==================================================================== */
+/* Fixed-order 16-lane reductions                                        */
+/* ==================================================================== */
+
+#define LANES 16
+
+/* Folds 16 lanes in a fixed tree: 8+8, 4+4, 2+2, 1+1. */
+static inline float fold16(float acc[LANES]) {
+  for (int s = LANES / 2; s >= 1; s >>= 1)
+    for (int j = 0; j < s; j++)
+      acc[j] += acc[j + s];
+  return acc[0];
+}
+
+/* Sum of x (n); lane j takes i == j mod 16 in increasing i. */
+static inline float sum16(const float *x, int n) {
+  float acc[LANES] = {0};
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    for (int j = 0; j < LANES; j++)
+      acc[j] += x[i + j];
+  for (int j = 0; i + j < n; j++)
+    acc[j] += x[i + j];
+  return fold16(acc);
+}
+
+/* Max of x (n >= 1). Max is exact, so the order only matters for NaN and the
+ * sign of zero; it is fixed all the same. */
+static inline float max16(const float *x, int n) {
+  float acc[LANES];
+  for (int j = 0; j < LANES; j++)
+    acc[j] = x[0];
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    for (int j = 0; j < LANES; j++)
+      acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  for (int j = 0; i + j < n; j++)
+    acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  for (int s = LANES / 2; s >= 1; s >>= 1)
+    for (int j = 0; j < s; j++)
+      acc[j] = acc[j + s] > acc[j] ? acc[j + s] : acc[j];
+  return acc[0];
+}
+
+/* Sum of exp(x[i] - mx) over n, same lane order as sum16. */
+static inline float sumexp16(const float *x, int n, float mx) {
+  float acc[LANES] = {0};
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    for (int j = 0; j < LANES; j++)
+      acc[j] += bt_expf_inline(x[i + j] - mx);
+  for (int j = 0; i + j < n; j++)
+    acc[j] += bt_expf_inline(x[i + j] - mx);
+  return fold16(acc);
+}
+
+/* ln(x) for a finite x >= 1 (a softmax denominator), in double:
+ * x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m-1)/(m+1),
+ * |s| <= 0.1716; the series to s^21 is exact to double rounding. */
+static inline double ln_pos_d(double x) {
+  uint64_t u;
+  memcpy(&u, &x, sizeof u);
+  int e = (int)((u >> 52) & 0x7ff) - 1023;
+  u = (u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+  double m;
+  memcpy(&m, &u, sizeof m);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e += 1;
+  }
+  double s = (m - 1.0) / (m + 1.0), s2 = s * s, p = 0.0;
+  for (int k = 21; k >= 3; k -= 2)
+    p = (p + 1.0 / (double)k) * s2;
+  return (double)e * 0.69314718055994531 + (2.0 * s + 2.0 * s * p);
+}
+
+/* ==================================================================== */
+/* Embedding                                                             */
+/* ==================================================================== */
+
+void BT_ISA_FN(bt_embedding_forward)(float *out, const uint8_t *tok, const float *wte,
+                                     int N, int C, float scale) {
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
+  for (int n = 0; n < N; n++) {
+    const float *src = wte + (size_t)tok[n] * C;
+    float *dst = out + (size_t)n * C;
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+      dst[c] = src[c] * scale;
+  }
+}
+
+/* Threads split the columns into 32-wide strips; within a strip the rows are
+ * added in increasing n, exactly as the naive loop does. */
+#define EMB_STRIP 32
+void BT_ISA_FN(bt_embedding_backward)(float *dwte, const float *dout, const uint8_t *tok,
+                                      int N, int C, float scale) {
+  int nstrip = (C + EMB_STRIP - 1) / EMB_STRIP;
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
+  for (int s = 0; s < nstrip; s++) {
+    int c0 = s * EMB_STRIP, w = C - c0 < EMB_STRIP ? C - c0 : EMB_STRIP;
+    if (w == EMB_STRIP) { /* a constant width: one or two vectors a row */
+      for (int n = 0; n < N; n++) {
+        float *d = dwte + (size_t)tok[n] * C + c0;
+        const float *g = dout + (size_t)n * C + c0;
+#pragma omp simd
+        for (int c = 0; c < EMB_STRIP; c++)
+          d[c] += g[c] * scale;
+      }
+    } else {
+      for (int n = 0; n < N; n++) {
+        float *d = dwte + (size_t)tok[n] * C + c0;
+        const float *g = dout + (size_t)n * C + c0;
+#pragma omp simd
+        for (int c = 0; c < w; c++)
+          d[c] += g[c] * scale;
+      }
+    }
+  }
+}
+
+/* ==================================================================== */
+/* LayerNorm                                                             */
+/* ==================================================================== */
+
+void BT_ISA_FN(bt_layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                                     const float *w, const float *b, int N, int C) {
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
+  for (int n = 0; n < N; n++) {
+    const float *x = inp + (size_t)n * C;
+    float *y = out + (size_t)n * C;
+    float m = sum16(x, C) / (float)C;
+    /* two-pass variance: centred squares, same lane order */
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= C; i += LANES)
+      for (int j = 0; j < LANES; j++) {
+        float d = x[i + j] - m;
+        acc[j] += d * d;
+      }
+    for (int j = 0; i + j < C; j++) {
+      float d = x[i + j] - m;
+      acc[j] += d * d;
+    }
+    float var = fold16(acc) / (float)C;
+    float rs = 1.0f / sqrtf(var + 1e-5f);
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+      y[c] = (x[c] - m) * rs * w[c] + b[c];
+    mean[n] = m;
+    rstd[n] = rs;
+  }
+}
+
+/* dw and db sum over rows: each column strip sums its rows in blocks of
+ * LN_ROWBLK (block partials from 0, blocks added in order), which is both
+ * thread-count independent and more accurate than one long float chain. */
+#define LN_STRIP 32
+#define LN_ROWBLK 64
+/* dw (wd) +=, db (wd) += over all N rows of one column strip (row stride C):
+ * rows in blocks of LN_ROWBLK, each block summed from 0, blocks added in order. */
+static inline void ln_dwdb_strip(float *dw, float *db, const float *dout, const float *inp,
+                                 const float *mean, const float *rstd, int N, int C, int wd) {
+  float tw[LN_STRIP] = {0}, tb[LN_STRIP] = {0};
+  for (int n0 = 0; n0 < N; n0 += LN_ROWBLK) {
+    int n1 = N - n0 < LN_ROWBLK ? N : n0 + LN_ROWBLK;
+    float pw[LN_STRIP] = {0}, pb[LN_STRIP] = {0};
+    for (int n = n0; n < n1; n++) {
+      const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+      float m = mean[n], rs = rstd[n];
+#pragma omp simd
+      for (int c = 0; c < wd; c++) {
+        float xh = (x[c] - m) * rs;
+        pw[c] += g[c] * xh;
+        pb[c] += g[c];
+      }
+    }
+#pragma omp simd
+    for (int c = 0; c < wd; c++) {
+      tw[c] += pw[c];
+      tb[c] += pb[c];
+    }
+  }
+#pragma omp simd
+  for (int c = 0; c < wd; c++) {
+    dw[c] += tw[c];
+    db[c] += tb[c];
+  }
+}
+
+void BT_ISA_FN(bt_layernorm_backward)(float *dinp, float *dw, float *db, const float *dout,
+                                      const float *inp, const float *w, const float *mean,
+                                      const float *rstd, int N, int C) {
+  /* dinp: independent rows */
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
+  for (int n = 0; n < N; n++) {
+    const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+    float *dx = dinp + (size_t)n * C;
+    float m = mean[n], rs = rstd[n];
+    float a1[LANES] = {0}, a2[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= C; i += LANES)
+      for (int j = 0; j < LANES; j++) {
+        float wg = w[i + j] * g[i + j];
+        float xh = (x[i + j] - m) * rs;
+        a1[j] += wg;
+        a2[j] += wg * xh;
+      }
+    for (int j = 0; i + j < C; j++) {
+      float wg = w[i + j] * g[i + j];
+      float xh = (x[i + j] - m) * rs;
+      a1[j] += wg;
+      a2[j] += wg * xh;
+    }
+    float m1 = fold16(a1) / (float)C; /* mean(w dout) */
+    float m2 = fold16(a2) / (float)C; /* mean(w dout xhat) */
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+      float wg = w[c] * g[c];
+      float xh = (x[c] - m) * rs;
+      dx[c] += rs * (wg - m1 - xh * m2);
+    }
+  }
+
+  /* dw, db: independent column strips */
+  int nstrip = (C + LN_STRIP - 1) / LN_STRIP;
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
+  for (int s = 0; s < nstrip; s++) {
+    int c0 = s * LN_STRIP, wd = C - c0 < LN_STRIP ? C - c0 : LN_STRIP;
+    if (wd == LN_STRIP) /* a constant width vectorises without a tail */
+      ln_dwdb_strip(dw + c0, db + c0, dout + c0, inp + c0, mean, rstd, N, C, LN_STRIP);
+    else
+      ln_dwdb_strip(dw + c0, db + c0, dout + c0, inp + c0, mean, rstd, N, C, wd);
+  }
+}
+
+/* ==================================================================== */
+/* GELU (tanh approximation)                                             */
+/* ==================================================================== */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_A 0.044715f
+
+/* 0.5 x (1 + tanh(u)) is computed as x sigmoid(2u) = x / (1 + exp(-2u)): the
+ * same function, without the cancellation of 1 + tanh(u) for x < 0, so every
+ * output has a small relative error (the tanh form loses all digits there). */
+void BT_ISA_FN(bt_gelu_forward)(float *out, const float *inp, size_t n) {
+  ptrdiff_t nn = (ptrdiff_t)n;
+#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
+  for (ptrdiff_t i = 0; i < nn; i++) {
+    float x = inp[i];
+    float u = GELU_K * (x + GELU_A * x * x * x);
+    out[i] = x / (1.0f + bt_expf_inline(-2.0f * u)); /* exp -> inf gives -0 */
+  }
+}
+
+/* With s = sigmoid(2u) and e = exp(-2u), 1 - s = e s, so
+ * gelu'(x) = s + x s (1 - s) 2u' = s + 2 x u' e s^2,  u' = k (1 + 3 a x^2).
+ * -2u is capped at 87 so that e stays finite (s is then ~1e-38 anyway). */
+void BT_ISA_FN(bt_gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n) {
+  ptrdiff_t nn = (ptrdiff_t)n;
+#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
+  for (ptrdiff_t i = 0; i < nn; i++) {
+    float x = inp[i];
+    float x2 = x * x;
+    float m2u = -2.0f * (GELU_K * (x + GELU_A * x2 * x));
+    m2u = m2u < 87.0f ? m2u : 87.0f;
+    float e = bt_expf_inline(m2u);
+    float s = 1.0f / (1.0f + e);
+    float du = GELU_K * (1.0f + 3.0f * GELU_A * x2);
+    float d = s + 2.0f * x * du * (e * s) * s;
+    dinp[i] += dout[i] * d;
+  }
+}
+
+/* ==================================================================== */
+/* Rotary position embedding                                             */
+/* ==================================================================== */
+
+/* sign = +1: forward rotation by the angle; -1: the inverse (transpose). */
+static inline void rope_rows(float *qkv, const float *cos_t, const float *sin_t, int B, int T,
+                             int C, int H, float sign) {
+  int hs = C / H, half = hs / 2, rows = B * T;
+  assert(hs * H == C && half * 2 == hs);
+#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS)
+  for (int r = 0; r < rows; r++) {
+    int t = r % T;
+    const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
+    for (int part = 0; part < 2; part++) /* q, then k */
+      for (int h = 0; h < H; h++) {
+        float *x = qkv + (size_t)r * 3 * C + (size_t)part * C + (size_t)h * hs;
+#pragma omp simd
+        for (int i = 0; i < half; i++) {
+          float x0 = x[i], x1 = x[i + half], c = cs[i], s = sign * sn[i];
+          x[i] = x0 * c - x1 * s;
+          x[i + half] = x1 * c + x0 * s;
+        }
+      }
+  }
+}
+
+void BT_ISA_FN(bt_rope_forward)(float *qkv, const float *cos_t, const float *sin_t, int B,
+                                int T, int C, int H) {
+  rope_rows(qkv, cos_t, sin_t, B, T, C, H, 1.0f);
+}
+
+void BT_ISA_FN(bt_rope_backward)(float *dqkv, const float *cos_t, const float *sin_t, int B,
+                                 int T, int C, int H) {
+  rope_rows(dqkv, cos_t, sin_t, B, T, C, H, -1.0f);
+}
+
+/* ==================================================================== */
+/* Softmax cross-entropy                                                 */
+/* ==================================================================== */
+
+void BT_ISA_FN(bt_crossentropy_forward)(float *losses, const float *logits,
+                                        const uint8_t *targets, int N, int V) {
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
+  for (int n = 0; n < N; n++) {
+    const float *z = logits + (size_t)n * V;
+    int y = targets[n];
+    assert(y < V);
+    float mx = max16(z, V);
+    float se = sumexp16(z, V, mx); /* >= 1: the max term is exp(0) */
+    /* -ln p[y] = ln(sum) - (z[y] - max) */
+    losses[n] = (float)(ln_pos_d((double)se) - (double)(z[y] - mx));
+  }
+}
+
+void BT_ISA_FN(bt_crossentropy_backward)(float *dlogits, const float *logits,
+                                         const uint8_t *targets, int N, int V, float dloss) {
+#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
+  for (int n = 0; n < N; n++) {
+    const float *z = logits + (size_t)n * V;
+    float *dz = dlogits + (size_t)n * V;
+    int y = targets[n];
+    assert(y < V);
+    float mx = max16(z, V);
+    float se = sumexp16(z, V, mx);
+#pragma omp simd
+    for (int i = 0; i < V; i++) {
+      float p = bt_expf_inline(z[i] - mx) / se;
+      float oh = i == y ? 1.0f : 0.0f;
+      dz[i] += (p - oh) * dloss;
+    }
+  }
+}
+
+/* ==================================================================== */
+/* AdamW                                                                 */
+/* ==================================================================== */
+
+/* x^t by squaring, in double: the same bits everywhere. */
+static double powi_d(double x, int t) {
+  double r = 1.0;
+  while (t > 0) {
+    if (t & 1)
+      r *= x;
+    x *= x;
+    t >>= 1;
+  }
+  return r;
+}
+
+void BT_ISA_FN(bt_adamw_update)(float *params, const float *grads, float *m, float *v,
+                                size_t n, float lr, float beta1, float beta2, float eps,
+                                float weight_decay, int t) {
+  assert(t >= 1);
+  float bc1 = (float)(1.0 - powi_d((double)beta1, t));
+  float bc2 = (float)(1.0 - powi_d((double)beta2, t));
+  float omb1 = 1.0f - beta1, omb2 = 1.0f - beta2;
+  ptrdiff_t nn = (ptrdiff_t)n;
+#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
+  for (ptrdiff_t i = 0; i < nn; i++) {
+    float g = grads[i], p = params[i];
+    float mi = beta1 * m[i] + omb1 * g;
+    float vi = beta2 * v[i] + omb2 * (g * g);
+    float mhat = mi / bc1, vhat = vi / bc2;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+  }
+}
+
+/* ==================================================================== */
+/* Vector helpers                                                        */
+/* ==================================================================== */
+
+/* Blocks of SUMSQ_BLK elements, each summed in 16 double lanes and folded in
+ * a fixed tree; block sums are added in block order. Threads compute block
+ * sums of one round of SUMSQ_ROUND blocks at a time (a stack array), so the
+ * result does not depend on the thread count and nothing is allocated. */
+#define SUMSQ_BLK 4096
+#define SUMSQ_ROUND 256
+double BT_ISA_FN(bt_sumsq)(const float *g, size_t n) {
+  size_t nblk = (n + SUMSQ_BLK - 1) / SUMSQ_BLK;
+  double total = 0.0;
+  for (size_t r0 = 0; r0 < nblk; r0 += SUMSQ_ROUND) {
+    int nb = nblk - r0 < SUMSQ_ROUND ? (int)(nblk - r0) : SUMSQ_ROUND;
+    double part[SUMSQ_ROUND];
+#pragma omp parallel for schedule(static) if (nb > 1 && n >= PAR_MIN_ELEMS)
+    for (int b = 0; b < nb; b++) {
+      size_t i0 = (r0 + (size_t)b) * SUMSQ_BLK;
+      size_t len = n - i0 < SUMSQ_BLK ? n - i0 : SUMSQ_BLK;
+      const float *x = g + i0;
+      double acc[LANES] = {0};
+      size_t i = 0;
+      for (; i + LANES <= len; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+          double d = (double)x[i + j];
+          acc[j] += d * d; /* the square of a float is exact in double */
+        }
+      for (int j = 0; i + (size_t)j < len; j++) {
+        double d = (double)x[i + j];
+        acc[j] += d * d;
+      }
+      for (int s = LANES / 2; s >= 1; s >>= 1)
+        for (int j = 0; j < s; j++)
+          acc[j] += acc[j + s];
+      part[b] = acc[0];
+    }
+    for (int b = 0; b < nb; b++)
+      total += part[b];
+  }
+  return total;
+}
+
+void BT_ISA_FN(bt_scale)(float *x, size_t n, float s) {
+  ptrdiff_t nn = (ptrdiff_t)n;
+#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
+  for (ptrdiff_t i = 0; i < nn; i++)
+    x[i] *= s;
+}
+
+void BT_ISA_FN(bt_add)(float *out, const float *a, const float *b, size_t n) {
+  ptrdiff_t nn = (ptrdiff_t)n;
+  /* out may alias a or b: element i reads only a[i], b[i] before writing out[i] */
+#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
+  for (ptrdiff_t i = 0; i < nn; i++)
+    out[i] = a[i] + b[i];
+}
+
+void BT_ISA_FN(bt_exp_vec)(float *out, const float *in, size_t n) {
+  ptrdiff_t nn = (ptrdiff_t)n;
+#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
+  for (ptrdiff_t i = 0; i < nn; i++)
+    out[i] = bt_expf_inline(in[i]);
+}
