@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# bt-train: flags, bad input, checkpoints readable by h5py, NaN handling.
+source "$(dirname "$0")/lib.sh"
+TRAIN="$BUILD/bt-train"
+text_slice 200000 > "$WORK/small.txt"
+TINY=(--layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -q)
+
+# ---- a short good run ----
+expect 0 "" "tiny run" -- "$TRAIN" "${TINY[@]}" --steps 30 --val-split 0.1 --val-every 10 -o "$WORK/m.h5" "$WORK/small.txt"
+[ -s "$WORK/m.h5" ] && ok || bad "no checkpoint written"
+[ "$(wc -l < "$WORK/m.h5.log.jsonl")" -ge 3 ] && ok || bad "log has too few records"
+grep -q '"val_bpb":[0-9]' "$WORK/m.h5.log.jsonl" && ok || bad "log lacks validation bpb"
+
+# ---- h5py can list and read every tensor, config attributes and training state ----
+/usr/bin/python3 - "$WORK/m.h5" <<'PY' && ok || bad "h5py cannot read the checkpoint"
+import sys, h5py, numpy as np
+names = ["embed","qkv_w","attn_out_w","ln1_w","ln1_b","fc_w","fc_b","proj_w","proj_b","ln2_w","ln2_b","out_w","out_b"]
+with h5py.File(sys.argv[1], "r") as f:
+    assert f.attrs["format"] == b"bt-checkpoint" or f.attrs["format"] == "bt-checkpoint"
+    assert int(f.attrs["d_model"]) == 32 and int(f.attrs["n_layer"]) == 1
+    total = 0
+    for n in names:
+        a = np.array(f["params"][n]); assert a.dtype == np.float32 and np.isfinite(a).all(); total += a.size
+    assert total == int(f.attrs["num_params"])
+    assert int(f["train"].attrs["step"]) == 30
+    for g in ("adam_m", "adam_v"):
+        for n in names: np.array(f["train"][g][n])
+    log = np.array(f["train"]["log"]); assert log.shape[1] == 7 and log.shape[0] >= 3
+PY
+
+# ---- bad input: one clear line, exit 1 ----
+expect 1 "cannot load training data.*missing" "missing data" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/missing"
+: > "$WORK/empty"
+expect 1 "cannot load training data" "empty data" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/empty"
+head -c 40 "$WORK/small.txt" > "$WORK/short"
+expect 1 "too short" "data shorter than a context" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/short"
+head -c 3000 "$WORK/m.h5" > "$WORK/trunc.h5"
+expect 1 "truncated|damaged" "truncated checkpoint" -- "$TRAIN" -q --resume "$WORK/trunc.h5" "$WORK/small.txt"
+cp "$WORK/m.h5" "$WORK/flip.h5"
+printf '\x55' | dd of="$WORK/flip.h5" bs=1 seek=9000 conv=notrunc status=none
+expect 1 "damaged" "bit-flipped checkpoint" -- "$TRAIN" -q --resume "$WORK/flip.h5" "$WORK/small.txt"
+expect 1 "not a bt checkpoint" "not a checkpoint" -- "$TRAIN" -q --resume "$WORK/small.txt" "$WORK/small.txt"
+expect 1 "does not match the flags" "config mismatch" -- "$TRAIN" -q --resume "$WORK/m.h5" --layers 2 --dim 32 --heads 2 "$WORK/small.txt"
+expect 1 "does not match the flags" "preset mismatch" -- "$TRAIN" -q --resume "$WORK/m.h5" --params 200K "$WORK/small.txt"
+mkdir -p "$WORK/ro" && chmod 555 "$WORK/ro"
+if [ "$(id -u)" -eq 0 ]; then
+  # root ignores permissions: use a path under a regular file instead
+  expect 1 "does not exist|not writable" "unwritable folder" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/small.txt/x.h5" "$WORK/small.txt"
+else
+  expect 1 "not writable" "unwritable folder" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/ro/x.h5" "$WORK/small.txt"
+fi
+expect 1 "does not exist" "missing folder" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/nodir/x.h5" "$WORK/small.txt"
+expect 1 "unknown option" "nonsense flag" -- "$TRAIN" --frobnicate "$WORK/small.txt"
+expect 1 "invalid value for --steps" "bad number" -- "$TRAIN" --params 200K --steps banana "$WORK/small.txt"
+expect 1 "unknown preset" "bad preset" -- "$TRAIN" --params 7M "$WORK/small.txt"
+expect 1 "no DATA" "no data" -- "$TRAIN" --params 200K
+expect 1 "invalid model" "bad heads" -- "$TRAIN" --layers 1 --dim 48 --heads 5 "$WORK/small.txt"
+expect 1 "needs a value" "missing value" -- "$TRAIN" --params
+expect 1 "invalid value for --time" "bad duration" -- "$TRAIN" --params 200K --time 5x "$WORK/small.txt"
+BT_OFFLINE=1 expect 1 "--data" "enwik8 offline names --data" -- env BT_OFFLINE=1 "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" enwik8
+expect 0 "" "--help" -- "$TRAIN" --help
+expect 0 "" "--version" -- "$TRAIN" --version
+
+# ---- divergence: a huge learning rate gives a clear error and keeps the last good checkpoint ----
+expect 1 "diverged.*no checkpoint" "NaN stops the run" -- "$TRAIN" "${TINY[@]}" --steps 400 --lr 1e30 --clip 0 --warmup 0 --ckpt-every 1000 -o "$WORK/nan.h5" "$WORK/small.txt"
+[ ! -e "$WORK/nan.h5" ] && ok || bad "a diverged run wrote a checkpoint"
+# Step 1 saves a checkpoint, step 2 diverges: the step-1 checkpoint stays.
+expect 1 "diverged.*step 1\) is kept" "NaN keeps the last checkpoint" -- "$TRAIN" "${TINY[@]}" --steps 400 --lr 1e30 --clip 0 --warmup 0 --ckpt-every 1 -o "$WORK/nan1.h5" "$WORK/small.txt"
+/usr/bin/python3 -c 'import h5py,sys; assert int(h5py.File(sys.argv[1],"r")["train"].attrs["step"]) == 1' "$WORK/nan1.h5" && ok || bad "kept checkpoint is not step 1"
+# A checkpoint edited outside bt fails its checksum and is refused.
+"$TRAIN" "${TINY[@]}" --steps 20 --ckpt-every 10 -o "$WORK/good.h5" "$WORK/small.txt" || bad "good run failed"
+/usr/bin/python3 - "$WORK/good.h5" <<'PY' || bad "cannot poke lr"
+import h5py, sys
+# Raise the stored peak learning rate so that the resumed steps diverge.
+with h5py.File(sys.argv[1], "r+") as f: f["train"].attrs["lr"] = 1e30; f["train"].attrs["clip"] = 0.0
+PY
+# (editing with h5py breaks bt's file checksum, so this must be refused as damaged)
+expect 1 "damaged" "checkpoint edited outside bt is refused" -- "$TRAIN" -q --resume "$WORK/good.h5" --steps 40 "$WORK/small.txt"
+summary

@@ -1,0 +1,631 @@
+/* ckpt.c - HDF5 checkpoints: atomic writes, checked reads (see ckpt.h). */
+#include "train/ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/sha256.h"
+
+#define UB_SIZE 512
+#define UB_MAGIC "BTCKPT1\n"
+#define FORMAT_NAME "bt-checkpoint"
+#define FORMAT_VERSION 1
+
+/* ==================================================================== */
+/* float16 <-> float32, own code so the rounding is ours everywhere      */
+/* ==================================================================== */
+
+static uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7FFFFFFF;
+  if (ax >= 0x7F800000) /* inf or nan */
+    return (uint16_t)(sign | 0x7C00 | (ax > 0x7F800000 ? 0x200 : 0));
+  if (ax >= 0x477FF000) /* rounds to >= 65520: overflow */
+    return (uint16_t)(sign | 0x7C00);
+  if (ax < 0x38800000) { /* subnormal half (or zero) */
+    if (ax < 0x33000000)
+      return (uint16_t)sign;
+    uint32_t mant = (ax & 0x7FFFFF) | 0x800000;
+    int shift = 126 - (int)(ax >> 23); /* 14..24 */
+    uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    q += (rem > half || (rem == half && (q & 1)));
+    return (uint16_t)(sign | q);
+  }
+  uint32_t q = ((ax - 0x38000000) >> 13), rem = ax & 0x1FFF;
+  q += (rem > 0x1000 || (rem == 0x1000 && (q & 1)));
+  return (uint16_t)(sign | q);
+}
+
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, mant = h & 0x3FF, x;
+  if (e == 0x1F)
+    x = sign | 0x7F800000 | (mant << 13);
+  else if (e)
+    x = sign | ((e + 112) << 23) | (mant << 13);
+  else if (!mant)
+    x = sign;
+  else { /* subnormal: normalise */
+    e = 113;
+    while (!(mant & 0x400)) {
+      mant <<= 1;
+      e--;
+    }
+    x = sign | (e << 23) | ((mant & 0x3FF) << 13);
+  }
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+void bt_ckpt_round_f16(bt_model *m) {
+  float *p = bt_model_params(m);
+  for (size_t i = 0, n = bt_model_num_params(m); i < n; i++)
+    p[i] = f16_to_f32(f32_to_f16(p[i]));
+}
+
+void bt_model_weights_sha256(bt_model *m, uint8_t out[32]) {
+  /* x86-64 and every target we build for are little-endian */
+  bt_sha256(bt_model_params(m), bt_model_num_params(m) * sizeof(float), out);
+}
+
+void bt_train_state_clear(bt_train_state *st) {
+  if (!st)
+    return;
+  free(st->log);
+  st->log = NULL;
+  st->log_rows = 0;
+}
+
+/* ==================================================================== */
+/* HDF5 helpers                                                         */
+/* ==================================================================== */
+
+static hid_t f16_type(void) {
+  hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+  H5Tset_fields(t, 15, 10, 5, 0, 10);
+  H5Tset_size(t, 2);
+  H5Tset_ebias(t, 15);
+  return t;
+}
+
+static int attr_put(hid_t obj, const char *name, hid_t type, const void *val) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+  int ok = a >= 0 && H5Awrite(a, type, val) >= 0;
+  if (a >= 0)
+    H5Aclose(a);
+  H5Sclose(sp);
+  return ok ? 0 : -1;
+}
+static int put_i64(hid_t o, const char *n, int64_t v) { return attr_put(o, n, H5T_NATIVE_INT64, &v); }
+static int put_u64(hid_t o, const char *n, uint64_t v) { return attr_put(o, n, H5T_NATIVE_UINT64, &v); }
+static int put_f64(hid_t o, const char *n, double v) { return attr_put(o, n, H5T_NATIVE_DOUBLE, &v); }
+static int put_str(hid_t o, const char *n, const char *s) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, strlen(s) + 1);
+  H5Tset_strpad(t, H5T_STR_NULLTERM);
+  int r = attr_put(o, n, t, s);
+  H5Tclose(t);
+  return r;
+}
+
+/* Reads a scalar numeric attribute, converted to mem_type. -1 if absent/bad. */
+static int attr_get(hid_t obj, const char *name, hid_t mem_type, void *val) {
+  if (H5Aexists(obj, name) <= 0)
+    return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0)
+    return -1;
+  hid_t sp = H5Aget_space(a), ft = H5Aget_type(a);
+  int ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 && ft >= 0 &&
+           H5Tget_class(ft) != H5T_STRING && H5Aread(a, mem_type, val) >= 0;
+  if (ft >= 0)
+    H5Tclose(ft);
+  if (sp >= 0)
+    H5Sclose(sp);
+  H5Aclose(a);
+  return ok ? 0 : -1;
+}
+static int get_i64(hid_t o, const char *n, int64_t *v) { return attr_get(o, n, H5T_NATIVE_INT64, v); }
+static int get_u64(hid_t o, const char *n, uint64_t *v) { return attr_get(o, n, H5T_NATIVE_UINT64, v); }
+static int get_f64(hid_t o, const char *n, double *v) { return attr_get(o, n, H5T_NATIVE_DOUBLE, v); }
+
+/* Reads a fixed-length string attribute into buf (always terminated). */
+static int get_str(hid_t obj, const char *name, char *buf, size_t cap) {
+  if (H5Aexists(obj, name) <= 0)
+    return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0)
+    return -1;
+  hid_t ft = H5Aget_type(a);
+  int ok = -1;
+  if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
+    size_t sz = H5Tget_size(ft);
+    char *tmp = sz > 0 && sz < (1 << 20) ? calloc(1, sz + 1) : NULL;
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, sz);
+    if (tmp && H5Aread(a, mt, tmp) >= 0) {
+      snprintf(buf, cap, "%s", tmp);
+      ok = 0;
+    }
+    H5Tclose(mt);
+    free(tmp);
+  }
+  if (ft >= 0)
+    H5Tclose(ft);
+  H5Aclose(a);
+  return ok;
+}
+
+/* Writes one float tensor as float32 or float16. */
+static int put_tensor(hid_t grp, const bt_tensor_info *t, const float *data, int dtype) {
+  hsize_t dims[3] = {t->shape[0], t->shape[1], t->shape[2]};
+  hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
+  hid_t ft = dtype == BT_CKPT_F16 ? f16_type() : H5Tcopy(H5T_IEEE_F32LE);
+  hid_t d = H5Dcreate2(grp, t->name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int ok = d >= 0;
+  if (ok && dtype == BT_CKPT_F16) {
+    uint16_t *h = malloc(t->size * sizeof *h);
+    ok = h != NULL;
+    for (size_t i = 0; ok && i < t->size; i++)
+      h[i] = f32_to_f16(data[i]);
+    ok = ok && H5Dwrite(d, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, h) >= 0;
+    free(h);
+  } else if (ok) {
+    ok = H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+  }
+  if (d >= 0)
+    H5Dclose(d);
+  H5Tclose(ft);
+  H5Sclose(sp);
+  return ok ? 0 : -1;
+}
+
+/* Reads one tensor, checking rank, shape and type (float32 or float16). */
+static bt_error get_tensor(hid_t grp, const bt_tensor_info *t, float *out, const char *where) {
+  if (H5Lexists(grp, t->name, H5P_DEFAULT) <= 0)
+    return bt_fail(BT_ERR_CORRUPT, "missing tensor %s/%s", where, t->name);
+  hid_t d = H5Dopen2(grp, t->name, H5P_DEFAULT);
+  if (d < 0)
+    return bt_fail(BT_ERR_CORRUPT, "cannot open tensor %s/%s", where, t->name);
+  bt_error e = BT_OK;
+  hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
+  hsize_t dims[8];
+  int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+  if (nd != t->ndim || H5Sget_simple_extent_dims(sp, dims, NULL) != nd) {
+    e = bt_fail(BT_ERR_MISMATCH, "tensor %s/%s has rank %d, expected %d", where, t->name, nd, t->ndim);
+  } else {
+    for (int i = 0; i < nd && !e; i++)
+      if (dims[i] != t->shape[i])
+        e = bt_fail(BT_ERR_MISMATCH, "tensor %s/%s has dim %d = %llu, expected %zu", where,
+                    t->name, i, (unsigned long long)dims[i], t->shape[i]);
+  }
+  if (!e) {
+    size_t sz = H5Tget_size(ft);
+    if (ft < 0 || H5Tget_class(ft) != H5T_FLOAT || (sz != 4 && sz != 2)) {
+      e = bt_fail(BT_ERR_FORMAT, "tensor %s/%s is not float32 or float16", where, t->name);
+    } else if (sz == 4) {
+      if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
+    } else {
+      uint16_t *h = malloc(t->size * sizeof *h);
+      hid_t mt = f16_type();
+      if (!h)
+        e = bt_fail(BT_ERR_NOMEM, "reading %s", t->name);
+      else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, h) < 0)
+        e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
+      for (size_t i = 0; !e && i < t->size; i++)
+        out[i] = f16_to_f32(h[i]);
+      H5Tclose(mt);
+      free(h);
+    }
+  }
+  if (ft >= 0)
+    H5Tclose(ft);
+  if (sp >= 0)
+    H5Sclose(sp);
+  H5Dclose(d);
+  return e;
+}
+
+/* ==================================================================== */
+/* Save                                                                 */
+/* ==================================================================== */
+
+static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
+  hid_t g = H5Gcreate2(file, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0)
+    return -1;
+  char hex[65];
+  bt_sha256_hex(st->data_sha256, hex);
+  int r = 0;
+  r |= put_i64(g, "step", st->step);
+  r |= put_i64(g, "total_steps", st->total_steps);
+  r |= put_i64(g, "warmup_steps", st->warmup_steps);
+  r |= put_i64(g, "tokens", st->tokens);
+  r |= put_i64(g, "batch", st->batch);
+  r |= put_i64(g, "seq", st->seq);
+  r |= put_i64(g, "threads", st->threads);
+  r |= put_f64(g, "lr", st->lr);
+  r |= put_f64(g, "min_lr", st->min_lr);
+  r |= put_f64(g, "weight_decay", st->weight_decay);
+  r |= put_f64(g, "beta1", st->beta1);
+  r |= put_f64(g, "beta2", st->beta2);
+  r |= put_f64(g, "eps", st->eps);
+  r |= put_f64(g, "clip", st->clip);
+  r |= put_u64(g, "seed", st->seed);
+  r |= put_u64(g, "rng0", st->rng[0]);
+  r |= put_u64(g, "rng1", st->rng[1]);
+  r |= put_f64(g, "val_split", st->val_split);
+  r |= put_f64(g, "elapsed_s", st->elapsed_s);
+  r |= put_f64(g, "best_val_bpb", st->best_val_bpb);
+  r |= put_str(g, "data_name", st->data_name);
+  r |= put_u64(g, "data_size", st->data_size);
+  r |= put_str(g, "data_sha256", hex);
+  const bt_tensor_info *t = bt_model_tensors(m);
+  const char *names[2] = {"adam_m", "adam_v"};
+  float *mom[2] = {bt_model_adam_m(m), bt_model_adam_v(m)};
+  for (int k = 0; k < 2 && !r; k++) {
+    hid_t mg = H5Gcreate2(g, names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    r |= mg < 0 || !mom[k];
+    for (int i = 0; i < BT_NUM_TENSORS && !r; i++)
+      r |= put_tensor(mg, &t[i], mom[k] + t[i].offset, BT_CKPT_F32);
+    if (mg >= 0)
+      H5Gclose(mg);
+  }
+  if (!r) { /* the log, rows x BT_LOG_COLS float64; an empty log has 0 rows */
+    hsize_t dims[2] = {st->log_rows, BT_LOG_COLS}, maxd[2] = {H5S_UNLIMITED, BT_LOG_COLS};
+    hsize_t chunk[2] = {256, BT_LOG_COLS};
+    hid_t sp = H5Screate_simple(2, dims, maxd), pl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(pl, 2, chunk);
+    hid_t d = H5Dcreate2(g, "log", H5T_IEEE_F64LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    r |= d < 0;
+    if (!r && st->log_rows)
+      r |= H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->log) < 0;
+    if (d >= 0) {
+      r |= put_str(d, "columns", BT_LOG_COLUMN_NAMES);
+      H5Dclose(d);
+    }
+    H5Pclose(pl);
+    H5Sclose(sp);
+  }
+  H5Gclose(g);
+  return r ? -1 : 0;
+}
+
+/* Writes the user block: magic, file size, SHA-256 of [UB_SIZE, end). */
+static bt_error seal_file(int fd, const char *path) {
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || sb.st_size < UB_SIZE)
+    return bt_fail(BT_ERR_IO, "cannot stat %s", path);
+  bt_sha256_ctx c;
+  bt_sha256_init(&c);
+  static unsigned char buf[1 << 16];
+  if (lseek(fd, UB_SIZE, SEEK_SET) < 0)
+    return bt_fail(BT_ERR_IO, "seek %s: %s", path, strerror(errno));
+  for (;;) {
+    ssize_t k = read(fd, buf, sizeof buf);
+    if (k < 0)
+      return bt_fail(BT_ERR_IO, "read %s: %s", path, strerror(errno));
+    if (k == 0)
+      break;
+    bt_sha256_update(&c, buf, (size_t)k);
+  }
+  unsigned char ub[UB_SIZE] = {0};
+  uint8_t dig[32];
+  bt_sha256_final(&c, dig);
+  memcpy(ub, UB_MAGIC, 8);
+  uint64_t size = (uint64_t)sb.st_size;
+  for (int i = 0; i < 8; i++)
+    ub[8 + i] = (unsigned char)(size >> (8 * i));
+  memcpy(ub + 16, dig, 32);
+  snprintf((char *)ub + 64, UB_SIZE - 64,
+           "bt checkpoint: HDF5 starts at byte 512; open with h5py.File(path).\n");
+  if (pwrite(fd, ub, UB_SIZE, 0) != UB_SIZE)
+    return bt_fail(BT_ERR_IO, "write %s: %s", path, strerror(errno));
+  if (fsync(fd) != 0)
+    return bt_fail(BT_ERR_IO, "fsync %s: %s", path, strerror(errno));
+  return BT_OK;
+}
+
+bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, int dtype) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    return bt_fail(BT_ERR_ARG, "checkpoint path too long");
+  const bt_config *cfg = bt_model_config(m);
+  const bt_tensor_info *t = bt_model_tensors(m);
+  float *params = bt_model_params(m);
+  if (st && (!bt_model_adam_m(m) || !bt_model_adam_v(m)))
+    return bt_fail(BT_ERR_NOMEM, "optimizer state");
+
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+  H5Pset_userblock(fcpl, UB_SIZE);
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+  H5Pclose(fcpl);
+  if (f < 0)
+    return bt_fail(BT_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+  uint8_t dig[32];
+  char hex[65];
+  bt_model_weights_sha256(m, dig);
+  bt_sha256_hex(dig, hex);
+  int r = 0;
+  r |= put_str(f, "format", FORMAT_NAME);
+  r |= put_i64(f, "format_version", FORMAT_VERSION);
+  r |= put_str(f, "bt_version", BT_VERSION);
+  r |= put_i64(f, "n_layer", cfg->n_layer);
+  r |= put_i64(f, "d_model", cfg->d_model);
+  r |= put_i64(f, "n_head", cfg->n_head);
+  r |= put_i64(f, "ctx", cfg->ctx);
+  r |= put_i64(f, "vocab", BT_VOCAB);
+  r |= put_i64(f, "num_params", (int64_t)bt_model_num_params(m));
+  r |= put_str(f, "weights_sha256", hex);
+  r |= put_str(f, "dtype", dtype == BT_CKPT_F16 ? "float16" : "float32");
+  r |= put_str(f, "architecture",
+               "post-LN byte transformer: x=embed*sqrt(C); per layer h=LN1(x+Wo attn(rope q,k; v)), "
+               "x=LN2(h+W2 gelu_tanh(W1 h+b1)+b2); logits=Wout x+bout; BOS=0");
+  hid_t g = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  r |= g < 0;
+  for (int i = 0; i < BT_NUM_TENSORS && !r; i++)
+    r |= put_tensor(g, &t[i], params + t[i].offset, dtype);
+  if (g >= 0)
+    H5Gclose(g);
+  if (!r && st)
+    r |= write_train(f, m, st);
+  r |= H5Fclose(f) < 0;
+  if (r) {
+    unlink(tmp);
+    return bt_fail(BT_ERR_IO, "cannot write checkpoint %s (disk full?)", tmp);
+  }
+  int fd = open(tmp, O_RDWR);
+  bt_error e = fd < 0 ? bt_fail(BT_ERR_IO, "reopen %s: %s", tmp, strerror(errno)) : seal_file(fd, tmp);
+  if (fd >= 0)
+    close(fd);
+  if (!e && rename(tmp, path) != 0)
+    e = bt_fail(BT_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+  if (e) {
+    unlink(tmp);
+    return e;
+  }
+  /* make the rename itself durable */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return BT_OK;
+}
+
+/* ==================================================================== */
+/* Load                                                                 */
+/* ==================================================================== */
+
+/* Checks the user block and the SHA-256 of the rest before HDF5 sees it. */
+static bt_error verify_file(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0)
+    return bt_fail(BT_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
+  bt_error e = BT_OK;
+  struct stat sb;
+  unsigned char ub[UB_SIZE];
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    e = bt_fail(BT_ERR_IO, "%s is not a regular file", path);
+  } else if (sb.st_size < UB_SIZE || pread(fd, ub, UB_SIZE, 0) != UB_SIZE ||
+             memcmp(ub, UB_MAGIC, 8) != 0) {
+    e = bt_fail(BT_ERR_FORMAT, "%s is not a bt checkpoint", path);
+  } else {
+    uint64_t size = 0;
+    for (int i = 0; i < 8; i++)
+      size |= (uint64_t)ub[8 + i] << (8 * i);
+    if (size != (uint64_t)sb.st_size) {
+      e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s is truncated or damaged (%lld bytes, expected %llu)",
+                  path, (long long)sb.st_size, (unsigned long long)size);
+    } else {
+      bt_sha256_ctx c;
+      bt_sha256_init(&c);
+      static _Thread_local unsigned char buf[1 << 16];
+      off_t off = UB_SIZE;
+      for (;;) {
+        ssize_t k = pread(fd, buf, sizeof buf, off);
+        if (k < 0) {
+          e = bt_fail(BT_ERR_IO, "read %s: %s", path, strerror(errno));
+          break;
+        }
+        if (k == 0)
+          break;
+        bt_sha256_update(&c, buf, (size_t)k);
+        off += k;
+      }
+      uint8_t dig[32];
+      bt_sha256_final(&c, dig);
+      if (!e && memcmp(dig, ub + 16, 32) != 0)
+        e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s is damaged (checksum mismatch)", path);
+    }
+  }
+  close(fd);
+  return e;
+}
+
+static bt_error read_config(hid_t f, const char *path, bt_config *cfg) {
+  char fmt[64] = "";
+  int64_t ver = 0, L = 0, C = 0, H = 0, T = 0, V = 0;
+  if (get_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, FORMAT_NAME) != 0)
+    return bt_fail(BT_ERR_FORMAT, "%s is not a bt checkpoint", path);
+  if (get_i64(f, "format_version", &ver) || ver != FORMAT_VERSION)
+    return bt_fail(BT_ERR_FORMAT, "%s has checkpoint format version %lld; this bt reads %d", path,
+                   (long long)ver, FORMAT_VERSION);
+  if (get_i64(f, "n_layer", &L) || get_i64(f, "d_model", &C) || get_i64(f, "n_head", &H) ||
+      get_i64(f, "ctx", &T) || get_i64(f, "vocab", &V))
+    return bt_fail(BT_ERR_CORRUPT, "%s lacks its model config", path);
+  if (V != BT_VOCAB || L < 1 || L > 64 || C < 1 || C > 4096 || H < 1 || H > 4096 || T < 1 || T > 65536)
+    return bt_fail(BT_ERR_FORMAT, "%s has an unsupported config", path);
+  cfg->n_layer = (int)L;
+  cfg->d_model = (int)C;
+  cfg->n_head = (int)H;
+  cfg->ctx = (int)T;
+  bt_error e = bt_config_check(cfg);
+  return e ? bt_fail(BT_ERR_FORMAT, "%s: %s", path, bt_error_detail()) : BT_OK;
+}
+
+bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  bt_error e = verify_file(path);
+  if (e)
+    return e;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0)
+    return bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path);
+  e = read_config(f, path, cfg);
+  H5Fclose(f);
+  return e;
+}
+
+static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char *path) {
+  memset(st, 0, sizeof *st);
+  if (H5Lexists(f, "train", H5P_DEFAULT) <= 0)
+    return BT_OK;
+  hid_t g = H5Gopen2(f, "train", H5P_DEFAULT);
+  if (g < 0)
+    return bt_fail(BT_ERR_CORRUPT, "%s: cannot open /train", path);
+  int64_t batch = 0, seq = 0, threads = 0;
+  char hex[80] = "";
+  int r = 0;
+  r |= get_i64(g, "step", &st->step);
+  r |= get_i64(g, "total_steps", &st->total_steps);
+  r |= get_i64(g, "warmup_steps", &st->warmup_steps);
+  r |= get_i64(g, "tokens", &st->tokens);
+  r |= get_i64(g, "batch", &batch);
+  r |= get_i64(g, "seq", &seq);
+  r |= get_i64(g, "threads", &threads);
+  r |= get_f64(g, "lr", &st->lr);
+  r |= get_f64(g, "min_lr", &st->min_lr);
+  r |= get_f64(g, "weight_decay", &st->weight_decay);
+  r |= get_f64(g, "beta1", &st->beta1);
+  r |= get_f64(g, "beta2", &st->beta2);
+  r |= get_f64(g, "eps", &st->eps);
+  r |= get_f64(g, "clip", &st->clip);
+  r |= get_u64(g, "seed", &st->seed);
+  r |= get_u64(g, "rng0", &st->rng[0]);
+  r |= get_u64(g, "rng1", &st->rng[1]);
+  r |= get_f64(g, "val_split", &st->val_split);
+  r |= get_f64(g, "elapsed_s", &st->elapsed_s);
+  r |= get_f64(g, "best_val_bpb", &st->best_val_bpb);
+  r |= get_str(g, "data_name", st->data_name, sizeof st->data_name);
+  r |= get_u64(g, "data_size", &st->data_size);
+  r |= get_str(g, "data_sha256", hex, sizeof hex);
+  if (r || batch < 1 || batch > (1 << 20) || seq < 1 || seq > 65536 || threads < 0 ||
+      threads > 4096 || st->step < 0 || strlen(hex) != 64) {
+    H5Gclose(g);
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state is incomplete or invalid", path);
+  }
+  st->batch = (int32_t)batch;
+  st->seq = (int32_t)seq;
+  st->threads = (int32_t)threads;
+  for (int i = 0; i < 32; i++) {
+    unsigned v;
+    sscanf(hex + 2 * i, "%2x", &v);
+    st->data_sha256[i] = (uint8_t)v;
+  }
+  bt_error e = BT_OK;
+  const bt_tensor_info *t = bt_model_tensors(m);
+  const char *names[2] = {"adam_m", "adam_v"};
+  float *mom[2] = {bt_model_adam_m(m), bt_model_adam_v(m)};
+  for (int k = 0; k < 2 && !e; k++) {
+    if (!mom[k]) {
+      e = bt_fail(BT_ERR_NOMEM, "optimizer state");
+      break;
+    }
+    hid_t mg = H5Gopen2(g, names[k], H5P_DEFAULT);
+    if (mg < 0) {
+      e = bt_fail(BT_ERR_CORRUPT, "%s: missing /train/%s", path, names[k]);
+      break;
+    }
+    for (int i = 0; i < BT_NUM_TENSORS && !e; i++)
+      e = get_tensor(mg, &t[i], mom[k] + t[i].offset, names[k]);
+    H5Gclose(mg);
+  }
+  if (!e && H5Lexists(g, "log", H5P_DEFAULT) > 0) {
+    hid_t d = H5Dopen2(g, "log", H5P_DEFAULT);
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    hsize_t dims[2] = {0, 0};
+    if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 ||
+        H5Sget_simple_extent_dims(sp, dims, NULL) != 2 || dims[1] != BT_LOG_COLS ||
+        dims[0] > (1u << 26)) {
+      e = bt_fail(BT_ERR_CORRUPT, "%s: bad /train/log", path);
+    } else if (dims[0]) {
+      st->log = malloc(dims[0] * BT_LOG_COLS * sizeof(double));
+      if (!st->log)
+        e = bt_fail(BT_ERR_NOMEM, "log");
+      else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->log) < 0)
+        e = bt_fail(BT_ERR_CORRUPT, "%s: cannot read /train/log", path);
+      else
+        st->log_rows = dims[0];
+    }
+    if (sp >= 0)
+      H5Sclose(sp);
+    if (d >= 0)
+      H5Dclose(d);
+  }
+  H5Gclose(g);
+  if (e)
+    bt_train_state_clear(st);
+  return e;
+}
+
+bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
+  *out = NULL;
+  if (st)
+    memset(st, 0, sizeof *st);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  bt_error e = verify_file(path);
+  if (e)
+    return e;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0)
+    return bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path);
+  bt_config cfg;
+  bt_model *m = NULL;
+  e = read_config(f, path, &cfg);
+  int64_t np = 0;
+  if (!e && (get_i64(f, "num_params", &np) || (size_t)np != bt_config_num_params(&cfg)))
+    e = bt_fail(BT_ERR_CORRUPT, "%s: parameter count does not match its config", path);
+  if (!e)
+    e = bt_model_create(&m, &cfg);
+  if (!e) {
+    hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
+    if (g < 0)
+      e = bt_fail(BT_ERR_CORRUPT, "%s: missing /params", path);
+    const bt_tensor_info *t = bt_model_tensors(m);
+    for (int i = 0; i < BT_NUM_TENSORS && !e; i++)
+      e = get_tensor(g, &t[i], bt_model_params(m) + t[i].offset, "params");
+    if (g >= 0)
+      H5Gclose(g);
+  }
+  if (!e) {
+    char want[80] = "", got[65];
+    uint8_t dig[32];
+    bt_model_weights_sha256(m, dig);
+    bt_sha256_hex(dig, got);
+    if (get_str(f, "weights_sha256", want, sizeof want) || strcmp(want, got) != 0)
+      e = bt_fail(BT_ERR_CORRUPT, "%s: weights do not match their SHA-256", path);
+  }
+  if (!e && st)
+    e = read_train(f, m, st, path);
+  H5Fclose(f);
+  if (e) {
+    bt_model_free(m);
+    return e;
+  }
+  *out = m;
+  return BT_OK;
+}

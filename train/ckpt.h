@@ -1,0 +1,87 @@
+/*
+ * ckpt.h - HDF5 checkpoints that h5py and PyTorch users can read.
+ *
+ * Layout of a checkpoint file:
+ *   [0, 512)   user block (HDF5 skips it): "BTCKPT1\n", the file size and a
+ *              SHA-256 of bytes [512, end), so a truncated or damaged file is
+ *              rejected before libhdf5 parses a byte of it.
+ *   /          attributes: format = "bt-checkpoint", format_version, bt_version,
+ *              n_layer, d_model, n_head, ctx, vocab, num_params,
+ *              weights_sha256 (hex, of the float32 parameter block), dtype.
+ *   /params/<name>   one dataset per tensor (model.h names and shapes),
+ *                    float32, or float16 when saved with BT_CKPT_F16.
+ *   /train            (optional) full training state: attributes (step,
+ *                     tokens, schedule, RNG, data cursor, ...), and
+ *                     /train/adam_m/<name>, /train/adam_v/<name>, /train/log.
+ * Writes are atomic: a temp file in the same folder, fsync, rename.
+ */
+#ifndef BT_CKPT_H
+#define BT_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/error.h"
+#include "train/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Columns of the training log, one row per logged step. */
+enum {
+  BT_LOG_STEP, BT_LOG_TOKENS, BT_LOG_ELAPSED, BT_LOG_LR, BT_LOG_TRAIN_BPB,
+  BT_LOG_VAL_BPB, BT_LOG_TOK_PER_S, BT_LOG_COLS
+};
+#define BT_LOG_COLUMN_NAMES "step,tokens,elapsed_s,lr,train_bpb,val_bpb,tokens_per_s"
+
+/* Everything bt-train needs to continue a run exactly. */
+typedef struct {
+  int64_t step;          /* optimizer steps done */
+  int64_t total_steps;   /* planned length of the run */
+  int64_t warmup_steps;
+  int64_t tokens;        /* training tokens seen */
+  int32_t batch, seq;    /* batch size, sequence length */
+  int32_t threads;       /* thread count of the run (bit-exact resume needs it) */
+  double lr, min_lr, weight_decay, beta1, beta2, eps, clip;
+  uint64_t seed;
+  uint64_t rng[2];       /* the trainer's sampler state */
+  double val_split;      /* fraction of DATA's tail held out (0: none) */
+  double elapsed_s;      /* wall time spent so far over all runs */
+  double best_val_bpb;
+  char data_name[256];   /* what DATA was given as */
+  uint64_t data_size;
+  uint8_t data_sha256[32];
+  double *log;           /* log_rows x BT_LOG_COLS, malloc'd, owned by the struct */
+  size_t log_rows;
+} bt_train_state;
+
+/* Frees st->log; the struct itself is the caller's. NULL is fine. */
+void bt_train_state_clear(bt_train_state *st);
+
+enum { BT_CKPT_F32 = 0, BT_CKPT_F16 = 1 };
+
+/* Writes m's parameters (and st with the AdamW moments, if st != NULL) to
+ * path atomically. With BT_CKPT_F16 parameters are stored as float16 and must
+ * already be representable (see bt_ckpt_round_f16). */
+bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, int dtype);
+
+/* Reads the config only (cheap; verifies the file checksum first). */
+bt_error bt_ckpt_read_config(const char *path, bt_config *cfg);
+
+/* Loads a model (and the training state into st when st != NULL and the file
+ * has one; st->step == 0 otherwise). *out is owned by the caller. Every length,
+ * shape, type and the weights' SHA-256 are checked; a damaged file gives
+ * BT_ERR_CORRUPT or BT_ERR_FORMAT, never a crash. */
+bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st);
+
+/* SHA-256 of the parameter block as float32 little-endian: the model's identity. */
+void bt_model_weights_sha256(bt_model *m, uint8_t out[32]);
+
+/* Rounds every parameter to the nearest float16 value (ties to even). */
+void bt_ckpt_round_f16(bt_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,661 @@
+/*
+ * bt-train - trains a byte-level transformer on a data set or any file, with
+ * HDF5 checkpoints that resume bit-exactly.
+ *
+ *   bt-train --params 800K enwik8
+ *   bt-train --layers 2 --dim 64 --heads 4 --ctx 256 --steps 1000 my.txt
+ *   bt-train --resume bt-800K.h5 --steps 20000 wiki100m
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data/data.h"
+#include "data/sha256.h"
+#include "kernels/kernels.h"
+#include "train/ckpt.h"
+#include "train/model.h"
+
+static const char *g_prog = "bt-train";
+static volatile sig_atomic_t g_stop; /* set by SIGINT / SIGTERM */
+
+static void on_signal(int sig) { g_stop = sig; }
+
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: ", g_prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+__attribute__((noreturn)) static void die_bt(bt_error e, const char *what) {
+  const char *d = bt_error_detail();
+  die("%s: %s%s%s", what, bt_error_name(e), *d ? ": " : "", d);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ==================================================================== */
+/* Options                                                              */
+/* ==================================================================== */
+
+typedef struct {
+  const char *preset, *data, *val, *out, *resume, *log;
+  int layers, dim, heads, ctx, batch, threads, quiet, verbose;
+  long long steps, tokens, warmup, val_every, ckpt_every, log_every, val_bytes;
+  double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
+  unsigned long long seed;
+  int seed_set, lr_set; /* flags given explicitly */
+} opts_t;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: bt-train [--params 200K|800K|3.2M | --layers L --dim D --heads H] [options] DATA\n"
+          "       bt-train --resume CKPT.h5 [--steps N] [options] DATA\n"
+          "\n"
+          "DATA is enwik8, enwik9 (downloaded and verified), wiki100m or wiki-valid10m\n"
+          "(from $BT_DATA/text, default ../shared/data), or a path to any file (.xz is unpacked).\n"
+          "\n"
+          "model:\n"
+          "  --params P        preset: 200K, 800K or 3.2M (4 layers; d 64/128/256)\n"
+          "  --layers/--dim/--heads N   a custom model instead of a preset\n"
+          "  --ctx T           context length = training sequence length (default 2048)\n"
+          "training:\n"
+          "  --batch B         sequences per step (default 8; the paper used 32)\n"
+          "  --steps N         total optimizer steps of the run (k/M suffixes ok; default 10000)\n"
+          "  --tokens N        total training tokens instead of --steps\n"
+          "  --time DUR        wall-clock budget for this invocation (e.g. 90s, 20m, 2h);\n"
+          "                    a checkpoint is written when it runs out\n"
+          "  --lr X            peak learning rate (default 2e-3), --min-lr X (default lr/10)\n"
+          "  --warmup N        linear warmup steps (default 2%% of steps, at least 50)\n"
+          "  --wd X            AdamW weight decay on matrices (default 0.1)\n"
+          "  --clip X          clip the global gradient norm (default 1.0; 0 = off)\n"
+          "  --beta1/--beta2 X AdamW betas (default 0.9, 0.95)\n"
+          "  --seed S          RNG seed for init and sampling (default 1)\n"
+          "  -T, --threads N   threads (default: OMP_NUM_THREADS or all cores)\n"
+          "validation:\n"
+          "  --val SPEC        validation data (default: wiki-valid10m when DATA is wiki100m)\n"
+          "  --val-split F     hold out the last fraction F of DATA instead\n"
+          "  --val-every N     steps between validations (default 500; 0 = only at the end)\n"
+          "  --val-bytes N     bytes of validation data scored (default 1M)\n"
+          "output:\n"
+          "  -o, --out FILE    checkpoint path (default bt-<preset>.h5)\n"
+          "  --resume FILE     continue a run from its checkpoint (config and schedule kept)\n"
+          "  --ckpt-every N    steps between checkpoints (default 500)\n"
+          "  --log FILE        JSON-lines log (default <out>.log.jsonl)\n"
+          "  --log-every N     steps between log records (default 10)\n"
+          "  -q, --quiet       no progress output;  -v, --verbose  progress lines even off a terminal\n"
+          "  -V, --version     print the version;   -h, --help     this help\n");
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: ", g_prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  fprintf(stderr, "usage: bt-train [--params 200K|800K|3.2M | --layers L --dim D --heads H] [options] DATA\n"
+                  "Try 'bt-train --help' for more information.\n");
+  exit(1);
+}
+
+/* "12", "10k", "2M", "1e6" -> count; -1 on garbage. */
+static long long parse_count(const char *s) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || v < 0)
+    return -1;
+  if (*end == 'k' || *end == 'K')
+    v *= 1e3, end++;
+  else if (*end == 'M')
+    v *= 1e6, end++;
+  else if (*end == 'G')
+    v *= 1e9, end++;
+  if (*end || v > 9e18 || v != floor(v))
+    return -1;
+  return (long long)v;
+}
+
+/* "90", "90s", "20m", "2h", "1.5h", "1d" -> seconds; -1 on garbage. */
+static double parse_duration(const char *s) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || v < 0)
+    return -1;
+  switch (*end) {
+  case '\0': case 's': break;
+  case 'm': v *= 60; break;
+  case 'h': v *= 3600; break;
+  case 'd': v *= 86400; break;
+  default: return -1;
+  }
+  if (*end && end[1])
+    return -1;
+  return v;
+}
+
+static double parse_real(const char *opt, const char *s) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end || errno || !isfinite(v) || v < 0)
+    usage_error("invalid value for %s: '%s'", opt, s);
+  return v;
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int hi) {
+  long long v = parse_count(s);
+  if (v < lo || v > hi)
+    usage_error("invalid value for %s: '%s' (expected %d..%d)", opt, s, lo, hi);
+  return (int)v;
+}
+
+static void parse_args(int argc, char **argv, opts_t *o) {
+  enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
+         O_LR, O_MINLR, O_WARMUP, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
+         O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY };
+  static const struct option lo[] = {
+      {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
+      {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
+      {"steps", 1, 0, O_STEPS}, {"tokens", 1, 0, O_TOKENS}, {"time", 1, 0, O_TIME},
+      {"lr", 1, 0, O_LR}, {"min-lr", 1, 0, O_MINLR}, {"warmup", 1, 0, O_WARMUP},
+      {"wd", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP}, {"beta1", 1, 0, O_B1}, {"beta2", 1, 0, O_B2},
+      {"seed", 1, 0, O_SEED}, {"val", 1, 0, O_VAL}, {"val-split", 1, 0, O_VALSPLIT},
+      {"val-every", 1, 0, O_VALEVERY}, {"val-bytes", 1, 0, O_VALBYTES},
+      {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
+      {"log-every", 1, 0, O_LOGEVERY}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
+      {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
+      {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+  memset(o, 0, sizeof *o);
+  o->ctx = 2048;
+  o->batch = 8;
+  o->steps = -1;
+  o->tokens = -1;
+  o->warmup = -1;
+  o->val_every = 500;
+  o->ckpt_every = 500;
+  o->log_every = 10;
+  o->val_bytes = 1000000;
+  o->lr = 2e-3;
+  o->min_lr = -1;
+  o->wd = 0.1;
+  o->clip = 1.0;
+  o->beta1 = 0.9;
+  o->beta2 = 0.95;
+  o->eps = 1e-8;
+  o->seed = 1;
+  o->time_budget = -1;
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":o:T:qvVh", lo, NULL)) != -1) {
+    switch (c) {
+    case O_PARAMS: o->preset = optarg; break;
+    case O_LAYERS: o->layers = parse_int("--layers", optarg, 1, 64); break;
+    case O_DIM: o->dim = parse_int("--dim", optarg, 16, 4096); break;
+    case O_HEADS: o->heads = parse_int("--heads", optarg, 1, 512); break;
+    case O_CTX: o->ctx = parse_int("--ctx", optarg, 1, 65536); break;
+    case O_BATCH: o->batch = parse_int("--batch", optarg, 1, 65536); break;
+    case O_STEPS:
+      if ((o->steps = parse_count(optarg)) < 1)
+        usage_error("invalid value for --steps: '%s'", optarg);
+      break;
+    case O_TOKENS:
+      if ((o->tokens = parse_count(optarg)) < 1)
+        usage_error("invalid value for --tokens: '%s'", optarg);
+      break;
+    case O_TIME:
+      if ((o->time_budget = parse_duration(optarg)) <= 0)
+        usage_error("invalid value for --time: '%s' (e.g. 90s, 20m, 2h)", optarg);
+      break;
+    case O_LR: o->lr = parse_real("--lr", optarg); o->lr_set = 1; break;
+    case O_MINLR: o->min_lr = parse_real("--min-lr", optarg); break;
+    case O_WARMUP:
+      if ((o->warmup = parse_count(optarg)) < 0)
+        usage_error("invalid value for --warmup: '%s'", optarg);
+      break;
+    case O_WD: o->wd = parse_real("--wd", optarg); break;
+    case O_CLIP: o->clip = parse_real("--clip", optarg); break;
+    case O_B1: o->beta1 = parse_real("--beta1", optarg); break;
+    case O_B2: o->beta2 = parse_real("--beta2", optarg); break;
+    case O_SEED: {
+      long long s = parse_count(optarg);
+      if (s < 0)
+        usage_error("invalid value for --seed: '%s'", optarg);
+      o->seed = (unsigned long long)s;
+      o->seed_set = 1;
+      break;
+    }
+    case O_VAL: o->val = optarg; break;
+    case O_VALSPLIT:
+      o->val_split = parse_real("--val-split", optarg);
+      if (o->val_split <= 0 || o->val_split >= 0.5)
+        usage_error("--val-split must be in (0, 0.5)");
+      break;
+    case O_VALEVERY:
+      if ((o->val_every = parse_count(optarg)) < 0)
+        usage_error("invalid value for --val-every: '%s'", optarg);
+      break;
+    case O_VALBYTES:
+      if ((o->val_bytes = parse_count(optarg)) < 1)
+        usage_error("invalid value for --val-bytes: '%s'", optarg);
+      break;
+    case O_RESUME: o->resume = optarg; break;
+    case O_CKPTEVERY:
+      if ((o->ckpt_every = parse_count(optarg)) < 1)
+        usage_error("invalid value for --ckpt-every: '%s'", optarg);
+      break;
+    case O_LOG: o->log = optarg; break;
+    case O_LOGEVERY:
+      if ((o->log_every = parse_count(optarg)) < 1)
+        usage_error("invalid value for --log-every: '%s'", optarg);
+      break;
+    case 'o': o->out = optarg; break;
+    case 'T': o->threads = parse_int("-T", optarg, 1, 4096); break;
+    case 'q': o->quiet = 1; break;
+    case 'v': o->verbose = 1; break;
+    case 'V': printf("bt-train %s\n", BT_VERSION); exit(0);
+    case 'h': usage(stdout); exit(0);
+    case ':': usage_error("option %s needs a value", argv[optind - 1]);
+    default: usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind != argc - 1)
+    usage_error(optind >= argc ? "no DATA given" : "more than one DATA given");
+  o->data = argv[optind];
+  if (o->steps > 0 && o->tokens > 0)
+    usage_error("give --steps or --tokens, not both");
+  int custom = o->layers || o->dim || o->heads;
+  if (o->preset && custom)
+    usage_error("give --params or --layers/--dim/--heads, not both");
+  if (custom && !(o->layers && o->dim && o->heads))
+    usage_error("a custom model needs all of --layers, --dim and --heads");
+  if (!o->preset && !custom && !o->resume)
+    usage_error("give --params 200K|800K|3.2M, a custom model, or --resume");
+  if (o->preset) {
+    bt_config c;
+    if (bt_config_preset(o->preset, &c) != 0)
+      usage_error("unknown preset '%s' (use 200K, 800K or 3.2M)", o->preset);
+  }
+}
+
+/* ==================================================================== */
+/* Sampling: xorshift128+, its state is part of the checkpoint          */
+/* ==================================================================== */
+
+static uint64_t rng_next(uint64_t s[2]) {
+  uint64_t a = s[0], b = s[1];
+  s[0] = b;
+  a ^= a << 23;
+  s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+  return s[1] + b;
+}
+
+/* Fills batch (B,T) with random windows of data [0, n). */
+static void sample_batch(uint8_t *batch, const uint8_t *data, size_t n, int B, int T, uint64_t s[2]) {
+  size_t span = n - (size_t)T + 1;
+  for (int b = 0; b < B; b++) {
+    size_t off = (size_t)(rng_next(s) % span);
+    memcpy(batch + (size_t)b * T, data + off, (size_t)T);
+  }
+}
+
+/* Mean bits per byte over non-overlapping T-byte chunks of val (each starts
+ * from BOS, as the paper's 2048-byte chunks do). */
+static double evaluate(bt_model *m, const uint8_t *val, size_t n, int B, int T, uint8_t *buf) {
+  size_t chunks = n / (size_t)T;
+  double sum = 0;
+  size_t count = 0;
+  for (size_t c = 0; c < chunks; c += (size_t)B) {
+    int nb = (int)(chunks - c < (size_t)B ? chunks - c : (size_t)B);
+    memcpy(buf, val + c * T, (size_t)nb * T);
+    float loss;
+    if (bt_model_forward(m, buf, nb, T, &loss) != BT_OK)
+      return NAN;
+    sum += (double)loss * nb * T;
+    count += (size_t)nb * T;
+  }
+  return count ? sum / (double)count / log(2.0) : NAN;
+}
+
+static double lr_at(const bt_train_state *st, int64_t step) {
+  if (step < st->warmup_steps)
+    return st->lr * (double)(step + 1) / (double)st->warmup_steps;
+  double span = (double)(st->total_steps - st->warmup_steps);
+  double p = span > 0 ? (double)(step - st->warmup_steps) / span : 1.0;
+  if (p > 1)
+    p = 1;
+  return st->min_lr + 0.5 * (st->lr - st->min_lr) * (1.0 + cos(M_PI * p));
+}
+
+static void fmt_hms(char *buf, size_t cap, double s) {
+  if (!isfinite(s) || s < 0)
+    s = 0;
+  long t = (long)(s + 0.5);
+  snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+/* Appends a log row to the state (kept in the checkpoint) and the JSONL file. */
+static void log_row(bt_train_state *st, FILE *jl, const double row[BT_LOG_COLS]) {
+  double *nl = realloc(st->log, (st->log_rows + 1) * BT_LOG_COLS * sizeof(double));
+  if (nl) {
+    st->log = nl;
+    memcpy(st->log + st->log_rows * BT_LOG_COLS, row, BT_LOG_COLS * sizeof(double));
+    st->log_rows++;
+  }
+  if (jl) {
+    fprintf(jl, "{\"step\":%.0f,\"tokens\":%.0f,\"elapsed_s\":%.3f,\"lr\":%.6g,\"train_bpb\":%.6f,",
+            row[BT_LOG_STEP], row[BT_LOG_TOKENS], row[BT_LOG_ELAPSED], row[BT_LOG_LR],
+            row[BT_LOG_TRAIN_BPB]);
+    if (isfinite(row[BT_LOG_VAL_BPB]))
+      fprintf(jl, "\"val_bpb\":%.6f,", row[BT_LOG_VAL_BPB]);
+    else
+      fprintf(jl, "\"val_bpb\":null,");
+    fprintf(jl, "\"tokens_per_s\":%.1f}\n", row[BT_LOG_TOK_PER_S]);
+    fflush(jl);
+  }
+}
+
+static void report_divergence(int64_t step, const char *what, const char *out, int64_t saved_step,
+                              int saved_any) {
+  if (saved_any)
+    fprintf(stderr, "%s: training diverged at step %lld (%s is not finite); the last good checkpoint %s (step %lld) is kept\n",
+            g_prog, (long long)step, what, out, (long long)saved_step);
+  else
+    fprintf(stderr, "%s: training diverged at step %lld (%s is not finite); no checkpoint was written (lower --lr?)\n",
+            g_prog, (long long)step, what);
+}
+
+static void check_writable_dir(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *(slash == dir ? slash + 1 : slash) = '\0';
+  else
+    snprintf(dir, sizeof dir, ".");
+  struct stat sb;
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    die("output folder %s does not exist", dir);
+  if (access(dir, W_OK) != 0)
+    die("output folder %s is not writable", dir);
+}
+
+/* ==================================================================== */
+/* main                                                                 */
+/* ==================================================================== */
+
+int main(int argc, char **argv) {
+  opts_t o;
+  parse_args(argc, argv, &o);
+  if (o.threads)
+    bt_set_threads(o.threads);
+  const int tty = isatty(2);
+  const int progress = !o.quiet && (tty || o.verbose);
+
+  /* ---- model and state: fresh or resumed ---- */
+  bt_model *m = NULL;
+  bt_train_state st;
+  memset(&st, 0, sizeof st);
+  bt_config cfg;
+  bt_error e;
+  char out_default[256];
+  if (o.resume) {
+    if ((e = bt_ckpt_load(o.resume, &m, &st)))
+      die_bt(e, "cannot resume");
+    cfg = *bt_model_config(m);
+    if (st.step == 0 && st.total_steps == 0)
+      die("%s holds no training state (saved for inference only); it cannot be resumed", o.resume);
+    bt_config want = cfg;
+    if (o.preset)
+      bt_config_preset(o.preset, &want);
+    if (o.layers)
+      want.n_layer = o.layers, want.d_model = o.dim, want.n_head = o.heads;
+    if (want.n_layer != cfg.n_layer || want.d_model != cfg.d_model || want.n_head != cfg.n_head)
+      die("checkpoint %s holds a model with %d layers, dim %d, %d heads, which does not match the flags",
+          o.resume, cfg.n_layer, cfg.d_model, cfg.n_head);
+    if (o.ctx != 2048 && o.ctx != st.seq)
+      die("checkpoint %s was trained with --ctx %d, not %d", o.resume, st.seq, o.ctx);
+    if (o.val_split > 0 && o.val_split != st.val_split)
+      die("checkpoint %s was trained with --val-split %g; changing it would change the training data",
+          o.resume, st.val_split);
+    o.val_split = st.val_split;
+    if (o.steps > 0)
+      st.total_steps = o.steps;
+    if (o.tokens > 0)
+      st.total_steps = (o.tokens + (long long)st.batch * st.seq - 1) / ((long long)st.batch * st.seq);
+    if (st.threads && bt_get_threads() != st.threads)
+      fprintf(stderr, "%s: note: resuming with %d threads, the run used %d; the result may differ in the last bits\n",
+              g_prog, bt_get_threads(), st.threads);
+  } else {
+    if (o.preset)
+      bt_config_preset(o.preset, &cfg);
+    else
+      cfg = (bt_config){o.layers, o.dim, o.heads, o.ctx};
+    cfg.ctx = o.ctx;
+    if ((e = bt_config_check(&cfg)))
+      die_bt(e, "invalid model");
+    if ((e = bt_model_create(&m, &cfg)))
+      die_bt(e, "cannot create model");
+    bt_model_init(m, o.seed);
+    st.batch = o.batch;
+    st.seq = o.ctx;
+    st.total_steps = o.tokens > 0 ? (o.tokens + (long long)o.batch * o.ctx - 1) / ((long long)o.batch * o.ctx)
+                     : o.steps > 0 ? o.steps : 10000;
+    st.warmup_steps = o.warmup >= 0 ? o.warmup : (st.total_steps / 50 > 50 ? st.total_steps / 50 : 50);
+    if (st.warmup_steps > st.total_steps)
+      st.warmup_steps = st.total_steps;
+    st.lr = o.lr;
+    st.min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
+    st.weight_decay = o.wd;
+    st.beta1 = o.beta1;
+    st.beta2 = o.beta2;
+    st.eps = o.eps;
+    st.clip = o.clip;
+    st.seed = o.seed;
+    st.rng[0] = o.seed * 0x9E3779B97F4A7C15ULL ^ 0xD1B54A32D192ED03ULL;
+    st.rng[1] = (o.seed + 1) * 0xBF58476D1CE4E5B9ULL | 1;
+    st.best_val_bpb = NAN;
+    st.val_split = o.val_split;
+    snprintf(st.data_name, sizeof st.data_name, "%s", o.data);
+  }
+  st.threads = bt_get_threads();
+  const int B = st.batch, T = st.seq;
+  const char *out = o.out;
+  if (!out) {
+    if (o.resume)
+      out = o.resume;
+    else {
+      if (o.preset)
+        snprintf(out_default, sizeof out_default, "bt-%s.h5", o.preset);
+      else
+        snprintf(out_default, sizeof out_default, "bt-L%d-D%d-H%d.h5", cfg.n_layer, cfg.d_model, cfg.n_head);
+      out = out_default;
+    }
+  }
+  check_writable_dir(out);
+
+  /* ---- data ---- */
+  uint8_t *data = NULL, *val = NULL;
+  size_t n = 0, nval = 0;
+  if ((e = bt_data_load(o.data, &data, &n)))
+    die_bt(e, "cannot load training data");
+  uint8_t dig[32];
+  bt_sha256(data, n, dig);
+  if (o.resume && st.data_size && (st.data_size != n || memcmp(dig, st.data_sha256, 32) != 0))
+    fprintf(stderr, "%s: note: DATA differs from the data the run started with (%s)\n", g_prog, st.data_name);
+  st.data_size = n;
+  memcpy(st.data_sha256, dig, 32);
+  if (o.val_split > 0) {
+    nval = (size_t)((double)n * o.val_split);
+    n -= nval;
+    val = data + n;
+  } else if (o.val || strcmp(o.data, "wiki100m") == 0) {
+    const char *vs = o.val ? o.val : "wiki-valid10m";
+    if ((e = bt_data_load_range(vs, 0, (size_t)o.val_bytes, &val, &nval)))
+      die_bt(e, "cannot load validation data");
+  }
+  if (n < (size_t)T + 1)
+    die("training data %s is too short: %zu bytes, need more than one context of %d bytes", o.data, n, T);
+  if (val && nval > (size_t)o.val_bytes)
+    nval = (size_t)o.val_bytes;
+  if (val && nval < (size_t)T) {
+    fprintf(stderr, "%s: note: validation data shorter than one context (%zu < %d bytes); validation off\n",
+            g_prog, nval, T);
+    val = NULL;
+  }
+
+  /* ---- log file ---- */
+  char log_default[4200];
+  const char *log_path = o.log;
+  if (!log_path) {
+    snprintf(log_default, sizeof log_default, "%s.log.jsonl", out);
+    log_path = log_default;
+  }
+  FILE *jl = fopen(log_path, o.resume ? "a" : "w");
+  if (!jl)
+    die("cannot write log %s: %s", log_path, strerror(errno));
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  size_t np = bt_model_num_params(m);
+  if (!o.quiet)
+    fprintf(stderr, "%s: %d layers, dim %d, %d heads, ctx %d: %zu params; batch %d x %d; %s; %d threads, %s kernels\n",
+            g_prog, cfg.n_layer, cfg.d_model, cfg.n_head, cfg.ctx, np, B, T,
+            o.resume ? "resuming" : "new run", bt_get_threads(), bt_isa_name(bt_isa_get()));
+  if (!o.quiet && st.step >= st.total_steps)
+    fprintf(stderr, "%s: the run is already at step %lld of %lld; nothing to do (raise --steps)\n", g_prog,
+            (long long)st.step, (long long)st.total_steps);
+
+  uint8_t *batch = malloc((size_t)B * T);
+  if (!batch)
+    die("out of memory");
+  float *grads = NULL;
+  const double t_start = now_s(), elapsed0 = st.elapsed_s;
+  double t_last = t_start, window_loss = 0, last_val = NAN, tok_s = 0;
+  long long window_steps = 0, window_tokens = 0;
+  int64_t last_saved = st.step;
+  int saved_any = o.resume != NULL, rc = 0;
+
+  while (st.step < st.total_steps) {
+    if (g_stop)
+      break;
+    if (o.time_budget > 0 && now_s() - t_start >= o.time_budget)
+      break;
+    sample_batch(batch, data, n, B, T, st.rng);
+    float loss;
+    e = bt_model_forward(m, batch, B, T, &loss);
+    if (e == BT_ERR_NUMERIC) {
+      report_divergence(st.step + 1, "loss", out, last_saved, saved_any);
+      rc = 1;
+      break;
+    }
+    if (e)
+      die_bt(e, "forward");
+    if ((e = bt_model_backward(m)))
+      die_bt(e, "backward");
+    grads = bt_model_grads(m);
+    double norm = sqrt(bt_sumsq(grads, np));
+    if (!isfinite(norm)) {
+      report_divergence(st.step + 1, "gradient", out, last_saved, saved_any);
+      rc = 1;
+      break;
+    }
+    if (st.clip > 0 && norm > st.clip)
+      bt_scale(grads, np, (float)(st.clip / norm));
+    double lr = lr_at(&st, st.step);
+    bt_model_adamw(m, (float)lr, (float)st.beta1, (float)st.beta2, (float)st.eps,
+                   (float)st.weight_decay, (int)(st.step + 1));
+    st.step++;
+    st.tokens += (int64_t)B * T;
+    window_loss += loss;
+    window_steps++;
+    window_tokens += (long long)B * T;
+
+    int last = st.step == st.total_steps;
+    int do_val = val && (last || (o.val_every > 0 && st.step % o.val_every == 0));
+    if (do_val) {
+      double tv = now_s();
+      last_val = evaluate(m, val, nval, B, T, batch);
+      t_last += now_s() - tv; /* validation time is not training throughput */
+      if (!(st.best_val_bpb <= last_val))
+        st.best_val_bpb = last_val;
+    }
+    if (st.step % o.log_every == 0 || last || do_val) {
+      double t = now_s();
+      tok_s = window_tokens / (t - t_last);
+      double row[BT_LOG_COLS] = {(double)st.step, (double)st.tokens, elapsed0 + t - t_start, lr,
+                                 window_loss / window_steps / log(2.0), do_val ? last_val : NAN, tok_s};
+      log_row(&st, jl, row);
+      window_loss = 0;
+      window_steps = window_tokens = 0;
+      t_last = t;
+      if (progress) {
+        char el[32], eta[32];
+        fmt_hms(el, sizeof el, row[BT_LOG_ELAPSED]);
+        fmt_hms(eta, sizeof eta, (double)(st.total_steps - st.step) * B * T / (tok_s > 0 ? tok_s : 1));
+        char vb[32] = "-";
+        if (isfinite(last_val))
+          snprintf(vb, sizeof vb, "%.4f", last_val);
+        fprintf(stderr, "%sstep %lld/%lld  loss %.4f bpb  val %s bpb  %.0f tok/s  %s  ETA %s%s",
+                tty ? "\r" : "", (long long)st.step, (long long)st.total_steps,
+                row[BT_LOG_TRAIN_BPB], vb, tok_s, el, eta, tty ? "\033[K" : "\n");
+      }
+    }
+    if (st.step % o.ckpt_every == 0 || last) {
+      st.elapsed_s = elapsed0 + now_s() - t_start;
+      if ((e = bt_ckpt_save(out, m, &st, BT_CKPT_F32)))
+        die_bt(e, "cannot save checkpoint");
+      last_saved = st.step;
+      saved_any = 1;
+    }
+  }
+  if (rc == 0 && last_saved != st.step) { /* stopped by a signal or the time budget */
+    st.elapsed_s = elapsed0 + now_s() - t_start;
+    if ((e = bt_ckpt_save(out, m, &st, BT_CKPT_F32)))
+      die_bt(e, "cannot save checkpoint");
+  }
+  if (progress && tty)
+    fputc('\n', stderr);
+  if (!o.quiet && rc == 0) {
+    char vb[32] = "-";
+    if (isfinite(last_val))
+      snprintf(vb, sizeof vb, "%.4f", last_val);
+    fprintf(stderr, "%s: %s at step %lld/%lld (%lld tokens), val %s bpb; checkpoint %s\n", g_prog,
+            g_stop ? "interrupted" : st.step >= st.total_steps ? "finished" : "time budget used",
+            (long long)st.step, (long long)st.total_steps, (long long)st.tokens, vb, out);
+    if (st.step < st.total_steps)
+      fprintf(stderr, "%s: continue with: bt-train --resume %s %s\n", g_prog, out, o.data);
+  }
+  fclose(jl);
+  free(batch);
+  if (val && o.val_split <= 0)
+    free(val);
+  free(data);
+  bt_train_state_clear(&st);
+  bt_model_free(m);
+  if (g_stop && rc == 0)
+    return 128 + g_stop;
+  return rc;
+}

@@ -1,0 +1,437 @@
+/* model.c - the byte transformer's parameters, forward and backward. */
+#include "train/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+/* Activations of one forward at (B,T), kept for backward. One allocation. */
+typedef struct {
+  float *x;      /* (L+1, N, C): input of each layer; x[L] is the final output */
+  float *qkv;    /* (L, N, 3C) after rotary */
+  float *att;    /* (L, N, C) attention output before Wo */
+  float *lse;    /* (L, B, H, T) */
+  float *res1;   /* (L, N, C) x + Wo att */
+  float *h;      /* (L, N, C) LN1 output */
+  float *ln1_mean, *ln1_rstd; /* (L, N) */
+  float *fch;    /* (L, N, 4C) before GELU */
+  float *fcg;    /* (L, N, 4C) after GELU */
+  float *res2;   /* (L, N, C) h + mlp */
+  float *ln2_mean, *ln2_rstd; /* (L, N) */
+  float *logits; /* (N, V) */
+  float *losses; /* (N) */
+  /* backward scratch */
+  float *dlogits; /* (N, V) */
+  float *dx;      /* (N, C) gradient of the residual stream */
+  float *dres;    /* (N, C) */
+  float *dh;      /* (N, C) */
+  float *dbig;    /* (N, 4C) */
+  float *dbig2;   /* (N, 4C) */
+  float *dqkv;    /* (N, 3C) */
+  float *tmp;     /* (N, C) */
+} acts_t;
+
+struct bt_model {
+  bt_config cfg;
+  bt_tensor_info t[BT_NUM_TENSORS];
+  size_t n_params;
+  float *params, *grads, *adam_m, *adam_v;
+  float *rope_cos, *rope_sin; /* (ctx, hs/2) */
+  /* activations, sized for acts_B x acts_T */
+  float *acts_mem;
+  size_t acts_cap; /* floats */
+  acts_t a;
+  int B, T; /* shape of the last forward (0: none) */
+  uint8_t *inp, *tgt; /* (B,T) shifted inputs and targets */
+  size_t tok_cap;
+};
+
+/* ==================================================================== */
+/* Config                                                               */
+/* ==================================================================== */
+
+int bt_config_preset(const char *name, bt_config *cfg) {
+  static const struct {
+    const char *name;
+    bt_config cfg;
+  } presets[] = {
+      {"200K", {4, 64, 4, 2048}},
+      {"800K", {4, 128, 4, 2048}},
+      {"3.2M", {4, 256, 8, 2048}},
+  };
+  for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+    if (name && strcmp(name, presets[i].name) == 0) {
+      *cfg = presets[i].cfg;
+      return 0;
+    }
+  return -1;
+}
+
+bt_error bt_config_check(const bt_config *c) {
+  if (c->n_layer < 1 || c->n_layer > 64)
+    return bt_fail(BT_ERR_ARG, "layers must be in 1..64 (got %d)", c->n_layer);
+  if (c->d_model < 16 || c->d_model > 4096 || c->d_model % 16)
+    return bt_fail(BT_ERR_ARG, "dim must be a multiple of 16 in 16..4096 (got %d)", c->d_model);
+  if (c->n_head < 1 || c->d_model % c->n_head || (c->d_model / c->n_head) % 8)
+    return bt_fail(BT_ERR_ARG, "heads must divide dim into head sizes that are multiples of 8 (dim %d, heads %d)",
+                   c->d_model, c->n_head);
+  if (c->ctx < 1 || c->ctx > 65536)
+    return bt_fail(BT_ERR_ARG, "context must be in 1..65536 (got %d)", c->ctx);
+  return BT_OK;
+}
+
+size_t bt_param_layout(const bt_config *cfg, bt_tensor_info t[BT_NUM_TENSORS]) {
+  size_t L = (size_t)cfg->n_layer, C = (size_t)cfg->d_model, V = BT_VOCAB;
+  const struct {
+    const char *name;
+    int ndim;
+    size_t s0, s1, s2;
+    int decay;
+  } spec[BT_NUM_TENSORS] = {
+      [BT_T_EMBED] = {"embed", 2, V, C, 0, 0},
+      [BT_T_QKV_W] = {"qkv_w", 3, L, 3 * C, C, 1},
+      [BT_T_ATTO_W] = {"attn_out_w", 3, L, C, C, 1},
+      [BT_T_LN1_W] = {"ln1_w", 2, L, C, 0, 0},
+      [BT_T_LN1_B] = {"ln1_b", 2, L, C, 0, 0},
+      [BT_T_FC_W] = {"fc_w", 3, L, 4 * C, C, 1},
+      [BT_T_FC_B] = {"fc_b", 2, L, 4 * C, 0, 0},
+      [BT_T_PROJ_W] = {"proj_w", 3, L, C, 4 * C, 1},
+      [BT_T_PROJ_B] = {"proj_b", 2, L, C, 0, 0},
+      [BT_T_LN2_W] = {"ln2_w", 2, L, C, 0, 0},
+      [BT_T_LN2_B] = {"ln2_b", 2, L, C, 0, 0},
+      [BT_T_OUT_W] = {"out_w", 2, V, C, 0, 1},
+      [BT_T_OUT_B] = {"out_b", 1, V, 0, 0, 0},
+  };
+  size_t off = 0;
+  for (int i = 0; i < BT_NUM_TENSORS; i++) {
+    t[i].name = spec[i].name;
+    t[i].ndim = spec[i].ndim;
+    t[i].shape[0] = spec[i].s0;
+    t[i].shape[1] = spec[i].s1;
+    t[i].shape[2] = spec[i].s2;
+    t[i].size = 1;
+    for (int d = 0; d < t[i].ndim; d++)
+      t[i].size *= t[i].shape[d];
+    t[i].offset = off;
+    t[i].decay = spec[i].decay;
+    off += t[i].size;
+  }
+  return off;
+}
+
+size_t bt_config_num_params(const bt_config *cfg) {
+  bt_tensor_info t[BT_NUM_TENSORS];
+  return bt_param_layout(cfg, t);
+}
+
+/* ==================================================================== */
+/* Lifetime                                                             */
+/* ==================================================================== */
+
+static float *alloc_floats(size_t n) {
+  /* 64-byte aligned for the SIMD kernels; size rounded up as aligned_alloc wants */
+  size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+  float *p = aligned_alloc(64, bytes ? bytes : 64);
+  if (p)
+    memset(p, 0, bytes);
+  return p;
+}
+
+bt_error bt_model_create(bt_model **out, const bt_config *cfg) {
+  *out = NULL;
+  bt_error e = bt_config_check(cfg);
+  if (e)
+    return e;
+  bt_model *m = calloc(1, sizeof *m);
+  if (!m)
+    return bt_fail(BT_ERR_NOMEM, "model");
+  m->cfg = *cfg;
+  m->n_params = bt_param_layout(cfg, m->t);
+  int hs = cfg->d_model / cfg->n_head;
+  m->params = alloc_floats(m->n_params);
+  m->rope_cos = alloc_floats((size_t)cfg->ctx * hs / 2);
+  m->rope_sin = alloc_floats((size_t)cfg->ctx * hs / 2);
+  if (!m->params || !m->rope_cos || !m->rope_sin) {
+    bt_model_free(m);
+    return bt_fail(BT_ERR_NOMEM, "model parameters (%zu floats)", m->n_params);
+  }
+  bt_rope_tables(m->rope_cos, m->rope_sin, cfg->ctx, hs);
+  *out = m;
+  return BT_OK;
+}
+
+void bt_model_free(bt_model *m) {
+  if (!m)
+    return;
+  free(m->params);
+  free(m->grads);
+  free(m->adam_m);
+  free(m->adam_v);
+  free(m->rope_cos);
+  free(m->rope_sin);
+  free(m->acts_mem);
+  free(m->inp);
+  free(m->tgt);
+  free(m);
+}
+
+const bt_config *bt_model_config(const bt_model *m) { return &m->cfg; }
+size_t bt_model_num_params(const bt_model *m) { return m->n_params; }
+const bt_tensor_info *bt_model_tensors(const bt_model *m) { return m->t; }
+float *bt_model_params(bt_model *m) { return m->params; }
+float *bt_model_grads(bt_model *m) { return m->grads; }
+const float *bt_model_logits(const bt_model *m) { return m->B ? m->a.logits : NULL; }
+const float *bt_model_losses(const bt_model *m) { return m->B ? m->a.losses : NULL; }
+
+float *bt_model_adam_m(bt_model *m) {
+  if (!m->adam_m)
+    m->adam_m = alloc_floats(m->n_params);
+  return m->adam_m;
+}
+
+float *bt_model_adam_v(bt_model *m) {
+  if (!m->adam_v)
+    m->adam_v = alloc_floats(m->n_params);
+  return m->adam_v;
+}
+
+/* ==================================================================== */
+/* Initialisation                                                       */
+/* ==================================================================== */
+
+typedef struct {
+  uint64_t s;
+} rng_t;
+
+static uint64_t rng_u64(rng_t *r) { /* splitmix64 */
+  uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+static double rng_uniform(rng_t *r) { return (double)(rng_u64(r) >> 11) * 0x1p-53; }
+
+/* Normal(0,1) truncated at +-2, by rejection on Box-Muller draws. */
+static float rng_trunc_normal(rng_t *r) {
+  for (;;) {
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    double z = sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2);
+    if (fabs(z) <= 2.0)
+      return (float)z;
+  }
+}
+
+void bt_model_init(bt_model *m, uint64_t seed) {
+  rng_t r = {seed};
+  const size_t C = (size_t)m->cfg.d_model;
+  for (int i = 0; i < BT_NUM_TENSORS; i++) {
+    const bt_tensor_info *t = &m->t[i];
+    float *p = m->params + t->offset;
+    double std = 0.0, fill = 0.0;
+    switch (i) {
+    case BT_T_EMBED: std = 0.02; break;
+    case BT_T_QKV_W: case BT_T_ATTO_W: case BT_T_FC_W: case BT_T_OUT_W:
+      std = 1.0 / sqrt((double)C); break;
+    case BT_T_PROJ_W: std = 1.0 / sqrt(4.0 * (double)C); break;
+    case BT_T_LN1_W: case BT_T_LN2_W: fill = 1.0; break;
+    default: break; /* biases */
+    }
+    for (size_t j = 0; j < t->size; j++)
+      p[j] = std > 0 ? (float)(std * rng_trunc_normal(&r)) : (float)fill;
+  }
+}
+
+/* ==================================================================== */
+/* Forward                                                              */
+/* ==================================================================== */
+
+static bt_error ensure_acts(bt_model *m, int B, int T) {
+  const size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.d_model;
+  const size_t H = (size_t)m->cfg.n_head, V = BT_VOCAB, N = (size_t)B * T;
+  struct {
+    float **p;
+    size_t n;
+  } plan[] = {
+      {&m->a.x, (L + 1) * N * C},   {&m->a.qkv, L * N * 3 * C},
+      {&m->a.att, L * N * C},       {&m->a.lse, L * N * H},
+      {&m->a.res1, L * N * C},      {&m->a.h, L * N * C},
+      {&m->a.ln1_mean, L * N},      {&m->a.ln1_rstd, L * N},
+      {&m->a.fch, L * N * 4 * C},   {&m->a.fcg, L * N * 4 * C},
+      {&m->a.res2, L * N * C},      {&m->a.ln2_mean, L * N},
+      {&m->a.ln2_rstd, L * N},      {&m->a.logits, N * V},
+      {&m->a.losses, N},            {&m->a.dlogits, N * V},
+      {&m->a.dx, N * C},            {&m->a.dres, N * C},
+      {&m->a.dh, N * C},            {&m->a.dbig, N * 4 * C},
+      {&m->a.dbig2, N * 4 * C},     {&m->a.dqkv, N * 3 * C},
+      {&m->a.tmp, N * C},
+  };
+  size_t total = 0;
+  for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
+    total += (plan[i].n + 15) & ~(size_t)15; /* keep every array 64-byte aligned */
+  if (total > m->acts_cap) {
+    free(m->acts_mem);
+    m->acts_mem = alloc_floats(total);
+    m->acts_cap = m->acts_mem ? total : 0;
+    if (!m->acts_mem)
+      return bt_fail(BT_ERR_NOMEM, "activations for batch %d x %d (%zu MB)", B, T,
+                     total * sizeof(float) >> 20);
+  }
+  float *p = m->acts_mem;
+  for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+    *plan[i].p = p;
+    p += (plan[i].n + 15) & ~(size_t)15;
+  }
+  if (N > m->tok_cap) {
+    free(m->inp);
+    free(m->tgt);
+    m->inp = malloc(N);
+    m->tgt = malloc(N);
+    m->tok_cap = (m->inp && m->tgt) ? N : 0;
+    if (!m->tok_cap)
+      return bt_fail(BT_ERR_NOMEM, "token buffers");
+  }
+  return BT_OK;
+}
+
+bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *loss) {
+  if (B < 1 || T < 1 || T > m->cfg.ctx)
+    return bt_fail(BT_ERR_ARG, "batch %d x %d does not fit context %d", B, T, m->cfg.ctx);
+  bt_error e = ensure_acts(m, B, T);
+  if (e)
+    return e;
+  const int L = m->cfg.n_layer, C = m->cfg.d_model, H = m->cfg.n_head, V = BT_VOCAB;
+  const int N = B * T;
+  const size_t NC = (size_t)N * C;
+  acts_t *a = &m->a;
+  const float *P = m->params;
+  const bt_tensor_info *t = m->t;
+
+  for (int b = 0; b < B; b++) { /* shift right: position 0 sees BOS */
+    m->inp[(size_t)b * T] = BT_BOS;
+    memcpy(m->inp + (size_t)b * T + 1, seq + (size_t)b * T, (size_t)T - 1);
+  }
+  memcpy(m->tgt, seq, (size_t)N);
+
+  bt_embedding_forward(a->x, m->inp, P + t[BT_T_EMBED].offset, N, C, sqrtf((float)C));
+  for (int l = 0; l < L; l++) {
+    const float *x = a->x + l * NC;
+    float *qkv = a->qkv + l * 3 * NC, *att = a->att + l * NC;
+    float *res1 = a->res1 + l * NC, *h = a->h + l * NC;
+    float *fch = a->fch + l * 4 * NC, *fcg = a->fcg + l * 4 * NC;
+    float *res2 = a->res2 + l * NC, *xn = a->x + (l + 1) * NC;
+    const float *wqkv = P + t[BT_T_QKV_W].offset + (size_t)l * 3 * C * C;
+    const float *wo = P + t[BT_T_ATTO_W].offset + (size_t)l * C * C;
+    const float *w1 = P + t[BT_T_FC_W].offset + (size_t)l * 4 * C * C;
+    const float *b1 = P + t[BT_T_FC_B].offset + (size_t)l * 4 * C;
+    const float *w2 = P + t[BT_T_PROJ_W].offset + (size_t)l * 4 * C * C;
+    const float *b2 = P + t[BT_T_PROJ_B].offset + (size_t)l * C;
+
+    bt_linear_forward(qkv, x, wqkv, NULL, N, C, 3 * C);
+    bt_rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, C, H);
+    bt_attention_forward(att, a->lse + (size_t)l * N * H, qkv, B, T, C, H);
+    bt_linear_forward(a->tmp, att, wo, NULL, N, C, C);
+    bt_add(res1, x, a->tmp, NC);
+    bt_layernorm_forward(h, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N, res1,
+                         P + t[BT_T_LN1_W].offset + (size_t)l * C,
+                         P + t[BT_T_LN1_B].offset + (size_t)l * C, N, C);
+    bt_linear_forward(fch, h, w1, b1, N, C, 4 * C);
+    bt_gelu_forward(fcg, fch, 4 * NC);
+    bt_linear_forward(a->tmp, fcg, w2, b2, N, 4 * C, C);
+    bt_add(res2, h, a->tmp, NC);
+    bt_layernorm_forward(xn, a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N, res2,
+                         P + t[BT_T_LN2_W].offset + (size_t)l * C,
+                         P + t[BT_T_LN2_B].offset + (size_t)l * C, N, C);
+  }
+  bt_linear_forward(a->logits, a->x + (size_t)L * NC, P + t[BT_T_OUT_W].offset,
+                    P + t[BT_T_OUT_B].offset, N, C, V);
+  bt_crossentropy_forward(a->losses, a->logits, m->tgt, N, V);
+  m->B = B;
+  m->T = T;
+  if (loss) {
+    double s = 0;
+    for (int i = 0; i < N; i++)
+      s += a->losses[i];
+    *loss = (float)(s / N);
+    if (!isfinite(*loss))
+      return bt_fail(BT_ERR_NUMERIC, "loss is %f", (double)*loss);
+  }
+  return BT_OK;
+}
+
+/* ==================================================================== */
+/* Backward                                                             */
+/* ==================================================================== */
+
+bt_error bt_model_backward(bt_model *m) {
+  if (!m->B)
+    return bt_fail(BT_ERR_ARG, "backward without a forward");
+  if (!m->grads && !(m->grads = alloc_floats(m->n_params)))
+    return bt_fail(BT_ERR_NOMEM, "gradients");
+  const int L = m->cfg.n_layer, C = m->cfg.d_model, H = m->cfg.n_head, V = BT_VOCAB;
+  const int B = m->B, T = m->T, N = B * T;
+  const size_t NC = (size_t)N * C;
+  acts_t *a = &m->a;
+  const float *P = m->params;
+  float *G = m->grads;
+  const bt_tensor_info *t = m->t;
+
+  memset(G, 0, m->n_params * sizeof(float));
+  memset(a->dlogits, 0, (size_t)N * V * sizeof(float));
+  bt_crossentropy_backward(a->dlogits, a->logits, m->tgt, N, V, 1.0f / (float)N);
+  memset(a->dx, 0, NC * sizeof(float));
+  bt_linear_backward(a->dx, G + t[BT_T_OUT_W].offset, G + t[BT_T_OUT_B].offset, a->dlogits,
+                     a->x + (size_t)L * NC, P + t[BT_T_OUT_W].offset, N, C, V);
+
+  for (int l = L - 1; l >= 0; l--) {
+    const size_t lC = (size_t)l * C, lN = (size_t)l * N;
+    const float *x = a->x + l * NC, *qkv = a->qkv + l * 3 * NC, *att = a->att + l * NC;
+    const float *res1 = a->res1 + l * NC, *h = a->h + l * NC;
+    const float *fch = a->fch + l * 4 * NC, *fcg = a->fcg + l * 4 * NC;
+    const float *res2 = a->res2 + l * NC;
+    const size_t wqkv = t[BT_T_QKV_W].offset + lC * 3 * C, wo = t[BT_T_ATTO_W].offset + lC * C;
+    const size_t w1 = t[BT_T_FC_W].offset + lC * 4 * C, b1 = t[BT_T_FC_B].offset + lC * 4;
+    const size_t w2 = t[BT_T_PROJ_W].offset + lC * 4 * C, b2 = t[BT_T_PROJ_B].offset + lC;
+
+    /* x_{l+1} = LN2(res2) */
+    memset(a->dres, 0, NC * sizeof(float));
+    bt_layernorm_backward(a->dres, G + t[BT_T_LN2_W].offset + lC, G + t[BT_T_LN2_B].offset + lC,
+                          a->dx, res2, P + t[BT_T_LN2_W].offset + lC, a->ln2_mean + lN,
+                          a->ln2_rstd + lN, N, C);
+    /* res2 = h + W2 gelu(W1 h + b1) + b2 */
+    memcpy(a->dh, a->dres, NC * sizeof(float));
+    memset(a->dbig, 0, 4 * NC * sizeof(float));
+    bt_linear_backward(a->dbig, G + w2, G + b2, a->dres, fcg, P + w2, N, 4 * C, C);
+    memset(a->dbig2, 0, 4 * NC * sizeof(float));
+    bt_gelu_backward(a->dbig2, fch, a->dbig, 4 * NC);
+    bt_linear_backward(a->dh, G + w1, G + b1, a->dbig2, h, P + w1, N, C, 4 * C);
+    /* h = LN1(res1) */
+    memset(a->dres, 0, NC * sizeof(float));
+    bt_layernorm_backward(a->dres, G + t[BT_T_LN1_W].offset + lC, G + t[BT_T_LN1_B].offset + lC,
+                          a->dh, res1, P + t[BT_T_LN1_W].offset + lC, a->ln1_mean + lN,
+                          a->ln1_rstd + lN, N, C);
+    /* res1 = x + Wo att(rope(qkv)) */
+    memcpy(a->dx, a->dres, NC * sizeof(float));
+    memset(a->tmp, 0, NC * sizeof(float));
+    bt_linear_backward(a->tmp, G + wo, NULL, a->dres, att, P + wo, N, C, C);
+    memset(a->dqkv, 0, 3 * NC * sizeof(float));
+    bt_attention_backward(a->dqkv, a->tmp, qkv, att, a->lse + lN * H, B, T, C, H);
+    bt_rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, C, H);
+    bt_linear_backward(a->dx, G + wqkv, NULL, a->dqkv, x, P + wqkv, N, C, 3 * C);
+  }
+  bt_embedding_backward(G + t[BT_T_EMBED].offset, a->dx, m->inp, N, C, sqrtf((float)C));
+  return BT_OK;
+}
+
+void bt_model_adamw(bt_model *m, float lr, float beta1, float beta2, float eps,
+                    float weight_decay, int step) {
+  float *mm = bt_model_adam_m(m), *vv = bt_model_adam_v(m);
+  for (int i = 0; i < BT_NUM_TENSORS; i++) {
+    const bt_tensor_info *t = &m->t[i];
+    bt_adamw_update(m->params + t->offset, m->grads + t->offset, mm + t->offset,
+                    vv + t->offset, t->size, lr, beta1, beta2, eps,
+                    t->decay ? weight_decay : 0.0f, step);
+  }
+}

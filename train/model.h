@@ -1,0 +1,123 @@
+/*
+ * model.h - the paper's byte-level transformer: config, presets, parameters
+ * in one allocation, and the training forward/backward.
+ *
+ * Architecture (Deletang et al. 2024, reference code's transformer.py, with
+ * rotary positions as PAPER.md states):
+ *   x0 = embed[shift_right(bytes)] * sqrt(C)        BOS = 0 at position 0
+ *   per layer (post-LayerNorm, no bias on Q/K/V/O):
+ *     h = LN1(x + Wo . attn(rope(Wq x), rope(Wk x), Wv x))
+ *     x = LN2(h + W2 . gelu_tanh(W1 h + b1) + b2)
+ *   logits = Wout x + bout                           (256 byte classes)
+ * Parameter count: 48 C^2 + 548 C + 256 for 4 layers, as the paper's formula.
+ */
+#ifndef BT_MODEL_H
+#define BT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BT_VOCAB 256
+#define BT_BOS 0
+
+typedef struct {
+  int n_layer; /* L */
+  int d_model; /* C */
+  int n_head;  /* H; head size hs = C / H */
+  int ctx;     /* longest sequence the model is built for (T <= ctx) */
+} bt_config;
+
+/* Fills cfg for "200K", "800K" or "3.2M" (ctx 2048). Returns 0, or -1 if
+ * the name is unknown. */
+int bt_config_preset(const char *name, bt_config *cfg);
+/* BT_OK if the config can be built: 1 <= L <= 64, C a multiple of 16 up to
+ * 4096, H divides C with an even head size that is a multiple of 8, and
+ * 1 <= ctx <= 65536. Otherwise BT_ERR_ARG with a detail. */
+bt_error bt_config_check(const bt_config *cfg);
+/* Number of parameters (floats). */
+size_t bt_config_num_params(const bt_config *cfg);
+
+/* ---- parameters: one block, tensors at fixed offsets ---- */
+
+enum {
+  BT_T_EMBED,  /* (V, C) */
+  BT_T_QKV_W,  /* (L, 3C, C): q | k | v rows */
+  BT_T_ATTO_W, /* (L, C, C) */
+  BT_T_LN1_W,  /* (L, C) */
+  BT_T_LN1_B,  /* (L, C) */
+  BT_T_FC_W,   /* (L, 4C, C) */
+  BT_T_FC_B,   /* (L, 4C) */
+  BT_T_PROJ_W, /* (L, C, 4C) */
+  BT_T_PROJ_B, /* (L, C) */
+  BT_T_LN2_W,  /* (L, C) */
+  BT_T_LN2_B,  /* (L, C) */
+  BT_T_OUT_W,  /* (V, C) */
+  BT_T_OUT_B,  /* (V) */
+  BT_NUM_TENSORS
+};
+
+typedef struct {
+  const char *name; /* HDF5 dataset name, e.g. "qkv_w" */
+  int ndim;
+  size_t shape[3];
+  size_t offset; /* in floats from the start of the block */
+  size_t size;   /* in floats */
+  int decay;     /* 1: AdamW weight decay applies (matrices only) */
+} bt_tensor_info;
+
+/* Fills the layout of all BT_NUM_TENSORS tensors; returns the total size. */
+size_t bt_param_layout(const bt_config *cfg, bt_tensor_info t[BT_NUM_TENSORS]);
+
+/* ---- the model ---- */
+
+typedef struct bt_model bt_model;
+
+/* Allocates parameters (zero) for cfg. Gradients, AdamW moments and
+ * activations are allocated lazily by the calls that need them. */
+bt_error bt_model_create(bt_model **out, const bt_config *cfg);
+/* Frees everything; NULL is fine. */
+void bt_model_free(bt_model *m);
+
+const bt_config *bt_model_config(const bt_model *m);
+size_t bt_model_num_params(const bt_model *m);
+const bt_tensor_info *bt_model_tensors(const bt_model *m);
+/* The parameter block (num_params floats, layout above), owned by m. */
+float *bt_model_params(bt_model *m);
+/* Gradient block (same layout), or NULL before the first backward. */
+float *bt_model_grads(bt_model *m);
+/* AdamW first and second moments (same layout), allocated on first use. */
+float *bt_model_adam_m(bt_model *m);
+float *bt_model_adam_v(bt_model *m);
+/* Logits (B,T,V) of the last forward, or NULL. */
+const float *bt_model_logits(const bt_model *m);
+
+/* Initialises weights from seed: linear weights ~ N(0, 1/fan_in) truncated
+ * at 2 sigma (Haiku's default), embedding ~ N(0, 0.02^2) truncated, LayerNorm
+ * scale 1, biases 0. */
+void bt_model_init(bt_model *m, uint64_t seed);
+
+/* Teacher-forced forward over seq (B,T): position t sees BOS, seq[0..t-1] and
+ * is scored on seq[t]. Stores activations for backward. T <= ctx.
+ * *loss = mean cross-entropy in nats (NULL: skip). BT_ERR_NOMEM, BT_ERR_ARG. */
+bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *loss);
+/* Per-position losses (B,T) in nats of the last forward, or NULL. */
+const float *bt_model_losses(const bt_model *m);
+/* Backward of the mean loss of the last forward: grads = d loss / d params
+ * (overwritten, not accumulated). */
+bt_error bt_model_backward(bt_model *m);
+
+/* One AdamW step on all tensors with grads from bt_model_backward.
+ * Weight decay applies to tensors with decay = 1 only. t >= 1. */
+void bt_model_adamw(bt_model *m, float lr, float beta1, float beta2, float eps,
+                    float weight_decay, int t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
