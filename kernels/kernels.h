@@ -44,6 +44,14 @@ int bt_isa_parse(const char *s, bt_isa *out);
 void bt_set_threads(int n);
 int bt_get_threads(void);
 
+/* A 64-byte aligned buffer of at least `bytes` for the calling thread, slot
+ * 0..3, kept and reused by later calls (contents not preserved when it grows).
+ * Owned by the library; NULL if out of memory. Slot 0: GEMM packing; slot 1:
+ * attention tiles; 2-3: free for other kernels. */
+void *bt_scratch(int slot, size_t bytes);
+/* Frees the calling thread's scratch buffers. */
+void bt_scratch_free(void);
+
 /* Measures this machine's fp32 FMA peak in GFLOP/s on the given path and
  * thread count (a register-only FMA loop, ~0.2 s). Used for MFU figures. */
 double bt_peak_gflops(bt_isa isa, int threads);

@@ -1,0 +1,182 @@
+/*
+ * gemm.c - public GEMM entry points (own kernels per ISA, the naive reference,
+ * OpenBLAS), the training backend switch, the linear layer built on them, and
+ * the FMA peak measurement.
+ */
+#include "kernels/isa_impl.h"
+#include "kernels/kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Prototypes of the per-ISA copies; they must match gemm_impl.c. */
+BT_DECLARE_ISA3(void, bt_gemm_impl,
+                (int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, float *C, int ldc, int accumulate, int nthreads))
+BT_DECLARE_ISA3(float, bt_peak_loop, (long iters, int *lanes))
+
+/* Below this many flops a parallel region costs more than it saves. */
+#define GEMM_PAR_MIN_FLOPS 4e6
+
+/* ==================================================================== */
+/* GEMM                                                                  */
+/* ==================================================================== */
+
+void bt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+             int ldb, float *C, int ldc, int accumulate) {
+  int nt = 1;
+  if (!omp_in_parallel() && 2.0 * M * N * K >= GEMM_PAR_MIN_FLOPS)
+    nt = omp_get_max_threads();
+  BT_PICK_ISA(bt_gemm_impl)(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, nt);
+}
+
+void bt_gemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                int ldb, float *C, int ldc, int accumulate) {
+  BT_PICK_ISA(bt_gemm_impl)(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 1);
+}
+
+void bt_gemm_naive(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                   const float *B, int ldb, float *C, int ldc, int accumulate) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float c = accumulate ? C[(long)i * ldc + j] : 0.0f;
+      for (int k = 0; k < K; k++) {
+        float a = ta ? A[(long)k * lda + i] : A[(long)i * lda + k];
+        float b = tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
+        c = fmaf(a, b, c);
+      }
+      C[(long)i * ldc + j] = c;
+    }
+}
+
+void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                  const float *B, int ldb, float *C, int ldc, int accumulate) {
+  if (M <= 0 || N <= 0)
+    return;
+  if (K <= 0) { /* BLAS would reject the leading dimensions a caller may pass here */
+    if (!accumulate)
+      for (int i = 0; i < M; i++)
+        memset(C + (long)i * ldc, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, ldc);
+}
+
+static bt_gemm_backend g_backend = BT_GEMM_AUTO;
+
+void bt_gemm_set_backend(bt_gemm_backend b) { g_backend = b; }
+
+bt_gemm_backend bt_gemm_get_backend(void) {
+  if (g_backend != BT_GEMM_AUTO)
+    return g_backend;
+  return bt_isa_get() == BT_ISA_AVX512 ? BT_GEMM_OWN : BT_GEMM_BLAS;
+}
+
+void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                   const float *B, int ldb, float *C, int ldc, int accumulate) {
+  if (bt_gemm_get_backend() == BT_GEMM_BLAS)
+    bt_gemm_blas(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+  else
+    bt_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+/* ==================================================================== */
+/* Linear layer                                                          */
+/* ==================================================================== */
+
+#define LIN_PAR_MIN_ELEMS (1L << 15)
+
+void bt_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                       int IC, int OC) {
+  // out (N,OC) = inp (N,IC) . w^T (OC,IC)^T, then + bias (OC)
+  bt_gemm_train(0, 1, N, OC, IC, inp, IC, w, IC, out, OC, 0);
+  if (!bias)
+    return;
+#pragma omp parallel for schedule(static) \
+    if (!omp_in_parallel() && (long)N * OC >= LIN_PAR_MIN_ELEMS)
+  for (int n = 0; n < N; n++) {
+    float *o = out + (long)n * OC;
+    for (int j = 0; j < OC; j++)
+      o[j] += bias[j];
+  }
+}
+
+void bt_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                        const float *inp, const float *w, int N, int IC, int OC) {
+  // dinp (N,IC) += dout (N,OC) . w (OC,IC)
+  if (dinp)
+    bt_gemm_train(0, 0, N, IC, OC, dout, OC, w, IC, dinp, IC, 1);
+  // dw (OC,IC) += dout^T (OC,N) . inp (N,IC)
+  bt_gemm_train(1, 0, OC, IC, N, dout, OC, inp, IC, dw, IC, 1);
+  if (!dbias)
+    return;
+  // dbias (OC) += column sums of dout, each summed over n = 0..N-1 in order, in
+  // double; threads split the columns.
+  enum { CB = 64 };
+  int nblk = (OC + CB - 1) / CB;
+#pragma omp parallel for schedule(static) \
+    if (!omp_in_parallel() && (long)N * OC >= LIN_PAR_MIN_ELEMS)
+  for (int b = 0; b < nblk; b++) {
+    int j0 = b * CB, j1 = j0 + CB < OC ? j0 + CB : OC;
+    double s[CB];
+    for (int j = 0; j < j1 - j0; j++)
+      s[j] = 0.0;
+    for (int n = 0; n < N; n++) {
+      const float *d = dout + (long)n * OC + j0;
+      for (int j = 0; j < j1 - j0; j++)
+        s[j] += d[j];
+    }
+    for (int j = j0; j < j1; j++)
+      dbias[j] += (float)s[j - j0];
+  }
+}
+
+/* ==================================================================== */
+/* FMA peak                                                              */
+/* ==================================================================== */
+
+double bt_peak_gflops(bt_isa isa, int threads) {
+  if (isa > bt_isa_detect())
+    isa = bt_isa_detect();
+  float (*loop)(long, int *) = isa == BT_ISA_AVX512 ? bt_peak_loop_avx512
+                               : isa == BT_ISA_AVX2 ? bt_peak_loop_avx2
+                                                    : bt_peak_loop_scalar;
+  if (threads < 1)
+    threads = 1;
+  /* Calibrate on one thread: grow until a run takes >= 20 ms. */
+  long iters = 1 << 16;
+  int lanes = 1;
+  volatile float sink = 0.0f;
+  for (;;) {
+    double t0 = omp_get_wtime();
+    sink += loop(iters, &lanes);
+    double dt = omp_get_wtime() - t0;
+    if (dt >= 0.02 || iters > (1L << 40)) {
+      iters = (long)(iters * (0.2 / (dt > 1e-9 ? dt : 1e-9)));
+      break;
+    }
+    iters *= 4;
+  }
+  if (iters < 1)
+    iters = 1;
+  double t0 = omp_get_wtime();
+  if (threads > 1 && !omp_in_parallel()) {
+    float part = 0.0f;
+#pragma omp parallel num_threads(threads) reduction(+ : part)
+    {
+      int l;
+      part += loop(iters, &l);
+    }
+    sink += part;
+  } else {
+    threads = 1;
+    sink += loop(iters, &lanes);
+  }
+  double dt = omp_get_wtime() - t0;
+  (void)sink;
+  return (double)iters * 12.0 * lanes * 2.0 * threads / dt * 1e-9;
+}
