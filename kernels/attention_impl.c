@@ -1,0 +1,674 @@
+/*
+ * attention_impl.c - causal multi-head attention, forward and backward, for
+ * training. Compiled once per ISA (isa_impl.h); kernels/attention.c dispatches.
+ *
+ * Layout. Everything runs on one (b,h) pair and one block of BQ = 64 query
+ * rows at a time, walking key tiles of BK = 64 keys up to the diagonal (fully
+ * masked tiles are never touched). The score tile is kept TRANSPOSED, S^T
+ * (keys, queries), so that every vector runs over 16 (8) query rows:
+ *   - S^T = K . Qs^T: each K element is broadcast straight from qkv, Qs^T
+ *     (hs, BQ) is the query block scaled by 1/sqrt(hs) and transposed once per
+ *     block; no key packing at all;
+ *   - the softmax statistics (row max, row sum) of a query are lane-wise
+ *     running values over keys, so there is no horizontal reduction and the
+ *     sum order (key order) is the same on every ISA path;
+ *   - O^T (hs, BQ) += V^T P^T, dQ^T += K^T dS^T: again query-vectorised;
+ *   - dK, dV (keys, hs) += dS^T Qs, P^T dO: vectorised over hs.
+ * K and V of a (b,h) are packed (T, hs) once per thread.
+ * One register-blocked microkernel (R rows broadcast x NV vectors) does all
+ * five products; see mk_*.
+ *
+ * Forward: online softmax over the key tiles (running max m, sum l, O rescaled
+ * by exp(m_old - m_new)). Backward: FlashAttention math with the query block
+ * outer and key tiles inner; dQ of a block is complete when its tiles are done,
+ * dK/dV of a key accumulate over query blocks in increasing order.
+ *
+ * Determinism. Every output element is one fixed sequence of float operations
+ * (FMA chains in key or hs order, bt's own exp), whatever the thread count:
+ * the forward's tasks are (b, h, query block), the backward's are (b, h)
+ * (a (b,h) pair owns its dK/dV columns). The vector width only changes which
+ * elements are computed together, never how, so the scalar, AVX2 and AVX-512
+ * paths give identical bits too (tested).
+ */
+#include "kernels/isa_impl.h"
+#include "kernels/kernels.h"
+#include "kernels/mathfn.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#define BQ 64 /* query rows per block: the lanes of S^T */
+#define BK 64 /* keys per tile */
+
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* ==================================================================== */
+/* A small vector layer: one code body for every path                  */
+/* ==================================================================== */
+
+/* Not every path uses every helper. */
+#define VFN static inline __attribute__((unused))
+
+#if defined(__AVX512F__)
+#define VL 16
+typedef __m512 vf;
+typedef __mmask16 vm;
+VFN vf vload(const float *p) { return _mm512_loadu_ps(p); }
+VFN void vstore(float *p, vf x) { _mm512_storeu_ps(p, x); }
+VFN vf vset1(float x) { return _mm512_set1_ps(x); }
+VFN vf vzero(void) { return _mm512_setzero_ps(); }
+VFN vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+VFN vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+VFN vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+VFN vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+/* a > b ? a : b, like the scalar version (NaN in either gives b) */
+VFN vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+VFN vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
+VFN vm vgt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+VFN vm vlt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+/* m ? a : b */
+VFN vf vsel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
+VFN vf vpow2i(vf n) { /* 2^n for integral n in [-126, 127] */
+  __m512i e = _mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+}
+VFN vf vlanes(void) {
+  return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+/* Microkernel shapes: RQ x NVQ for query-vectorised products, RHn x n for
+ * hs-vectorised ones (n vectors across hs). */
+#define NVQ 2
+#define RQ 8
+#define RH1 16
+#define RH2 8
+#define RH4 4
+
+#elif defined(__AVX2__)
+#define VL 8
+typedef __m256 vf;
+typedef __m256 vm;
+VFN vf vload(const float *p) { return _mm256_loadu_ps(p); }
+VFN void vstore(float *p, vf x) { _mm256_storeu_ps(p, x); }
+VFN vf vset1(float x) { return _mm256_set1_ps(x); }
+VFN vf vzero(void) { return _mm256_setzero_ps(); }
+VFN vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+VFN vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+VFN vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+VFN vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+VFN vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+VFN vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
+VFN vm vgt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+VFN vm vlt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+VFN vf vsel(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
+VFN vf vpow2i(vf n) {
+  __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+}
+VFN vf vlanes(void) { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
+#define NVQ 2
+#define RQ 4
+#define RH1 8
+#define RH2 4
+#define RH4 2
+
+#else
+#define VL 1
+typedef float vf;
+typedef int vm;
+VFN vf vload(const float *p) { return *p; }
+VFN void vstore(float *p, vf x) { *p = x; }
+VFN vf vset1(float x) { return x; }
+VFN vf vzero(void) { return 0.0f; }
+VFN vf vfma(vf a, vf b, vf c) { return fmaf(a, b, c); }
+VFN vf vadd(vf a, vf b) { return a + b; }
+VFN vf vsub(vf a, vf b) { return a - b; }
+VFN vf vmul(vf a, vf b) { return a * b; }
+VFN vf vmax(vf a, vf b) { return a > b ? a : b; }
+VFN vf vmin(vf a, vf b) { return a < b ? a : b; }
+VFN vm vgt(vf a, vf b) { return a > b; }
+VFN vm vlt(vf a, vf b) { return a < b; }
+VFN vf vsel(vm m, vf a, vf b) { return m ? a : b; }
+VFN vf vlanes(void) { return 0.0f; }
+#define NVQ 4
+#define RQ 4
+#define RH1 4
+#define RH2 4
+#define RH4 4
+#endif
+
+static inline vf vbcast(const float *p) { return vset1(*p); }
+
+/*
+ * exp on NX vectors at once, for the softmax: x <= 88 or NaN (it is a score
+ * minus a value >= it). bt_expf_inline's operations in its order, so the same
+ * bits there: the upper clamp's
+ * select and the NaN select are dropped (a NaN already propagates through the
+ * polynomial when the lower clamp keeps it, max(-87, x)), and the NX
+ * independent chains are interleaved so the out-of-order window sees
+ * parallel work instead of one long dependency chain.
+ */
+#define NX 4
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#if VL == 1
+static ALWAYS_INLINE vf vexp_sm1(vf x) { return bt_expf_inline(x); }
+static ALWAYS_INLINE void vexp_sm4(vf *y, const vf *x) {
+  for (int i = 0; i < NX; i++)
+    y[i] = bt_expf_inline(x[i]);
+}
+#else
+#define EXP_STEP(expr) UNROLL for (int i = 0; i < NX; i++) { expr; }
+static ALWAYS_INLINE void vexp_sm4(vf *y, const vf *x) {
+  vf xc[NX], n[NX], r[NX], p[NX];
+  EXP_STEP(xc[i] = vmin(vmax(vset1(-87.0f), x[i]), vset1(88.0f)))
+  EXP_STEP(n[i] = vmul(xc[i], vset1(1.44269504088896341f)))
+  EXP_STEP(n[i] = vsub(vadd(n[i], vset1(12582912.0f)), vset1(12582912.0f)))
+  EXP_STEP(r[i] = vsub(xc[i], vmul(n[i], vset1(0.693145751953125f))))
+  EXP_STEP(r[i] = vsub(r[i], vmul(n[i], vset1(1.42860682030941723e-6f))))
+  EXP_STEP(p[i] = vadd(vmul(vset1(1.0f / 720.0f), r[i]), vset1(1.0f / 120.0f)))
+  EXP_STEP(p[i] = vadd(vmul(p[i], r[i]), vset1(1.0f / 24.0f)))
+  EXP_STEP(p[i] = vadd(vmul(p[i], r[i]), vset1(1.0f / 6.0f)))
+  EXP_STEP(p[i] = vadd(vmul(p[i], r[i]), vset1(0.5f)))
+  EXP_STEP(p[i] = vadd(vmul(p[i], r[i]), vset1(1.0f)))
+  EXP_STEP(p[i] = vadd(vmul(p[i], r[i]), vset1(1.0f)))
+  EXP_STEP(y[i] = vsel(vlt(x[i], vset1(-87.0f)), vzero(), vmul(p[i], vpow2i(n[i]))))
+}
+static ALWAYS_INLINE vf vexp_sm1(vf x) {
+  vf xc = vmin(vmax(vset1(-87.0f), x), vset1(88.0f));
+  vf n = vmul(xc, vset1(1.44269504088896341f));
+  n = vsub(vadd(n, vset1(12582912.0f)), vset1(12582912.0f));
+  vf r = vsub(xc, vmul(n, vset1(0.693145751953125f)));
+  r = vsub(r, vmul(n, vset1(1.42860682030941723e-6f)));
+  vf p = vadd(vmul(vset1(1.0f / 720.0f), r), vset1(1.0f / 120.0f));
+  p = vadd(vmul(p, r), vset1(1.0f / 24.0f));
+  p = vadd(vmul(p, r), vset1(1.0f / 6.0f));
+  p = vadd(vmul(p, r), vset1(0.5f));
+  p = vadd(vmul(p, r), vset1(1.0f));
+  p = vadd(vmul(p, r), vset1(1.0f));
+  return vsel(vlt(x, vset1(-87.0f)), vzero(), vmul(p, vpow2i(n)));
+}
+#endif
+
+/* ==================================================================== */
+/* Microkernel                                                          */
+/* ==================================================================== */
+
+/*
+ * Cm (R, NV*VL) = [Cm +] sum_{k<K} A[r*ars + k*aks] * Bm[k*ldb + 0..NV*VL-1]:
+ * each output element is one FMA chain in increasing k, started from 0 or
+ * from Cm's old value. A's elements are broadcast, Bm's rows loaded. If cmax
+ * is given, cmax (NV*VL) = max(cmax, column maxima of Cm).
+ */
+#define DEF_MK(R, NV) DEF_MK_(R, NV) /* expand RQ etc. before pasting */
+#define DEF_MK_(R, NV)                                                         \
+  static inline void mk_##R##x##NV(int K, const float *A, ptrdiff_t ars,       \
+                                   ptrdiff_t aks, const float *Bm,             \
+                                   ptrdiff_t ldb, float *Cm, ptrdiff_t ldc,    \
+                                   int acc, float *cmax) {                     \
+    vf c[R][NV];                                                               \
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
+        c[r][v] = acc ? vload(Cm + r * ldc + v * VL) : vzero();                \
+    for (int k = 0; k < K; k++) {                                              \
+      const float *bk = Bm + (ptrdiff_t)k * ldb;                               \
+      const float *ak = A + (ptrdiff_t)k * aks;                                \
+      vf b[NV];                                                                \
+      UNROLL for (int v = 0; v < NV; v++) b[v] = vload(bk + v * VL);           \
+      UNROLL for (int r = 0; r < R; r++) {                                     \
+        vf a = vbcast(ak + r * ars);                                           \
+        UNROLL for (int v = 0; v < NV; v++) c[r][v] = vfma(a, b[v], c[r][v]);  \
+      }                                                                        \
+    }                                                                          \
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
+        vstore(Cm + r * ldc + v * VL, c[r][v]);                                \
+    if (cmax) /* column maxima, for the softmax */                             \
+      UNROLL for (int v = 0; v < NV; v++) {                                    \
+        vf mx = vload(cmax + v * VL);                                          \
+        UNROLL for (int r = 0; r < R; r++) mx = vmax(mx, c[r][v]);             \
+        vstore(cmax + v * VL, mx);                                             \
+      }                                                                        \
+  }
+
+DEF_MK(RQ, NVQ)
+DEF_MK(1, NVQ)
+#if RH1 != RQ || NVQ != 1
+DEF_MK(RH1, 1)
+#endif
+#if NVQ != 1
+DEF_MK(1, 1)
+#endif
+#if RH2 != RQ || NVQ != 2
+DEF_MK(RH2, 2)
+#endif
+#if NVQ != 2
+DEF_MK(1, 2)
+#endif
+#if RH4 != RQ || NVQ != 4
+DEF_MK(RH4, 4)
+#endif
+#if NVQ != 4
+DEF_MK(1, 4)
+#endif
+
+#define MK_(R, NV) mk_##R##x##NV
+#define MK(R, NV) MK_(R, NV)
+
+/* Query-vectorised product: Cm (nrows, CS) with CS = NVQ*VL columns. */
+#define CS (NVQ * VL)
+static void qgemm(int nrows, int K, const float *A, ptrdiff_t ars, ptrdiff_t aks,
+                  const float *Bm, ptrdiff_t ldb, float *Cm, ptrdiff_t ldc, int acc,
+                  float *cmax) {
+  int r = 0;
+  for (; r + RQ <= nrows; r += RQ)
+    MK(RQ, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
+  for (; r < nrows; r++)
+    MK(1, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
+}
+
+/* Columns of an hs-vectorised product that the vectors do not cover. */
+static void hgemm_tail(int nrows, int ncols, int K, const float *A, ptrdiff_t ars,
+                       ptrdiff_t aks, const float *Bm, ptrdiff_t ldb, float *Cm,
+                       ptrdiff_t ldc, int acc) {
+  for (int r = 0; r < nrows; r++)
+    for (int c = 0; c < ncols; c++) {
+      float s = acc ? Cm[r * ldc + c] : 0.0f;
+      for (int k = 0; k < K; k++)
+        s = fmaf(A[r * ars + (ptrdiff_t)k * aks], Bm[(ptrdiff_t)k * ldb + c], s);
+      Cm[r * ldc + c] = s;
+    }
+}
+
+/* hs-vectorised product: Cm (nrows, hs). */
+static void hgemm(int nrows, int hs, int K, const float *A, ptrdiff_t ars,
+                  ptrdiff_t aks, const float *Bm, ptrdiff_t ldb, float *Cm,
+                  ptrdiff_t ldc, int acc) {
+  int nv = hs / VL, c = 0;
+  if (nv % 4 == 0) {
+    for (; c < nv * VL; c += 4 * VL) {
+      int r = 0;
+      for (; r + RH4 <= nrows; r += RH4)
+        MK(RH4, 4)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+      for (; r < nrows; r++)
+        MK(1, 4)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+    }
+  } else if (nv % 2 == 0) {
+    for (; c < nv * VL; c += 2 * VL) {
+      int r = 0;
+      for (; r + RH2 <= nrows; r += RH2)
+        MK(RH2, 2)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+      for (; r < nrows; r++)
+        MK(1, 2)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+    }
+  } else {
+    for (; c < nv * VL; c += VL) {
+      int r = 0;
+      for (; r + RH1 <= nrows; r += RH1)
+        MK(RH1, 1)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+      for (; r < nrows; r++)
+        MK(1, 1)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+    }
+  }
+  if (c < hs)
+    hgemm_tail(nrows, hs - c, K, A, ars, aks, Bm + c, ldb, Cm + c, ldc, acc);
+}
+
+/* dst (n, hs) = the n rows of src (stride ld). K and V of a (b,h) are packed
+ * once: qkv's row stride (3C floats, a multiple of 768 bytes) would map a
+ * tile's rows onto a few L1 sets. */
+static void pack_rows(float *dst, const float *src, ptrdiff_t ld, int n, int hs) {
+  for (int j = 0; j < n; j++) {
+    const float *s = src + j * ld;
+    float *d = dst + (ptrdiff_t)j * hs;
+    int c = 0;
+    for (; c + VL <= hs; c += VL)
+      vstore(d + c, vload(s + c));
+    for (; c < hs; c++)
+      d[c] = s[c];
+  }
+}
+
+/*
+ * S^T (nk, ncq) = A (nk keys, hs) . X^T, with X^T (hs, BQ) the packed query
+ * side; A's rows have stride lda. On the diagonal tile (key j0 = query i0)
+ * micro-tiles whose keys all come after all their queries are skipped: they
+ * stay unwritten and the softmax step never reads them. cmax (ncq), if given
+ * (off the diagonal: no masking), gets the column maxima.
+ */
+static void scores_t(float *ST, const float *A, ptrdiff_t lda, const float *XT,
+                     int nk, int ncq, int hs, int diag, float *cmax) {
+  for (int c0 = 0; c0 < ncq; c0 += CS) {
+    int rows = nk;
+    if (diag && rows > c0 + CS)
+      rows = c0 + CS; /* keys jj >= c0 + CS are masked for these queries */
+    qgemm(rows, hs, A, lda, 1, XT + c0, BQ, ST + c0, BQ, 0, cmax ? cmax + c0 : NULL);
+  }
+}
+
+/* ==================================================================== */
+/* Scratch                                                              */
+/* ==================================================================== */
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* One block for nt threads, 64-byte aligned and zeroed; NULL if out of memory. */
+static float *scratch_alloc(int nt, size_t per_thread) {
+  size_t bytes = (size_t)nt * per_thread * sizeof(float);
+  float *p = bt_scratch(1, bytes); /* kept per thread: no page faults per call */
+  if (p)
+    memset(p, 0, bytes);
+  return p;
+}
+
+static int pick_threads(long ntasks) {
+  int nt = omp_get_max_threads();
+  if (nt > ntasks)
+    nt = (int)ntasks;
+  return nt < 1 ? 1 : nt;
+}
+
+/* ==================================================================== */
+/* Forward                                                              */
+/* ==================================================================== */
+
+/* Online-softmax step for one key tile: turns S^T (nk, ncq) into P^T in place
+ * with P = exp(S - m_new), masked entries 0, and updates m, l and O^T. tmax:
+ * the tile's column maxima if known (max is exact: any order, same bits). */
+static void fwd_softmax_tile(float *ST, int nk, int ncq, int diag,
+                             const float *tmax, float *m,
+                             float *l, float *OT, int hs) {
+  const vf lanes = vlanes(), ninf = vset1(-__builtin_inff());
+  for (int c = 0; c < ncq; c += VL) {
+    int jmax = diag && nk > c + VL ? c + VL : nk; /* later keys: all masked */
+    vf mt = ninf;
+    if (tmax) { /* from the score kernel */
+      mt = vload(tmax + c);
+    } else {
+      for (int jj = 0; jj < jmax; jj++) {
+        vf s = vload(ST + jj * BQ + c);
+        if (diag)
+          s = vsel(vgt(vset1((float)(jj - c)), lanes), ninf, s);
+        mt = vmax(mt, s);
+      }
+    }
+    vf mo = vload(m + c), mn = vmax(mo, mt);
+    vf alpha = vexp_sm1(vsub(mo, mn)); /* 0 on the first tile (m = -inf) */
+    vf lt = vzero();
+    int jj = 0;
+    for (; jj + NX <= jmax; jj += NX) {
+      vf x[NX], p[NX];
+      UNROLL for (int i = 0; i < NX; i++) {
+        vf s = vload(ST + (jj + i) * BQ + c);
+        if (diag)
+          s = vsel(vgt(vset1((float)(jj + i - c)), lanes), ninf, s);
+        x[i] = vsub(s, mn);
+      }
+      vexp_sm4(p, x);
+      UNROLL for (int i = 0; i < NX; i++) {
+        vstore(ST + (jj + i) * BQ + c, p[i]);
+        lt = vadd(lt, p[i]);
+      }
+    }
+    for (; jj < jmax; jj++) {
+      vf s = vload(ST + jj * BQ + c);
+      if (diag)
+        s = vsel(vgt(vset1((float)(jj - c)), lanes), ninf, s);
+      vf p = vexp_sm1(vsub(s, mn));
+      vstore(ST + jj * BQ + c, p);
+      lt = vadd(lt, p);
+    }
+    for (int jj = jmax; jj < nk; jj++)
+      vstore(ST + jj * BQ + c, vzero());
+    vstore(l + c, vadd(vmul(vload(l + c), alpha), lt));
+    vstore(m + c, mn);
+    for (int d = 0; d < hs; d++)
+      vstore(OT + d * BQ + c, vmul(vload(OT + d * BQ + c), alpha));
+  }
+}
+
+/* A thread's packed K and V (T, hs) of one (b,h), filled as far as needed. */
+typedef struct {
+  long bh;  /* which pair, -1: none */
+  int n;    /* rows packed so far */
+  float *k, *v;
+} kv_cache;
+
+static void fwd_block(float *out, float *lse, const float *qkv, int T, int C,
+                      int H, int b, int h, int qb, float *scr, kv_cache *kv) {
+  const int hs = C / H;
+  const ptrdiff_t ld = 3 * (ptrdiff_t)C;
+  const float scale = 1.0f / sqrtf((float)hs);
+  const float *q = qkv + (ptrdiff_t)b * T * ld + h * hs, *k = q + C, *v = q + 2 * C;
+  float *QsT = scr, *ST = QsT + hs * BQ, *OT = ST + BK * BQ, *m = OT + hs * BQ,
+        *l = m + BQ, *mtile = l + BQ;
+  const int i0 = qb * BQ, nr = T - i0 < BQ ? T - i0 : BQ, iend = i0 + nr;
+  const int ncq = (nr + CS - 1) / CS * CS;
+
+  const long bh = (long)b * H + h;
+  if (kv->bh != bh) {
+    kv->bh = bh;
+    kv->n = 0;
+  }
+  if (kv->n < iend) {
+    pack_rows(kv->k + (ptrdiff_t)kv->n * hs, k + kv->n * ld, ld, iend - kv->n, hs);
+    pack_rows(kv->v + (ptrdiff_t)kv->n * hs, v + kv->n * ld, ld, iend - kv->n, hs);
+    kv->n = iend;
+  }
+  for (int d = 0; d < hs; d++)
+    for (int r = 0; r < BQ; r++)
+      QsT[d * BQ + r] = r < nr ? q[(i0 + r) * ld + d] * scale : 0.0f;
+  for (int r = 0; r < BQ; r++) {
+    m[r] = -__builtin_inff();
+    l[r] = 0.0f;
+  }
+  memset(OT, 0, sizeof(float) * hs * BQ);
+
+  for (int j0 = 0; j0 < iend; j0 += BK) {
+    const int nk = iend - j0 < BK ? iend - j0 : BK, diag = j0 == i0;
+    const float *kp = kv->k + (ptrdiff_t)j0 * hs, *vp = kv->v + (ptrdiff_t)j0 * hs;
+    float *mt = diag ? NULL : mtile;
+    if (mt)
+      for (int c = 0; c < ncq; c++)
+        mt[c] = -__builtin_inff();
+    scores_t(ST, kp, hs, QsT, nk, ncq, hs, diag, mt);
+    fwd_softmax_tile(ST, nk, ncq, diag, mt, m, l, OT, hs);
+    /* O^T (hs, BQ) += V^T (hs, nk) P^T (nk, BQ) */
+    for (int c0 = 0; c0 < ncq; c0 += CS) {
+      int kk = diag && nk > c0 + CS ? c0 + CS : nk;
+      qgemm(hs, kk, vp, 1, hs, ST + c0, BQ, OT + c0, BQ, 1, NULL);
+    }
+  }
+  for (int r = 0; r < nr; r++) {
+    float *o = out + ((ptrdiff_t)b * T + i0 + r) * C + h * hs;
+    for (int d = 0; d < hs; d++)
+      o[d] = OT[d * BQ + r] / l[r];
+    lse[((ptrdiff_t)b * H + h) * T + i0 + r] = m[r] + (float)log((double)l[r]);
+  }
+}
+
+int BT_ISA_FN(bt_attention_forward_impl)(float *out, float *lse, const float *qkv,
+                                          int B, int T, int C, int H) {
+  if (B <= 0 || T <= 0)
+    return 0;
+  const int hs = C / H, nqb = (T + BQ - 1) / BQ;
+  const long ntask = (long)B * H * nqb;
+  const int nt = pick_threads(ntask);
+  const size_t kvn = round16((size_t)T * hs);
+  const size_t per = round16((size_t)hs * BQ * 2 + BK * BQ + 3 * BQ) + 2 * kvn;
+  float *scr = scratch_alloc(nt, per);
+  if (!scr)
+    return -1;
+#pragma omp parallel num_threads(nt)
+  {
+    float *my = scr + (size_t)omp_get_thread_num() * per;
+    kv_cache kv = {-1, 0, my + per - 2 * kvn, my + per - kvn};
+    /* Longest blocks (last queries) first, for the dynamic schedule. */
+#pragma omp for schedule(dynamic, 1)
+    for (long t = 0; t < ntask; t++) {
+      long bh = t / nqb;
+      int qb = nqb - 1 - (int)(t % nqb);
+      fwd_block(out, lse, qkv, T, C, H, (int)(bh / H), (int)(bh % H), qb, my, &kv);
+    }
+  }
+  return 0;
+}
+
+/* ==================================================================== */
+/* Backward                                                             */
+/* ==================================================================== */
+
+/* Stores P and dS = P (dP - D); masked entries get P = 0 and dS = +0 (not
+ * 0 * (dP - D), whose sign varies). */
+static ALWAYS_INLINE void bwd_ds_store(float *sp, float *dpp, vf p, vf dv, int diag,
+                                       int rel, vf lanes) {
+  vf ds = vmul(p, vsub(vload(dpp), dv));
+  if (diag)
+    ds = vsel(vgt(vset1((float)rel), lanes), vzero(), ds);
+  vstore(sp, p);
+  vstore(dpp, ds);
+}
+
+/* P = exp(S - lse) and dS = P (dP - D) for one tile, in place in S^T, dP^T;
+ * masked entries 0. */
+static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag,
+                             const float *L, const float *D) {
+  const vf lanes = vlanes(), ninf = vset1(-__builtin_inff()), zero = vzero();
+  for (int c = 0; c < ncq; c += VL) {
+    int jmax = diag && nk > c + VL ? c + VL : nk;
+    vf lv = vload(L + c), dv = vload(D + c);
+    int jj = 0;
+    for (; jj + NX <= jmax; jj += NX) {
+      vf x[NX], p[NX];
+      UNROLL for (int i = 0; i < NX; i++) {
+        vf s = vload(ST + (jj + i) * BQ + c);
+        if (diag)
+          s = vsel(vgt(vset1((float)(jj + i - c)), lanes), ninf, s);
+        x[i] = vsub(s, lv);
+      }
+      vexp_sm4(p, x);
+      UNROLL for (int i = 0; i < NX; i++)
+        bwd_ds_store(ST + (jj + i) * BQ + c, dPT + (jj + i) * BQ + c, p[i], dv, diag,
+                     jj + i - c, lanes);
+    }
+    for (; jj < jmax; jj++) {
+      vf s = vload(ST + jj * BQ + c);
+      if (diag)
+        s = vsel(vgt(vset1((float)(jj - c)), lanes), ninf, s);
+      bwd_ds_store(ST + jj * BQ + c, dPT + jj * BQ + c, vexp_sm1(vsub(s, lv)), dv,
+                   diag, jj - c, lanes);
+    }
+    for (int jj = jmax; jj < nk; jj++) {
+      vstore(ST + jj * BQ + c, zero);
+      vstore(dPT + jj * BQ + c, zero);
+    }
+  }
+}
+
+static void bwd_head(float *dqkv, const float *dout, const float *qkv,
+                     const float *out, const float *lse, int T, int C, int H,
+                     int b, int h, float *scr) {
+  const int hs = C / H;
+  const ptrdiff_t ld = 3 * (ptrdiff_t)C;
+  const float scale = 1.0f / sqrtf((float)hs);
+  const ptrdiff_t row0 = (ptrdiff_t)b * T;
+  const float *q = qkv + row0 * ld + h * hs, *k = q + C, *v = q + 2 * C;
+  float *dq = dqkv + row0 * ld + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+  const float *o = out + row0 * C + h * hs, *dO = dout + row0 * C + h * hs;
+  const float *lrow = lse + ((ptrdiff_t)b * H + h) * T;
+  float *QsT = scr, *Qs = QsT + hs * BQ, *dOT = Qs + hs * BQ, *dOr = dOT + hs * BQ;
+  float *dQT = dOr + hs * BQ, *ST = dQT + hs * BQ, *dPT = ST + BK * BQ;
+  float *L = dPT + BK * BQ, *D = L + BQ;
+  const size_t th = round16((size_t)T * hs);
+  float *kpk = D + BQ, *vpk = kpk + th, *dka = vpk + th, *dva = dka + th;
+
+  /* K, V packed (T, hs); dK, dV accumulate packed too and are added to dqkv
+   * at the end. */
+  pack_rows(kpk, k, ld, T, hs);
+  pack_rows(vpk, v, ld, T, hs);
+  memset(dka, 0, sizeof(float) * 2 * th);
+
+  for (int i0 = 0; i0 < T; i0 += BQ) {
+    const int nr = T - i0 < BQ ? T - i0 : BQ, iend = i0 + nr;
+    const int ncq = (nr + CS - 1) / CS * CS;
+    /* Pack the block: Qs = q / sqrt(hs) and dO, both ways round; padding
+     * rows are zero and get lse = +inf, so their P is exactly 0. */
+    for (int r = 0; r < BQ; r++) {
+      float dsum = 0.0f;
+      if (r < nr) {
+        const float *qi = q + (i0 + r) * ld, *gi = dO + (ptrdiff_t)(i0 + r) * C,
+                    *oi = o + (ptrdiff_t)(i0 + r) * C;
+        for (int d = 0; d < hs; d++) {
+          float qs = qi[d] * scale;
+          QsT[d * BQ + r] = Qs[r * hs + d] = qs;
+          dOT[d * BQ + r] = dOr[r * hs + d] = gi[d];
+          dsum = fmaf(gi[d], oi[d], dsum);
+        }
+      } else {
+        for (int d = 0; d < hs; d++)
+          QsT[d * BQ + r] = Qs[r * hs + d] = dOT[d * BQ + r] = dOr[r * hs + d] = 0.0f;
+      }
+      D[r] = dsum;
+      L[r] = r < nr ? lrow[i0 + r] : __builtin_inff();
+    }
+    memset(dQT, 0, sizeof(float) * hs * BQ);
+
+    for (int j0 = 0; j0 < iend; j0 += BK) {
+      const int nk = iend - j0 < BK ? iend - j0 : BK, diag = j0 == i0;
+      const float *kp = kpk + (ptrdiff_t)j0 * hs, *vp = vpk + (ptrdiff_t)j0 * hs;
+      scores_t(ST, kp, hs, QsT, nk, ncq, hs, diag, NULL);  /* S^T */
+      scores_t(dPT, vp, hs, dOT, nk, ncq, hs, diag, NULL); /* dP^T = V dO^T */
+      bwd_softmax_tile(ST, dPT, nk, ncq, diag, L, D);
+      /* dQ^T (hs, BQ) += K^T (hs, nk) dS^T (nk, BQ), scaled at the end */
+      for (int c0 = 0; c0 < ncq; c0 += CS) {
+        int kk = diag && nk > c0 + CS ? c0 + CS : nk;
+        qgemm(hs, kk, kp, 1, hs, dPT + c0, BQ, dQT + c0, BQ, 1, NULL);
+      }
+      /* dK (nk, hs) += dS^T Qs, dV (nk, hs) += P^T dO. On the diagonal, key
+       * group g0.. only meets queries from g0 on (a fixed 16-key granularity,
+       * the same on every path, so the FMA chains are too). */
+      for (int g0 = 0; g0 < nk; g0 += 16) {
+        int rows = nk - g0 < 16 ? nk - g0 : 16, lo = diag ? g0 : 0;
+        hgemm(rows, hs, nr - lo, dPT + g0 * BQ + lo, BQ, 1, Qs + lo * hs, hs,
+              dka + (ptrdiff_t)(j0 + g0) * hs, hs, 1);
+        hgemm(rows, hs, nr - lo, ST + g0 * BQ + lo, BQ, 1, dOr + lo * hs, hs,
+              dva + (ptrdiff_t)(j0 + g0) * hs, hs, 1);
+      }
+    }
+    for (int r = 0; r < nr; r++)
+      for (int d = 0; d < hs; d++)
+        dq[(i0 + r) * ld + d] += scale * dQT[d * BQ + r];
+  }
+  for (int j = 0; j < T; j++)
+    for (int d = 0; d < hs; d++) {
+      dk[j * ld + d] += dka[(ptrdiff_t)j * hs + d];
+      dv[j * ld + d] += dva[(ptrdiff_t)j * hs + d];
+    }
+}
+
+int BT_ISA_FN(bt_attention_backward_impl)(float *dqkv, const float *dout,
+                                           const float *qkv, const float *out,
+                                           const float *lse, int B, int T, int C,
+                                           int H) {
+  if (B <= 0 || T <= 0)
+    return 0;
+  const int hs = C / H;
+  const long ntask = (long)B * H;
+  const int nt = pick_threads(ntask);
+  const size_t per = round16((size_t)hs * BQ * 5 + BK * BQ * 2 + 2 * BQ) + 4 * round16((size_t)T * hs);
+  float *scr = scratch_alloc(nt, per);
+  if (!scr)
+    return -1;
+#pragma omp parallel num_threads(nt)
+  {
+    float *my = scr + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(dynamic, 1)
+    for (long t = 0; t < ntask; t++)
+      bwd_head(dqkv, dout, qkv, out, lse, T, C, H, (int)(t / H), (int)(t % H), my);
+  }
+  return 0;
+}
