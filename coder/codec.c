@@ -1,0 +1,507 @@
+/*
+ * codec.c - bt_compress / bt_decompress: model probabilities driving the
+ * range coder, chunk by chunk (codec.h).
+ *
+ * Windows. A chunk no longer than the model's context W is one window coded
+ * from BOS. A longer chunk (or the whole input in stream mode) is cut into
+ * windows: window 0 codes bytes [0, W); window j >= 1 codes the next
+ * S = W - P bytes, seeing the P = W/2 bytes before them after BOS. Every byte
+ * is thus predicted from between P and W-1 preceding bytes, and every window
+ * is one model pass of at most W positions.
+ *
+ * Compression runs windows teacher-forced in batches (bt_infer_batched);
+ * decompression runs them incrementally (bt_infer_prefill + bt_infer_step)
+ * with many chunks in lockstep. infer/ guarantees identical logits for both,
+ * and bt_quantize_logits turns them into identical integer frequencies.
+ */
+#include "coder/codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "coder/coder.h"
+#include "data/sha256.h"
+#include "infer/infer.h"
+#include "train/ckpt.h"
+
+/* Per-thread KV cache budget: it sets how many chunks one thread decodes in
+ * lockstep. Decoding reads a stream's whole cache for every byte, so the
+ * group must stay small enough to live in the caches of one core. */
+#define CACHE_BUDGET ((size_t)24 << 20)
+#define MAX_STREAMS 64
+#define MAX_THREADS 256
+/* A payload byte can stand for at most ~365,000 output bytes (the least a
+ * coded byte costs is -log2(1 - 255/2^24) bits); more is a forged header. */
+#define MAX_EXPANSION 400000ull
+
+/* What one thread needs: its own inference state and logits. Threads work on
+ * disjoint groups of chunks with no barriers between them; infer/ gives the
+ * same bits whatever the group size or thread. */
+typedef struct {
+  bt_infer *inf;
+  float *logits;
+} worker_t;
+
+struct bt_codec {
+  bt_model *m;
+  bt_config cfg;
+  uint8_t sha[32];
+  worker_t w[MAX_THREADS];
+  int nw, G, T; /* workers made, streams per worker, positions per stream */
+};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void free_workers(bt_codec *c) {
+  for (int i = 0; i < c->nw; i++) {
+    bt_infer_free(c->w[i].inf);
+    free(c->w[i].logits);
+    c->w[i].inf = NULL;
+    c->w[i].logits = NULL;
+  }
+  c->nw = c->G = c->T = 0;
+}
+
+bt_error bt_codec_open(bt_codec **out, const char *ckpt_path) {
+  *out = NULL;
+  bt_codec *c = calloc(1, sizeof *c);
+  if (!c)
+    return bt_fail(BT_ERR_NOMEM, "codec");
+  bt_error e = bt_ckpt_load(ckpt_path, &c->m, NULL);
+  if (e) {
+    free(c);
+    return e;
+  }
+  c->cfg = *bt_model_config(c->m);
+  bt_model_weights_sha256(c->m, c->sha);
+  *out = c;
+  return BT_OK;
+}
+
+void bt_codec_free(bt_codec *c) {
+  if (!c)
+    return;
+  free_workers(c);
+  bt_model_free(c->m);
+  free(c);
+}
+
+const bt_config *bt_codec_config(const bt_codec *c) { return &c->cfg; }
+size_t bt_codec_num_params(const bt_codec *c) { return bt_model_num_params(c->m); }
+const uint8_t *bt_codec_weights_sha256(const bt_codec *c) { return c->sha; }
+
+size_t bt_compress_bound(uint64_t n, uint32_t chunk) {
+  return (size_t)bt_container_bound(n, chunk, chunk == 0);
+}
+
+/* Makes nt workers for streams of T positions, G streams each, where G fits
+ * the cache budget (and is at most the chunks there are per thread). */
+static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks) {
+  int nt = omp_get_max_threads();
+  if (nt > MAX_THREADS)
+    nt = MAX_THREADS;
+  if ((uint64_t)nt > chunks)
+    nt = chunks ? (int)chunks : 1;
+  size_t per = bt_infer_cache_bytes(&c->cfg, 1, T);
+  uint64_t g = CACHE_BUDGET / (per ? per : 1);
+  uint64_t per_thread = (chunks + (uint64_t)nt - 1) / (uint64_t)nt;
+  if (g > per_thread)
+    g = per_thread;
+  if (g > MAX_STREAMS)
+    g = MAX_STREAMS;
+  if (g < 1)
+    g = 1;
+  if (c->nw >= nt && c->T == T && c->G == (int)g)
+    return BT_OK;
+  free_workers(c);
+  for (int i = 0; i < nt; i++) {
+    bt_error e = bt_infer_create(&c->w[i].inf, c->m, (int)g, T);
+    c->w[i].logits = malloc((size_t)g * T * 256 * sizeof(float));
+    c->nw = i + 1;
+    if (e || !c->w[i].logits) {
+      free_workers(c);
+      return e ? e : bt_fail(BT_ERR_NOMEM, "logits");
+    }
+  }
+  c->G = (int)g;
+  c->T = T;
+  return BT_OK;
+}
+
+/* ---- window schedule of one chunk of length len, model context W ---- */
+
+typedef struct {
+  uint64_t start;  /* first coded byte, relative to the chunk */
+  uint32_t prefix; /* bytes of context before it (0 for window 0) */
+  uint32_t coded;  /* bytes coded */
+} window_t;
+
+static uint64_t n_windows(uint64_t len, int W) {
+  if (len <= (uint64_t)W)
+    return len ? 1 : 0;
+  uint64_t S = (uint64_t)(W - W / 2);
+  return 1 + (len - (uint64_t)W + S - 1) / S;
+}
+
+static window_t window_at(uint64_t len, int W, uint64_t j) {
+  window_t w;
+  uint64_t S = (uint64_t)(W - W / 2);
+  if (j == 0) {
+    w.start = 0;
+    w.prefix = 0;
+    w.coded = (uint32_t)(len < (uint64_t)W ? len : (uint64_t)W);
+  } else {
+    w.start = (uint64_t)W + (j - 1) * S;
+    w.prefix = (uint32_t)(W / 2);
+    uint64_t rest = len - w.start;
+    w.coded = (uint32_t)(rest < S ? rest : S);
+  }
+  return w;
+}
+
+/* ==================================================================== */
+/* Compression                                                          */
+/* ==================================================================== */
+
+typedef struct {
+  uint8_t *buf;   /* coded bytes (cap len-1: coded must be strictly smaller) */
+  size_t size;    /* final payload size; == len means stored raw */
+  uint64_t len;
+  double logloss, coded_bits;
+} enc_chunk_t;
+
+/* Codes logits rows [p, p+cnt) of one window, predicting bytes x[p..]. */
+static void code_rows(bt_rc_enc *rc, enc_chunk_t *ch, const float *logits, const uint8_t *x,
+                      uint32_t p, uint32_t cnt) {
+  uint32_t freq[256], cum[257];
+  for (uint32_t t = p; t < p + cnt; t++) {
+    const float *row = logits + (size_t)t * 256;
+    int b = x[t];
+    ch->logloss += bt_logits_logloss_bits(row, b);
+    if (bt_rc_enc_overflowed(rc))
+      continue; /* it will be stored raw: no need to code the rest */
+    bt_quantize_logits(row, freq);
+    bt_freq_cumulative(freq, cum);
+    ch->coded_bits += bt_freq_cost_bits(freq, b);
+    bt_rc_encode(rc, cum[b], freq[b]);
+  }
+}
+
+/* Encodes chunks [c0, c0+k) of the input on worker w: each window index j
+ * across the group, windows of equal length in one batched pass. */
+static bt_error encode_group(bt_codec *c, worker_t *w, const bt_container_header *h, const uint8_t *in,
+                             uint64_t clen, uint64_t c0, int k, enc_chunk_t *ch) {
+  const int W = c->cfg.ctx;
+  bt_rc_enc rc[MAX_STREAMS];
+  window_t wins[MAX_STREAMS];
+  int owner[MAX_STREAMS];
+  uint8_t *seqs = malloc((size_t)k * c->T);
+  if (!seqs)
+    return bt_fail(BT_ERR_NOMEM, "sequence buffer");
+  bt_error e = BT_OK;
+  for (int i = 0; i < k && !e; i++) {
+    enc_chunk_t *x = &ch[c0 + (uint64_t)i];
+    x->len = bt_container_chunk_len(h, c0 + (uint64_t)i);
+    x->buf = malloc(x->len > 1 ? x->len - 1 : 1);
+    if (!x->buf)
+      e = bt_fail(BT_ERR_NOMEM, "chunk buffer");
+    else
+      bt_rc_enc_init(&rc[i], x->buf, x->len - 1);
+  }
+  uint64_t maxw = e ? 0 : n_windows(ch[c0].len, W);
+  for (uint64_t j = 0; j < maxw && !e; j++) {
+    int nw = 0;
+    for (int i = 0; i < k; i++)
+      if (j < n_windows(ch[c0 + (uint64_t)i].len, W)) {
+        wins[nw] = window_at(ch[c0 + (uint64_t)i].len, W, j);
+        owner[nw++] = i;
+      }
+    for (int a = 0; a < nw && !e;) { /* runs of windows with the same pass length */
+      int Tw = (int)(wins[a].prefix + wins[a].coded), b = a;
+      while (b < nw && (int)(wins[b].prefix + wins[b].coded) == Tw)
+        b++;
+      for (int q = a; q < b; q++) {
+        const uint8_t *cs = in + (c0 + (uint64_t)owner[q]) * clen;
+        memcpy(seqs + (size_t)(q - a) * Tw, cs + wins[q].start - wins[q].prefix, (size_t)Tw);
+      }
+      e = bt_infer_batched(w->inf, seqs, b - a, Tw, w->logits);
+      for (int q = a; q < b && !e; q++)
+        code_rows(&rc[owner[q]], &ch[c0 + (uint64_t)owner[q]], w->logits + (size_t)(q - a) * Tw * 256,
+                  seqs + (size_t)(q - a) * Tw, wins[q].prefix, wins[q].coded);
+      a = b;
+    }
+  }
+  for (int i = 0; i < k && !e; i++) {
+    enc_chunk_t *x = &ch[c0 + (uint64_t)i];
+    size_t got = bt_rc_enc_finish(&rc[i]);
+    x->size = got == SIZE_MAX || got >= x->len ? (size_t)x->len : got; /* stored fallback */
+  }
+  free(seqs);
+  return e;
+}
+
+bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
+                     size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user) {
+  double t0 = now_s();
+  const int stream = chunk == 0;
+  const int W = c->cfg.ctx;
+  if ((uint64_t)n > BT_CONTAINER_MAX_ORIG || (stream && n > 0xFFFFFFFFull))
+    return bt_fail(BT_ERR_ARG, "input of %zu bytes is too large for one container%s", n,
+                   stream ? " in stream mode (use --chunk)" : "");
+  const uint64_t clen = stream ? (uint64_t)n : chunk;
+  const uint64_t nch = bt_container_n_chunks(n, chunk, stream);
+  bt_container_header h;
+  memset(&h, 0, sizeof h);
+  memcpy(h.ckpt_sha256, c->sha, 32);
+  h.n_layer = c->cfg.n_layer;
+  h.n_head = c->cfg.n_head;
+  h.d_model = c->cfg.d_model;
+  h.ctx = (uint32_t)W;
+  h.chunk = chunk;
+  h.stream = stream;
+  h.orig_size = n;
+  h.orig_crc = bt_crc32(0, in, n);
+  h.n_chunks = nch;
+  enc_chunk_t *ch = calloc(nch ? nch : 1, sizeof *ch);
+  uint32_t *sizes = calloc(nch ? nch : 1, sizeof *sizes);
+  bt_error e = !ch || !sizes ? bt_fail(BT_ERR_NOMEM, "chunk table") : BT_OK;
+  const int T = (int)(clen < (uint64_t)W ? (clen ? clen : 1) : (uint64_t)W);
+  if (!e && nch)
+    e = ensure_workers(c, T, nch);
+  const uint64_t G = (uint64_t)(c->G ? c->G : 1), ngroups = (nch + G - 1) / G;
+  uint64_t done = 0;
+  char detail[512] = "";
+  if (!e) {
+#pragma omp parallel num_threads(c->nw ? c->nw : 1)
+    {
+      worker_t *w = &c->w[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+      for (uint64_t g = 0; g < ngroups; g++) {
+        bt_error ge;
+#pragma omp atomic read
+        ge = e;
+        if (ge)
+          continue;
+        uint64_t c0 = g * G;
+        int k = (int)(nch - c0 < G ? nch - c0 : G);
+        ge = encode_group(c, w, &h, in, clen, c0, k, ch);
+#pragma omp critical(bt_codec_progress)
+        {
+          if (ge && !e) {
+            e = ge; /* the detail lives in this thread's slot: carry it over */
+            snprintf(detail, sizeof detail, "%s", bt_error_detail());
+          }
+          done += (uint64_t)k * clen;
+          if (fn && !e && omp_get_thread_num() == 0)
+            fn(user, done < n ? done : n, n);
+        }
+      }
+    }
+  }
+  if (e && detail[0])
+    bt_fail(e, "%s", detail);
+  bt_codec_stats s;
+  memset(&s, 0, sizeof s);
+  size_t pos = bt_container_header_size(nch);
+  for (uint64_t i = 0; i < nch && !e; i++) { /* payloads in chunk order */
+    const uint8_t *src = ch[i].size == ch[i].len ? in + i * clen : ch[i].buf;
+    memcpy(out + pos, src, ch[i].size);
+    sizes[i] = (uint32_t)ch[i].size;
+    pos += ch[i].size;
+    s.logloss_bits += ch[i].logloss;
+    if (ch[i].size == ch[i].len) {
+      s.stored_chunks++;
+      s.coded_bits += 8.0 * (double)ch[i].len;
+    } else {
+      s.coded_bits += ch[i].coded_bits;
+    }
+  }
+  if (!e)
+    e = bt_container_write_header(out, &h, sizes);
+  for (uint64_t i = 0; ch && i < nch; i++)
+    free(ch[i].buf);
+  free(ch);
+  free(sizes);
+  if (e)
+    return e;
+  if (fn)
+    fn(user, n, n);
+  s.raw_bytes = n;
+  s.n_chunks = nch;
+  *out_len = pos;
+  s.out_bytes = pos;
+  s.seconds = now_s() - t0;
+  if (st)
+    *st = s;
+  return BT_OK;
+}
+
+/* ==================================================================== */
+/* Decompression                                                        */
+/* ==================================================================== */
+
+/* Decodes coded chunks ids[0..k) in lockstep on worker w into res. Only the
+ * input's last chunk can be shorter and it comes last, so the active streams
+ * are always 0..a-1. */
+static bt_error decode_group(bt_codec *c, worker_t *w, const bt_container_header *h, const uint8_t *in,
+                             const uint64_t *off, const uint64_t *ids, int k, uint8_t *res, uint64_t clen) {
+  const int W = c->cfg.ctx, P = W / 2;
+  bt_rc_dec rc[MAX_STREAMS];
+  uint64_t lens[MAX_STREAMS];
+  uint8_t tok[MAX_STREAMS];
+  int plen[MAX_STREAMS];
+  uint8_t *prefix = malloc((size_t)k * (P + 1));
+  if (!prefix)
+    return bt_fail(BT_ERR_NOMEM, "prefix buffer");
+  bt_error e = BT_OK;
+  for (int i = 0; i < k; i++) {
+    lens[i] = bt_container_chunk_len(h, ids[i]);
+    bt_rc_dec_init(&rc[i], in + off[ids[i]], (size_t)(off[ids[i] + 1] - off[ids[i]]));
+  }
+  uint32_t freq[256], cum[257];
+  uint64_t maxw = n_windows(lens[0], W);
+  for (uint64_t j = 0; j < maxw && !e; j++) {
+    int act = 0;
+    while (act < k && j < n_windows(lens[act], W))
+      act++;
+    window_t w0 = window_at(lens[0], W, j);
+    if (j == 0)
+      bt_infer_reset(w->inf, act);
+    for (int i = 0; i < act && j > 0; i++) {
+      memcpy(prefix + (size_t)i * (P + 1), res + ids[i] * clen + w0.start - w0.prefix, w0.prefix);
+      plen[i] = (int)w0.prefix;
+    }
+    for (uint32_t t = 0; t < w0.coded && !e; t++) {
+      int a = act;
+      while (a > 0 && window_at(lens[a - 1], W, j).coded <= t)
+        a--;
+      if (j > 0 && t == 0)
+        e = bt_infer_prefill(w->inf, prefix, (size_t)(P + 1), plen, a, w->logits);
+      else
+        e = bt_infer_step(w->inf, t == 0 ? NULL : tok, a, w->logits);
+      for (int i = 0; i < a && !e; i++) {
+        bt_quantize_logits(w->logits + (size_t)i * 256, freq);
+        bt_freq_cumulative(freq, cum);
+        int sym = bt_rc_decode(&rc[i], cum);
+        res[ids[i] * clen + w0.start + t] = (uint8_t)sym;
+        tok[i] = (uint8_t)sym;
+      }
+    }
+  }
+  for (int i = 0; i < k && !e; i++)
+    if (bt_rc_dec_corrupt(&rc[i]))
+      e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode", (unsigned long long)ids[i]);
+  free(prefix);
+  return e;
+}
+
+bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
+                       bt_codec_stats *st, bt_progress_fn fn, void *user) {
+  double t0 = now_s();
+  *out = NULL;
+  *n = 0;
+  bt_container_header h;
+  uint64_t *off = NULL;
+  bt_error e = bt_container_parse(in, len, &h, &off);
+  if (e)
+    return e;
+  if (memcmp(h.ckpt_sha256, c->sha, 32) != 0 || h.n_layer != c->cfg.n_layer ||
+      h.n_head != c->cfg.n_head || h.d_model != c->cfg.d_model || h.ctx != (uint32_t)c->cfg.ctx) {
+    char want[65];
+    bt_sha256_hex(h.ckpt_sha256, want);
+    free(off);
+    return bt_fail(BT_ERR_MISMATCH,
+                   "compressed with another checkpoint: weights sha256 %s (%d layers, dim %d, %d heads, ctx %u); "
+                   "give that checkpoint with --ckpt",
+                   want, h.n_layer, h.d_model, h.n_head, h.ctx);
+  }
+  if (h.orig_size > MAX_EXPANSION * ((uint64_t)len + 1)) {
+    free(off);
+    return bt_fail(BT_ERR_CORRUPT, "header claims %llu bytes from %zu: impossible for this coder",
+                   (unsigned long long)h.orig_size, len);
+  }
+  const int W = c->cfg.ctx;
+  const uint64_t clen = h.stream ? h.orig_size : h.chunk;
+  uint8_t *res = malloc(h.orig_size ? h.orig_size : 1);
+  uint64_t *ids = malloc((h.n_chunks ? h.n_chunks : 1) * sizeof *ids), ncoded = 0, stored = 0;
+  if (!res || !ids) {
+    free(off);
+    free(res);
+    free(ids);
+    return bt_fail(BT_ERR_NOMEM, "output of %llu bytes", (unsigned long long)h.orig_size);
+  }
+  for (uint64_t i = 0; i < h.n_chunks; i++) { /* stored chunks are copied, coded ones listed */
+    uint64_t cl = bt_container_chunk_len(&h, i);
+    if (off[i + 1] - off[i] == cl) {
+      memcpy(res + i * clen, in + off[i], cl);
+      stored++;
+    } else {
+      ids[ncoded++] = i;
+    }
+  }
+  const int T = (int)(clen < (uint64_t)W ? (clen ? clen : 1) : (uint64_t)W);
+  if (ncoded)
+    e = ensure_workers(c, T, ncoded);
+  const uint64_t G = (uint64_t)(c->G ? c->G : 1), ngroups = ncoded ? (ncoded + G - 1) / G : 0;
+  uint64_t done = 0;
+  char detail[512] = "";
+  if (!e && ngroups) {
+#pragma omp parallel num_threads(c->nw)
+    {
+      worker_t *w = &c->w[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+      for (uint64_t g = 0; g < ngroups; g++) {
+        bt_error ge;
+#pragma omp atomic read
+        ge = e;
+        if (ge)
+          continue;
+        uint64_t g0 = g * G;
+        int k = (int)(ncoded - g0 < G ? ncoded - g0 : G);
+        ge = decode_group(c, w, &h, in, off, ids + g0, k, res, clen);
+#pragma omp critical(bt_codec_progress)
+        {
+          if (ge && !e) {
+            e = ge; /* the detail lives in this thread's slot: carry it over */
+            snprintf(detail, sizeof detail, "%s", bt_error_detail());
+          }
+          done += (uint64_t)k * clen;
+          if (fn && !e && omp_get_thread_num() == 0)
+            fn(user, done < h.orig_size ? done : h.orig_size, h.orig_size);
+        }
+      }
+    }
+  }
+  if (e && detail[0])
+    bt_fail(e, "%s", detail);
+  free(ids);
+  free(off);
+  if (!e && bt_crc32(0, res, h.orig_size) != h.orig_crc)
+    e = bt_fail(BT_ERR_CHECKSUM, "decoded data does not match its CRC-32 (damaged file?)");
+  if (e) {
+    free(res);
+    return e;
+  }
+  if (fn)
+    fn(user, h.orig_size, h.orig_size);
+  bt_codec_stats s;
+  memset(&s, 0, sizeof s);
+  s.raw_bytes = h.orig_size;
+  s.out_bytes = len;
+  s.n_chunks = h.n_chunks;
+  s.stored_chunks = stored;
+  s.seconds = now_s() - t0;
+  if (st)
+    *st = s;
+  *out = res;
+  *n = h.orig_size;
+  return BT_OK;
+}

@@ -1,0 +1,67 @@
+/*
+ * codec.h - bt's compressor: the transformer's probabilities driving the
+ * range coder, chunk by chunk, in the container of coder.h.
+ *
+ * Compression runs each chunk through the model in one teacher-forced batched
+ * pass; decompression runs incrementally with a KV cache, many chunks in
+ * lockstep. Both call the same per-row arithmetic (infer/), so the decoder
+ * sees bit-identical probabilities on any machine, thread count or SIMD path.
+ */
+#ifndef BT_CODEC_H
+#define BT_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/error.h"
+#include "train/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bt_codec bt_codec;
+
+typedef struct {
+  uint64_t raw_bytes;     /* original size */
+  uint64_t out_bytes;     /* container size */
+  uint64_t n_chunks;
+  uint64_t stored_chunks; /* chunks kept raw because coding would not shrink them */
+  double logloss_bits;    /* the model's summed -log2 p over all bytes (coded chunks and stored ones) */
+  double coded_bits;      /* summed -log2 of the quantised frequencies actually coded */
+  double seconds;         /* wall time */
+} bt_codec_stats;
+
+/* Called now and then with the bytes done so far; may be NULL. */
+typedef void (*bt_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+/* Loads the checkpoint at path and prepares inference. *out owned by caller. */
+bt_error bt_codec_open(bt_codec **out, const char *ckpt_path);
+/* Frees; NULL is fine. */
+void bt_codec_free(bt_codec *c);
+const bt_config *bt_codec_config(const bt_codec *c);
+size_t bt_codec_num_params(const bt_codec *c);
+/* SHA-256 of the model's weights: the identity stored in every container. */
+const uint8_t *bt_codec_weights_sha256(const bt_codec *c);
+
+/* Largest container for n input bytes at this chunk size (0 = stream mode):
+ * n + 64 + 4 * chunks. */
+size_t bt_compress_bound(uint64_t n, uint32_t chunk);
+
+/* Compresses in[0..n) with chunk size `chunk` (0 = stream mode: one stream,
+ * each byte predicted from up to the model's context of preceding bytes).
+ * out must hold bt_compress_bound(n, chunk) bytes; *out_len gets the size. */
+bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
+                     size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user);
+
+/* Decompresses a container made with this codec's checkpoint into a malloc'd
+ * buffer *out (caller frees) of *n bytes. Verifies the checksum. Hostile
+ * input gives BT_ERR_CORRUPT / BT_ERR_FORMAT / BT_ERR_CHECKSUM; a container
+ * from another checkpoint gives BT_ERR_MISMATCH naming the expected one. */
+bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
+                       bt_codec_stats *st, bt_progress_fn fn, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,370 @@
+/*
+ * attn_impl.c - one query row of causal attention against a KV cache, for
+ * inference. Compiled once per ISA (BT_MULTI_ISA_SOURCES, kernels/isa_impl.h);
+ * infer.c picks a copy by bt_isa_get().
+ *
+ * The arithmetic of a row is fixed ("16-lane order"), and the scalar, AVX2 and
+ * AVX-512 paths all do exactly it, so they give identical bits:
+ *   s_j  = (fma chain over d = 0..hs-1 of q[d] * k_j[d], from +0) * scale
+ *   m    = max_j s_j                      (exact; any order)
+ *   e_j  = bt_expf_inline(s_j - m)        (mathfn.h: no FMA, same everywhere)
+ *   sum  = lane l (0..15) adds e_j for j = l mod 16 in increasing j, from +0;
+ *          the 16 lanes fold 8+8, 4+4, 2+2, 1+1
+ *   o[d] = the same 16 lanes and fold over fma(e_j, v_j[d], lane), then / sum
+ * Vectors run over 16 keys: one AVX-512 register, two AVX2 registers, or a
+ * loop of fmaf. A lane is never a different sum on another path.
+ *
+ * Cache layout (written by infer.c): per (stream, layer, head), K and V are
+ * each in tiles of 16 positions, tile b = floats [b*hs*16, (b+1)*hs*16),
+ * element d of position p at tile p/16, offset d*16 + p%16. So a tile row is
+ * one vector of 16 keys, and a row streams through memory in order.
+ * Positions >= n in the last tile may hold anything (stale, or later keys in a
+ * batched pass): they are masked out, never computed with.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math") /* lets gcc vectorise the exp loop; no value changes */
+#endif
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+#endif
+
+#include "kernels/isa_impl.h"
+#include "kernels/mathfn.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#define BT_INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* ==================================================================== */
+/* 16 lanes                                                              */
+/* ==================================================================== */
+
+#if defined(__AVX512F__)
+typedef struct { __m512 v; } v16;
+#define PV_G 16 /* d's per PV pass: accumulators that fit the registers */
+BT_INLINE v16 v_zero(void) { return (v16){_mm512_setzero_ps()}; }
+BT_INLINE v16 v_set1(float x) { return (v16){_mm512_set1_ps(x)}; }
+BT_INLINE v16 v_load(const float *p) { return (v16){_mm512_loadu_ps(p)}; }
+/* lanes >= n read as +0 (n in 1..15) */
+BT_INLINE v16 v_load_n(const float *p, int n) {
+  return (v16){_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p)};
+}
+BT_INLINE void v_store(float *p, v16 a) { _mm512_storeu_ps(p, a.v); }
+BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) { return (v16){_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+BT_INLINE v16 v_mul(v16 a, v16 b) { return (v16){_mm512_mul_ps(a.v, b.v)}; }
+BT_INLINE v16 v_add(v16 a, v16 b) { return (v16){_mm512_add_ps(a.v, b.v)}; }
+/* a > b ? a : b per lane */
+BT_INLINE v16 v_max(v16 a, v16 b) { return (v16){_mm512_max_ps(a.v, b.v)}; }
+BT_INLINE __m256 fold_8(v16 a) { /* lane j + lane j+8 */
+  return _mm256_add_ps(_mm512_castps512_ps256(a.v), _mm512_extractf32x8_ps(a.v, 1));
+}
+BT_INLINE __m256 fold_8max(v16 a) {
+  return _mm256_max_ps(_mm512_extractf32x8_ps(a.v, 1), _mm512_castps512_ps256(a.v));
+}
+#elif defined(__AVX2__)
+typedef struct { __m256 lo, hi; } v16;
+#define PV_G 4
+BT_INLINE v16 v_zero(void) { return (v16){_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+BT_INLINE v16 v_set1(float x) { return (v16){_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+BT_INLINE v16 v_load(const float *p) { return (v16){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+static const int32_t mask_tbl_[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                      -1, -1, -1, -1, -1, 0,  0,  0,  0,  0,  0,
+                                      0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
+BT_INLINE v16 v_load_n(const float *p, int n) {
+  const int32_t *m = mask_tbl_ + 16 - n; /* lanes < n: -1 */
+  return (v16){_mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)m)),
+               _mm256_maskload_ps(p + 8, _mm256_loadu_si256((const __m256i *)(m + 8)))};
+}
+BT_INLINE void v_store(float *p, v16 a) {
+  _mm256_storeu_ps(p, a.lo);
+  _mm256_storeu_ps(p + 8, a.hi);
+}
+BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) {
+  return (v16){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
+BT_INLINE v16 v_mul(v16 a, v16 b) {
+  return (v16){_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
+}
+BT_INLINE v16 v_add(v16 a, v16 b) {
+  return (v16){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
+}
+BT_INLINE v16 v_max(v16 a, v16 b) {
+  return (v16){_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)};
+}
+BT_INLINE __m256 fold_8(v16 a) { return _mm256_add_ps(a.lo, a.hi); }
+BT_INLINE __m256 fold_8max(v16 a) { return _mm256_max_ps(a.hi, a.lo); }
+#else
+typedef struct { float f[16]; } v16;
+#define PV_G 1
+BT_INLINE v16 v_zero(void) {
+  v16 r;
+  for (int i = 0; i < 16; i++) r.f[i] = 0.0f;
+  return r;
+}
+BT_INLINE v16 v_set1(float x) {
+  v16 r;
+  for (int i = 0; i < 16; i++) r.f[i] = x;
+  return r;
+}
+BT_INLINE v16 v_load(const float *p) {
+  v16 r;
+  for (int i = 0; i < 16; i++) r.f[i] = p[i];
+  return r;
+}
+BT_INLINE v16 v_load_n(const float *p, int n) {
+  v16 r;
+  for (int i = 0; i < 16; i++) r.f[i] = i < n ? p[i] : 0.0f;
+  return r;
+}
+BT_INLINE void v_store(float *p, v16 a) {
+  for (int i = 0; i < 16; i++) p[i] = a.f[i];
+}
+BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) {
+  for (int i = 0; i < 16; i++) c.f[i] = fmaf(a.f[i], b.f[i], c.f[i]);
+  return c;
+}
+BT_INLINE v16 v_mul(v16 a, v16 b) {
+  for (int i = 0; i < 16; i++) a.f[i] = a.f[i] * b.f[i];
+  return a;
+}
+BT_INLINE v16 v_add(v16 a, v16 b) {
+  for (int i = 0; i < 16; i++) a.f[i] = a.f[i] + b.f[i];
+  return a;
+}
+BT_INLINE v16 v_max(v16 a, v16 b) {
+  for (int i = 0; i < 16; i++) a.f[i] = a.f[i] > b.f[i] ? a.f[i] : b.f[i];
+  return a;
+}
+#endif
+
+/* Lane folds in the fixed tree 8+8, 4+4, 2+2, 1+1. */
+#if defined(__AVX512F__) || defined(__AVX2__)
+BT_INLINE float v_fold_add(v16 a) {
+  __m256 x = fold_8(a);
+  __m128 y = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  y = _mm_add_ps(y, _mm_movehl_ps(y, y));
+  y = _mm_add_ss(y, _mm_shuffle_ps(y, y, 1));
+  return _mm_cvtss_f32(y);
+}
+BT_INLINE float v_fold_max(v16 a) { /* hi > lo ? hi : lo at each step */
+  __m256 x = fold_8max(a);
+  __m128 y = _mm_max_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+  y = _mm_max_ps(_mm_movehl_ps(y, y), y);
+  y = _mm_max_ss(_mm_shuffle_ps(y, y, 1), y);
+  return _mm_cvtss_f32(y);
+}
+#else
+BT_INLINE float v_fold_add(v16 a) {
+  for (int s = 8; s >= 1; s >>= 1)
+    for (int j = 0; j < s; j++) a.f[j] = a.f[j] + a.f[j + s];
+  return a.f[0];
+}
+BT_INLINE float v_fold_max(v16 a) {
+  for (int s = 8; s >= 1; s >>= 1)
+    for (int j = 0; j < s; j++) a.f[j] = a.f[j + s] > a.f[j] ? a.f[j + s] : a.f[j];
+  return a.f[0];
+}
+#endif
+
+/* ==================================================================== */
+/* One row                                                               */
+/* ==================================================================== */
+
+/* s (nt*16) = scores of q against all 16 lanes of tiles 0..nt-1 (lanes past
+ * the row's length are computed from whatever is there and ignored later).
+ * U tiles at a time: U independent FMA chains hide the FMA latency. */
+#define SC_U 4
+BT_INLINE void scores(float *s, const float *q, const float *Kt, int nt, int hs, float scale) {
+  const v16 vs = v_set1(scale);
+  int b = 0;
+  for (; b + SC_U <= nt; b += SC_U) {
+    v16 acc[SC_U];
+    UNROLL for (int u = 0; u < SC_U; u++) acc[u] = v_zero();
+    const float *kt = Kt + (long)b * hs * 16;
+    for (int d = 0; d < hs; d++) {
+      const v16 qd = v_set1(q[d]);
+      UNROLL for (int u = 0; u < SC_U; u++)
+        acc[u] = v_fma(qd, v_load(kt + ((long)u * hs + d) * 16), acc[u]);
+    }
+    UNROLL for (int u = 0; u < SC_U; u++) v_store(s + (long)(b + u) * 16, v_mul(acc[u], vs));
+  }
+  for (; b < nt; b++) {
+    v16 acc = v_zero();
+    const float *kt = Kt + (long)b * hs * 16;
+    for (int d = 0; d < hs; d++)
+      acc = v_fma(v_set1(q[d]), v_load(kt + (long)d * 16), acc);
+    v_store(s + (long)b * 16, v_mul(acc, vs));
+  }
+}
+
+/* Continues acc[0..G) (d = d0..d0+G-1) over tiles b0.. of positions < n:
+ * whole tiles, then the last one masked (lanes >= n add e * 0 = +0, which
+ * leaves a lane exactly as it was: a lane is never -0). */
+BT_INLINE void pv_run(v16 *acc, const float *e, const float *Vt, int n, int hs, int d0,
+                      const int G, int b0) {
+  const int nfull = n / 16, tail = n % 16;
+  const float *vt = Vt + ((long)b0 * hs + d0) * 16;
+  for (int b = b0; b < nfull; b++, vt += (long)hs * 16) {
+    const v16 eb = v_load(e + (long)b * 16);
+    UNROLL for (int i = 0; i < G; i++) acc[i] = v_fma(eb, v_load(vt + i * 16), acc[i]);
+  }
+  if (tail) {
+    const v16 eb = v_load(e + (long)nfull * 16);
+    UNROLL for (int i = 0; i < G; i++) acc[i] = v_fma(eb, v_load_n(vt + i * 16, tail), acc[i]);
+  }
+}
+
+/* out[d0..d0+G) = 16-lane sums over positions < n of e_j v_j[d], / sum. */
+BT_INLINE void pv_pass(float *out, const float *e, const float *Vt, int n, int hs, int d0,
+                       const int G, float sum) {
+  v16 acc[PV_G];
+  UNROLL for (int i = 0; i < G; i++) acc[i] = v_zero();
+  pv_run(acc, e, Vt, n, hs, d0, G, 0);
+  UNROLL for (int i = 0; i < G; i++) out[d0 + i] = v_fold_add(acc[i]) / sum;
+}
+
+/* s (n): scores in, e_j out, zero up to the tile end; returns the 16-lane
+ * sum. Lanes of s past n may hold anything on entry. */
+BT_INLINE float softmax_e(float *s, int n) {
+  const int nt = (n + 15) / 16, ntot = nt * 16;
+  for (int j = n; j < ntot; j++) /* the max must not see the garbage lanes */
+    s[j] = -INFINITY;
+  v16 mx = v_set1(-INFINITY);
+  for (int b = 0; b < nt; b++)
+    mx = v_max(v_load(s + (long)b * 16), mx);
+  const float m = v_fold_max(mx);
+#pragma omp simd
+  for (int j = 0; j < n; j++)
+    s[j] = bt_expf_inline(s[j] - m);
+  for (int j = n; j < ntot; j++)
+    s[j] = 0.0f; /* adds +0 to its lane: no change */
+  v16 sa = v_zero();
+  for (int b = 0; b < nt; b++)
+    sa = v_add(sa, v_load(s + (long)b * 16));
+  return v_fold_add(sa); /* >= 1: the max's own term is exp(0) */
+}
+
+static void pv_all(float *out, const float *e, const float *Vt, int n, int hs, float sum) {
+#if PV_G >= 16
+  if (hs % 16 == 0) {
+    for (int d0 = 0; d0 < hs; d0 += 16)
+      pv_pass(out, e, Vt, n, hs, d0, 16, sum);
+    return;
+  }
+  for (int d0 = 0; d0 < hs; d0 += 8)
+    pv_pass(out, e, Vt, n, hs, d0, 8, sum);
+#else
+  for (int d0 = 0; d0 < hs; d0 += PV_G)
+    pv_pass(out, e, Vt, n, hs, d0, PV_G, sum);
+#endif
+}
+
+/*
+ * out (hs) = softmax_j(scale * q . k_j) v_j over positions j = 0..n-1 of one
+ * head, in the 16-lane order above. q (hs); Kt, Vt: that head's K and V tiles;
+ * s: scratch of roundup(n, 16) floats. n >= 1, hs a multiple of 8.
+ */
+void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const float *Kt, const float *Vt,
+                                  int n, int hs, float scale, float *s) {
+  const int nt = (n + 15) / 16;
+  scores(s, q, Kt, nt, hs, scale);
+  const float sum = softmax_e(s, n);
+  pv_all(out, s, Vt, n, hs, sum);
+}
+
+/* ==================================================================== */
+/* Four rows at once (batched pass)                                      */
+/* ==================================================================== */
+
+/*
+ * Rows i = 0..3 of one head with lengths n0 + i (consecutive positions of one
+ * stream): out + i*ldo = what bt_infer_attn_row gives for q + i*ldq, bit for
+ * bit. Each K and V vector loaded serves four rows: the lanes' chains are the
+ * single row's, only interleaved. s: scratch of 4 x lds floats,
+ * lds >= roundup(n0 + 3, 16).
+ */
+#if defined(__AVX512F__)
+#define SC4_U 2 /* tiles per step: 2 x 4 accumulators */
+#else
+#define SC4_U 1
+#endif
+void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long ldq,
+                                    const float *Kt, const float *Vt, int n0, int hs,
+                                    float scale, float *s, long lds) {
+  const int ntm = (n0 + 3 + 15) / 16; /* tiles of the longest row */
+  const v16 vs = v_set1(scale);
+  const float *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
+  int b = 0;
+  for (; b + SC4_U <= ntm; b += SC4_U) {
+    v16 acc[SC4_U][4];
+    UNROLL for (int u = 0; u < SC4_U; u++)
+      UNROLL for (int i = 0; i < 4; i++) acc[u][i] = v_zero();
+    const float *kt = Kt + (long)b * hs * 16;
+    for (int d = 0; d < hs; d++) {
+      UNROLL for (int u = 0; u < SC4_U; u++) {
+        const v16 k = v_load(kt + ((long)u * hs + d) * 16);
+        acc[u][0] = v_fma(v_set1(q0[d]), k, acc[u][0]);
+        acc[u][1] = v_fma(v_set1(q1[d]), k, acc[u][1]);
+        acc[u][2] = v_fma(v_set1(q2[d]), k, acc[u][2]);
+        acc[u][3] = v_fma(v_set1(q3[d]), k, acc[u][3]);
+      }
+    }
+    UNROLL for (int u = 0; u < SC4_U; u++)
+      UNROLL for (int i = 0; i < 4; i++)
+        v_store(s + i * lds + (long)(b + u) * 16, v_mul(acc[u][i], vs));
+  }
+  for (; b < ntm; b++) {
+    v16 acc[4];
+    UNROLL for (int i = 0; i < 4; i++) acc[i] = v_zero();
+    const float *kt = Kt + (long)b * hs * 16;
+    for (int d = 0; d < hs; d++) {
+      const v16 k = v_load(kt + (long)d * 16);
+      acc[0] = v_fma(v_set1(q0[d]), k, acc[0]);
+      acc[1] = v_fma(v_set1(q1[d]), k, acc[1]);
+      acc[2] = v_fma(v_set1(q2[d]), k, acc[2]);
+      acc[3] = v_fma(v_set1(q3[d]), k, acc[3]);
+    }
+    UNROLL for (int i = 0; i < 4; i++) v_store(s + i * lds + (long)b * 16, v_mul(acc[i], vs));
+  }
+  float sum[4];
+  for (int i = 0; i < 4; i++)
+    sum[i] = softmax_e(s + i * lds, n0 + i);
+#if defined(__AVX512F__)
+  /* PV: tiles that are whole for all four rows together, 4 d's at a time;
+   * then each row finishes its own tiles exactly as pv_run does alone. */
+  const int nf = n0 / 16;
+  const float *e0 = s, *e1 = s + lds, *e2 = s + 2 * lds, *e3 = s + 3 * lds;
+  for (int d0 = 0; d0 < hs; d0 += 4) {
+    v16 acc[4][4];
+    UNROLL for (int i = 0; i < 4; i++)
+      UNROLL for (int g = 0; g < 4; g++) acc[i][g] = v_zero();
+    const float *vt = Vt + (long)d0 * 16;
+    for (int bb = 0; bb < nf; bb++, vt += (long)hs * 16) {
+      const v16 ea = v_load(e0 + bb * 16), eb = v_load(e1 + bb * 16);
+      const v16 ec = v_load(e2 + bb * 16), ed = v_load(e3 + bb * 16);
+      UNROLL for (int g = 0; g < 4; g++) {
+        const v16 v = v_load(vt + g * 16);
+        acc[0][g] = v_fma(ea, v, acc[0][g]);
+        acc[1][g] = v_fma(eb, v, acc[1][g]);
+        acc[2][g] = v_fma(ec, v, acc[2][g]);
+        acc[3][g] = v_fma(ed, v, acc[3][g]);
+      }
+    }
+    UNROLL for (int i = 0; i < 4; i++) {
+      pv_run(acc[i], s + i * lds, Vt, n0 + i, hs, d0, 4, nf);
+      UNROLL for (int g = 0; g < 4; g++) out[i * ldo + d0 + g] = v_fold_add(acc[i][g]) / sum[i];
+    }
+  }
+#else
+  for (int i = 0; i < 4; i++)
+    pv_all(out + i * ldo, s + i * lds, Vt, n0 + i, hs, sum[i]);
+#endif
+}

@@ -1,0 +1,537 @@
+/*
+ * infer.c - batched (teacher-forced) and incremental (KV cache) inference.
+ *
+ * One code path. Every call (bt_infer_batched, bt_infer_step,
+ * bt_infer_prefill) becomes a list of rows, each row one (stream, position)
+ * with its input byte, and goes through forward_rows(): embedding, then per
+ * layer QKV GEMM, rotary, K/V into the cache, attention of each row against
+ * its stream's cache, output GEMM, residual, LayerNorm, MLP, and finally the
+ * logits GEMM. The batched pass has T rows per stream, a step has one.
+ *
+ * Why the bits match (STYLE.md, "Numerics that decode anywhere"):
+ *  - GEMMs go through bt_gemm/bt_gemm_st, whose every output is one FMA chain
+ *    over k in increasing order whatever M, the thread count or the ISA
+ *    (kernels.h). Rows are split across calls and threads freely; K never is.
+ *    Biases are added after the chain.
+ *  - Embedding, rotary, add, LayerNorm and GELU are kernels/ops: per row or per
+ *    element, one portable source, -ffp-contract=off, identical on every path.
+ *  - Attention is infer/attn_impl.c: one row against the cache in a fixed
+ *    16-lane order with bt's own exp; the same for every row, every ISA.
+ *  - OpenMP splits rows, (row, head) pairs and GEMM row blocks: never a sum.
+ * Nothing a row computes depends on another row, so neither the number of
+ * rows per call, nor the other streams, nor the grouping changes its bits.
+ */
+#include "infer/infer.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/isa_impl.h"
+#include "kernels/kernels.h"
+
+BT_DECLARE_ISA3(void, bt_infer_attn_row,
+                (float *out, const float *q, const float *Kt, const float *Vt, int n, int hs,
+                 float scale, float *s))
+
+BT_DECLARE_ISA3(void, bt_infer_attn_rows4,
+                (float *out, long ldo, const float *q, long ldq, const float *Kt, const float *Vt,
+                 int n0, int hs, float scale, float *s, long lds))
+
+typedef void (*attn_row_fn)(float *out, const float *q, const float *Kt, const float *Vt,
+                            int n, int hs, float scale, float *s);
+typedef void (*attn_rows4_fn)(float *out, long ldo, const float *q, long ldq, const float *Kt,
+                              const float *Vt, int n0, int hs, float scale, float *s, long lds);
+
+/* Weights of one layer in the inference layout: matrices transposed to
+ * (in, out) so that every GEMM is bt_gemm(0, 0, ...) and small-M calls read
+ * them in place without packing. Pointers into bt_infer.w. */
+typedef struct {
+  const float *wqkv;       /* (C, 3C) */
+  const float *wo;         /* (C, C) */
+  const float *ln1w, *ln1b; /* (C) */
+  const float *w1, *b1;    /* (C, 4C), (4C) */
+  const float *w2, *b2;    /* (4C, C), (C) */
+  const float *ln2w, *ln2b; /* (C) */
+} layer_w;
+
+struct bt_infer {
+  bt_config cfg;
+  int L, C, H, hs;
+  int max_streams, max_T;
+  int Tr;              /* max_T rounded up to a whole tile of 16 */
+  float scale;         /* 1/sqrt(hs) */
+  float *w;            /* weight block (one allocation) */
+  const float *embed;  /* (V, C) */
+  const float *wout, *bout; /* (C, V), (V) */
+  layer_w *lw;         /* (L) */
+  float *rope_cos, *rope_sin; /* (max_T, hs/2) */
+  float *cache;        /* (max_streams, L, 2, H, Tr, hs): see attn_impl.c for tiles */
+  int *pos;            /* (max_streams): positions filled per stream */
+  /* rows: up to G per forward_rows call */
+  int G;
+  float *x, *qkv, *att, *tmp, *h, *fc, *mean, *rstd, *xl; /* (G, C|3C|4C), (G) */
+  uint8_t *rtok;       /* (G) input byte of each row */
+  int *rstream, *rpos, *lrows; /* (G) */
+  int *ablk;           /* (G) first row of each attention block (up to 4 rows) */
+  /* attention scratch: four rows of scores per thread */
+  float *ascratch;
+  int ascratch_threads;
+};
+
+static float *alloc_floats(size_t n) {
+  size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+  return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* ==================================================================== */
+/* Lifetime                                                             */
+/* ==================================================================== */
+
+size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T) {
+  if (max_streams < 1 || max_T < 1)
+    return 0;
+  return (size_t)max_streams * cfg->n_layer * 2 * round16((size_t)max_T) * cfg->d_model *
+         sizeof(float);
+}
+
+/* dst (IC, OC) = src (OC, IC) transposed. */
+static void transpose(float *dst, const float *src, int OC, int IC) {
+  for (int o = 0; o < OC; o++)
+    for (int i = 0; i < IC; i++)
+      dst[(size_t)i * OC + o] = src[(size_t)o * IC + i];
+}
+
+bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int max_T) {
+  *out = NULL;
+  const bt_config *cfg = bt_model_config(m);
+  bt_error e = bt_config_check(cfg);
+  if (e)
+    return e;
+  if (max_streams < 1 || max_streams > (1 << 20))
+    return bt_fail(BT_ERR_ARG, "streams must be in 1..%d (got %d)", 1 << 20, max_streams);
+  if (max_T < 1 || max_T > cfg->ctx)
+    return bt_fail(BT_ERR_ARG, "positions must be in 1..%d (got %d)", cfg->ctx, max_T);
+  bt_infer *inf = calloc(1, sizeof *inf);
+  if (!inf)
+    return bt_fail(BT_ERR_NOMEM, "inference state");
+  const int L = cfg->n_layer, C = cfg->d_model, H = cfg->n_head, V = BT_VOCAB;
+  inf->cfg = *cfg;
+  inf->L = L;
+  inf->C = C;
+  inf->H = H;
+  inf->hs = C / H;
+  inf->max_streams = max_streams;
+  inf->max_T = max_T;
+  inf->Tr = (int)round16((size_t)max_T);
+  inf->scale = 1.0f / sqrtf((float)inf->hs);
+
+  /* Weights: copied, matrices transposed. Same floats, so the GEMM chains
+   * are those of the training forward's bt_gemm(0, 1, ...) too. */
+  const size_t np = bt_model_num_params(m);
+  const bt_tensor_info *t = bt_model_tensors(m);
+  /* bt_model_params is not const-qualified but only returns the pointer. */
+  const float *P = bt_model_params((bt_model *)m);
+  inf->w = alloc_floats(np);
+  inf->lw = calloc((size_t)L, sizeof *inf->lw);
+  inf->rope_cos = alloc_floats((size_t)max_T * inf->hs / 2);
+  inf->rope_sin = alloc_floats((size_t)max_T * inf->hs / 2);
+  inf->pos = calloc((size_t)max_streams, sizeof *inf->pos);
+  size_t cache_floats = bt_infer_cache_bytes(cfg, max_streams, max_T) / sizeof(float);
+  /* Untouched pages cost nothing: the cache is never cleared, and masks keep
+   * positions not yet written out of every sum. */
+  inf->cache = alloc_floats(cache_floats);
+  /* Rows per forward_rows call: a step's streams, or whole sequences. */
+  inf->G = max_streams > max_T ? max_streams : max_T;
+  if (inf->G < 256)
+    inf->G = 256;
+  const size_t G = (size_t)inf->G;
+  inf->x = alloc_floats(G * C);
+  inf->qkv = alloc_floats(G * 3 * C);
+  inf->att = alloc_floats(G * C);
+  inf->tmp = alloc_floats(G * C);
+  inf->h = alloc_floats(G * C);
+  inf->fc = alloc_floats(G * 4 * C);
+  inf->mean = alloc_floats(G);
+  inf->rstd = alloc_floats(G);
+  inf->xl = alloc_floats(G * C);
+  inf->rtok = malloc(G);
+  inf->rstream = malloc(G * sizeof(int));
+  inf->rpos = malloc(G * sizeof(int));
+  inf->lrows = malloc(G * sizeof(int));
+  inf->ablk = malloc((G + 1) * sizeof(int));
+  if (!inf->w || !inf->lw || !inf->rope_cos || !inf->rope_sin || !inf->pos || !inf->cache ||
+      !inf->x || !inf->qkv || !inf->att || !inf->tmp || !inf->h || !inf->fc || !inf->mean ||
+      !inf->rstd || !inf->xl || !inf->rtok || !inf->rstream || !inf->rpos || !inf->lrows ||
+      !inf->ablk) {
+    bt_infer_free(inf);
+    return bt_fail(BT_ERR_NOMEM, "inference for %d streams x %d positions (KV cache %zu MB)",
+                   max_streams, max_T, cache_floats * sizeof(float) >> 20);
+  }
+
+  float *w = inf->w;
+#define TAKE(dst, n)  \
+  do {                \
+    (dst) = w;        \
+    w += (n);         \
+  } while (0)
+  const size_t CC = (size_t)C * C;
+  memcpy(w, P + t[BT_T_EMBED].offset, (size_t)V * C * sizeof(float));
+  TAKE(inf->embed, (size_t)V * C);
+  transpose(w, P + t[BT_T_OUT_W].offset, V, C);
+  TAKE(inf->wout, (size_t)V * C);
+  memcpy(w, P + t[BT_T_OUT_B].offset, V * sizeof(float));
+  TAKE(inf->bout, V);
+  for (int l = 0; l < L; l++) {
+    layer_w *lw = &inf->lw[l];
+    transpose(w, P + t[BT_T_QKV_W].offset + l * 3 * CC, 3 * C, C);
+    TAKE(lw->wqkv, 3 * CC);
+    transpose(w, P + t[BT_T_ATTO_W].offset + l * CC, C, C);
+    TAKE(lw->wo, CC);
+    transpose(w, P + t[BT_T_FC_W].offset + l * 4 * CC, 4 * C, C);
+    TAKE(lw->w1, 4 * CC);
+    transpose(w, P + t[BT_T_PROJ_W].offset + l * 4 * CC, C, 4 * C);
+    TAKE(lw->w2, 4 * CC);
+    const struct {
+      const float **dst;
+      int tensor;
+      size_t n;
+    } vecs[] = {
+        {&lw->ln1w, BT_T_LN1_W, C}, {&lw->ln1b, BT_T_LN1_B, C}, {&lw->b1, BT_T_FC_B, 4 * (size_t)C},
+        {&lw->b2, BT_T_PROJ_B, C},  {&lw->ln2w, BT_T_LN2_W, C}, {&lw->ln2b, BT_T_LN2_B, C},
+    };
+    for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) {
+      memcpy(w, P + t[vecs[i].tensor].offset + l * vecs[i].n, vecs[i].n * sizeof(float));
+      TAKE(*vecs[i].dst, vecs[i].n);
+    }
+  }
+#undef TAKE
+  /* Every float of the block is placed once. */
+  if ((size_t)(w - inf->w) != np) {
+    bt_infer_free(inf);
+    return bt_fail(BT_ERR_ARG, "parameter layout mismatch");
+  }
+  bt_rope_tables(inf->rope_cos, inf->rope_sin, max_T, inf->hs);
+  *out = inf;
+  return BT_OK;
+}
+
+void bt_infer_free(bt_infer *inf) {
+  if (!inf)
+    return;
+  free(inf->w);
+  free(inf->lw);
+  free(inf->rope_cos);
+  free(inf->rope_sin);
+  free(inf->cache);
+  free(inf->pos);
+  free(inf->x);
+  free(inf->qkv);
+  free(inf->att);
+  free(inf->tmp);
+  free(inf->h);
+  free(inf->fc);
+  free(inf->mean);
+  free(inf->rstd);
+  free(inf->xl);
+  free(inf->rtok);
+  free(inf->rstream);
+  free(inf->rpos);
+  free(inf->lrows);
+  free(inf->ablk);
+  free(inf->ascratch);
+  free(inf);
+}
+
+void bt_infer_reset(bt_infer *inf, int n) {
+  if (n > inf->max_streams)
+    n = inf->max_streams;
+  for (int s = 0; s < n; s++)
+    inf->pos[s] = 0;
+}
+
+int bt_infer_position(const bt_infer *inf, int s) {
+  return s >= 0 && s < inf->max_streams ? inf->pos[s] : -1;
+}
+
+/* ==================================================================== */
+/* The forward over a list of rows                                       */
+/* ==================================================================== */
+
+/* From this many rows on, bt_gemm's own blocking and threading are best. */
+#define GEMM_BIG_M 512
+
+/* out (R, OC) = in (R, IC) . wT (IC, OC) [+ bias (OC)], rows independent.
+ * par = 0: on the calling thread only. */
+static void linear(float *out, const float *in, const float *wT, const float *bias, int R, int IC,
+                   int OC, int par) {
+  if (!par) {
+    bt_gemm_st(0, 0, R, OC, IC, in, IC, wT, OC, out, OC, 0);
+  } else if (R >= GEMM_BIG_M) {
+    bt_gemm(0, 0, R, OC, IC, in, IC, wT, OC, out, OC, 0);
+  } else {
+    /* Few rows (a step): threads take column ranges (multiples of 64) of all
+     * rows, so each weight is read by one thread, once per call. */
+    const int nt = omp_get_max_threads();
+    int ncb = OC / 64 < nt ? OC / 64 : nt;
+    if (ncb < 1 || 2.0 * R * IC * OC < 2e5)
+      ncb = 1;
+    const int cw = ((OC + ncb - 1) / ncb + 63) / 64 * 64;
+#pragma omp parallel for schedule(static) if (ncb > 1)
+    for (int it = 0; it < ncb; it++) {
+      const int c0 = it * cw, cn = OC - c0 < cw ? OC - c0 : cw;
+      if (cn > 0)
+        bt_gemm_st(0, 0, R, cn, IC, in, IC, wT + c0, OC, out + c0, OC, 0);
+    }
+  }
+  if (bias) {
+#pragma omp parallel for schedule(static) if (par && (size_t)R * OC >= (1u << 16))
+    for (int r = 0; r < R; r++) {
+      float *o = out + (size_t)r * OC;
+      for (int j = 0; j < OC; j++)
+        o[j] += bias[j];
+    }
+  }
+}
+
+static bt_error ensure_scratch(bt_infer *inf) {
+  int nt = omp_get_max_threads();
+  if (nt <= inf->ascratch_threads)
+    return BT_OK;
+  free(inf->ascratch);
+  inf->ascratch = alloc_floats((size_t)nt * 4 * inf->Tr);
+  inf->ascratch_threads = inf->ascratch ? nt : 0;
+  return inf->ascratch ? BT_OK : bt_fail(BT_ERR_NOMEM, "attention scratch");
+}
+
+/* Stream s, layer l: K tiles of head h at kv_base(..., 0, h), V at (..., 1, h). */
+static inline float *kv_base(const bt_infer *inf, int s, int l, int kv, int h) {
+  return inf->cache +
+         ((((size_t)s * inf->L + l) * 2 + kv) * inf->H + h) * (size_t)inf->Tr * inf->hs;
+}
+
+/*
+ * The forward of rows [r0, r1) (see forward_rows). logits (r1 - r0, V), or
+ * NULL for none. tid < 0: this call owns all threads and each stage
+ * parallelises itself; tid >= 0: it runs on the calling thread only (inside
+ * forward_rows' region, as thread tid, with that thread's scratch), so the
+ * rows must not share a stream with rows other threads run.
+ */
+static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid) {
+  const int L = inf->L, C = inf->C, H = inf->H, hs = inf->hs, half = hs / 2, R = r1 - r0;
+  const int par = tid < 0; /* stages may open parallel regions */
+  const size_t RC = (size_t)R * C;
+  const int *rs = inf->rstream + r0, *rp = inf->rpos + r0;
+  const attn_row_fn attn = BT_PICK_ISA(bt_infer_attn_row);
+  const attn_rows4_fn attn4 = BT_PICK_ISA(bt_infer_attn_rows4);
+  const size_t Tr = (size_t)inf->Tr;
+  /* Attention blocks: up to 4 consecutive positions of one stream, which
+   * share every K and V load (same bits as one row at a time). Block b
+   * starts at row blk[b] and ends where the next starts, or at R. */
+  int *blk = inf->ablk + r0, nblk = 0;
+  for (int r = 0; r < R;) {
+    int e1 = r + 1;
+    while (e1 < R && e1 - r < 4 && rs[e1] == rs[r] && rp[e1] == rp[e1 - 1] + 1)
+      e1++;
+    blk[nblk++] = r;
+    r = e1;
+  }
+  float *x = inf->x + (size_t)r0 * C, *qkv = inf->qkv + (size_t)r0 * 3 * C;
+  float *att = inf->att + (size_t)r0 * C, *tmp = inf->tmp + (size_t)r0 * C;
+  float *hb = inf->h + (size_t)r0 * C, *fc = inf->fc + (size_t)r0 * 4 * C;
+  float *mean = inf->mean + r0, *rstd = inf->rstd + r0;
+
+  bt_embedding_forward(x, inf->rtok + r0, inf->embed, R, C, sqrtf((float)C));
+  for (int l = 0; l < L; l++) {
+    const layer_w *lw = &inf->lw[l];
+    linear(qkv, x, lw->wqkv, NULL, R, C, 3 * C, par);
+    /* Rotary: runs of consecutive rows of one stream share one call. */
+    for (int a = 0; a < R;) {
+      int e1 = a + 1;
+      while (e1 < R && rs[e1] == rs[a] && rp[e1] == rp[e1 - 1] + 1)
+        e1++;
+      bt_rope_forward(qkv + (size_t)a * 3 * C, inf->rope_cos + (size_t)rp[a] * half,
+                      inf->rope_sin + (size_t)rp[a] * half, 1, e1 - a, C, H);
+      a = e1;
+    }
+    /* K and V of every row into its stream's tiles. */
+#pragma omp parallel for schedule(static) if (par && R >= 64)
+    for (int r = 0; r < R; r++) {
+      const int p = rp[r];
+      const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
+      for (int kv = 0; kv < 2; kv++)
+        for (int h = 0; h < H; h++) {
+          const float *src = qkv + (size_t)r * 3 * C + (size_t)(1 + kv) * C + (size_t)h * hs;
+          float *dst = kv_base(inf, rs[r], l, kv, h) + off;
+          for (int d = 0; d < hs; d++)
+            dst[(size_t)d * 16] = src[d];
+        }
+    }
+    /* Attention: (block, head) items; cost grows with the position. */
+    const int items = nblk * H;
+#pragma omp parallel if (par && items > 1)
+    {
+      float *sc = inf->ascratch + (size_t)(par ? omp_get_thread_num() : tid) * 4 * Tr;
+#pragma omp for schedule(dynamic, 2)
+      for (int it = 0; it < items; it++) {
+        const int b = it / H, h = it % H, a = blk[b];
+        const int nr = (b + 1 < nblk ? blk[b + 1] : R) - a;
+        const float *K = kv_base(inf, rs[a], l, 0, h), *Vv = kv_base(inf, rs[a], l, 1, h);
+        float *o = att + (size_t)a * C + (size_t)h * hs;
+        const float *qq = qkv + (size_t)a * 3 * C + (size_t)h * hs;
+        if (nr == 4)
+          attn4(o, C, qq, 3 * C, K, Vv, rp[a] + 1, hs, inf->scale, sc, (long)Tr);
+        else
+          for (int i = 0; i < nr; i++)
+            attn(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Vv, rp[a] + i + 1, hs,
+                 inf->scale, sc);
+      }
+    }
+    /* h = LN1(x + Wo att);  x = LN2(h + W2 gelu(W1 h + b1) + b2). Inside
+     * forward_rows' region the ops' own parallel regions are nested, so
+     * they run on this thread. */
+    linear(tmp, att, lw->wo, NULL, R, C, C, par);
+    bt_add(tmp, x, tmp, RC);
+    bt_layernorm_forward(hb, mean, rstd, tmp, lw->ln1w, lw->ln1b, R, C);
+    linear(fc, hb, lw->w1, lw->b1, R, C, 4 * C, par);
+    bt_gelu_forward(fc, fc, 4 * RC);
+    linear(tmp, fc, lw->w2, lw->b2, R, 4 * C, C, par);
+    bt_add(tmp, hb, tmp, RC);
+    bt_layernorm_forward(x, mean, rstd, tmp, lw->ln2w, lw->ln2b, R, C);
+  }
+  if (logits)
+    linear(logits, x, inf->wout, inf->bout, R, C, BT_VOCAB, par);
+}
+
+/*
+ * Runs R rows (R <= G) already in inf->rtok / rstream / rpos: row r is
+ * position rpos[r] of stream rstream[r], input rtok[r]. A stream's rows must
+ * have consecutive positions that continue its cache (positions before the
+ * first one filled already). logits: nl rows (nl, V) for rows lrows[0..nl-1],
+ * or, with lrows NULL, all R rows (R, V).
+ *
+ * Threads: few rows (a step) are split by stream, each thread running whole
+ * forwards of its streams with no synchronisation until the end (lockstep
+ * stages would need ~20 barriers per step); many rows parallelise each stage.
+ */
+static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, float *logits) {
+  bt_error e = ensure_scratch(inf);
+  if (e)
+    return e;
+  const int nt = omp_get_max_threads(), C = inf->C;
+  if (!lrows && R < GEMM_BIG_M && nt > 1 && R > 1 && !omp_in_parallel()) {
+    const int *rs = inf->rstream;
+#pragma omp parallel num_threads(nt)
+    {
+      /* Rows [a, b) of this thread: an even share, boundaries moved forward
+       * to the next change of stream. */
+      const int t = omp_get_thread_num(), n = omp_get_num_threads();
+      int a = (int)((long)R * t / n), b = (int)((long)R * (t + 1) / n);
+      while (a > 0 && a < R && rs[a] == rs[a - 1])
+        a++;
+      while (b < R && rs[b] == rs[b - 1])
+        b++;
+      if (a < b)
+        forward_range(inf, a, b, logits + (size_t)a * BT_VOCAB, t);
+    }
+    return BT_OK;
+  }
+  forward_range(inf, 0, R, lrows ? NULL : logits, -1);
+  if (lrows && nl > 0) {
+    for (int i = 0; i < nl; i++)
+      memcpy(inf->xl + (size_t)i * C, inf->x + (size_t)lrows[i] * C, (size_t)C * sizeof(float));
+    linear(logits, inf->xl, inf->wout, inf->bout, nl, C, BT_VOCAB, 1);
+  }
+  return BT_OK;
+}
+
+/* ==================================================================== */
+/* Public passes                                                         */
+/* ==================================================================== */
+
+bt_error bt_infer_batched(bt_infer *inf, const uint8_t *seq, int n, int T, float *logits) {
+  if (n < 1 || n > inf->max_streams || T < 1 || T > inf->max_T)
+    return bt_fail(BT_ERR_ARG, "batched pass of %d x %d does not fit %d streams x %d positions",
+                   n, T, inf->max_streams, inf->max_T);
+  /* Whole sequences per call, as many as fit G rows. */
+  const int per = inf->G / T;
+  for (int s0 = 0; s0 < n; s0 += per) {
+    const int ns = n - s0 < per ? n - s0 : per;
+    int r = 0;
+    for (int s = s0; s < s0 + ns; s++) {
+      inf->pos[s] = 0;
+      for (int p = 0; p < T; p++, r++) {
+        inf->rstream[r] = s;
+        inf->rpos[r] = p;
+        inf->rtok[r] = p == 0 ? BT_BOS : seq[(size_t)s * T + p - 1];
+      }
+    }
+    bt_error e = forward_rows(inf, r, NULL, 0, logits + (size_t)s0 * T * BT_VOCAB);
+    if (e)
+      return e;
+    for (int s = s0; s < s0 + ns; s++)
+      inf->pos[s] = T;
+  }
+  return BT_OK;
+}
+
+bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits) {
+  if (n < 1 || n > inf->max_streams)
+    return bt_fail(BT_ERR_ARG, "step of %d streams (at most %d)", n, inf->max_streams);
+  for (int s = 0; s < n; s++) {
+    if (inf->pos[s] >= inf->max_T)
+      return bt_fail(BT_ERR_ARG, "stream %d is full (%d positions)", s, inf->max_T);
+    if (inf->pos[s] > 0 && !tok)
+      return bt_fail(BT_ERR_ARG, "stream %d is at position %d: step needs its input byte", s,
+                     inf->pos[s]);
+  }
+  for (int s = 0; s < n; s++) {
+    inf->rstream[s] = s;
+    inf->rpos[s] = inf->pos[s];
+    inf->rtok[s] = inf->pos[s] == 0 ? BT_BOS : tok[s];
+  }
+  bt_error e = forward_rows(inf, n, NULL, 0, logits);
+  if (e)
+    return e;
+  for (int s = 0; s < n; s++)
+    inf->pos[s]++;
+  return BT_OK;
+}
+
+bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const int *len, int n,
+                          float *logits) {
+  if (n < 1 || n > inf->max_streams)
+    return bt_fail(BT_ERR_ARG, "prefill of %d streams (at most %d)", n, inf->max_streams);
+  for (int s = 0; s < n; s++)
+    if (len[s] < 0 || len[s] + 1 > inf->max_T || (len[s] > 0 && ld < (size_t)len[s]))
+      return bt_fail(BT_ERR_ARG, "prefix %d of stream %d does not fit %d positions", len[s], s,
+                     inf->max_T);
+  bt_infer_reset(inf, n);
+  /* Rows stream by stream, cut into calls of at most G rows; a stream may
+   * span two calls, the later one continuing the cache of the earlier. */
+  int r = 0, nl = 0, lbase = 0;
+  for (int s = 0; s < n; s++)
+    for (int p = 0; p <= len[s]; p++) {
+      inf->rstream[r] = s;
+      inf->rpos[r] = p;
+      inf->rtok[r] = p == 0 ? BT_BOS : seq[(size_t)s * ld + p - 1];
+      if (p == len[s])
+        inf->lrows[nl++] = r;
+      r++;
+      if (r == inf->G || (s == n - 1 && p == len[s])) {
+        bt_error e = forward_rows(inf, r, inf->lrows, logits ? nl : 0,
+                                  logits ? logits + (size_t)lbase * BT_VOCAB : NULL);
+        if (e)
+          return e;
+        for (int i = 0; i < r; i++)
+          inf->pos[inf->rstream[i]] = inf->rpos[i] + 1;
+        lbase += nl;
+        nl = 0;
+        r = 0;
+      }
+    }
+  return BT_OK;
+}

@@ -1,0 +1,81 @@
+/*
+ * infer.h - inference for bt's byte transformer: a teacher-forced batched pass
+ * (compression) and an incremental pass with a KV cache (decompression) that
+ * give IDENTICAL logits, bit for bit, on every machine, thread count, SIMD
+ * path (BT_ISA) and compiler.
+ *
+ * Both passes run every position as one row through the same per-row
+ * arithmetic (infer.c "Why the bits match"); the batched pass only groups
+ * more rows per call. So row t of bt_infer_batched equals the logits the
+ * (t+1)-th bt_infer_step returns for that stream, and a stream's logits never
+ * depend on how many other streams run beside it.
+ *
+ * Positions: the model's input at position 0 is BOS (0); at position p > 0 it
+ * is the byte p-1 of the sequence. The logits at position p predict byte p.
+ *
+ * Threads: calls parallelise with OpenMP over rows, heads and streams (never
+ * inside a sum). One bt_infer must not be used by two threads at once.
+ */
+#ifndef BT_INFER_H
+#define BT_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/error.h"
+#include "train/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bt_infer bt_infer;
+
+/* Prepares inference for model m for up to max_streams streams of up to
+ * max_T positions each (1 <= max_T <= ctx). The weights are copied (and
+ * re-laid-out) here: later changes to m are not seen, and m may be freed.
+ * Memory: the KV cache is max_streams x L x 2 x roundup(max_T, 16) x C floats
+ * (bt_infer_cache_bytes), plus a copy of the weights and row scratch.
+ * BT_ERR_ARG, BT_ERR_NOMEM. *out is NULL on error. */
+bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int max_T);
+/* Frees everything; NULL is fine. */
+void bt_infer_free(bt_infer *inf);
+
+/* Bytes the KV cache of bt_infer_create(.., max_streams, max_T) would take. */
+size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T);
+
+/* Teacher-forced pass over n sequences seq (n, T), 1 <= n <= max_streams,
+ * 1 <= T <= max_T: logits (n, T, 256), row t from BOS, seq[0..t-1].
+ * Also leaves streams 0..n-1 at position T with their caches filled, so
+ * bt_infer_step can continue them (its next input is seq[T-1]).
+ * Logits are caller-owned. BT_ERR_ARG, BT_ERR_NOMEM. */
+bt_error bt_infer_batched(bt_infer *inf, const uint8_t *seq, int n, int T, float *logits);
+
+/* Starts streams 0..n-1 over at position 0 (n <= max_streams). */
+void bt_infer_reset(bt_infer *inf, int n);
+
+/* Feeds one input per stream to streams 0..n-1 and returns logits (n, 256)
+ * for each stream's next position. A stream at position 0 is always fed BOS
+ * (its tok entry is not read); otherwise tok[s] is the byte the previous call
+ * predicted for stream s. tok may be NULL when every stream is at position 0.
+ * So: reset, step(NULL) gives the logits of byte 0; step(byte 0) those of
+ * byte 1; ... Streams may be at different positions (after a prefill).
+ * BT_ERR_ARG (a stream would pass max_T, or tok missing) with nothing done. */
+bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits);
+
+/* Runs known prefixes: for each stream s < n, restarts it and feeds BOS and
+ * its first len[s] bytes, seq + s * ld (len[s] >= 0, len[s] + 1 <= max_T),
+ * in batched passes. Same result as bt_infer_reset then len[s] + 1 steps:
+ * stream s ends at position len[s] + 1, and logits (n, 256), if not NULL,
+ * gets the last step's logits, which predict byte len[s]; bt_infer_step then
+ * continues with tok[s] = that byte. BT_ERR_ARG, BT_ERR_NOMEM. */
+bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const int *len, int n,
+                          float *logits);
+
+/* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
+int bt_infer_position(const bt_infer *inf, int s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

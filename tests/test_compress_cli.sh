@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# bt-compress / bt-decompress: round trips in every mode, bit-exact decoding
+# across thread counts and SIMD paths, the stored fallback's size bound, and
+# clean failures on bad input.
+source "$(dirname "$0")/lib.sh"
+C="$BUILD/bt-compress"; D="$BUILD/bt-decompress"; TRAIN="$BUILD/bt-train"
+text_slice 120000 > "$WORK/text"
+# A small trained model (ctx 256 < chunk 2048 exercises the windowed path too).
+"$TRAIN" --layers 2 --dim 32 --heads 2 --ctx 256 --batch 4 --steps 60 -T 2 -q -o "$WORK/m.h5" "$WORK/text" || bad "training the test model failed"
+"$TRAIN" --layers 1 --dim 32 --heads 2 --ctx 256 --batch 4 --steps 5 -T 2 -q -o "$WORK/other.h5" "$WORK/text" || bad "training the second model failed"
+K=(--ckpt "$WORK/m.h5")
+head -c 50000 "$WORK/text" > "$WORK/t50k"
+head -c 3000 /dev/urandom > "$WORK/rand"
+: > "$WORK/empty"
+printf 'a' > "$WORK/one"
+
+roundtrip() { # FILE CHUNK: compress, decompress in a fresh process, compare
+  local f=$1 chunk=$2
+  "$C" "${K[@]}" --chunk "$chunk" -c "$f" > "$WORK/rt.bt" || { bad "compress $f chunk $chunk"; return; }
+  "$D" "${K[@]}" -c "$WORK/rt.bt" > "$WORK/rt.out" || { bad "decompress $f chunk $chunk"; return; }
+  cmp -s "$f" "$WORK/rt.out" && ok || bad "round trip $f chunk $chunk differs"
+}
+for chunk in 2048 256 100 1 0; do roundtrip "$WORK/t50k" $chunk; done
+roundtrip "$WORK/t50k" 5000     # chunks longer than the context: windows
+roundtrip "$WORK/rand" 2048
+roundtrip "$WORK/empty" 2048
+roundtrip "$WORK/one" 2048
+roundtrip "$WORK/one" 0
+
+# ---- determinism: same bytes twice; decode with other threads and ISAs ----
+"$C" "${K[@]}" -c "$WORK/t50k" > "$WORK/a.bt"; "$C" "${K[@]}" -T 1 -c "$WORK/t50k" > "$WORK/b.bt"
+cmp -s "$WORK/a.bt" "$WORK/b.bt" && ok || bad "compressing twice (2 vs 1 threads) differs"
+for isa in scalar avx2 avx512; do
+  BT_ISA=$isa "$C" "${K[@]}" -c "$WORK/t50k" > "$WORK/isa.bt" 2>/dev/null || { echo "skip $isa"; continue; }
+  cmp -s "$WORK/a.bt" "$WORK/isa.bt" && ok || bad "compressing with BT_ISA=$isa differs"
+  for t in 1 2; do
+    BT_ISA=$isa "$D" "${K[@]}" -T $t -c "$WORK/a.bt" > "$WORK/d.out" && cmp -s "$WORK/d.out" "$WORK/t50k" && ok \
+      || bad "decode with BT_ISA=$isa -T $t differs"
+  done
+done
+# The other compiler's build, when the test runner made one (tools/run-tests).
+if [ -n "${BT_OTHER_BUILD:-}" ] && [ -x "$BT_OTHER_BUILD/bt-decompress" ]; then
+  "$BT_OTHER_BUILD/bt-decompress" "${K[@]}" -c "$WORK/a.bt" > "$WORK/o.out" && cmp -s "$WORK/o.out" "$WORK/t50k" && ok \
+    || bad "decode with the other compiler's build differs"
+  "$BT_OTHER_BUILD/bt-compress" "${K[@]}" -c "$WORK/t50k" | cmp -s - "$WORK/a.bt" && ok \
+    || bad "the other compiler's build compresses differently"
+fi
+
+# ---- the stored fallback bounds the output: input + 64 + 4 per chunk ----
+head -c 20000 /dev/urandom > "$WORK/r20k"
+"$C" "${K[@]}" -c "$WORK/r20k" > "$WORK/r.bt"
+sz=$(stat -c %s "$WORK/r.bt"); bound=$((20000 + 64 + 4 * 10))
+[ "$sz" -le "$bound" ] && ok || bad "random data grew to $sz > $bound"
+[ "$sz" -le $((bound + 1)) ] && [ "$sz" -gt 20000 ] && ok || bad "random data size $sz not as expected"
+
+# ---- CLI conventions ----
+cp "$WORK/t50k" "$WORK/f"
+expect 0 "" "compress to FILE.bt" -- "$C" "${K[@]}" "$WORK/f"
+[ -s "$WORK/f.bt" ] && [ -s "$WORK/f" ] && ok || bad "FILE.bt missing or input removed without --rm"
+expect 1 "already exists" "no overwrite without -f" -- "$C" "${K[@]}" "$WORK/f"
+expect 0 "" "overwrite with -f" -- "$C" "${K[@]}" -f "$WORK/f"
+mv "$WORK/f" "$WORK/f.orig"
+expect 0 "" "decompress FILE.bt" -- "$D" "${K[@]}" "$WORK/f.bt"
+cmp -s "$WORK/f" "$WORK/f.orig" && ok || bad "decompressed FILE differs"
+expect 0 "" "-t tests integrity" -- "$C" "${K[@]}" -t "$WORK/f.bt"
+expect 0 "" "-l lists" -- "$C" -l "$WORK/f.bt"
+grep -q "chunks" "$WORK/stdout" && ok || bad "-l output lacks the chunk count"
+expect 0 "" "stdin to stdout" -- sh -c "'$C' --ckpt '$WORK/m.h5' < '$WORK/t50k' | '$D' --ckpt '$WORK/m.h5' | cmp -s - '$WORK/t50k'"
+rm -f "$WORK/f.bt"; cp "$WORK/f.orig" "$WORK/g"
+expect 0 "" "--rm after verify" -- "$C" "${K[@]}" --rm "$WORK/g"
+[ ! -e "$WORK/g" ] && [ -s "$WORK/g.bt" ] && ok || bad "--rm did not remove the input, or lost the output"
+expect 0 "" "-v reports rates" -- "$C" "${K[@]}" -v -c "$WORK/t50k"
+grep -q "adjusted rate" "$WORK/stderr" && grep -q "bpb" "$WORK/stderr" && ok || bad "-v lacks rates"
+expect 0 "" "--version" -- "$C" -V
+expect 0 "" "--help" -- "$C" -h
+expect 1 "unknown option" "bad flag" -- "$C" --frobnicate
+expect 1 "invalid --chunk" "bad chunk" -- "$C" "${K[@]}" --chunk -5 "$WORK/t50k"
+
+# ---- bad input: exit 1, one clear line, no crash ----
+"$C" "${K[@]}" -c "$WORK/t50k" > "$WORK/good.bt"
+head -c 1000 "$WORK/good.bt" > "$WORK/trunc.bt"
+expect 1 "corrupt" "truncated file" -- "$D" "${K[@]}" -c "$WORK/trunc.bt"
+for off in 10 70 300 2000 9000; do
+  cp "$WORK/good.bt" "$WORK/flip.bt"
+  printf '\xa5' | dd of="$WORK/flip.bt" bs=1 seek=$off conv=notrunc status=none
+  expect 1 "corrupt|checksum|format|another checkpoint" "bit flip at $off" -- "$D" "${K[@]}" -c "$WORK/flip.bt"
+done
+head -c 5000 /dev/urandom > "$WORK/garbage"
+expect 1 "format|corrupt" "garbage" -- "$D" "${K[@]}" -c "$WORK/garbage"
+expect 1 "empty" "empty input to the decoder" -- "$D" "${K[@]}" -c "$WORK/empty"
+expect 1 "another checkpoint.*sha256 [0-9a-f]{64}" "another checkpoint" -- "$D" --ckpt "$WORK/other.h5" -c "$WORK/good.bt"
+expect 1 "unknown suffix" "decompress without .bt" -- "$D" "${K[@]}" "$WORK/t50k"
+expect 1 "no model checkpoint" "no checkpoint" -- env BT_CKPT= "$C" -c "$WORK/t50k"
+expect 1 "cannot load checkpoint" "bad checkpoint" -- "$C" --ckpt "$WORK/t50k" -c "$WORK/t50k"
+expect 1 "No such file" "missing input" -- "$C" "${K[@]}" "$WORK/nope"
+expect 1 "cannot write" "unwritable folder" -- "$C" "${K[@]}" -o "$WORK/t50k/x.bt" "$WORK/t50k"
+expect 1 "BT_ISA" "bad BT_ISA" -- env BT_ISA=sse9 "$C" "${K[@]}" -c "$WORK/t50k"
+summary

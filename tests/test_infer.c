@@ -1,0 +1,236 @@
+/*
+ * test_infer.c - inference: the incremental pass (KV cache) gives the batched
+ * pass's logits bit for bit, on every ISA path this CPU has, at 1 and 2
+ * threads, for any number of streams beside; prefill + steps too; both stay
+ * within 1e-4 of the training forward; a perturbed weight changes the bits.
+ * Prints one hash per config, so builds with gcc and clang can be compared.
+ */
+#include "tests/check.h"
+
+#include <omp.h>
+
+#include "infer/infer.h"
+#include "kernels/kernels.h"
+#include "train/model.h"
+
+#define V BT_VOCAB
+
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+static void fill_bytes(uint8_t *x, size_t n, uint64_t seed) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 7;
+  for (size_t i = 0; i < n; i++) {
+    /* mostly a small alphabet, so attention sees repeats */
+    uint64_t r = check_rng_next_(&s);
+    x[i] = (uint8_t)(r % 5 ? 'a' + (r >> 8) % 6 : (r >> 16) & 255);
+  }
+}
+
+static int n_isas(bt_isa *isas) {
+  int k = 0;
+  for (int i = BT_ISA_SCALAR; i <= (int)bt_isa_detect(); i++)
+    isas[k++] = (bt_isa)i;
+  return k;
+}
+
+/* Row-by-row memcmp of (rows, V) logits; returns the first differing row or -1. */
+static int first_diff_row(const float *a, const float *b, int rows) {
+  for (int r = 0; r < rows; r++)
+    if (memcmp(a + (size_t)r * V, b + (size_t)r * V, V * sizeof(float)))
+      return r;
+  return -1;
+}
+
+/* Incremental pass of streams 0..n-1 over seq (n, T): logits (n, T, V). */
+static bt_error run_steps(bt_infer *inf, const uint8_t *seq, int n, int T, float *out) {
+  float *lg = malloc((size_t)n * V * sizeof(float));
+  uint8_t *tok = malloc((size_t)n);
+  bt_infer_reset(inf, n);
+  bt_error e = BT_OK;
+  for (int t = 0; t < T && !e; t++) {
+    for (int s = 0; s < n; s++)
+      tok[s] = t ? seq[(size_t)s * T + t - 1] : 0;
+    e = bt_infer_step(inf, t ? tok : NULL, n, lg);
+    for (int s = 0; s < n; s++)
+      memcpy(out + ((size_t)s * T + t) * V, lg + (size_t)s * V, V * sizeof(float));
+  }
+  free(lg);
+  free(tok);
+  return e;
+}
+
+static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full) {
+  char name[96];
+  snprintf(name, sizeof name, "L%d C%d H%d n%d T%d", cfg.n_layer, cfg.d_model, cfg.n_head, n, T);
+  bt_model *m = NULL;
+  CHECK(bt_model_create(&m, &cfg) == BT_OK, "%s: create", name);
+  if (!m)
+    return;
+  bt_model_init(m, seed);
+  const size_t NT = (size_t)n * T;
+  uint8_t *seq = malloc(NT);
+  fill_bytes(seq, NT, seed);
+  float *ref = malloc(NT * V * sizeof(float));
+  float *got = malloc(NT * V * sizeof(float));
+  bt_isa isas[3];
+  const int ni = n_isas(isas);
+  const bt_isa isa0 = bt_isa_get();
+
+  bt_infer *inf = NULL;
+  CHECK(bt_infer_create(&inf, m, n, T) == BT_OK, "%s: infer create: %s", name, bt_error_detail());
+  if (!inf)
+    goto done;
+
+  /* The reference: batched, best path, 2 threads. */
+  omp_set_num_threads(2);
+  CHECK(bt_infer_batched(inf, seq, n, T, ref) == BT_OK, "%s: batched", name);
+
+  /* Close to the training forward (another summation order in attention). */
+  CHECK(bt_model_forward(m, seq, n, T, NULL) == BT_OK, "%s: model forward", name);
+  const float *tl = bt_model_logits(m);
+  double md = 0;
+  for (size_t i = 0; i < NT * V; i++) {
+    double d = fabs((double)tl[i] - ref[i]);
+    md = d > md ? d : md;
+  }
+  CHECK(md <= 1e-4, "%s: max |batched - training forward| = %.3g", name, md);
+  printf("%s: logits hash %016llx, max |diff| to training forward %.2g\n", name,
+         (unsigned long long)fnv1a(ref, NT * V * sizeof(float), 0xcbf29ce484222325ULL), md);
+
+  for (int ii = 0; ii < ni; ii++)
+    for (int th = 1; th <= 2; th++) {
+      if (!full && !(th == 2 || isas[ii] == BT_ISA_SCALAR))
+        continue;
+      bt_isa_set(isas[ii]);
+      omp_set_num_threads(th);
+      CHECK(bt_infer_batched(inf, seq, n, T, got) == BT_OK, "%s: batched", name);
+      int r = first_diff_row(got, ref, n * T);
+      CHECK(r < 0, "%s: batched %s %d threads differs at row %d", name, bt_isa_name(isas[ii]),
+            th, r);
+      memset(got, 0, NT * V * sizeof(float));
+      CHECK(run_steps(inf, seq, n, T, got) == BT_OK, "%s: steps", name);
+      r = first_diff_row(got, ref, n * T);
+      CHECK(r < 0, "%s: steps %s %d threads differ from batched at stream %d position %d", name,
+            bt_isa_name(isas[ii]), th, r < 0 ? 0 : r / T, r < 0 ? 0 : r % T);
+    }
+  bt_isa_set(isa0);
+  omp_set_num_threads(2);
+
+  /* A stream alone gives the same bits as beside others: the last sequence
+   * as stream 0 of a batch of 1, batched and stepped. */
+  if (n > 1) {
+    const uint8_t *last = seq + (size_t)(n - 1) * T;
+    const float *want = ref + (size_t)(n - 1) * T * V;
+    CHECK(bt_infer_batched(inf, last, 1, T, got) == BT_OK, "%s: batched n=1", name);
+    CHECK(first_diff_row(got, want, T) < 0, "%s: batched n=1 differs", name);
+    CHECK(run_steps(inf, last, 1, T, got) == BT_OK, "%s: steps n=1", name);
+    CHECK(first_diff_row(got, want, T) < 0, "%s: steps n=1 differ", name);
+  }
+
+  /* Prefill of prefixes of different lengths, then steps to the end. */
+  {
+    int *len = malloc((size_t)n * sizeof(int));
+    for (int s = 0; s < n; s++)
+      len[s] = (int)((s * 37 + 5) % T);
+    len[0] = 0;
+    float *lg = malloc((size_t)n * V * sizeof(float));
+    CHECK(bt_infer_prefill(inf, seq, (size_t)T, len, n, lg) == BT_OK, "%s: prefill", name);
+    int bad = 0;
+    for (int s = 0; s < n; s++) {
+      bad += memcmp(lg + (size_t)s * V, ref + ((size_t)s * T + len[s]) * V, V * sizeof(float)) != 0;
+      CHECK(bt_infer_position(inf, s) == len[s] + 1, "%s: position after prefill", name);
+    }
+    CHECK(!bad, "%s: prefill logits differ for %d streams", name, bad);
+    /* continue: streams at different positions; run all until the longest is full */
+    uint8_t *tok = malloc((size_t)n);
+    bad = 0;
+    for (;;) {
+      int alive = 1;
+      for (int s = 0; s < n; s++)
+        alive &= bt_infer_position(inf, s) < T;
+      if (!alive)
+        break;
+      for (int s = 0; s < n; s++)
+        tok[s] = seq[(size_t)s * T + bt_infer_position(inf, s) - 1];
+      int p0 = bt_infer_position(inf, 0);
+      CHECK(bt_infer_step(inf, tok, n, lg) == BT_OK, "%s: step after prefill", name);
+      for (int s = 0; s < n; s++) {
+        int p = bt_infer_position(inf, s) - 1;
+        bad += memcmp(lg + (size_t)s * V, ref + ((size_t)s * T + p) * V, V * sizeof(float)) != 0;
+      }
+      (void)p0;
+    }
+    CHECK(!bad, "%s: steps after prefill differ in %d rows", name, bad);
+    free(tok);
+    free(lg);
+    free(len);
+  }
+
+  /* Negative control: one weight nudged, the bits change. */
+  {
+    float *P = bt_model_params(m);
+    const bt_tensor_info *ti = bt_model_tensors(m);
+    size_t k = ti[BT_T_QKV_W].offset + (size_t)2 * cfg.d_model * cfg.d_model + 3; /* a V weight */
+    P[k] *= 1.001f;
+    bt_infer *inf2 = NULL;
+    CHECK(bt_infer_create(&inf2, m, n, T) == BT_OK, "%s: create 2", name);
+    if (inf2) {
+      CHECK(bt_infer_batched(inf2, seq, n, T, got) == BT_OK, "%s: batched 2", name);
+      CHECK(memcmp(got, ref, NT * V * sizeof(float)) != 0, "%s: a nudged weight changes nothing",
+            name);
+    }
+    bt_infer_free(inf2);
+  }
+
+done:
+  bt_infer_free(inf);
+  bt_model_free(m);
+  free(seq);
+  free(ref);
+  free(got);
+}
+
+static void test_errors(void) {
+  bt_config cfg = {1, 32, 2, 40};
+  bt_model *m = NULL;
+  bt_model_create(&m, &cfg);
+  bt_model_init(m, 1);
+  bt_infer *inf = NULL;
+  CHECK(bt_infer_create(&inf, m, 2, 41) == BT_ERR_ARG, "max_T > ctx");
+  CHECK(inf == NULL, "no handle on error");
+  CHECK(bt_infer_create(&inf, m, 0, 10) == BT_ERR_ARG, "0 streams");
+  CHECK(bt_infer_create(&inf, m, 2, 17) == BT_OK, "create");
+  uint8_t seq[2 * 17] = {0};
+  float lg[2 * 17 * V];
+  CHECK(bt_infer_batched(inf, seq, 3, 4, lg) == BT_ERR_ARG, "too many streams");
+  CHECK(bt_infer_batched(inf, seq, 1, 18, lg) == BT_ERR_ARG, "too long");
+  bt_infer_reset(inf, 2);
+  CHECK(bt_infer_step(inf, NULL, 2, lg) == BT_OK, "first step from BOS");
+  CHECK(bt_infer_step(inf, NULL, 2, lg) == BT_ERR_ARG, "later step needs bytes");
+  for (int t = 1; t < 17; t++)
+    CHECK(bt_infer_step(inf, seq, 2, lg) == BT_OK, "step %d", t);
+  CHECK(bt_infer_step(inf, seq, 2, lg) == BT_ERR_ARG, "step past max_T");
+  CHECK(bt_infer_position(inf, 1) == 17 && bt_infer_position(inf, 2) == -1, "positions");
+  int len[2] = {16, 17};
+  CHECK(bt_infer_prefill(inf, seq, 17, len, 2, lg) == BT_ERR_ARG, "prefill too long");
+  bt_infer_free(inf);
+  bt_infer_free(NULL);
+  bt_model_free(m);
+}
+
+int main(void) {
+  printf("ISA: best %s\n", bt_isa_name(bt_isa_detect()));
+  test_errors();
+  test_config((bt_config){2, 32, 2, 130}, 5, 130, 11, 1); /* hs 16 */
+  test_config((bt_config){2, 64, 4, 130}, 3, 97, 12, 1);  /* hs 16 */
+  test_config((bt_config){2, 48, 2, 64}, 4, 50, 13, 1);   /* hs 24: 8-wide PV passes */
+  test_config((bt_config){1, 32, 4, 40}, 2, 33, 14, 1);   /* hs 8 */
+  test_config((bt_config){1, 128, 4, 40}, 2, 40, 15, 1);  /* hs 32, 800K width */
+  test_config((bt_config){1, 256, 8, 64}, 2, 64, 16, 0);  /* 3.2M width */
+  return check_summary("test_infer");
+}
