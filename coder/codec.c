@@ -167,11 +167,65 @@ static window_t window_at(uint64_t len, int W, uint64_t j) {
   return w;
 }
 
+/* ---- groups of chunks, spread over the workers ---- */
+
+/* One call's work: `count` chunks in groups of c->G, each group run by one
+ * worker from start to end (no barriers inside a group). */
+typedef struct job job_t;
+struct job {
+  bt_error (*run)(bt_codec *c, worker_t *w, const job_t *j, uint64_t first, int k);
+  uint64_t count, total; /* chunks; bytes, for progress */
+  uint64_t clen;         /* bytes per chunk */
+  bt_progress_fn fn;
+  void *user;
+  const bt_container_header *h;
+  const uint8_t *in;
+  struct enc_chunk *ch;  /* compression: per-chunk results */
+  const uint64_t *off;   /* decompression: payload offsets, coded chunk ids, output */
+  const uint64_t *ids;
+  uint8_t *res;
+};
+
+static bt_error run_groups(bt_codec *c, const job_t *j) {
+  const uint64_t G = (uint64_t)(c->G ? c->G : 1), ngroups = (j->count + G - 1) / G;
+  bt_error e = BT_OK;
+  uint64_t done = 0;
+  char detail[512] = "";
+#pragma omp parallel num_threads(c->nw ? c->nw : 1)
+  {
+    worker_t *w = &c->w[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+    for (uint64_t g = 0; g < ngroups; g++) {
+      bt_error ge;
+#pragma omp atomic read
+      ge = e;
+      if (ge)
+        continue;
+      uint64_t first = g * G;
+      int k = (int)(j->count - first < G ? j->count - first : G);
+      ge = j->run(c, w, j, first, k);
+#pragma omp critical(bt_codec_progress)
+      {
+        if (ge && !e) {
+          e = ge; /* the detail lives in this thread's slot: carry it over */
+          snprintf(detail, sizeof detail, "%s", bt_error_detail());
+        }
+        done += (uint64_t)k * j->clen;
+        if (j->fn && !e && omp_get_thread_num() == 0)
+          j->fn(j->user, done < j->total ? done : j->total, j->total);
+      }
+    }
+  }
+  if (e && detail[0])
+    bt_fail(e, "%s", detail);
+  return e;
+}
+
 /* ==================================================================== */
 /* Compression                                                          */
 /* ==================================================================== */
 
-typedef struct {
+typedef struct enc_chunk {
   uint8_t *buf;   /* coded bytes (cap len-1: coded must be strictly smaller) */
   size_t size;    /* final payload size; == len means stored raw */
   uint64_t len;
@@ -197,8 +251,11 @@ static void code_rows(bt_rc_enc *rc, enc_chunk_t *ch, const float *logits, const
 
 /* Encodes chunks [c0, c0+k) of the input on worker w: each window index j
  * across the group, windows of equal length in one batched pass. */
-static bt_error encode_group(bt_codec *c, worker_t *w, const bt_container_header *h, const uint8_t *in,
-                             uint64_t clen, uint64_t c0, int k, enc_chunk_t *ch) {
+static bt_error encode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t c0, int k) {
+  const bt_container_header *h = jb->h;
+  const uint8_t *in = jb->in;
+  const uint64_t clen = jb->clen;
+  enc_chunk_t *ch = jb->ch;
   const int W = c->cfg.ctx;
   bt_rc_enc rc[MAX_STREAMS];
   window_t wins[MAX_STREAMS];
@@ -276,38 +333,11 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
   const int T = (int)(clen < (uint64_t)W ? (clen ? clen : 1) : (uint64_t)W);
   if (!e && nch)
     e = ensure_workers(c, T, nch);
-  const uint64_t G = (uint64_t)(c->G ? c->G : 1), ngroups = (nch + G - 1) / G;
-  uint64_t done = 0;
-  char detail[512] = "";
-  if (!e) {
-#pragma omp parallel num_threads(c->nw ? c->nw : 1)
-    {
-      worker_t *w = &c->w[omp_get_thread_num()];
-#pragma omp for schedule(dynamic, 1)
-      for (uint64_t g = 0; g < ngroups; g++) {
-        bt_error ge;
-#pragma omp atomic read
-        ge = e;
-        if (ge)
-          continue;
-        uint64_t c0 = g * G;
-        int k = (int)(nch - c0 < G ? nch - c0 : G);
-        ge = encode_group(c, w, &h, in, clen, c0, k, ch);
-#pragma omp critical(bt_codec_progress)
-        {
-          if (ge && !e) {
-            e = ge; /* the detail lives in this thread's slot: carry it over */
-            snprintf(detail, sizeof detail, "%s", bt_error_detail());
-          }
-          done += (uint64_t)k * clen;
-          if (fn && !e && omp_get_thread_num() == 0)
-            fn(user, done < n ? done : n, n);
-        }
-      }
-    }
+  if (!e && nch) {
+    job_t jb = {.run = encode_group, .count = nch, .total = n, .clen = clen, .fn = fn, .user = user,
+                .h = &h, .in = in, .ch = ch};
+    e = run_groups(c, &jb);
   }
-  if (e && detail[0])
-    bt_fail(e, "%s", detail);
   bt_codec_stats s;
   memset(&s, 0, sizeof s);
   size_t pos = bt_container_header_size(nch);
@@ -351,8 +381,11 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
 /* Decodes coded chunks ids[0..k) in lockstep on worker w into res. Only the
  * input's last chunk can be shorter and it comes last, so the active streams
  * are always 0..a-1. */
-static bt_error decode_group(bt_codec *c, worker_t *w, const bt_container_header *h, const uint8_t *in,
-                             const uint64_t *off, const uint64_t *ids, int k, uint8_t *res, uint64_t clen) {
+static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t first, int k) {
+  const bt_container_header *h = jb->h;
+  const uint8_t *in = jb->in;
+  const uint64_t *off = jb->off, *ids = jb->ids + first, clen = jb->clen;
+  uint8_t *res = jb->res;
   const int W = c->cfg.ctx, P = W / 2;
   bt_rc_dec rc[MAX_STREAMS];
   uint64_t lens[MAX_STREAMS];
@@ -450,38 +483,11 @@ bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out
   const int T = (int)(clen < (uint64_t)W ? (clen ? clen : 1) : (uint64_t)W);
   if (ncoded)
     e = ensure_workers(c, T, ncoded);
-  const uint64_t G = (uint64_t)(c->G ? c->G : 1), ngroups = ncoded ? (ncoded + G - 1) / G : 0;
-  uint64_t done = 0;
-  char detail[512] = "";
-  if (!e && ngroups) {
-#pragma omp parallel num_threads(c->nw)
-    {
-      worker_t *w = &c->w[omp_get_thread_num()];
-#pragma omp for schedule(dynamic, 1)
-      for (uint64_t g = 0; g < ngroups; g++) {
-        bt_error ge;
-#pragma omp atomic read
-        ge = e;
-        if (ge)
-          continue;
-        uint64_t g0 = g * G;
-        int k = (int)(ncoded - g0 < G ? ncoded - g0 : G);
-        ge = decode_group(c, w, &h, in, off, ids + g0, k, res, clen);
-#pragma omp critical(bt_codec_progress)
-        {
-          if (ge && !e) {
-            e = ge; /* the detail lives in this thread's slot: carry it over */
-            snprintf(detail, sizeof detail, "%s", bt_error_detail());
-          }
-          done += (uint64_t)k * clen;
-          if (fn && !e && omp_get_thread_num() == 0)
-            fn(user, done < h.orig_size ? done : h.orig_size, h.orig_size);
-        }
-      }
-    }
+  if (!e && ncoded) {
+    job_t jb = {.run = decode_group, .count = ncoded, .total = h.orig_size, .clen = clen, .fn = fn,
+                .user = user, .h = &h, .in = in, .off = off, .ids = ids, .res = res};
+    e = run_groups(c, &jb);
   }
-  if (e && detail[0])
-    bt_fail(e, "%s", detail);
   free(ids);
   free(off);
   if (!e && bt_crc32(0, res, h.orig_size) != h.orig_crc)

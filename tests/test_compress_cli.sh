@@ -70,7 +70,7 @@ rm -f "$WORK/f.bt"; cp "$WORK/f.orig" "$WORK/g"
 expect 0 "" "--rm after verify" -- "$C" "${K[@]}" --rm "$WORK/g"
 [ ! -e "$WORK/g" ] && [ -s "$WORK/g.bt" ] && ok || bad "--rm did not remove the input, or lost the output"
 expect 0 "" "-v reports rates" -- "$C" "${K[@]}" -v -c "$WORK/t50k"
-grep -q "adjusted rate" "$WORK/stderr" && grep -q "bpb" "$WORK/stderr" && ok || bad "-v lacks rates"
+grep -q "adjusted rate" "$WORK/stderr" && grep -q "log-loss" "$WORK/stderr" && ok || bad "-v lacks rates"
 expect 0 "" "--version" -- "$C" -V
 expect 0 "" "--help" -- "$C" -h
 expect 1 "unknown option" "bad flag" -- "$C" --frobnicate

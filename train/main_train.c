@@ -68,7 +68,7 @@ static void usage(FILE *f) {
           "usage: bt-train [--params 200K|800K|3.2M | --layers L --dim D --heads H] [options] DATA\n"
           "       bt-train --resume CKPT.h5 [--steps N] [options] DATA\n"
           "\n"
-          "DATA is enwik8, enwik9 (downloaded and verified), wiki100m or wiki-valid10m\n"
+          "DATA (or --data PATH) is enwik8, enwik9 (downloaded and verified), wiki100m or wiki-valid10m\n"
           "(from $BT_DATA/text, default ../shared/data), or a path to any file (.xz is unpacked).\n"
           "\n"
           "model:\n"
@@ -171,7 +171,7 @@ static int parse_int(const char *opt, const char *s, int lo, int hi) {
 static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
          O_LR, O_MINLR, O_WARMUP, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
-         O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY };
+         O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -181,7 +181,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"seed", 1, 0, O_SEED}, {"val", 1, 0, O_VAL}, {"val-split", 1, 0, O_VALSPLIT},
       {"val-every", 1, 0, O_VALEVERY}, {"val-bytes", 1, 0, O_VALBYTES},
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
-      {"log-every", 1, 0, O_LOGEVERY}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
+      {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
@@ -258,6 +258,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
         usage_error("invalid value for --val-bytes: '%s'", optarg);
       break;
     case O_RESUME: o->resume = optarg; break;
+    case O_DATA: o->data = optarg; break;
     case O_CKPTEVERY:
       if ((o->ckpt_every = parse_count(optarg)) < 1)
         usage_error("invalid value for --ckpt-every: '%s'", optarg);
@@ -277,9 +278,10 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     default: usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (optind != argc - 1)
+  if (o->data ? optind != argc : optind != argc - 1)
     usage_error(optind >= argc ? "no DATA given" : "more than one DATA given");
-  o->data = argv[optind];
+  if (!o->data)
+    o->data = argv[optind];
   if (o->steps > 0 && o->tokens > 0)
     usage_error("give --steps or --tokens, not both");
   int custom = o->layers || o->dim || o->heads;
