@@ -1,8 +1,8 @@
 # lib.sh - helpers for the shell tests (sourced). Each test script gets
 # BUILD_DIR and SOURCE_DIR as $1 and $2, and prints "N passed, N failed".
 set -u
-BUILD=${1:?build dir}
-SRC=${2:?source dir}
+BUILD=$(cd "${1:?build dir}" && pwd)
+SRC=$(cd "${2:?source dir}" && pwd)
 BT_DATA=${BT_DATA:-$SRC/../shared/data}
 export BT_DATA
 PASS=0

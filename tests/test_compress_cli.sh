@@ -90,7 +90,15 @@ expect 1 "format|corrupt" "garbage" -- "$D" "${K[@]}" -c "$WORK/garbage"
 expect 1 "empty" "empty input to the decoder" -- "$D" "${K[@]}" -c "$WORK/empty"
 expect 1 "another checkpoint.*sha256 [0-9a-f]{64}" "another checkpoint" -- "$D" --ckpt "$WORK/other.h5" -c "$WORK/good.bt"
 expect 1 "unknown suffix" "decompress without .bt" -- "$D" "${K[@]}" "$WORK/t50k"
-expect 1 "no model checkpoint" "no checkpoint" -- env BT_CKPT= "$C" -c "$WORK/t50k"
+# Without --ckpt the shipped checkpoints/bt-200K.h5 is the default...
+if [ -r "$SRC/checkpoints/bt-200K.h5" ]; then
+  expect 0 "" "default checkpoint" -- env BT_CKPT= "$C" -f -o "$WORK/def.bt" "$WORK/one"
+  want=$("$BUILD/bt-ckpt" info "$SRC/checkpoints/bt-200K.h5" | sed -n 's/.*sha256 //p')
+  "$C" -l "$WORK/def.bt" | grep -q "$want" && ok || bad "the default checkpoint is not the shipped one"
+fi
+# ...and a program with none beside it and no BT_CKPT says so.
+mkdir -p "$WORK/bin" && cp "$C" "$WORK/bin/bt-compress"
+expect 1 "no model checkpoint" "no checkpoint" -- sh -c "cd '$WORK' && env BT_CKPT= '$WORK/bin/bt-compress' -c '$WORK/t50k'"
 expect 1 "cannot load checkpoint" "bad checkpoint" -- "$C" --ckpt "$WORK/t50k" -c "$WORK/t50k"
 expect 1 "No such file" "missing input" -- "$C" "${K[@]}" "$WORK/nope"
 expect 1 "cannot write" "unwritable folder" -- "$C" "${K[@]}" -o "$WORK/t50k/x.bt" "$WORK/t50k"
