@@ -201,14 +201,16 @@ static int write_file(const char *dst, const uint8_t *p, size_t n, const opts_t 
 typedef struct {
   const char *name;
   double t0, last;
+  uint64_t shown; /* bytes of the last line shown */
 } progress_t;
 
 static void on_progress(void *user, uint64_t done, uint64_t total) {
   progress_t *p = user;
   double t = now_s();
-  if (t - p->last < 0.25 && done < total)
+  if ((t - p->last < 0.25 && done < total) || (done == p->shown && p->last > 0))
     return;
   p->last = t;
+  p->shown = done;
   double rate = done / (t - p->t0 + 1e-9);
   fprintf(stderr, "%s%s: %5.1f%%  %.2f MB of %.2f MB  %.1f kB/s  ETA %.0f s%s", g_tty_progress ? "\r" : "",
           p->name, total ? 100.0 * done / total : 100.0, done / 1e6, total / 1e6, rate / 1e3,
@@ -380,7 +382,7 @@ static int process(const char *in_path, const opts_t *o) {
   bt_error e = BT_OK;
   bt_codec_stats st;
   memset(&st, 0, sizeof st);
-  progress_t pr = {name, now_s(), 0};
+  progress_t pr = {name, now_s(), 0, 0};
   bt_progress_fn pf = (o->verbose || g_tty_progress) && !o->quiet ? on_progress : NULL;
 
   if (o->mode == M_LIST) {
