@@ -453,17 +453,8 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
     size_t bytes = (bfloats * sizeof(float) + 63) / 64 * 64;
     buf = bt_scratch(0, bytes); /* kept per thread: no page faults per call */
     if (!buf) {
-      /* No memory for packing: the same chains, one element at a time. */
-      for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-          float c = accumulate ? C[(long)i * ldc + j] : 0.0f;
-          for (int k = 0; k < K; k++) {
-            float a = ta ? A[(long)k * lda + i] : A[(long)i * lda + k];
-            float b = tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
-            c = fmaf(a, b, c);
-          }
-          C[(long)i * ldc + j] = c;
-        }
+      /* No memory for packing: the reference computes the same chains. */
+      bt_gemm_naive(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
       return;
     }
   }
