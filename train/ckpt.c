@@ -477,14 +477,21 @@ static bt_error read_config(hid_t f, const char *path, bt_config *cfg) {
   return e ? bt_fail(BT_ERR_FORMAT, "%s: %s", path, bt_error_detail()) : BT_OK;
 }
 
-bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
+/* Verifies the file's own checksum, then opens it with libhdf5. */
+static bt_error open_verified(const char *path, hid_t *f) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   bt_error e = verify_file(path);
   if (e)
     return e;
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0)
-    return bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path);
+  *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  return *f < 0 ? bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path) : BT_OK;
+}
+
+bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
+  hid_t f;
+  bt_error e = open_verified(path, &f);
+  if (e)
+    return e;
   e = read_config(f, path, cfg);
   H5Fclose(f);
   return e;
@@ -586,13 +593,10 @@ bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
   *out = NULL;
   if (st)
     memset(st, 0, sizeof *st);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  bt_error e = verify_file(path);
+  hid_t f;
+  bt_error e = open_verified(path, &f);
   if (e)
     return e;
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0)
-    return bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path);
   bt_config cfg;
   bt_model *m = NULL;
   e = read_config(f, path, &cfg);
