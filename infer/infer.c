@@ -261,6 +261,11 @@ int bt_infer_position(const bt_infer *inf, int s) {
 /* The forward over a list of rows                                       */
 /* ==================================================================== */
 
+static inline void add_bias(float *o, const float *bias, int OC) {
+  for (int j = 0; j < OC; j++)
+    o[j] += bias[j];
+}
+
 /* From this many rows on, bt_gemm's own blocking and threading are best. */
 #define GEMM_BIG_M 512
 
@@ -280,19 +285,25 @@ static void linear(float *out, const float *in, const float *wT, const float *bi
     if (ncb < 1 || 2.0 * R * IC * OC < 2e5)
       ncb = 1;
     const int cw = ((OC + ncb - 1) / ncb + 63) / 64 * 64;
-#pragma omp parallel for schedule(static) if (ncb > 1)
-    for (int it = 0; it < ncb; it++) {
-      const int c0 = it * cw, cn = OC - c0 < cw ? OC - c0 : cw;
-      if (cn > 0)
-        bt_gemm_st(0, 0, R, cn, IC, in, IC, wT + c0, OC, out + c0, OC, 0);
+    if (ncb == 1) {
+      bt_gemm_st(0, 0, R, OC, IC, in, IC, wT, OC, out, OC, 0);
+    } else {
+#pragma omp parallel for schedule(static)
+      for (int it = 0; it < ncb; it++) {
+        const int c0 = it * cw, cn = OC - c0 < cw ? OC - c0 : cw;
+        if (cn > 0)
+          bt_gemm_st(0, 0, R, cn, IC, in, IC, wT + c0, OC, out + c0, OC, 0);
+      }
     }
   }
   if (bias) {
-#pragma omp parallel for schedule(static) if (par && (size_t)R * OC >= (1u << 16))
-    for (int r = 0; r < R; r++) {
-      float *o = out + (size_t)r * OC;
-      for (int j = 0; j < OC; j++)
-        o[j] += bias[j];
+    if (par && (size_t)R * OC >= (1u << 16)) {
+#pragma omp parallel for schedule(static)
+      for (int r = 0; r < R; r++)
+        add_bias(out + (size_t)r * OC, bias, OC);
+    } else {
+      for (int r = 0; r < R; r++)
+        add_bias(out + (size_t)r * OC, bias, OC);
     }
   }
 }
@@ -311,6 +322,19 @@ static bt_error ensure_scratch(bt_infer *inf) {
 static inline float *kv_base(const bt_infer *inf, int s, int l, int kv, int h) {
   return inf->cache +
          ((((size_t)s * inf->L + l) * 2 + kv) * inf->H + h) * (size_t)inf->Tr * inf->hs;
+}
+
+/* K and V of row r (its qkv row, 3C) into its stream's tiles of layer l. */
+static inline void store_kv(bt_infer *inf, const float *qkvr, int s, int p, int l) {
+  const int H = inf->H, hs = inf->hs, C = inf->C;
+  const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
+  for (int kv = 0; kv < 2; kv++)
+    for (int h = 0; h < H; h++) {
+      const float *src = qkvr + (size_t)(1 + kv) * C + (size_t)h * hs;
+      float *dst = kv_base(inf, s, l, kv, h) + off;
+      for (int d = 0; d < hs; d++)
+        dst[(size_t)d * 16] = src[d];
+    }
 }
 
 /*
@@ -358,38 +382,44 @@ static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid)
       a = e1;
     }
     /* K and V of every row into its stream's tiles. */
-#pragma omp parallel for schedule(static) if (par && R >= 64)
-    for (int r = 0; r < R; r++) {
-      const int p = rp[r];
-      const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
-      for (int kv = 0; kv < 2; kv++)
-        for (int h = 0; h < H; h++) {
-          const float *src = qkv + (size_t)r * 3 * C + (size_t)(1 + kv) * C + (size_t)h * hs;
-          float *dst = kv_base(inf, rs[r], l, kv, h) + off;
-          for (int d = 0; d < hs; d++)
-            dst[(size_t)d * 16] = src[d];
-        }
+    if (par && R >= 64) {
+#pragma omp parallel for schedule(static)
+      for (int r = 0; r < R; r++)
+        store_kv(inf, qkv + (size_t)r * 3 * C, rs[r], rp[r], l);
+    } else {
+      for (int r = 0; r < R; r++)
+        store_kv(inf, qkv + (size_t)r * 3 * C, rs[r], rp[r], l);
     }
     /* Attention: (block, head) items; cost grows with the position. */
     const int items = nblk * H;
-#pragma omp parallel if (par && items > 1)
-    {
-      float *sc = inf->ascratch + (size_t)(par ? omp_get_thread_num() : tid) * 4 * Tr;
+#define ATTN_ITEM(it, sc)                                                                   \
+  do {                                                                                      \
+    const int b = (it) / H, h = (it) % H, a = blk[b];                                       \
+    const int nr = (b + 1 < nblk ? blk[b + 1] : R) - a;                                     \
+    const float *K = kv_base(inf, rs[a], l, 0, h), *Vv = kv_base(inf, rs[a], l, 1, h);      \
+    float *o = att + (size_t)a * C + (size_t)h * hs;                                        \
+    const float *qq = qkv + (size_t)a * 3 * C + (size_t)h * hs;                             \
+    if (nr == 4)                                                                            \
+      attn4(o, C, qq, 3 * C, K, Vv, rp[a] + 1, hs, inf->scale, (sc), (long)Tr);             \
+    else                                                                                    \
+      for (int i = 0; i < nr; i++)                                                          \
+        attn(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Vv, rp[a] + i + 1, hs,           \
+             inf->scale, (sc));                                                             \
+  } while (0)
+    if (par && items > 1) {
+#pragma omp parallel
+      {
+        float *sc = inf->ascratch + (size_t)omp_get_thread_num() * 4 * Tr;
 #pragma omp for schedule(dynamic, 2)
-      for (int it = 0; it < items; it++) {
-        const int b = it / H, h = it % H, a = blk[b];
-        const int nr = (b + 1 < nblk ? blk[b + 1] : R) - a;
-        const float *K = kv_base(inf, rs[a], l, 0, h), *Vv = kv_base(inf, rs[a], l, 1, h);
-        float *o = att + (size_t)a * C + (size_t)h * hs;
-        const float *qq = qkv + (size_t)a * 3 * C + (size_t)h * hs;
-        if (nr == 4)
-          attn4(o, C, qq, 3 * C, K, Vv, rp[a] + 1, hs, inf->scale, sc, (long)Tr);
-        else
-          for (int i = 0; i < nr; i++)
-            attn(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Vv, rp[a] + i + 1, hs,
-                 inf->scale, sc);
+        for (int it = 0; it < items; it++)
+          ATTN_ITEM(it, sc);
       }
+    } else {
+      float *sc = inf->ascratch + (size_t)(par ? 0 : tid) * 4 * Tr;
+      for (int it = 0; it < items; it++)
+        ATTN_ITEM(it, sc);
     }
+#undef ATTN_ITEM
     /* h = LN1(x + Wo att);  x = LN2(h + W2 gelu(W1 h + b1) + b2). Inside
      * forward_rows' region the ops' own parallel regions are nested, so
      * they run on this thread. */
@@ -422,7 +452,18 @@ static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, flo
   if (e)
     return e;
   const int nt = omp_get_max_threads(), C = inf->C;
-  if (!lrows && R < GEMM_BIG_M && nt > 1 && R > 1 && !omp_in_parallel()) {
+  if (omp_in_parallel() || nt == 1) {
+    /* One thread: every stage runs here, with no parallel region at all
+     * (each would cost the OpenMP runtime's team setup). */
+    forward_range(inf, 0, R, lrows ? NULL : logits, 0);
+    if (lrows && nl > 0) {
+      for (int i = 0; i < nl; i++)
+        memcpy(inf->xl + (size_t)i * C, inf->x + (size_t)lrows[i] * C, (size_t)C * sizeof(float));
+      linear(logits, inf->xl, inf->wout, inf->bout, nl, C, BT_VOCAB, 0);
+    }
+    return BT_OK;
+  }
+  if (!lrows && R < GEMM_BIG_M && nt > 1 && R > 1) {
     const int *rs = inf->rstream;
 #pragma omp parallel num_threads(nt)
     {

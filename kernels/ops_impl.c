@@ -48,7 +48,10 @@
 #include <string.h>
 
 /* Below these sizes the OpenMP fork costs more than it saves. The result is
- * the same either way. */
+ * the same either way. The ops that inference calls per decoded byte test the
+ * size BEFORE the region rather than in an if() clause: a region whose if() is
+ * false still runs the OpenMP runtime's team setup (a futex call each, ~1 us
+ * under a hypervisor), about 50 per decoded byte. */
 #define PAR_MIN_ELEMS ((size_t)1 << 15)
 #define PAR_MIN_ROWS 64
 
@@ -132,15 +135,21 @@ static inline double ln_pos_d(double x) {
 /* Embedding                                                             */
 /* ==================================================================== */
 
+static inline void embedding_row(float *dst, const float *src, int C, float scale) {
+#pragma omp simd
+  for (int c = 0; c < C; c++)
+    dst[c] = src[c] * scale;
+}
+
 void BT_ISA_FN(bt_embedding_forward)(float *out, const uint8_t *tok, const float *wte,
                                      int N, int C, float scale) {
-#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
-  for (int n = 0; n < N; n++) {
-    const float *src = wte + (size_t)tok[n] * C;
-    float *dst = out + (size_t)n * C;
-#pragma omp simd
-    for (int c = 0; c < C; c++)
-      dst[c] = src[c] * scale;
+  if (N >= PAR_MIN_ROWS) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+      embedding_row(out + (size_t)n * C, wte + (size_t)tok[n] * C, C, scale);
+  } else {
+    for (int n = 0; n < N; n++)
+      embedding_row(out + (size_t)n * C, wte + (size_t)tok[n] * C, C, scale);
   }
 }
 
@@ -177,32 +186,41 @@ void BT_ISA_FN(bt_embedding_backward)(float *dwte, const float *dout, const uint
 /* LayerNorm                                                             */
 /* ==================================================================== */
 
-void BT_ISA_FN(bt_layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
-                                     const float *w, const float *b, int N, int C) {
-#pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
-  for (int n = 0; n < N; n++) {
-    const float *x = inp + (size_t)n * C;
-    float *y = out + (size_t)n * C;
-    float m = sum16(x, C) / (float)C;
-    /* two-pass variance: centred squares, same lane order */
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= C; i += LANES)
-      for (int j = 0; j < LANES; j++) {
-        float d = x[i + j] - m;
-        acc[j] += d * d;
-      }
-    for (int j = 0; i + j < C; j++) {
+static inline void layernorm_row(float *out, float *mean, float *rstd, const float *inp,
+                                 const float *w, const float *b, int n, int C) {
+  const float *x = inp + (size_t)n * C;
+  float *y = out + (size_t)n * C;
+  float m = sum16(x, C) / (float)C;
+  /* two-pass variance: centred squares, same lane order */
+  float acc[LANES] = {0};
+  int i = 0;
+  for (; i + LANES <= C; i += LANES)
+    for (int j = 0; j < LANES; j++) {
       float d = x[i + j] - m;
       acc[j] += d * d;
     }
-    float var = fold16(acc) / (float)C;
-    float rs = 1.0f / sqrtf(var + 1e-5f);
+  for (int j = 0; i + j < C; j++) {
+    float d = x[i + j] - m;
+    acc[j] += d * d;
+  }
+  float var = fold16(acc) / (float)C;
+  float rs = 1.0f / sqrtf(var + 1e-5f);
 #pragma omp simd
-    for (int c = 0; c < C; c++)
-      y[c] = (x[c] - m) * rs * w[c] + b[c];
-    mean[n] = m;
-    rstd[n] = rs;
+  for (int c = 0; c < C; c++)
+    y[c] = (x[c] - m) * rs * w[c] + b[c];
+  mean[n] = m;
+  rstd[n] = rs;
+}
+
+void BT_ISA_FN(bt_layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                                     const float *w, const float *b, int N, int C) {
+  if (N >= PAR_MIN_ROWS) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+      layernorm_row(out, mean, rstd, inp, w, b, n, C);
+  } else {
+    for (int n = 0; n < N; n++)
+      layernorm_row(out, mean, rstd, inp, w, b, n, C);
   }
 }
 
@@ -298,13 +316,21 @@ void BT_ISA_FN(bt_layernorm_backward)(float *dinp, float *dw, float *db, const f
 /* 0.5 x (1 + tanh(u)) is computed as x sigmoid(2u) = x / (1 + exp(-2u)): the
  * same function, without the cancellation of 1 + tanh(u) for x < 0, so every
  * output has a small relative error (the tanh form loses all digits there). */
+static inline __attribute__((always_inline)) float gelu1(float x) {
+  float u = GELU_K * (x + GELU_A * x * x * x);
+  return x / (1.0f + bt_expf_inline(-2.0f * u)); /* exp -> inf gives -0 */
+}
+
 void BT_ISA_FN(bt_gelu_forward)(float *out, const float *inp, size_t n) {
   ptrdiff_t nn = (ptrdiff_t)n;
-#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
-  for (ptrdiff_t i = 0; i < nn; i++) {
-    float x = inp[i];
-    float u = GELU_K * (x + GELU_A * x * x * x);
-    out[i] = x / (1.0f + bt_expf_inline(-2.0f * u)); /* exp -> inf gives -0 */
+  if (n >= PAR_MIN_ELEMS) {
+#pragma omp parallel for simd schedule(simd : static)
+    for (ptrdiff_t i = 0; i < nn; i++)
+      out[i] = gelu1(inp[i]);
+  } else {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < nn; i++)
+      out[i] = gelu1(inp[i]);
   }
 }
 
@@ -331,25 +357,36 @@ void BT_ISA_FN(bt_gelu_backward)(float *dinp, const float *inp, const float *dou
 /* Rotary position embedding                                             */
 /* ==================================================================== */
 
+/* q and k of one row (3C) at the angles of cs, sn (hs/2). */
+static inline void rope_row(float *row, const float *cs, const float *sn, int C, int H,
+                            float sign) {
+  const int hs = C / H, half = hs / 2;
+  for (int part = 0; part < 2; part++) /* q, then k */
+    for (int h = 0; h < H; h++) {
+      float *x = row + (size_t)part * C + (size_t)h * hs;
+#pragma omp simd
+      for (int i = 0; i < half; i++) {
+        float x0 = x[i], x1 = x[i + half], c = cs[i], s = sign * sn[i];
+        x[i] = x0 * c - x1 * s;
+        x[i + half] = x1 * c + x0 * s;
+      }
+    }
+}
+
 /* sign = +1: forward rotation by the angle; -1: the inverse (transpose). */
 static inline void rope_rows(float *qkv, const float *cos_t, const float *sin_t, int B, int T,
                              int C, int H, float sign) {
   int hs = C / H, half = hs / 2, rows = B * T;
   assert(hs * H == C && half * 2 == hs);
-#pragma omp parallel for schedule(static) if (rows >= PAR_MIN_ROWS)
-  for (int r = 0; r < rows; r++) {
-    int t = r % T;
-    const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
-    for (int part = 0; part < 2; part++) /* q, then k */
-      for (int h = 0; h < H; h++) {
-        float *x = qkv + (size_t)r * 3 * C + (size_t)part * C + (size_t)h * hs;
-#pragma omp simd
-        for (int i = 0; i < half; i++) {
-          float x0 = x[i], x1 = x[i + half], c = cs[i], s = sign * sn[i];
-          x[i] = x0 * c - x1 * s;
-          x[i + half] = x1 * c + x0 * s;
-        }
-      }
+  if (rows >= PAR_MIN_ROWS) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++)
+      rope_row(qkv + (size_t)r * 3 * C, cos_t + (size_t)(r % T) * half,
+               sin_t + (size_t)(r % T) * half, C, H, sign);
+  } else {
+    for (int r = 0; r < rows; r++)
+      rope_row(qkv + (size_t)r * 3 * C, cos_t + (size_t)(r % T) * half,
+               sin_t + (size_t)(r % T) * half, C, H, sign);
   }
 }
 
@@ -489,9 +526,15 @@ void BT_ISA_FN(bt_scale)(float *x, size_t n, float s) {
 void BT_ISA_FN(bt_add)(float *out, const float *a, const float *b, size_t n) {
   ptrdiff_t nn = (ptrdiff_t)n;
   /* out may alias a or b: element i reads only a[i], b[i] before writing out[i] */
-#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
-  for (ptrdiff_t i = 0; i < nn; i++)
-    out[i] = a[i] + b[i];
+  if (n >= PAR_MIN_ELEMS) {
+#pragma omp parallel for simd schedule(simd : static)
+    for (ptrdiff_t i = 0; i < nn; i++)
+      out[i] = a[i] + b[i];
+  } else {
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < nn; i++)
+      out[i] = a[i] + b[i];
+  }
 }
 
 void BT_ISA_FN(bt_exp_vec)(float *out, const float *in, size_t n) {
