@@ -28,7 +28,7 @@
 /* The default --max-bytes: bytes evaluated per data set. Chosen so the
  * default run (six baselines and the three shipped presets on all four sets)
  * takes at most 15 minutes on this project's 2-core machine; see --help. */
-#define DEFAULT_MAX_BYTES ((size_t)524288)
+#define DEFAULT_MAX_BYTES ((size_t)1048576)
 #define MAX_MODELS 32
 
 static const char *g_prog = "bt-eval";
@@ -160,7 +160,8 @@ static void usage(FILE *f) {
           "  --compressors LIST  comma-separated subset of gzip,lzma2,png,flac,zstd,bzip2\n"
           "                      and checkpoint names (bt-200K, ...; 'bt' = all of them)\n"
           "  --csv FILE          also write the rows as CSV (- for stdout)\n"
-          "  --data DIR          the data folder (default $BT_DATA, else ../shared/data)\n"
+          "  --data DIR          the data folder (default $BT_DATA, else ../shared/data from\n"
+          "                      here or from the source tree the program was built in)\n"
           "  --source SET=SRC    another source for a set: text=FILE or data set name,\n"
           "                      image=DIR, audio=DIR, random=SEED (repeatable)\n"
           "      --no-cache      neither read nor write the prepared-data cache\n"
@@ -228,6 +229,20 @@ static void find_default_models(void) {
       return;
     }
   }
+}
+
+/* Without --data or $BT_DATA the data folder is ../shared/data from the
+ * current folder (data.h); from elsewhere, the one beside the program's
+ * source tree (build/../../shared/data) is used when it exists. */
+static void find_default_data(void) {
+  const char *env = getenv("BT_DATA");
+  char exe[4096], path[4200];
+  if ((env && *env) || access("../shared/data", R_OK) == 0) return;
+  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (k <= 0) return;
+  exe[k] = '\0';
+  snprintf(path, sizeof path, "%s/../../shared/data", dirname(exe));
+  if (access(path, R_OK) == 0) setenv("BT_DATA", path, 1);
 }
 
 static int cmp_models(const void *a, const void *b) {
@@ -617,12 +632,13 @@ static int write_csv(const char *path) {
 /* main                                                                 */
 /* ==================================================================== */
 
-/* Calls fn on each non-empty item of a comma-separated list (on a copy that
- * is kept: fn may hold on to the items; argv stays intact for the report). */
+/* Calls fn on each non-empty item of a comma-separated list (split in a
+ * copy: argv stays intact for the report; fn copies what it keeps). */
 static void each_item(const char *list, void (*fn)(const char *)) {
   char *copy = strdup(list);
   if (!copy) usage_error("out of memory");
   for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) fn(t);
+  free(copy);
 }
 
 static int g_want_set[BT_SET__COUNT], g_sets_given;
@@ -632,11 +648,12 @@ static void want_set(const char *name) {
   g_want_set[s] = 1;
 }
 
-static const char *g_comp_names[64];
+static char *g_comp_names[64];
 static int g_ncomp = -1; /* -1: no --compressors given */
 static void want_compressor(const char *name) {
   if (g_ncomp == 64) usage_error("too many --compressors");
-  g_comp_names[g_ncomp++] = name;
+  if (!(g_comp_names[g_ncomp] = strdup(name))) usage_error("out of memory");
+  g_ncomp++;
 }
 static int compressor_wanted(const char *name, int is_model) {
   if (g_ncomp < 0) return 1;
@@ -698,6 +715,7 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) usage_error("unexpected argument '%s'", argv[optind]);
   if (g_opt.chunk == 0) usage_error("invalid --chunk '0' (1..2^24 bytes)");
+  find_default_data();
   const char *isa_env = getenv("BT_ISA");
   bt_isa want;
   if (isa_env && *isa_env) {
@@ -764,6 +782,7 @@ int main(int argc, char **argv) {
   for (int s = 0; s < g_nsets; s++) free(g_sets[s].sel), free(g_sets[s].all);
   for (int i = 0; i < g_nmodels; i++) bt_codec_free(g_models[i].codec);
   free(g_rows);
+  for (int i = 0; i < g_ncomp; i++) free(g_comp_names[i]);
   fflush(stdout);
   return rc || ferror(stdout) ? 1 : 0;
 }
