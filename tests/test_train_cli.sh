@@ -28,6 +28,17 @@ with h5py.File(sys.argv[1], "r") as f:
     log = np.array(f["train"]["log"]); assert log.shape[1] == 7 and log.shape[0] >= 3
 PY
 
+# ---- context-length warmup: short sequences first, stored in the checkpoint ----
+"$TRAIN" --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -v --log-every 2 --val-every 0 --val-split 0.1 \
+  --steps 16 --ctx-warmup 75% --ctx-min 16 -o "$WORK/cw.h5" "$WORK/small.txt" 2> "$WORK/cw.err" || bad "context warmup run failed"
+grep -q "step 2/16  ctx 16 " "$WORK/cw.err" && grep -q "step 6/16  ctx 32 " "$WORK/cw.err" &&
+  grep -q "step 10/16  loss" "$WORK/cw.err" && ok || bad "context warmup stages: $(cat "$WORK/cw.err")"
+/usr/bin/python3 -c 'import h5py,sys; t=h5py.File(sys.argv[1],"r")["train"].attrs; assert int(t["ctx_min"])==16 and int(t["ctx_warmup_steps"])==12 and int(t["tokens"])==16*4*64' "$WORK/cw.h5" \
+  && ok || bad "context warmup state not in the checkpoint"
+expect 1 "ctx-min 48 must divide --ctx 64 by a power of two" "ctx-min not a power-of-two divisor" -- \
+  "$TRAIN" "${TINY[@]}" --steps 4 --ctx-warmup 2 --ctx-min 48 -o "$WORK/x.h5" "$WORK/small.txt"
+expect 1 "invalid value for --ctx-warmup" "bad --ctx-warmup" -- "$TRAIN" "${TINY[@]}" --steps 4 --ctx-warmup 120% "$WORK/small.txt"
+
 # ---- bad input: one clear line, exit 1 ----
 expect 1 "cannot load training data.*missing" "missing data" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/missing"
 : > "$WORK/empty"

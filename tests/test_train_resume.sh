@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # bt-train resumes exactly: a run killed with SIGKILL at a random step and
-# resumed ends with weights bit-identical to an uninterrupted run.
+# resumed ends with weights bit-identical to an uninterrupted run. The run uses
+# context-length warmup (sequences 16, 32, 64 over the first 60 steps), so the
+# schedule's state is part of what must survive.
 source "$(dirname "$0")/lib.sh"
 TRAIN="$BUILD/bt-train"
 text_slice 300000 > "$WORK/small.txt"
-ARGS=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 150 --seed 7 -T 2 -q --val-split 0.05 --val-every 40 --ckpt-every 7)
+ARGS=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 150 --seed 7 -T 2 -q --val-split 0.05 --val-every 40 --ckpt-every 7
+      --ctx-warmup 60 --ctx-min 16)
 wsha() { /usr/bin/python3 -c 'import h5py,sys; a=h5py.File(sys.argv[1],"r").attrs["weights_sha256"]; print(a.decode() if isinstance(a,bytes) else a)' "$1"; }
 
 "$TRAIN" "${ARGS[@]}" -o "$WORK/full.h5" "$WORK/small.txt" || bad "uninterrupted run failed"

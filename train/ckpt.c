@@ -254,6 +254,8 @@ static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
   r |= put_i64(g, "batch", st->batch);
   r |= put_i64(g, "seq", st->seq);
   r |= put_i64(g, "threads", st->threads);
+  r |= put_i64(g, "ctx_min", st->ctx_min);
+  r |= put_i64(g, "ctx_warmup_steps", st->ctx_warmup_steps);
   r |= put_f64(g, "lr", st->lr);
   r |= put_f64(g, "min_lr", st->min_lr);
   r |= put_f64(g, "weight_decay", st->weight_decay);
@@ -530,7 +532,12 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
   r |= get_str(g, "data_name", st->data_name, sizeof st->data_name);
   r |= get_u64(g, "data_size", &st->data_size);
   r |= get_str(g, "data_sha256", hex, sizeof hex);
-  if (r || batch < 1 || batch > (1 << 20) || seq < 1 || seq > 65536 || threads < 0 ||
+  int64_t ctx_min = 0; /* absent in checkpoints from before context warmup */
+  if (H5Aexists(g, "ctx_min") > 0) {
+    r |= get_i64(g, "ctx_min", &ctx_min);
+    r |= get_i64(g, "ctx_warmup_steps", &st->ctx_warmup_steps);
+  }
+  if (r || ctx_min < 0 || ctx_min > seq || st->ctx_warmup_steps < 0 || batch < 1 || batch > (1 << 20) || seq < 1 || seq > 65536 || threads < 0 ||
       threads > 4096 || st->step < 0 || strlen(hex) != 64) {
     H5Gclose(g);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state is incomplete or invalid", path);
@@ -538,6 +545,7 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
   st->batch = (int32_t)batch;
   st->seq = (int32_t)seq;
   st->threads = (int32_t)threads;
+  st->ctx_min = (int32_t)ctx_min;
   for (int i = 0; i < 32; i++) {
     unsigned v;
     sscanf(hex + 2 * i, "%2x", &v);

@@ -43,6 +43,8 @@ typedef struct {
   int64_t tokens;        /* training tokens seen */
   int32_t batch, seq;    /* batch size, sequence length */
   int32_t threads;       /* thread count of the run (bit-exact resume needs it) */
+  int32_t ctx_min;       /* context-length warmup: shortest sequence (0: off) */
+  int64_t ctx_warmup_steps; /* steps over which the sequence grows to seq */
   double lr, min_lr, weight_decay, beta1, beta2, eps, clip;
   uint64_t seed;
   uint64_t rng[2];       /* the trainer's sampler state */

@@ -57,7 +57,8 @@ static double now_s(void) {
 typedef struct {
   const char *preset, *data, *val, *out, *resume, *log;
   int layers, dim, heads, ctx, batch, threads, quiet, verbose;
-  long long steps, tokens, warmup, val_every, ckpt_every, log_every, val_bytes;
+  long long steps, tokens, warmup, ctx_warmup, ctx_min, val_every, ckpt_every, log_every, val_bytes;
+  double ctx_warmup_frac; /* --ctx-warmup given as a percentage of the steps */
   double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
   unsigned long long seed;
   int seed_set, lr_set; /* flags given explicitly */
@@ -83,6 +84,9 @@ static void usage(FILE *f) {
           "                    a checkpoint is written when it runs out\n"
           "  --lr X            peak learning rate (default 2e-3), --min-lr X (default lr/10)\n"
           "  --warmup N        linear warmup steps (default 2%% of steps, at least 50)\n"
+          "  --ctx-warmup N    context-length warmup over the first N steps (or N%% of the steps):\n"
+          "                    sequences start at --ctx-min bytes (default 128) and double in equal\n"
+          "                    stages up to --ctx, with batch x length constant (default 0 = off)\n"
           "  --wd X            AdamW weight decay on matrices (default 0.1)\n"
           "  --clip X          clip the global gradient norm (default 1.0; 0 = off)\n"
           "  --beta1/--beta2 X AdamW betas (default 0.9, 0.95)\n"
@@ -170,13 +174,14 @@ static int parse_int(const char *opt, const char *s, int lo, int hi) {
 
 static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
-         O_LR, O_MINLR, O_WARMUP, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
+         O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
          O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
       {"steps", 1, 0, O_STEPS}, {"tokens", 1, 0, O_TOKENS}, {"time", 1, 0, O_TIME},
       {"lr", 1, 0, O_LR}, {"min-lr", 1, 0, O_MINLR}, {"warmup", 1, 0, O_WARMUP},
+      {"ctx-warmup", 1, 0, O_CTXWARM}, {"ctx-min", 1, 0, O_CTXMIN},
       {"wd", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP}, {"beta1", 1, 0, O_B1}, {"beta2", 1, 0, O_B2},
       {"seed", 1, 0, O_SEED}, {"val", 1, 0, O_VAL}, {"val-split", 1, 0, O_VALSPLIT},
       {"val-every", 1, 0, O_VALEVERY}, {"val-bytes", 1, 0, O_VALBYTES},
@@ -190,6 +195,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   o->steps = -1;
   o->tokens = -1;
   o->warmup = -1;
+  o->ctx_min = 128;
   o->val_every = 500;
   o->ckpt_every = 500;
   o->log_every = 10;
@@ -227,6 +233,21 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       break;
     case O_LR: o->lr = parse_real("--lr", optarg); o->lr_set = 1; break;
     case O_MINLR: o->min_lr = parse_real("--min-lr", optarg); break;
+    case O_CTXWARM: {
+      size_t len = strlen(optarg);
+      if (len > 1 && optarg[len - 1] == '%') {
+        char *end;
+        o->ctx_warmup_frac = strtod(optarg, &end) / 100;
+        if (end != optarg + len - 1 || !(o->ctx_warmup_frac >= 0 && o->ctx_warmup_frac <= 1))
+          usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
+      } else if ((o->ctx_warmup = parse_count(optarg)) < 0)
+        usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
+      break;
+    }
+    case O_CTXMIN:
+      if ((o->ctx_min = parse_count(optarg)) < 1)
+        usage_error("invalid value for --ctx-min: '%s'", optarg);
+      break;
     case O_WARMUP:
       if ((o->warmup = parse_count(optarg)) < 0)
         usage_error("invalid value for --warmup: '%s'", optarg);
@@ -335,6 +356,19 @@ static double evaluate(bt_model *m, const uint8_t *val, size_t n, int B, int T, 
     count += (size_t)nb * T;
   }
   return count ? sum / (double)count / log(2.0) : NAN;
+}
+
+/* Sequence length at a step: with context warmup, ctx_min doubling in equal
+ * stages of the warmup steps up to the full seq; the batch grows to match. */
+static int seq_at(const bt_train_state *st, int64_t step) {
+  if (st->ctx_min <= 0 || st->ctx_min >= st->seq || step >= st->ctx_warmup_steps)
+    return st->seq;
+  int stages = 1;
+  for (int t = st->ctx_min; t < st->seq; t *= 2)
+    stages++;
+  int k = (int)(step * stages / st->ctx_warmup_steps);
+  int t = st->ctx_min << k;
+  return t < st->seq ? t : st->seq;
 }
 
 static double lr_at(const bt_train_state *st, int64_t step) {
@@ -464,6 +498,12 @@ int main(int argc, char **argv) {
     st.warmup_steps = o.warmup >= 0 ? o.warmup : (st.total_steps / 50 > 50 ? st.total_steps / 50 : 50);
     if (st.warmup_steps > st.total_steps)
       st.warmup_steps = st.total_steps;
+    st.ctx_warmup_steps = o.ctx_warmup_frac > 0 ? (int64_t)(o.ctx_warmup_frac * st.total_steps) : o.ctx_warmup;
+    if (st.ctx_warmup_steps > 0) {
+      if (o.ctx_min > o.ctx || o.ctx % o.ctx_min || ((o.ctx / o.ctx_min) & (o.ctx / o.ctx_min - 1)))
+        die("--ctx-min %lld must divide --ctx %d by a power of two", o.ctx_min, o.ctx);
+      st.ctx_min = (int32_t)o.ctx_min;
+    }
     st.lr = o.lr;
     st.min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
     st.weight_decay = o.wd;
@@ -565,9 +605,10 @@ int main(int argc, char **argv) {
       break;
     if (o.time_budget > 0 && now_s() - t_start >= o.time_budget)
       break;
-    sample_batch(batch, data, n, B, T, st.rng);
+    const int Tk = seq_at(&st, st.step), Bk = B * (T / Tk);
+    sample_batch(batch, data, n, Bk, Tk, st.rng);
     float loss;
-    e = bt_model_forward(m, batch, B, T, &loss);
+    e = bt_model_forward(m, batch, Bk, Tk, &loss);
     if (e == BT_ERR_NUMERIC) {
       report_divergence(st.step + 1, "loss", out, last_saved, saved_any);
       rc = 1;
@@ -620,8 +661,11 @@ int main(int argc, char **argv) {
         char vb[32] = "-";
         if (isfinite(last_val))
           snprintf(vb, sizeof vb, "%.4f", last_val);
-        fprintf(stderr, "%sstep %lld/%lld  loss %.4f bpb  val %s bpb  %.0f tok/s  %s  ETA %s%s",
-                tty ? "\r" : "", (long long)st.step, (long long)st.total_steps,
+        char cx[32] = "";
+        if (Tk < T)
+          snprintf(cx, sizeof cx, "  ctx %d", Tk);
+        fprintf(stderr, "%sstep %lld/%lld%s  loss %.4f bpb  val %s bpb  %.0f tok/s  %s  ETA %s%s",
+                tty ? "\r" : "", (long long)st.step, (long long)st.total_steps, cx,
                 row[BT_LOG_TRAIN_BPB], vb, tok_s, el, eta, tty ? "\033[K" : "\n");
       }
     }
