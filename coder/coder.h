@@ -154,7 +154,9 @@ double bt_logits_logloss_bits(const float logits[256], int sym);
  * ====================================================================== */
 
 #define BT_CONTAINER_MAGIC "BTZ\x1a"
-#define BT_CONTAINER_VERSION 1
+/* 2: keys and values are cached as bfloat16 (infer.c), which changes every
+ * probability; version-1 files (float cache) are refused, not misdecoded. */
+#define BT_CONTAINER_VERSION 2
 #define BT_CONTAINER_HEADER_BYTES 64
 #define BT_CONTAINER_FLAG_STREAM 1u
 #define BT_CONTAINER_MAX_ORIG ((1ull << 48) - 1)

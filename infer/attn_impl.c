@@ -15,9 +15,14 @@
  * loop of fmaf. A lane is never a different sum on another path.
  *
  * Cache layout (written by infer.c): per (stream, layer, head), K and V are
- * each in tiles of 16 positions, tile b = floats [b*hs*16, (b+1)*hs*16),
- * element d of position p at tile p/16, offset d*16 + p%16. So a tile row is
- * one vector of 16 keys, and a row streams through memory in order.
+ * each bfloat16 (kernels/bf16.h) in tiles of 16 positions, tile b = elements
+ * [b*hs*16, (b+1)*hs*16). Within a tile, dims d and d+1 (d even) of position
+ * p%16 share one 32-bit word, d in the low half: element (p, d) is at tile
+ * p/16, offset (d/2)*32 + (p%16)*2 + d%2. So 16 words hold dims d and d+1 of
+ * 16 keys, and a 16-bit shift (d) or a mask (d+1) widens them to two vectors
+ * of floats exactly: no conversion instruction, half the bytes of floats
+ * (decoding reads a stream's whole cache for every byte). The arithmetic
+ * below is on those floats. A row streams through memory in order.
  * Positions >= n in the last tile may hold anything (stale, or later keys in a
  * batched pass): they are masked out, never computed with.
  */
@@ -30,6 +35,7 @@
 #endif
 #endif
 
+#include "kernels/bf16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/mathfn.h"
 
@@ -53,11 +59,20 @@ typedef struct { __m512 v; } v16;
 BT_INLINE v16 v_zero(void) { return (v16){_mm512_setzero_ps()}; }
 BT_INLINE v16 v_set1(float x) { return (v16){_mm512_set1_ps(x)}; }
 BT_INLINE v16 v_load(const float *p) { return (v16){_mm512_loadu_ps(p)}; }
-/* lanes >= n read as +0 (n in 1..15) */
-BT_INLINE v16 v_load_n(const float *p, int n) {
-  return (v16){_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p)};
-}
 BT_INLINE void v_store(float *p, v16 a) { _mm512_storeu_ps(p, a.v); }
+typedef struct { v16 a, b; } v16x2;
+/* Dims d (.a) and d+1 (.b) of 16 keys from the 16 words at p. */
+BT_INLINE v16x2 pair_of(__m512i x) {
+  return (v16x2){{_mm512_castsi512_ps(_mm512_slli_epi32(x, 16))},
+                 {_mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)))}};
+}
+BT_INLINE v16x2 v_load_pair(const uint16_t *p) {
+  return pair_of(_mm512_loadu_si512((const void *)p));
+}
+/* The same with keys >= n read as +0 (n in 1..15) */
+BT_INLINE v16x2 v_load_pair_n(const uint16_t *p, int n) {
+  return pair_of(_mm512_maskz_loadu_epi32((__mmask16)((1u << n) - 1), (const void *)p));
+}
 BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) { return (v16){_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 BT_INLINE v16 v_mul(v16 a, v16 b) { return (v16){_mm512_mul_ps(a.v, b.v)}; }
 BT_INLINE v16 v_add(v16 a, v16 b) { return (v16){_mm512_add_ps(a.v, b.v)}; }
@@ -78,14 +93,27 @@ BT_INLINE v16 v_load(const float *p) { return (v16){_mm256_loadu_ps(p), _mm256_l
 static const int32_t mask_tbl_[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                       -1, -1, -1, -1, -1, 0,  0,  0,  0,  0,  0,
                                       0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
-BT_INLINE v16 v_load_n(const float *p, int n) {
-  const int32_t *m = mask_tbl_ + 16 - n; /* lanes < n: -1 */
-  return (v16){_mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)m)),
-               _mm256_maskload_ps(p + 8, _mm256_loadu_si256((const __m256i *)(m + 8)))};
-}
 BT_INLINE void v_store(float *p, v16 a) {
   _mm256_storeu_ps(p, a.lo);
   _mm256_storeu_ps(p + 8, a.hi);
+}
+typedef struct { v16 a, b; } v16x2;
+BT_INLINE v16x2 pair_words(__m256i x, __m256i y) {
+  const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+  return (v16x2){{_mm256_castsi256_ps(_mm256_slli_epi32(x, 16)),
+                  _mm256_castsi256_ps(_mm256_slli_epi32(y, 16))},
+                 {_mm256_castsi256_ps(_mm256_and_si256(x, hi)),
+                  _mm256_castsi256_ps(_mm256_and_si256(y, hi))}};
+}
+BT_INLINE v16x2 v_load_pair(const uint16_t *p) {
+  return pair_words(_mm256_loadu_si256((const __m256i *)p),
+                    _mm256_loadu_si256((const __m256i *)(p + 16)));
+}
+BT_INLINE v16x2 v_load_pair_n(const uint16_t *p, int n) {
+  const int32_t *m = mask_tbl_ + 16 - n; /* words < n: -1; the others load as 0 */
+  return pair_words(
+      _mm256_maskload_epi32((const int *)p, _mm256_loadu_si256((const __m256i *)m)),
+      _mm256_maskload_epi32((const int *)(p + 16), _mm256_loadu_si256((const __m256i *)(m + 8))));
 }
 BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) {
   return (v16){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
@@ -119,13 +147,25 @@ BT_INLINE v16 v_load(const float *p) {
   for (int i = 0; i < 16; i++) r.f[i] = p[i];
   return r;
 }
-BT_INLINE v16 v_load_n(const float *p, int n) {
-  v16 r;
-  for (int i = 0; i < 16; i++) r.f[i] = i < n ? p[i] : 0.0f;
-  return r;
-}
 BT_INLINE void v_store(float *p, v16 a) {
   for (int i = 0; i < 16; i++) p[i] = a.f[i];
+}
+typedef struct { v16 a, b; } v16x2;
+BT_INLINE v16x2 v_load_pair(const uint16_t *p) {
+  v16x2 r;
+  for (int i = 0; i < 16; i++) {
+    r.a.f[i] = bt_bf16_to_f32_inline(p[2 * i]);
+    r.b.f[i] = bt_bf16_to_f32_inline(p[2 * i + 1]);
+  }
+  return r;
+}
+BT_INLINE v16x2 v_load_pair_n(const uint16_t *p, int n) {
+  v16x2 r;
+  for (int i = 0; i < 16; i++) {
+    r.a.f[i] = i < n ? bt_bf16_to_f32_inline(p[2 * i]) : 0.0f;
+    r.b.f[i] = i < n ? bt_bf16_to_f32_inline(p[2 * i + 1]) : 0.0f;
+  }
+  return r;
 }
 BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) {
   for (int i = 0; i < 16; i++) c.f[i] = fmaf(a.f[i], b.f[i], c.f[i]);
@@ -180,50 +220,105 @@ BT_INLINE float v_fold_max(v16 a) {
 
 /* s (nt*16) = scores of q against all 16 lanes of tiles 0..nt-1 (lanes past
  * the row's length are computed from whatever is there and ignored later).
- * U tiles at a time: U independent FMA chains hide the FMA latency. */
-#define SC_U 4
-BT_INLINE void scores(float *s, const float *q, const float *Kt, int nt, int hs, float scale) {
+ * SC_U tiles at a time: SC_U independent FMA chains hide the FMA latency.
+ * Dims go in pairs (one load), each lane's chain still in order d, d+1.
+ * Prefetches (no effect on any value): K PF_AHEAD groups ahead, this
+ * group's V for the PV pass, and the keys pfK of the next call. */
+#define SC_U 8
+#ifndef PF_AHEAD
+#define PF_AHEAD 2
+#endif
+BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, const uint16_t *Vt,
+                           int nt, const int hs, float scale, const uint16_t *pfK, int pf_nt) {
   const v16 vs = v_set1(scale);
+  const long tile = (long)hs * 16; /* elements per tile */
   int b = 0;
   for (; b + SC_U <= nt; b += SC_U) {
     v16 acc[SC_U];
     UNROLL for (int u = 0; u < SC_U; u++) acc[u] = v_zero();
-    const float *kt = Kt + (long)b * hs * 16;
-    for (int d = 0; d < hs; d++) {
-      const v16 qd = v_set1(q[d]);
-      UNROLL for (int u = 0; u < SC_U; u++)
-        acc[u] = v_fma(qd, v_load(kt + ((long)u * hs + d) * 16), acc[u]);
+    const uint16_t *kt = Kt + b * tile;
+    /* A group is SC_U * hs / 2 cache lines, SC_U lines per pair of dims. */
+    const char *pk = b + (PF_AHEAD + 1) * SC_U <= nt ? (const char *)(kt + PF_AHEAD * SC_U * tile)
+                                                     : NULL;
+    const char *pv = (const char *)(Vt + b * tile);
+    const char *pn = pfK && b < pf_nt ? (const char *)(pfK + b * tile) : NULL;
+    for (int d = 0; d < hs; d += 2, kt += 32) {
+      const v16 q0 = v_set1(q[d]), q1 = v_set1(q[d + 1]);
+      UNROLL for (int u = 0; u < SC_U; u++) {
+        const v16x2 k = v_load_pair(kt + u * tile);
+        acc[u] = v_fma(q1, k.b, v_fma(q0, k.a, acc[u]));
+      }
+      UNROLL for (int j = 0; j < SC_U; j++) {
+        const long off = ((long)d / 2 * SC_U + j) * 64;
+        if (pk)
+          __builtin_prefetch(pk + off, 0, 3);
+        __builtin_prefetch(pv + off, 0, 2);
+        if (pn)
+          __builtin_prefetch(pn + off, 0, 2);
+      }
     }
     UNROLL for (int u = 0; u < SC_U; u++) v_store(s + (long)(b + u) * 16, v_mul(acc[u], vs));
   }
   for (; b < nt; b++) {
     v16 acc = v_zero();
-    const float *kt = Kt + (long)b * hs * 16;
-    for (int d = 0; d < hs; d++)
-      acc = v_fma(v_set1(q[d]), v_load(kt + (long)d * 16), acc);
+    const uint16_t *kt = Kt + b * tile;
+    for (int d = 0; d < hs; d += 2) {
+      const v16x2 k = v_load_pair(kt + (long)d * 16);
+      acc = v_fma(v_set1(q[d + 1]), k.b, v_fma(v_set1(q[d]), k.a, acc));
+    }
     v_store(s + (long)b * 16, v_mul(acc, vs));
   }
+}
+
+/* The common head sizes get their own copies, with constant offsets. */
+static void scores(float *s, const float *q, const uint16_t *Kt, const uint16_t *Vt, int nt,
+                   int hs, float scale, const uint16_t *pfK, int pf_nt) {
+  if (hs == 16)
+    scores_body(s, q, Kt, Vt, nt, 16, scale, pfK, pf_nt);
+  else if (hs == 32)
+    scores_body(s, q, Kt, Vt, nt, 32, scale, pfK, pf_nt);
+  else
+    scores_body(s, q, Kt, Vt, nt, hs, scale, pfK, pf_nt);
 }
 
 /* Continues acc[0..G) (d = d0..d0+G-1) over tiles b0.. of positions < n:
  * whole tiles, then the last one masked (lanes >= n add e * 0 = +0, which
  * leaves a lane exactly as it was: a lane is never -0). */
-BT_INLINE void pv_run(v16 *acc, const float *e, const float *Vt, int n, int hs, int d0,
+BT_INLINE void pv_run(v16 *acc, const float *e, const uint16_t *Vt, int n, int hs, int d0,
                       const int G, int b0) {
   const int nfull = n / 16, tail = n % 16;
-  const float *vt = Vt + ((long)b0 * hs + d0) * 16;
-  for (int b = b0; b < nfull; b++, vt += (long)hs * 16) {
-    const v16 eb = v_load(e + (long)b * 16);
-    UNROLL for (int i = 0; i < G; i++) acc[i] = v_fma(eb, v_load(vt + i * 16), acc[i]);
-  }
-  if (tail) {
-    const v16 eb = v_load(e + (long)nfull * 16);
-    UNROLL for (int i = 0; i < G; i++) acc[i] = v_fma(eb, v_load_n(vt + i * 16, tail), acc[i]);
+  const uint16_t *vt = Vt + ((long)b0 * hs + (d0 & ~1)) * 16;
+  if (G % 2 == 0) { /* d0 even: whole pairs */
+    for (int b = b0; b < nfull; b++, vt += (long)hs * 16) {
+      const v16 eb = v_load(e + (long)b * 16);
+      UNROLL for (int i = 0; i < G; i += 2) {
+        const v16x2 v = v_load_pair(vt + i * 16);
+        acc[i] = v_fma(eb, v.a, acc[i]);
+        acc[i + 1] = v_fma(eb, v.b, acc[i + 1]);
+      }
+    }
+    if (tail) {
+      const v16 eb = v_load(e + (long)nfull * 16);
+      UNROLL for (int i = 0; i < G; i += 2) {
+        const v16x2 v = v_load_pair_n(vt + i * 16, tail);
+        acc[i] = v_fma(eb, v.a, acc[i]);
+        acc[i + 1] = v_fma(eb, v.b, acc[i + 1]);
+      }
+    }
+  } else { /* G == 1 (the scalar path): dim d0 of its pair */
+    for (int b = b0; b < nfull; b++, vt += (long)hs * 16) {
+      const v16x2 v = v_load_pair(vt);
+      acc[0] = v_fma(v_load(e + (long)b * 16), d0 & 1 ? v.b : v.a, acc[0]);
+    }
+    if (tail) {
+      const v16x2 v = v_load_pair_n(vt, tail);
+      acc[0] = v_fma(v_load(e + (long)nfull * 16), d0 & 1 ? v.b : v.a, acc[0]);
+    }
   }
 }
 
 /* out[d0..d0+G) = 16-lane sums over positions < n of e_j v_j[d], / sum. */
-BT_INLINE void pv_pass(float *out, const float *e, const float *Vt, int n, int hs, int d0,
+BT_INLINE void pv_pass(float *out, const float *e, const uint16_t *Vt, int n, int hs, int d0,
                        const int G, float sum) {
   v16 acc[PV_G];
   UNROLL for (int i = 0; i < G; i++) acc[i] = v_zero();
@@ -252,7 +347,7 @@ BT_INLINE float softmax_e(float *s, int n) {
   return v_fold_add(sa); /* >= 1: the max's own term is exp(0) */
 }
 
-static void pv_all(float *out, const float *e, const float *Vt, int n, int hs, float sum) {
+static void pv_all(float *out, const float *e, const uint16_t *Vt, int n, int hs, float sum) {
 #if PV_G >= 16
   if (hs % 16 == 0) {
     for (int d0 = 0; d0 < hs; d0 += 16)
@@ -272,10 +367,11 @@ static void pv_all(float *out, const float *e, const float *Vt, int n, int hs, f
  * head, in the 16-lane order above. q (hs); Kt, Vt: that head's K and V tiles;
  * s: scratch of roundup(n, 16) floats. n >= 1, hs a multiple of 8.
  */
-void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const float *Kt, const float *Vt,
-                                  int n, int hs, float scale, float *s) {
+void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt,
+                                  const uint16_t *Vt, int n, int hs, float scale, float *s,
+                                  const uint16_t *pfK, int pf_n) {
   const int nt = (n + 15) / 16;
-  scores(s, q, Kt, nt, hs, scale);
+  scores(s, q, Kt, Vt, nt, hs, scale, pfK, (pf_n + 15) / 16);
   const float sum = softmax_e(s, n);
   pv_all(out, s, Vt, n, hs, sum);
 }
@@ -297,7 +393,7 @@ void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const float *Kt, c
 #define SC4_U 1
 #endif
 void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long ldq,
-                                    const float *Kt, const float *Vt, int n0, int hs,
+                                    const uint16_t *Kt, const uint16_t *Vt, int n0, int hs,
                                     float scale, float *s, long lds) {
   const int ntm = (n0 + 3 + 15) / 16; /* tiles of the longest row */
   const v16 vs = v_set1(scale);
@@ -307,14 +403,19 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
     v16 acc[SC4_U][4];
     UNROLL for (int u = 0; u < SC4_U; u++)
       UNROLL for (int i = 0; i < 4; i++) acc[u][i] = v_zero();
-    const float *kt = Kt + (long)b * hs * 16;
-    for (int d = 0; d < hs; d++) {
+    const uint16_t *kt = Kt + (long)b * hs * 16;
+    for (int d = 0; d < hs; d += 2) {
       UNROLL for (int u = 0; u < SC4_U; u++) {
-        const v16 k = v_load(kt + ((long)u * hs + d) * 16);
-        acc[u][0] = v_fma(v_set1(q0[d]), k, acc[u][0]);
-        acc[u][1] = v_fma(v_set1(q1[d]), k, acc[u][1]);
-        acc[u][2] = v_fma(v_set1(q2[d]), k, acc[u][2]);
-        acc[u][3] = v_fma(v_set1(q3[d]), k, acc[u][3]);
+        const v16x2 kk = v_load_pair(kt + ((long)u * hs + d) * 16);
+        const v16 k0 = kk.a, k1 = kk.b;
+        acc[u][0] = v_fma(v_set1(q0[d]), k0, acc[u][0]);
+        acc[u][1] = v_fma(v_set1(q1[d]), k0, acc[u][1]);
+        acc[u][2] = v_fma(v_set1(q2[d]), k0, acc[u][2]);
+        acc[u][3] = v_fma(v_set1(q3[d]), k0, acc[u][3]);
+        acc[u][0] = v_fma(v_set1(q0[d + 1]), k1, acc[u][0]);
+        acc[u][1] = v_fma(v_set1(q1[d + 1]), k1, acc[u][1]);
+        acc[u][2] = v_fma(v_set1(q2[d + 1]), k1, acc[u][2]);
+        acc[u][3] = v_fma(v_set1(q3[d + 1]), k1, acc[u][3]);
       }
     }
     UNROLL for (int u = 0; u < SC4_U; u++)
@@ -324,13 +425,18 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
   for (; b < ntm; b++) {
     v16 acc[4];
     UNROLL for (int i = 0; i < 4; i++) acc[i] = v_zero();
-    const float *kt = Kt + (long)b * hs * 16;
-    for (int d = 0; d < hs; d++) {
-      const v16 k = v_load(kt + (long)d * 16);
-      acc[0] = v_fma(v_set1(q0[d]), k, acc[0]);
-      acc[1] = v_fma(v_set1(q1[d]), k, acc[1]);
-      acc[2] = v_fma(v_set1(q2[d]), k, acc[2]);
-      acc[3] = v_fma(v_set1(q3[d]), k, acc[3]);
+    const uint16_t *kt = Kt + (long)b * hs * 16;
+    for (int d = 0; d < hs; d += 2) {
+      const v16x2 kk = v_load_pair(kt + (long)d * 16);
+      const v16 k0 = kk.a, k1 = kk.b;
+      acc[0] = v_fma(v_set1(q0[d]), k0, acc[0]);
+      acc[1] = v_fma(v_set1(q1[d]), k0, acc[1]);
+      acc[2] = v_fma(v_set1(q2[d]), k0, acc[2]);
+      acc[3] = v_fma(v_set1(q3[d]), k0, acc[3]);
+      acc[0] = v_fma(v_set1(q0[d + 1]), k1, acc[0]);
+      acc[1] = v_fma(v_set1(q1[d + 1]), k1, acc[1]);
+      acc[2] = v_fma(v_set1(q2[d + 1]), k1, acc[2]);
+      acc[3] = v_fma(v_set1(q3[d + 1]), k1, acc[3]);
     }
     UNROLL for (int i = 0; i < 4; i++) v_store(s + i * lds + (long)b * 16, v_mul(acc[i], vs));
   }
@@ -346,16 +452,19 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
     v16 acc[4][4];
     UNROLL for (int i = 0; i < 4; i++)
       UNROLL for (int g = 0; g < 4; g++) acc[i][g] = v_zero();
-    const float *vt = Vt + (long)d0 * 16;
+    const uint16_t *vt = Vt + (long)d0 * 16;
     for (int bb = 0; bb < nf; bb++, vt += (long)hs * 16) {
       const v16 ea = v_load(e0 + bb * 16), eb = v_load(e1 + bb * 16);
       const v16 ec = v_load(e2 + bb * 16), ed = v_load(e3 + bb * 16);
-      UNROLL for (int g = 0; g < 4; g++) {
-        const v16 v = v_load(vt + g * 16);
-        acc[0][g] = v_fma(ea, v, acc[0][g]);
-        acc[1][g] = v_fma(eb, v, acc[1][g]);
-        acc[2][g] = v_fma(ec, v, acc[2][g]);
-        acc[3][g] = v_fma(ed, v, acc[3][g]);
+      UNROLL for (int g = 0; g < 4; g += 2) {
+        const v16x2 vv = v_load_pair(vt + g * 16);
+        const v16 v[2] = {vv.a, vv.b};
+        UNROLL for (int h = 0; h < 2; h++) {
+          acc[0][g + h] = v_fma(ea, v[h], acc[0][g + h]);
+          acc[1][g + h] = v_fma(eb, v[h], acc[1][g + h]);
+          acc[2][g + h] = v_fma(ec, v[h], acc[2][g + h]);
+          acc[3][g + h] = v_fma(ed, v[h], acc[3][g + h]);
+        }
       }
     }
     UNROLL for (int i = 0; i < 4; i++) {

@@ -15,6 +15,13 @@
  *    Biases are added after the chain.
  *  - Embedding, rotary, add, LayerNorm and GELU are kernels/ops: per row or per
  *    element, one portable source, -ffp-contract=off, identical on every path.
+ *  - K and V go into the cache as bfloat16 (kernels/bf16.h: integer
+ *    round-to-nearest-even), and every row, batched or not, reads them back
+ *    from there: a row's own K and V too. So the rounding is part of the
+ *    model both passes compute, and halving the cache halves what decoding
+ *    reads per byte (the whole cache of its stream). Widening back is a
+ *    shift, exact on every path. (The coded rate of the shipped models is
+ *    the same to 4 digits with float, half or bfloat16 caches.)
  *  - Attention is infer/attn_impl.c: one row against the cache in a fixed
  *    16-lane order with bt's own exp; the same for every row, every ISA.
  *  - OpenMP splits rows, (row, head) pairs and GEMM row blocks: never a sum.
@@ -28,21 +35,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/bf16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
 
 BT_DECLARE_ISA3(void, bt_infer_attn_row,
-                (float *out, const float *q, const float *Kt, const float *Vt, int n, int hs,
-                 float scale, float *s))
+                (float *out, const float *q, const uint16_t *Kt, const uint16_t *Vt, int n,
+                 int hs, float scale, float *s, const uint16_t *pfK, int pf_n))
 
 BT_DECLARE_ISA3(void, bt_infer_attn_rows4,
-                (float *out, long ldo, const float *q, long ldq, const float *Kt, const float *Vt,
-                 int n0, int hs, float scale, float *s, long lds))
+                (float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
+                 const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds))
 
-typedef void (*attn_row_fn)(float *out, const float *q, const float *Kt, const float *Vt,
-                            int n, int hs, float scale, float *s);
-typedef void (*attn_rows4_fn)(float *out, long ldo, const float *q, long ldq, const float *Kt,
-                              const float *Vt, int n0, int hs, float scale, float *s, long lds);
+typedef void (*attn_row_fn)(float *out, const float *q, const uint16_t *Kt, const uint16_t *Vt,
+                            int n, int hs, float scale, float *s, const uint16_t *pfK, int pf_n);
+typedef void (*attn_rows4_fn)(float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
+                              const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds);
 
 /* Weights of one layer in the inference layout: matrices transposed to
  * (in, out) so that every GEMM is bt_gemm(0, 0, ...) and small-M calls read
@@ -67,7 +75,7 @@ struct bt_infer {
   const float *wout, *bout; /* (C, V), (V) */
   layer_w *lw;         /* (L) */
   float *rope_cos, *rope_sin; /* (max_T, hs/2) */
-  float *cache;        /* (max_streams, L, 2, H, Tr, hs): see attn_impl.c for tiles */
+  uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles */
   int *pos;            /* (max_streams): positions filled per stream */
   /* rows: up to G per forward_rows call */
   int G;
@@ -95,7 +103,7 @@ size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T) {
   if (max_streams < 1 || max_T < 1)
     return 0;
   return (size_t)max_streams * cfg->n_layer * 2 * round16((size_t)max_T) * cfg->d_model *
-         sizeof(float);
+         sizeof(uint16_t);
 }
 
 /* dst (IC, OC) = src (OC, IC) transposed. */
@@ -140,10 +148,10 @@ bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int
   inf->rope_cos = alloc_floats((size_t)max_T * inf->hs / 2);
   inf->rope_sin = alloc_floats((size_t)max_T * inf->hs / 2);
   inf->pos = calloc((size_t)max_streams, sizeof *inf->pos);
-  size_t cache_floats = bt_infer_cache_bytes(cfg, max_streams, max_T) / sizeof(float);
+  const size_t cache_bytes = bt_infer_cache_bytes(cfg, max_streams, max_T);
   /* Untouched pages cost nothing: the cache is never cleared, and masks keep
    * positions not yet written out of every sum. */
-  inf->cache = alloc_floats(cache_floats);
+  inf->cache = aligned_alloc(64, (cache_bytes + 63) & ~(size_t)63);
   /* Rows per forward_rows call: a step's streams, or whole sequences. */
   inf->G = max_streams > max_T ? max_streams : max_T;
   if (inf->G < 256)
@@ -169,7 +177,7 @@ bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int
       !inf->ablk) {
     bt_infer_free(inf);
     return bt_fail(BT_ERR_NOMEM, "inference for %d streams x %d positions (KV cache %zu MB)",
-                   max_streams, max_T, cache_floats * sizeof(float) >> 20);
+                   max_streams, max_T, cache_bytes >> 20);
   }
 
   float *w = inf->w;
@@ -319,22 +327,64 @@ static bt_error ensure_scratch(bt_infer *inf) {
 }
 
 /* Stream s, layer l: K tiles of head h at kv_base(..., 0, h), V at (..., 1, h). */
-static inline float *kv_base(const bt_infer *inf, int s, int l, int kv, int h) {
+static inline uint16_t *kv_base(const bt_infer *inf, int s, int l, int kv, int h) {
   return inf->cache +
          ((((size_t)s * inf->L + l) * 2 + kv) * inf->H + h) * (size_t)inf->Tr * inf->hs;
 }
 
-/* K and V of row r (its qkv row, 3C) into its stream's tiles of layer l. */
+/* K and V of one row (its qkv row, 3C), position p of stream s, into the
+ * stream's tiles of layer l as bfloat16 (attn_impl.c: dims d, d+1 of a
+ * position share a word). */
 static inline void store_kv(bt_infer *inf, const float *qkvr, int s, int p, int l) {
   const int H = inf->H, hs = inf->hs, C = inf->C;
-  const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
+  const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16) * 2;
   for (int kv = 0; kv < 2; kv++)
     for (int h = 0; h < H; h++) {
       const float *src = qkvr + (size_t)(1 + kv) * C + (size_t)h * hs;
-      float *dst = kv_base(inf, s, l, kv, h) + off;
-      for (int d = 0; d < hs; d++)
-        dst[(size_t)d * 16] = src[d];
+      uint16_t *dst = kv_base(inf, s, l, kv, h) + off;
+      for (int d = 0; d < hs; d += 2) {
+        dst[(size_t)d * 16] = bt_f32_to_bf16_inline(src[d]);
+        dst[(size_t)d * 16 + 1] = bt_f32_to_bf16_inline(src[d + 1]);
+      }
     }
+}
+
+/* One layer's attention work: items (block, head), see forward_range. */
+typedef struct {
+  const bt_infer *inf;
+  int l, R, nblk;
+  const int *blk, *rs, *rp;
+  const float *qkv;
+  float *att;
+  attn_row_fn attn;
+  attn_rows4_fn attn4;
+} attn_ctx;
+
+/* Item it: block it / H (up to 4 consecutive rows of one stream), head it % H.
+ * next >= 0: the item that runs next on this thread, whose keys are
+ * prefetched meanwhile (single rows only: a step). */
+static inline void attn_item(const attn_ctx *c, int it, float *sc, int next) {
+  const bt_infer *inf = c->inf;
+  const int H = inf->H, hs = inf->hs, C = inf->C, l = c->l;
+  const int b = it / H, h = it % H, a = c->blk[b];
+  const int nr = (b + 1 < c->nblk ? c->blk[b + 1] : c->R) - a;
+  const uint16_t *K = kv_base(inf, c->rs[a], l, 0, h), *Vv = kv_base(inf, c->rs[a], l, 1, h);
+  float *o = c->att + (size_t)a * C + (size_t)h * hs;
+  const float *qq = c->qkv + (size_t)a * 3 * C + (size_t)h * hs;
+  if (nr == 4) {
+    c->attn4(o, C, qq, 3 * C, K, Vv, c->rp[a] + 1, hs, inf->scale, sc, (long)inf->Tr);
+    return;
+  }
+  const uint16_t *pfK = NULL;
+  int pf_n = 0;
+  if (next >= 0 && nr == 1) {
+    const int nb = next / H, na = c->blk[nb];
+    pfK = kv_base(inf, c->rs[na], l, 0, next % H);
+    pf_n = c->rp[na] + 1;
+  }
+  for (int i = 0; i < nr; i++)
+    c->attn(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Vv, c->rp[a] + i + 1, hs, inf->scale,
+            sc, pfK, pf_n);
 }
 
 /*
@@ -392,34 +442,22 @@ static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid)
     }
     /* Attention: (block, head) items; cost grows with the position. */
     const int items = nblk * H;
-#define ATTN_ITEM(it, sc)                                                                   \
-  do {                                                                                      \
-    const int b = (it) / H, h = (it) % H, a = blk[b];                                       \
-    const int nr = (b + 1 < nblk ? blk[b + 1] : R) - a;                                     \
-    const float *K = kv_base(inf, rs[a], l, 0, h), *Vv = kv_base(inf, rs[a], l, 1, h);      \
-    float *o = att + (size_t)a * C + (size_t)h * hs;                                        \
-    const float *qq = qkv + (size_t)a * 3 * C + (size_t)h * hs;                             \
-    if (nr == 4)                                                                            \
-      attn4(o, C, qq, 3 * C, K, Vv, rp[a] + 1, hs, inf->scale, (sc), (long)Tr);             \
-    else                                                                                    \
-      for (int i = 0; i < nr; i++)                                                          \
-        attn(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Vv, rp[a] + i + 1, hs,           \
-             inf->scale, (sc));                                                             \
-  } while (0)
+    const attn_ctx ac = {inf, l, R, nblk, blk, rs, rp, qkv, att, attn, attn4};
     if (par && items > 1) {
 #pragma omp parallel
       {
         float *sc = inf->ascratch + (size_t)omp_get_thread_num() * 4 * Tr;
 #pragma omp for schedule(dynamic, 2)
         for (int it = 0; it < items; it++)
-          ATTN_ITEM(it, sc);
+          attn_item(&ac, it, sc, -1);
       }
     } else {
+      /* One thread walks the items in order, so each can prefetch the next
+       * one's keys while it computes. */
       float *sc = inf->ascratch + (size_t)(par ? 0 : tid) * 4 * Tr;
       for (int it = 0; it < items; it++)
-        ATTN_ITEM(it, sc);
+        attn_item(&ac, it, sc, it + 1 < items ? it + 1 : -1);
     }
-#undef ATTN_ITEM
     /* h = LN1(x + Wo att);  x = LN2(h + W2 gelu(W1 h + b1) + b2). Inside
      * forward_rows' region the ops' own parallel regions are nested, so
      * they run on this thread. */

@@ -34,8 +34,10 @@ typedef struct bt_infer bt_infer;
 /* Prepares inference for model m for up to max_streams streams of up to
  * max_T positions each (1 <= max_T <= ctx). The weights are copied (and
  * re-laid-out) here: later changes to m are not seen, and m may be freed.
- * Memory: the KV cache is max_streams x L x 2 x roundup(max_T, 16) x C floats
- * (bt_infer_cache_bytes), plus a copy of the weights and row scratch.
+ * Memory: the KV cache is max_streams x L x 2 x roundup(max_T, 16) x C
+ * bfloat16s (bt_infer_cache_bytes), plus a copy of the weights and row
+ * scratch. Keys and values are rounded to bfloat16 in every pass alike, so
+ * the logits are close to the float training forward's (~1e-2), not equal.
  * BT_ERR_ARG, BT_ERR_NOMEM. *out is NULL on error. */
 bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int max_T);
 /* Frees everything; NULL is fine. */

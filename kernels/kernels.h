@@ -68,6 +68,17 @@ float bt_tanhf(float x);
 void bt_exp_vec(float *out, const float *in, size_t n);
 
 /* ==================================================================== */
+/* bfloat16, as the inference KV cache stores keys and values            */
+/* ==================================================================== */
+
+/* The nearest bfloat16 (the top 16 bits of a float), ties to even, in
+ * integer arithmetic; NaN becomes 0x7fc0 (kernels/bf16.h). Same bits on every
+ * path. */
+uint16_t bt_f32_to_bf16(float x);
+/* The bfloat16's exact float value. */
+float bt_bf16_to_f32(uint16_t h);
+
+/* ==================================================================== */
 /* GEMM                                                                  */
 /* ==================================================================== */
 

@@ -5,6 +5,7 @@
  */
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
+#include "kernels/bf16.h"
 #include "kernels/mathfn.h"
 
 #include <stddef.h>
@@ -131,3 +132,10 @@ void bt_rope_tables(float *cos_t, float *sin_t, int T, int hs) {
     }
   }
 }
+
+/* ==================================================================== */
+/* bfloat16                                                              */
+/* ==================================================================== */
+
+uint16_t bt_f32_to_bf16(float x) { return bt_f32_to_bf16_inline(x); }
+float bt_bf16_to_f32(uint16_t h) { return bt_bf16_to_f32_inline(h); }

@@ -275,6 +275,14 @@ static int make_corpus(const char *dir) {
   memcpy(d, keep, keep_len);
   d[4] = 9;
   rc |= write_file(dir, "bad-format-version9.btz", d, keep_len);
+  memcpy(d, keep, keep_len); /* an older format, header CRC valid */
+  d[4] = BT_CONTAINER_VERSION - 1;
+  {
+    uint32_t hc = bt_crc32(0, d, 60);
+    hc = bt_crc32(hc, d + 64, 4 * 3); /* ok-mixed-chunk500: 3 chunks */
+    for (int k = 0; k < 4; k++) d[60 + k] = (uint8_t)(hc >> (8 * k));
+  }
+  rc |= write_file(dir, "bad-format-old-version.btz", d, keep_len);
   memcpy(d, keep, keep_len);
   d[0] = 'b';
   rc |= write_file(dir, "bad-format-magic.btz", d, keep_len);

@@ -710,7 +710,8 @@ static void test_container(void) {
   } while (0)
   REJECT(BT_ERR_FORMAT, "wrong magic", { c[0] = 'X'; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "not a container", { memcpy(c, "\x1f\x8b\x08\x00", 4); });
-  REJECT(BT_ERR_FORMAT, "future version", { c[4] = 2; fix_crc(c, clen); });
+  REJECT(BT_ERR_FORMAT, "future version", { c[4] = BT_CONTAINER_VERSION + 1; fix_crc(c, clen); });
+  REJECT(BT_ERR_FORMAT, "older version", { c[4] = BT_CONTAINER_VERSION - 1; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "version 0", { c[4] = 0; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "unknown flag", { c[5] |= 0x80; fix_crc(c, clen); });
   REJECT(BT_ERR_CORRUPT, "header crc", { c[60] ^= 1; });

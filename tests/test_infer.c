@@ -2,7 +2,8 @@
  * test_infer.c - inference: the incremental pass (KV cache) gives the batched
  * pass's logits bit for bit, on every ISA path this CPU has, at 1 and 2
  * threads, for any number of streams beside; prefill + steps too; both stay
- * within 1e-4 of the training forward; a perturbed weight changes the bits.
+ * close to the training forward (K and V are cached as bfloat16); a
+ * perturbed weight changes the bits.
  * Prints one hash per config, so builds with gcc and clang can be compared.
  */
 #include "tests/check.h"
@@ -90,17 +91,23 @@ static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full) {
   omp_set_num_threads(2);
   CHECK(bt_infer_batched(inf, seq, n, T, ref) == BT_OK, "%s: batched", name);
 
-  /* Close to the training forward (another summation order in attention). */
+  /* Close to the training forward: another summation order in attention, and
+   * K and V rounded to bfloat16 (8 significant bits, relative error <= 2^-9)
+   * in the cache; measured: max <= 6e-3, mean <= 7e-4 on these models. One
+   * key too many in the 4-row blocks already fails this (tried). */
   CHECK(bt_model_forward(m, seq, n, T, NULL) == BT_OK, "%s: model forward", name);
   const float *tl = bt_model_logits(m);
-  double md = 0;
+  double md = 0, sd = 0;
   for (size_t i = 0; i < NT * V; i++) {
     double d = fabs((double)tl[i] - ref[i]);
     md = d > md ? d : md;
+    sd += d;
   }
-  CHECK(md <= 1e-4, "%s: max |batched - training forward| = %.3g", name, md);
-  printf("%s: logits hash %016llx, max |diff| to training forward %.2g\n", name,
-         (unsigned long long)fnv1a(ref, NT * V * sizeof(float), 0xcbf29ce484222325ULL), md);
+  sd /= (double)(NT * V);
+  CHECK(md <= 2e-2 && sd <= 2e-3, "%s: |batched - training forward|: max %.3g, mean %.3g", name,
+        md, sd);
+  printf("%s: logits hash %016llx, |diff| to training forward: max %.2g, mean %.2g\n", name,
+         (unsigned long long)fnv1a(ref, NT * V * sizeof(float), 0xcbf29ce484222325ULL), md, sd);
 
   for (int ii = 0; ii < ni; ii++)
     for (int th = 1; th <= 2; th++) {
@@ -175,7 +182,9 @@ static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full) {
   {
     float *P = bt_model_params(m);
     const bt_tensor_info *ti = bt_model_tensors(m);
-    size_t k = ti[BT_T_QKV_W].offset + (size_t)2 * cfg.d_model * cfg.d_model + 3; /* a V weight */
+    /* A Q weight (Q stays float; a nudge to K or V could vanish in the
+     * rounding to bfloat16). */
+    size_t k = ti[BT_T_QKV_W].offset + 3;
     P[k] *= 1.001f;
     bt_infer *inf2 = NULL;
     CHECK(bt_infer_create(&inf2, m, n, T) == BT_OK, "%s: create 2", name);

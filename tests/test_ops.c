@@ -655,6 +655,75 @@ static void test_transcendentals(void) {
 /* Negative control                                                      */
 /* ==================================================================== */
 
+/* ---- bfloat16 ---- */
+
+/* The definition, in double arithmetic (frexp, ldexp and rint are exact;
+ * rint rounds ties to even in the default mode): the nearest value with 8
+ * significant bits and a float's exponent range (subnormals in steps of
+ * 2^-133), infinity past the largest; NaN -> 0x7fc0. */
+static uint16_t ref_f32_to_bf16(float x) {
+  if (x != x)
+    return 0x7fc0;
+  double a = fabs((double)x), v;
+  if (a < 0x1p-126) {
+    v = rint(a * 0x1p133) * 0x1p-133;
+  } else {
+    int e;
+    frexp(a, &e); /* a in [2^(e-1), 2^e) */
+    v = ldexp(rint(ldexp(a, 8 - e)), e - 8);
+  }
+  float f = (float)v; /* exact, or +inf past FLT_MAX's binade */
+  if (v >= 0x1p128)
+    f = INFINITY;
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return (uint16_t)((u >> 16) | (signbit(x) ? 0x8000u : 0u));
+}
+
+static float u2f(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static void test_bf16(void) {
+  /* Every bfloat16 widens to the float with those top bits and narrows back
+   * to itself (NaNs become 0x7fc0). */
+  int bad_w = 0, bad_rt = 0;
+  for (uint32_t h = 0; h < 65536; h++) {
+    float f = bt_bf16_to_f32((uint16_t)h);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    bad_w += u != h << 16;
+    int nan = (h & 0x7f80) == 0x7f80 && (h & 0x7f);
+    bad_rt += bt_f32_to_bf16(f) != (nan ? 0x7fc0 : h);
+  }
+  CHECK(!bad_w, "%d bfloat16s widen wrongly", bad_w);
+  CHECK(!bad_rt, "%d bfloat16s do not round-trip", bad_rt);
+  /* Narrowing: every top 16 bits (sign, exponent, 7 mantissa bits), with the
+   * low 16 bits at and around the rounding boundary (ties both ways) and
+   * random, against the definition. */
+  static const uint32_t lows[] = {0, 1, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff, 0x4000, 0xbfff};
+  const size_t nl = sizeof lows / sizeof lows[0];
+  uint64_t rs = 4321;
+  long n = 0;
+  int bad = 0;
+  for (uint32_t top = 0; top < 65536; top++)
+    for (size_t li = 0; li < nl + 4; li++) {
+      uint32_t low = li < nl ? lows[li] : (uint32_t)check_rng_next_(&rs) & 0xffff;
+      float x = u2f(top << 16 | low);
+      bad += bt_f32_to_bf16(x) != ref_f32_to_bf16(x);
+      n++;
+    }
+  CHECK(!bad, "%d of %ld floats narrow unlike the definition", bad, n);
+  CHECK(bt_f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80 && bt_f32_to_bf16(1.0f + 0x3p-8f) == 0x3f82 &&
+            bt_f32_to_bf16(-0.0f) == 0x8000 && bt_f32_to_bf16(NAN) == 0x7fc0 &&
+            bt_f32_to_bf16(3.4e38f) == 0x7f80 && bt_f32_to_bf16(0x1p-149f) == 0 &&
+            bt_f32_to_bf16(-INFINITY) == 0xff80,
+        "named cases");
+  printf("bf16: %ld narrowings, 65536 widenings checked\n", n);
+}
+
 static void test_negative_control(void) {
   int N = 8, C = 40;
   size_t nc = (size_t)N * C;
@@ -697,6 +766,7 @@ int main(void) {
   test_crossentropy(77, 77, 30.0f); /* peaked rows */
   test_crossentropy(3, 1, 1.0f);
   test_adamw(100003);
+  test_bf16();
   test_negative_control();
   bt_isa_set(g_best);
   return check_summary("test_ops");
