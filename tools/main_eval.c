@@ -25,10 +25,13 @@
 #include "kernels/kernels.h"
 #include "tools/baselines.h"
 
-/* The default --max-bytes: bytes evaluated per data set. Chosen so the
- * default run (six baselines and the three shipped presets on all four sets)
- * takes at most 15 minutes on this project's 2-core machine; see --help. */
-#define DEFAULT_MAX_BYTES ((size_t)1048576)
+/* The default --max-bytes: bytes evaluated per data set (384 chunks of 2048).
+ * The default run, six baselines and the three presets on all four sets,
+ * must take at most 15 minutes on this project's 2-core machine: it costs
+ * 4 x 786 kB / speed per model, at 96 / ~56 / ~20 kB/s for 200K / 800K / 3.2M
+ * on an idle machine (~4.5 min with the baselines), and stays under 12 min
+ * when other work makes every model 2.5x slower (docs/eval.md). */
+#define DEFAULT_MAX_BYTES ((size_t)786432)
 #define MAX_MODELS 32
 
 static const char *g_prog = "bt-eval";
@@ -152,9 +155,9 @@ static void usage(FILE *f) {
           "                      every checkpoints/bt-*.h5 shipped beside the program)\n"
           "  --max-bytes N       bytes evaluated per data set: an evenly spaced subset of\n"
           "                      its chunks, the same for every compressor; 0 = all\n"
-          "                      (default %zu: the default run, 6 baselines and the 200K,\n"
-          "                      800K and 3.2M models on all 4 sets, takes about 10-13\n"
-          "                      minutes on 2 cores)\n"
+          "                      (default %zu, 384 chunks of 2048: the default run, 6 baselines\n"
+          "                      and the 200K, 800K and 3.2M models on all 4 sets, takes\n"
+          "                      about 5 minutes on 2 idle cores, under 15 when shared)\n"
           "  --chunk N           chunk size in bytes (default 2048, the paper's)\n"
           "  --datasets LIST     comma-separated subset of text,image,audio,random\n"
           "  --compressors LIST  comma-separated subset of gzip,lzma2,png,flac,zstd,bzip2\n"
