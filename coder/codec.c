@@ -30,8 +30,13 @@
 
 /* Per-thread KV cache budget: it sets how many chunks one thread decodes in
  * lockstep. Decoding reads a stream's whole cache for every byte, so the
- * group must stay small enough to live in the caches of one core. */
-#define CACHE_BUDGET ((size_t)24 << 20)
+ * group must stay small enough to live in the caches of one core (the L3
+ * share of two cores: measured on the 200K model, one thread, 2048-byte
+ * chunks: 4 streams 28 kB/s, 8 streams 25, 16 streams 21). At least
+ * MIN_STREAMS, though: each step also reads all the weights once, for the
+ * whole group (the 3.2M model: 2.3 kB/s with 4 streams, 2.7 with 8). */
+#define CACHE_BUDGET ((size_t)8 << 20)
+#define MIN_STREAMS 4
 #define MAX_STREAMS 64
 #define MAX_THREADS 256
 /* A payload byte can stand for at most ~365,000 output bytes (the least a
@@ -112,6 +117,8 @@ static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks) {
     nt = chunks ? (int)chunks : 1;
   size_t per = bt_infer_cache_bytes(&c->cfg, 1, T);
   uint64_t g = CACHE_BUDGET / (per ? per : 1);
+  if (g < MIN_STREAMS)
+    g = MIN_STREAMS;
   uint64_t per_thread = (chunks + (uint64_t)nt - 1) / (uint64_t)nt;
   if (g > per_thread)
     g = per_thread;

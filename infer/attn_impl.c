@@ -41,6 +41,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -78,6 +79,21 @@ BT_INLINE v16 v_mul(v16 a, v16 b) { return (v16){_mm512_mul_ps(a.v, b.v)}; }
 BT_INLINE v16 v_add(v16 a, v16 b) { return (v16){_mm512_add_ps(a.v, b.v)}; }
 /* a > b ? a : b per lane */
 BT_INLINE v16 v_max(v16 a, v16 b) { return (v16){_mm512_max_ps(a.v, b.v)}; }
+BT_INLINE v16 v_sub(v16 a, v16 b) { return (v16){_mm512_sub_ps(a.v, b.v)}; }
+/* 2^n for integral n in [-126, 127]: the float with exponent field n + 127 */
+BT_INLINE v16 v_pow2i(v16 n) {
+  const __m512i e = _mm512_add_epi32(_mm512_cvttps_epi32(n.v), _mm512_set1_epi32(127));
+  return (v16){_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
+}
+/* x < c ? +0 : y */
+BT_INLINE v16 v_zero_if_lt(v16 y, v16 x, float c) {
+  const __mmask16 k = _mm512_cmp_ps_mask(x.v, _mm512_set1_ps(c), _CMP_LT_OQ);
+  return (v16){_mm512_mask_blend_ps(k, y.v, _mm512_setzero_ps())};
+}
+/* x is NaN ? x : y */
+BT_INLINE v16 v_nan_pass(v16 y, v16 x) {
+  return (v16){_mm512_mask_blend_ps(_mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q), y.v, x.v)};
+}
 BT_INLINE __m256 fold_8(v16 a) { /* lane j + lane j+8 */
   return _mm256_add_ps(_mm512_castps512_ps256(a.v), _mm512_extractf32x8_ps(a.v, 1));
 }
@@ -126,6 +142,23 @@ BT_INLINE v16 v_add(v16 a, v16 b) {
 }
 BT_INLINE v16 v_max(v16 a, v16 b) {
   return (v16){_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)};
+}
+BT_INLINE v16 v_sub(v16 a, v16 b) {
+  return (v16){_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)};
+}
+BT_INLINE __m256 pow2i_8(__m256 n) {
+  const __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+}
+BT_INLINE v16 v_pow2i(v16 n) { return (v16){pow2i_8(n.lo), pow2i_8(n.hi)}; }
+BT_INLINE v16 v_zero_if_lt(v16 y, v16 x, float c) { /* ~(x < c) & y */
+  const __m256 vc = _mm256_set1_ps(c);
+  return (v16){_mm256_andnot_ps(_mm256_cmp_ps(x.lo, vc, _CMP_LT_OQ), y.lo),
+               _mm256_andnot_ps(_mm256_cmp_ps(x.hi, vc, _CMP_LT_OQ), y.hi)};
+}
+BT_INLINE v16 v_nan_pass(v16 y, v16 x) {
+  return (v16){_mm256_blendv_ps(y.lo, x.lo, _mm256_cmp_ps(x.lo, x.lo, _CMP_UNORD_Q)),
+               _mm256_blendv_ps(y.hi, x.hi, _mm256_cmp_ps(x.hi, x.hi, _CMP_UNORD_Q))};
 }
 BT_INLINE __m256 fold_8(v16 a) { return _mm256_add_ps(a.lo, a.hi); }
 BT_INLINE __m256 fold_8max(v16 a) { return _mm256_max_ps(a.hi, a.lo); }
@@ -182,6 +215,25 @@ BT_INLINE v16 v_add(v16 a, v16 b) {
 BT_INLINE v16 v_max(v16 a, v16 b) {
   for (int i = 0; i < 16; i++) a.f[i] = a.f[i] > b.f[i] ? a.f[i] : b.f[i];
   return a;
+}
+BT_INLINE v16 v_sub(v16 a, v16 b) {
+  for (int i = 0; i < 16; i++) a.f[i] = a.f[i] - b.f[i];
+  return a;
+}
+BT_INLINE v16 v_pow2i(v16 n) {
+  for (int i = 0; i < 16; i++) {
+    const uint32_t u = (uint32_t)((int32_t)n.f[i] + 127) << 23;
+    memcpy(&n.f[i], &u, sizeof u);
+  }
+  return n;
+}
+BT_INLINE v16 v_zero_if_lt(v16 y, v16 x, float c) {
+  for (int i = 0; i < 16; i++) y.f[i] = x.f[i] < c ? 0.0f : y.f[i];
+  return y;
+}
+BT_INLINE v16 v_nan_pass(v16 y, v16 x) {
+  for (int i = 0; i < 16; i++) y.f[i] = x.f[i] != x.f[i] ? x.f[i] : y.f[i];
+  return y;
 }
 #endif
 
@@ -326,8 +378,34 @@ BT_INLINE void pv_pass(float *out, const float *e, const uint16_t *Vt, int n, in
   UNROLL for (int i = 0; i < G; i++) out[d0 + i] = v_fold_add(acc[i]) / sum;
 }
 
+/* y[i] = bt_expf_inline(x[i]) (kernels/mathfn.h) for K vectors, bit for bit,
+ * for every x <= 88 and NaN (softmax arguments are <= 0): the same operations
+ * in the same order, less the clamp and the select that only act above 88.
+ * The K vectors advance stage by stage: one exp is a chain of ~20 dependent
+ * operations, and interleaving K of them keeps the FP units busy where the
+ * compiler's loop ran them one after another (~30 cycles per vector). */
+BT_INLINE void v_exp_k(v16 *y, const v16 *x, const int K) {
+  v16 xc[4], n[4], r[4], p[4];
+  UNROLL for (int i = 0; i < K; i++) xc[i] = v_max(x[i], v_set1(-87.0f)); /* NaN -> -87 */
+  UNROLL for (int i = 0; i < K; i++) n[i] = v_mul(xc[i], v_set1(1.44269504088896341f));
+  UNROLL for (int i = 0; i < K; i++) n[i] = v_add(n[i], v_set1(12582912.0f));
+  UNROLL for (int i = 0; i < K; i++) n[i] = v_sub(n[i], v_set1(12582912.0f));
+  UNROLL for (int i = 0; i < K; i++) r[i] = v_sub(xc[i], v_mul(n[i], v_set1(0.693145751953125f)));
+  UNROLL for (int i = 0; i < K; i++)
+    r[i] = v_sub(r[i], v_mul(n[i], v_set1(1.42860682030941723e-6f)));
+  UNROLL for (int i = 0; i < K; i++) p[i] = v_add(v_mul(v_set1(1.0f / 720.0f), r[i]), v_set1(1.0f / 120.0f));
+  UNROLL for (int i = 0; i < K; i++) p[i] = v_add(v_mul(p[i], r[i]), v_set1(1.0f / 24.0f));
+  UNROLL for (int i = 0; i < K; i++) p[i] = v_add(v_mul(p[i], r[i]), v_set1(1.0f / 6.0f));
+  UNROLL for (int i = 0; i < K; i++) p[i] = v_add(v_mul(p[i], r[i]), v_set1(0.5f));
+  UNROLL for (int i = 0; i < K; i++) p[i] = v_add(v_mul(p[i], r[i]), v_set1(1.0f));
+  UNROLL for (int i = 0; i < K; i++) p[i] = v_add(v_mul(p[i], r[i]), v_set1(1.0f));
+  UNROLL for (int i = 0; i < K; i++) y[i] = v_mul(p[i], v_pow2i(n[i]));
+  UNROLL for (int i = 0; i < K; i++) y[i] = v_nan_pass(v_zero_if_lt(y[i], x[i], -87.0f), x[i]);
+}
+
 /* s (n): scores in, e_j out, zero up to the tile end; returns the 16-lane
- * sum. Lanes of s past n may hold anything on entry. */
+ * sum (tiles added in order from +0, then folded). Lanes of s past n may hold
+ * anything on entry. */
 BT_INLINE float softmax_e(float *s, int n) {
   const int nt = (n + 15) / 16, ntot = nt * 16;
   for (int j = n; j < ntot; j++) /* the max must not see the garbage lanes */
@@ -335,15 +413,29 @@ BT_INLINE float softmax_e(float *s, int n) {
   v16 mx = v_set1(-INFINITY);
   for (int b = 0; b < nt; b++)
     mx = v_max(v_load(s + (long)b * 16), mx);
-  const float m = v_fold_max(mx);
-#pragma omp simd
-  for (int j = 0; j < n; j++)
-    s[j] = bt_expf_inline(s[j] - m);
-  for (int j = n; j < ntot; j++)
-    s[j] = 0.0f; /* adds +0 to its lane: no change */
+  const v16 vm = v_set1(v_fold_max(mx));
   v16 sa = v_zero();
-  for (int b = 0; b < nt; b++)
-    sa = v_add(sa, v_load(s + (long)b * 16));
+  int b = 0;
+  for (; b + 4 <= n / 16; b += 4) {
+    v16 x[4], y[4];
+    UNROLL for (int i = 0; i < 4; i++) x[i] = v_sub(v_load(s + (long)(b + i) * 16), vm);
+    v_exp_k(y, x, 4);
+    UNROLL for (int i = 0; i < 4; i++) {
+      v_store(s + (long)(b + i) * 16, y[i]);
+      sa = v_add(sa, y[i]);
+    }
+  }
+  for (; b < nt; b++) {
+    v16 x = v_sub(v_load(s + (long)b * 16), vm), y;
+    v_exp_k(&y, &x, 1);
+    v_store(s + (long)b * 16, y);
+    if (b == nt - 1) {
+      for (int j = n; j < ntot; j++)
+        s[j] = 0.0f; /* adds +0 to its lane: no change */
+      y = v_load(s + (long)b * 16);
+    }
+    sa = v_add(sa, y);
+  }
   return v_fold_add(sa); /* >= 1: the max's own term is exp(0) */
 }
 
