@@ -276,8 +276,7 @@ static int open_models(void) {
 
 typedef struct {
   const row_t *row;
-  int index;
-  double t0, last;
+  double t0, last; /* the row's start, the last line shown */
 } progress_t;
 
 static void fmt_clock(double s, char *out, size_t cap) {
@@ -385,7 +384,7 @@ static int run_baseline_chunked(row_t *r, bt_baseline b, const dataset_t *d, bt_
   const size_t c = g_opt.chunk;
   uint64_t total = 0, done = 0;
   int bad = 0;
-  progress_t pr = {r, 0, now_s(), 0};
+  progress_t pr = {r, now_s(), 0};
 #pragma omp parallel num_threads(nt) reduction(+ : total)
   {
     bt_bl_ctx *cx = ctx[omp_get_thread_num()];
@@ -427,7 +426,7 @@ static int run_baseline_chunked(row_t *r, bt_baseline b, const dataset_t *d, bt_
 
 static int run_baseline_whole(row_t *r, bt_baseline b, const dataset_t *d, bt_bl_ctx *cx) {
   double t = now_s();
-  progress_t pr = {r, 0, t, 0};
+  progress_t pr = {r, t, 0};
   on_progress(&pr, 0, d->n_sel);
   size_t sz;
   if (bt_baseline_compress(cx, b, d->sel, d->n_sel, &sz, NULL)) {
@@ -456,7 +455,7 @@ static int run_model(row_t *r, model_t *m, const dataset_t *d, uint8_t **out, si
     *out = p;
     *out_cap = need;
   }
-  progress_t pr = {r, 0, now_s(), 0};
+  progress_t pr = {r, now_s(), 0};
   bt_codec_stats st;
   size_t len = 0;
   bt_error e = bt_compress(m->codec, d->sel, d->n_sel, g_opt.chunk, *out, &len, &st, on_progress, &pr);
