@@ -2,13 +2,16 @@
 """test_eval_baselines.py BUILD SRC - bt-eval's gzip, LZMA2 and bzip2 rates,
 chunked (with the paper's header correction) and whole, against Python's own
 zlib, lzma and bz2 on the same bytes: they must agree within 0.05 percentage
-points. The evaluated bytes are rebuilt here from bt-eval's documented chunk
+points. The chunked PNG rate is held to the reference's own PNG compressor
+(PIL, optimize=True, the chunk as a 32x64 grayscale image) likewise. The evaluated bytes are rebuilt here from bt-eval's documented chunk
 selection (chunk i_j = floor(j * n / k)), on real text (a slice of
 wiki-valid10m) and on random bytes, at the paper's 2048 and at another --chunk.
 """
-import csv
-import lzma
 import bz2
+import csv
+import io
+import lzma
+import math
 import os
 import subprocess
 import sys
@@ -36,6 +39,17 @@ def gzip9(b):
     return len(c.compress(b) + c.flush())
 
 
+def png_pil(b):
+    """The reference's png.compress: closest factors, 8-bit gray, optimize=True."""
+    from PIL import Image
+    a = round(math.sqrt(len(b)))
+    while len(b) % a:
+        a -= 1
+    out = io.BytesIO()
+    Image.frombytes("L", (a, len(b) // a), b).save(out, format="PNG", optimize=True)
+    return len(out.getvalue())
+
+
 PYTHON = {"gzip": gzip9, "lzma2": lambda b: len(lzma.compress(b)), "bzip2": lambda b: len(bz2.compress(b, 9))}
 
 
@@ -54,7 +68,7 @@ def expected(name, chunks):
 
 def run_eval(tmp, sets, chunk, max_bytes, sources):
     out = os.path.join(tmp, "rows.csv")
-    cmd = [os.path.join(BUILD, "bt-eval"), "--compressors", ",".join(PYTHON), "--datasets", ",".join(sets),
+    cmd = [os.path.join(BUILD, "bt-eval"), "--compressors", ",".join(PYTHON) + ",png", "--datasets", ",".join(sets),
            "--chunk", str(chunk), "--max-bytes", str(max_bytes), "--csv", out, "-q"]
     for s, src in sources.items():
         cmd += ["--source", f"{s}={src}"]
@@ -97,6 +111,13 @@ def main():
                         check(abs(got - want) <= TOL, f"{name} {label} text: {got:.6f}, Python {want:.6f}")
                         check(row[6] == row[5], f"{name}: adjusted rate must equal the raw rate")
             check("| text |" in md and "| lzma2 |" in md, "markdown table missing")
+            if chunk == 2048:
+                chunks = selected(text, chunk, max_bytes)
+                want = (sum(png_pil(c) for c in chunks) - png_pil(b"\x00") * (len(chunks) - 1)) / (chunk * len(chunks))
+                row = rows.get(("png", "2048", "text"))
+                check(row is not None and abs(float(row[5]) - want) <= TOL,
+                      f"png 2048 text: {row and row[5]}, PIL {want:.6f}")
+                print(f"png 2048 text: bt-eval {row and row[5]}, PIL {want:.6f}")
 
         # the random set (seed 5), the same bytes bt-prepare wrote
         rows, _ = run_eval(tmp, ["random"], 2048, 65536, {"random": "5"})
