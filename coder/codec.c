@@ -195,10 +195,26 @@ struct job {
 
 static bt_error run_groups(bt_codec *c, const job_t *j) {
   const uint64_t G = (uint64_t)(c->G ? c->G : 1), ngroups = (j->count + G - 1) / G;
+  if (c->nw <= 1) {
+    /* One worker (one chunk: stream mode): no region here, so the model's
+     * own parallel stages are top-level regions of the thread pool. Nested
+     * under a one-thread team they were ~30x slower to start (libgomp). */
+    bt_error e = BT_OK;
+    for (uint64_t g = 0; g < ngroups && !e; g++) {
+      uint64_t first = g * G;
+      int k = (int)(j->count - first < G ? j->count - first : G);
+      e = j->run(c, &c->w[0], j, first, k);
+      if (j->fn && !e)
+        j->fn(j->user, (first + (uint64_t)k) * j->clen < j->total ? (first + (uint64_t)k) * j->clen
+                                                                   : j->total,
+              j->total);
+    }
+    return e;
+  }
   bt_error e = BT_OK;
   uint64_t done = 0;
   char detail[512] = "";
-#pragma omp parallel num_threads(c->nw ? c->nw : 1)
+#pragma omp parallel num_threads(c->nw)
   {
     worker_t *w = &c->w[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
@@ -401,6 +417,11 @@ static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
   uint8_t *prefix = malloc((size_t)k * (P + 1));
   if (!prefix)
     return bt_fail(BT_ERR_NOMEM, "prefix buffer");
+  /* A lone stream (stream mode) decodes on one thread: its steps are too
+   * small to split, and a prefill split into ~50 parallel stages between
+   * 1024 serial steps waits on a sleeping second thread at each one (2 kB/s
+   * on a busy 2-core machine, against ~25 kB/s on one thread). */
+  bt_infer_set_threads(w->inf, c->nw <= 1 && k == 1 ? 1 : 0);
   bt_error e = BT_OK;
   for (int i = 0; i < k; i++) {
     lens[i] = bt_container_chunk_len(h, ids[i]);

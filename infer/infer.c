@@ -86,6 +86,7 @@ struct bt_infer {
   /* attention scratch: four rows of scores per thread */
   float *ascratch;
   int ascratch_threads;
+  int threads;         /* bt_infer_set_threads: 0 = all OpenMP threads */
 };
 
 static float *alloc_floats(size_t n) {
@@ -260,6 +261,8 @@ void bt_infer_reset(bt_infer *inf, int n) {
   for (int s = 0; s < n; s++)
     inf->pos[s] = 0;
 }
+
+void bt_infer_set_threads(bt_infer *inf, int n) { inf->threads = n > 0 ? n : 0; }
 
 int bt_infer_position(const bt_infer *inf, int s) {
   return s >= 0 && s < inf->max_streams ? inf->pos[s] : -1;
@@ -489,16 +492,28 @@ static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, flo
   bt_error e = ensure_scratch(inf);
   if (e)
     return e;
-  const int nt = omp_get_max_threads(), C = inf->C;
-  if (omp_in_parallel() || nt == 1) {
+  int nt = omp_get_max_threads();
+  if (inf->threads > 0 && inf->threads < nt)
+    nt = inf->threads;
+  const int C = inf->C;
+  if (omp_in_parallel() || nt == 1 || R == 1) {
     /* One thread: every stage runs here, with no parallel region at all
-     * (each would cost the OpenMP runtime's team setup). */
+     * (each would cost the OpenMP runtime's team setup). Also a step of a
+     * single stream (stream mode): splitting its stages took ~20 barriers
+     * per byte, 2.7 ms a byte on a busy 2-core machine against 50 us alone.
+     * The ops parallelise big calls by themselves: capped to this thread. */
+    const int cap = !omp_in_parallel() && omp_get_max_threads() > 1;
+    const int saved = omp_get_max_threads();
+    if (cap)
+      omp_set_num_threads(1);
     forward_range(inf, 0, R, lrows ? NULL : logits, 0);
     if (lrows && nl > 0) {
       for (int i = 0; i < nl; i++)
         memcpy(inf->xl + (size_t)i * C, inf->x + (size_t)lrows[i] * C, (size_t)C * sizeof(float));
       linear(logits, inf->xl, inf->wout, inf->bout, nl, C, BT_VOCAB, 0);
     }
+    if (cap)
+      omp_set_num_threads(saved);
     return BT_OK;
   }
   if (!lrows && R < GEMM_BIG_M && nt > 1 && R > 1) {

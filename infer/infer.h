@@ -74,6 +74,11 @@ bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits);
 bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const int *len, int n,
                           float *logits);
 
+/* Caps the threads later calls use (n <= 0: all of OpenMP's). With 1, every
+ * call runs on the calling thread with no parallel region. The bits do not
+ * depend on it. */
+void bt_infer_set_threads(bt_infer *inf, int n);
+
 /* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
 int bt_infer_position(const bt_infer *inf, int s);
 

@@ -1,0 +1,176 @@
+/*
+ * bt-bench-codec - bt-compress / bt-decompress throughput and MFU per model,
+ * both directions measured side by side in one process. A benchmark, not a
+ * test (tools/bench-codec runs it on the validation text for the presets).
+ *
+ *   bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--json] TEXT CKPT...
+ *
+ * For each checkpoint, at the given chunk size (default 2048) and in stream
+ * mode (--chunk 0): compresses the first n bytes of TEXT, decompresses the
+ * result, checks the round trip, and reports bytes/s of each (the codec's own
+ * wall time: the model is loaded once, outside the timing; best of reps).
+ *
+ * MFU = bytes/s x FLOPs per byte / the fp32 FMA peak measured here
+ * (bt_peak_gflops, same ISA and thread count, best of 3). FLOPs per coded
+ * byte = 2 params + attention, attention = sum over layers of 2 x 2 x d x
+ * (keys the byte's position attends to: p + 1 at window position p), i.e.
+ * one multiply-add per key and dim for q.k and one for the p.v sum, averaged
+ * over the coded bytes. Work that is not a coded byte's own is not counted:
+ * in stream mode each window after the first re-runs its P = ctx/2 context
+ * bytes, so the executed FLOPs per byte are higher than the count.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coder/codec.h"
+#include "kernels/kernels.h"
+
+static void usage(void) {
+  fprintf(stderr, "usage: bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--json] "
+                  "TEXT CKPT...\n");
+  exit(1);
+}
+
+/* Sum over the coded bytes of a chunk of len bytes of (keys attended), with
+ * the window schedule of coder/codec.c: a chunk longer than the context W is
+ * cut into windows; window 0 codes positions 0..W-1, every later one codes
+ * up to S = W - W/2 bytes at positions W/2.. after W/2 bytes of context. */
+static double keys_sum(uint64_t len, int W) {
+  if (len <= (uint64_t)W)
+    return (double)len * (double)(len + 1) / 2.0;
+  const uint64_t P = (uint64_t)(W / 2), S = (uint64_t)W - P;
+  double k = (double)W * (double)(W + 1) / 2.0;
+  for (uint64_t start = (uint64_t)W; start < len; start += S) {
+    const uint64_t c = len - start < S ? len - start : S; /* positions P..P+c-1 */
+    k += (double)c * (double)P + (double)c * (double)(c + 1) / 2.0;
+  }
+  return k;
+}
+
+typedef struct {
+  double comp_bps, decomp_bps, flops_per_byte, ratio;
+} result;
+
+static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int reps, result *r) {
+  const bt_config *cfg = bt_codec_config(c);
+  uint8_t *buf = malloc(bt_compress_bound(n, chunk));
+  if (!buf)
+    return 1;
+  double tc = 1e30, td = 1e30;
+  size_t len = 0;
+  for (int i = 0; i < reps; i++) {
+    bt_codec_stats st;
+    bt_error e = bt_compress(c, text, n, chunk, buf, &len, &st, NULL, NULL);
+    if (e) {
+      fprintf(stderr, "bt-bench-codec: compress: %s: %s\n", bt_error_name(e), bt_error_detail());
+      free(buf);
+      return 1;
+    }
+    tc = st.seconds < tc ? st.seconds : tc;
+    uint8_t *out = NULL;
+    size_t m = 0;
+    e = bt_decompress(c, buf, len, &out, &m, &st, NULL, NULL);
+    if (e || m != n || memcmp(out, text, n) != 0) {
+      fprintf(stderr, "bt-bench-codec: decompress: %s\n", e ? bt_error_detail() : "round trip differs");
+      free(out);
+      free(buf);
+      return 1;
+    }
+    free(out);
+    td = st.seconds < td ? st.seconds : td;
+  }
+  free(buf);
+  /* coded bytes and their keys, chunk by chunk */
+  const uint64_t clen = chunk ? chunk : (uint64_t)n;
+  double keys = 0;
+  for (uint64_t off = 0; off < n; off += clen)
+    keys += keys_sum(n - off < clen ? n - off : clen, cfg->ctx);
+  const double params = (double)bt_codec_num_params(c);
+  r->flops_per_byte = 2.0 * params + 2.0 * 2.0 * cfg->d_model * cfg->n_layer * keys / (double)n;
+  r->comp_bps = (double)n / tc;
+  r->decomp_bps = (double)n / td;
+  r->ratio = (double)len / (double)n;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int threads = 2, reps = 1, json = 0;
+  long nbytes = 131072;
+  uint32_t chunk = 2048;
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (!strcmp(argv[i], "--json")) {
+      json = 1;
+      continue;
+    }
+    if (i + 1 >= argc)
+      usage();
+    long v = atol(argv[i + 1]);
+    if (!strcmp(argv[i], "-T") && v > 0) threads = (int)v;
+    else if (!strcmp(argv[i], "-n") && v > 0) nbytes = v;
+    else if (!strcmp(argv[i], "-c") && v > 0) chunk = (uint32_t)v;
+    else if (!strcmp(argv[i], "-r") && v > 0) reps = (int)v;
+    else usage();
+    i++;
+  }
+  if (argc - i < 2)
+    usage();
+  FILE *f = fopen(argv[i], "rb");
+  uint8_t *text = malloc((size_t)nbytes);
+  size_t n = f && text ? fread(text, 1, (size_t)nbytes, f) : 0;
+  if (f)
+    fclose(f);
+  if (n == 0) {
+    fprintf(stderr, "bt-bench-codec: cannot read %s\n", argv[i]);
+    return 1;
+  }
+  bt_set_threads(threads);
+  double peak = 0;
+  for (int k = 0; k < 3; k++) { /* a busy moment only lowers a trial */
+    double p = bt_peak_gflops(bt_isa_get(), threads);
+    peak = p > peak ? p : peak;
+  }
+  if (!json)
+    printf("bt codec, isa %s, %d threads, %zu bytes of %s, measured fp32 FMA peak %.1f GFLOP/s\n"
+           "| model | params | mode | compress B/s | MFU | decompress B/s | MFU | decomp/comp "
+           "| MFLOP/byte | size |\n|---|---|---|---|---|---|---|---|---|---|\n",
+           bt_isa_name(bt_isa_get()), threads, n, argv[i], peak);
+  for (int k = i + 1; k < argc; k++) {
+    bt_codec *c = NULL;
+    bt_error e = bt_codec_open(&c, argv[k]);
+    if (e) {
+      fprintf(stderr, "bt-bench-codec: %s: %s: %s\n", argv[k], bt_error_name(e), bt_error_detail());
+      return 1;
+    }
+    const bt_config *cfg = bt_codec_config(c);
+    const uint32_t modes[2] = {chunk, 0};
+    for (int mi = 0; mi < 2; mi++) {
+      result r;
+      if (run(c, text, n, modes[mi], reps, &r)) {
+        bt_codec_free(c);
+        return 1;
+      }
+      const double mc = r.comp_bps * r.flops_per_byte * 1e-9 / peak;
+      const double md = r.decomp_bps * r.flops_per_byte * 1e-9 / peak;
+      char mode[32];
+      snprintf(mode, sizeof mode, modes[mi] ? "chunk %u" : "stream", modes[mi]);
+      if (json)
+        printf("{\"ckpt\":\"%s\",\"d_model\":%d,\"params\":%zu,\"chunk\":%u,\"bytes\":%zu,"
+               "\"threads\":%d,\"compress_bps\":%.1f,\"decompress_bps\":%.1f,"
+               "\"flops_per_byte\":%.0f,\"peak_gflops\":%.1f,\"mfu_compress\":%.4f,"
+               "\"mfu_decompress\":%.4f,\"size_ratio\":%.5f}\n",
+               argv[k], cfg->d_model, bt_codec_num_params(c), modes[mi], n, threads, r.comp_bps,
+               r.decomp_bps, r.flops_per_byte, peak, mc, md, r.ratio);
+      else
+        printf("| %s | %zu | %s | %.0f | %.1f%% | %.0f | %.1f%% | %.2f | %.2f | %.2f%% |\n",
+               argv[k], bt_codec_num_params(c), mode, r.comp_bps, 100 * mc, r.decomp_bps,
+               100 * md, r.decomp_bps / r.comp_bps, r.flops_per_byte * 1e-6, 100 * r.ratio);
+      fflush(stdout);
+    }
+    bt_codec_free(c);
+  }
+  free(text);
+  return 0;
+}
