@@ -274,14 +274,14 @@ BT_INLINE float v_fold_max(v16 a) {
  * the row's length are computed from whatever is there and ignored later).
  * SC_U tiles at a time: SC_U independent FMA chains hide the FMA latency.
  * Dims go in pairs (one load), each lane's chain still in order d, d+1.
- * Prefetches (no effect on any value): K PF_AHEAD groups ahead, this
- * group's V for the PV pass, and the keys pfK of the next call. */
+ * Prefetches (no effect on any value): K PF_AHEAD groups ahead and the keys
+ * pfK of the next call (softmax_e prefetches V, where load slots are free). */
 #define SC_U 8
 #ifndef PF_AHEAD
 #define PF_AHEAD 2
 #endif
-BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, const uint16_t *Vt,
-                           int nt, const int hs, float scale, const uint16_t *pfK, int pf_nt) {
+BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, int nt, const int hs,
+                           float scale, const uint16_t *pfK, int pf_nt) {
   const v16 vs = v_set1(scale);
   const long tile = (long)hs * 16; /* elements per tile */
   int b = 0;
@@ -292,7 +292,6 @@ BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, const u
     /* A group is SC_U * hs / 2 cache lines, SC_U lines per pair of dims. */
     const char *pk = b + (PF_AHEAD + 1) * SC_U <= nt ? (const char *)(kt + PF_AHEAD * SC_U * tile)
                                                      : NULL;
-    const char *pv = (const char *)(Vt + b * tile);
     const char *pn = pfK && b < pf_nt ? (const char *)(pfK + b * tile) : NULL;
     for (int d = 0; d < hs; d += 2, kt += 32) {
       const v16 q0 = v_set1(q[d]), q1 = v_set1(q[d + 1]);
@@ -304,7 +303,6 @@ BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, const u
         const long off = ((long)d / 2 * SC_U + j) * 64;
         if (pk)
           __builtin_prefetch(pk + off, 0, 3);
-        __builtin_prefetch(pv + off, 0, 2);
         if (pn)
           __builtin_prefetch(pn + off, 0, 2);
       }
@@ -323,14 +321,14 @@ BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, const u
 }
 
 /* The common head sizes get their own copies, with constant offsets. */
-static void scores(float *s, const float *q, const uint16_t *Kt, const uint16_t *Vt, int nt,
-                   int hs, float scale, const uint16_t *pfK, int pf_nt) {
+static void scores(float *s, const float *q, const uint16_t *Kt, int nt, int hs, float scale,
+                   const uint16_t *pfK, int pf_nt) {
   if (hs == 16)
-    scores_body(s, q, Kt, Vt, nt, 16, scale, pfK, pf_nt);
+    scores_body(s, q, Kt, nt, 16, scale, pfK, pf_nt);
   else if (hs == 32)
-    scores_body(s, q, Kt, Vt, nt, 32, scale, pfK, pf_nt);
+    scores_body(s, q, Kt, nt, 32, scale, pfK, pf_nt);
   else
-    scores_body(s, q, Kt, Vt, nt, hs, scale, pfK, pf_nt);
+    scores_body(s, q, Kt, nt, hs, scale, pfK, pf_nt);
 }
 
 /* Continues acc[0..G) (d = d0..d0+G-1) over tiles b0.. of positions < n:
@@ -405,8 +403,8 @@ BT_INLINE void v_exp_k(v16 *y, const v16 *x, const int K) {
 
 /* s (n): scores in, e_j out, zero up to the tile end; returns the 16-lane
  * sum (tiles added in order from +0, then folded). Lanes of s past n may hold
- * anything on entry. */
-BT_INLINE float softmax_e(float *s, int n) {
+ * anything on entry. pfV (may be NULL): V tiles (head size hs) to prefetch. */
+BT_INLINE float softmax_e(float *s, int n, const uint16_t *pfV, int hs) {
   const int nt = (n + 15) / 16, ntot = nt * 16;
   for (int j = n; j < ntot; j++) /* the max must not see the garbage lanes */
     s[j] = -INFINITY;
@@ -418,6 +416,9 @@ BT_INLINE float softmax_e(float *s, int n) {
   int b = 0;
   for (; b + 4 <= n / 16; b += 4) {
     v16 x[4], y[4];
+    if (pfV) /* V of these tiles, for the PV pass: the exp leaves load slots free */
+      for (long o = (long)b * hs * 32; o < (long)(b + 4) * hs * 32; o += 64)
+        __builtin_prefetch((const char *)pfV + o, 0, 2);
     UNROLL for (int i = 0; i < 4; i++) x[i] = v_sub(v_load(s + (long)(b + i) * 16), vm);
     v_exp_k(y, x, 4);
     UNROLL for (int i = 0; i < 4; i++) {
@@ -463,8 +464,8 @@ void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt
                                   const uint16_t *Vt, int n, int hs, float scale, float *s,
                                   const uint16_t *pfK, int pf_n) {
   const int nt = (n + 15) / 16;
-  scores(s, q, Kt, Vt, nt, hs, scale, pfK, (pf_n + 15) / 16);
-  const float sum = softmax_e(s, n);
+  scores(s, q, Kt, nt, hs, scale, pfK, (pf_n + 15) / 16);
+  const float sum = softmax_e(s, n, Vt, hs);
   pv_all(out, s, Vt, n, hs, sum);
 }
 
@@ -534,7 +535,7 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
   }
   float sum[4];
   for (int i = 0; i < 4; i++)
-    sum[i] = softmax_e(s + i * lds, n0 + i);
+    sum[i] = softmax_e(s + i * lds, n0 + i, NULL, hs);
 #if defined(__AVX512F__)
   /* PV: tiles that are whole for all four rows together, 4 d's at a time;
    * then each row finishes its own tiles exactly as pv_run does alone. */
