@@ -274,14 +274,11 @@ BT_INLINE float v_fold_max(v16 a) {
  * the row's length are computed from whatever is there and ignored later).
  * SC_U tiles at a time: SC_U independent FMA chains hide the FMA latency.
  * Dims go in pairs (one load), each lane's chain still in order d, d+1.
- * Prefetches (no effect on any value): K PF_AHEAD groups ahead and the keys
- * pfK of the next call (softmax_e prefetches V, where load slots are free). */
+ * K streams in order, which the hardware prefetches as well as software
+ * prefetches did (measured); V is prefetched in softmax_e. */
 #define SC_U 8
-#ifndef PF_AHEAD
-#define PF_AHEAD 2
-#endif
 BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, int nt, const int hs,
-                           float scale, const uint16_t *pfK, int pf_nt) {
+                           float scale) {
   const v16 vs = v_set1(scale);
   const long tile = (long)hs * 16; /* elements per tile */
   int b = 0;
@@ -289,22 +286,11 @@ BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, int nt,
     v16 acc[SC_U];
     UNROLL for (int u = 0; u < SC_U; u++) acc[u] = v_zero();
     const uint16_t *kt = Kt + b * tile;
-    /* A group is SC_U * hs / 2 cache lines, SC_U lines per pair of dims. */
-    const char *pk = b + (PF_AHEAD + 1) * SC_U <= nt ? (const char *)(kt + PF_AHEAD * SC_U * tile)
-                                                     : NULL;
-    const char *pn = pfK && b < pf_nt ? (const char *)(pfK + b * tile) : NULL;
     for (int d = 0; d < hs; d += 2, kt += 32) {
       const v16 q0 = v_set1(q[d]), q1 = v_set1(q[d + 1]);
       UNROLL for (int u = 0; u < SC_U; u++) {
         const v16x2 k = v_load_pair(kt + u * tile);
         acc[u] = v_fma(q1, k.b, v_fma(q0, k.a, acc[u]));
-      }
-      UNROLL for (int j = 0; j < SC_U; j++) {
-        const long off = ((long)d / 2 * SC_U + j) * 64;
-        if (pk)
-          __builtin_prefetch(pk + off, 0, 3);
-        if (pn)
-          __builtin_prefetch(pn + off, 0, 2);
       }
     }
     UNROLL for (int u = 0; u < SC_U; u++) v_store(s + (long)(b + u) * 16, v_mul(acc[u], vs));
@@ -321,14 +307,13 @@ BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, int nt,
 }
 
 /* The common head sizes get their own copies, with constant offsets. */
-static void scores(float *s, const float *q, const uint16_t *Kt, int nt, int hs, float scale,
-                   const uint16_t *pfK, int pf_nt) {
+static void scores(float *s, const float *q, const uint16_t *Kt, int nt, int hs, float scale) {
   if (hs == 16)
-    scores_body(s, q, Kt, nt, 16, scale, pfK, pf_nt);
+    scores_body(s, q, Kt, nt, 16, scale);
   else if (hs == 32)
-    scores_body(s, q, Kt, nt, 32, scale, pfK, pf_nt);
+    scores_body(s, q, Kt, nt, 32, scale);
   else
-    scores_body(s, q, Kt, nt, hs, scale, pfK, pf_nt);
+    scores_body(s, q, Kt, nt, hs, scale);
 }
 
 /* Continues acc[0..G) (d = d0..d0+G-1) over tiles b0.. of positions < n:
@@ -461,10 +446,9 @@ static void pv_all(float *out, const float *e, const uint16_t *Vt, int n, int hs
  * s: scratch of roundup(n, 16) floats. n >= 1, hs a multiple of 8.
  */
 void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt,
-                                  const uint16_t *Vt, int n, int hs, float scale, float *s,
-                                  const uint16_t *pfK, int pf_n) {
+                                  const uint16_t *Vt, int n, int hs, float scale, float *s) {
   const int nt = (n + 15) / 16;
-  scores(s, q, Kt, nt, hs, scale, pfK, (pf_n + 15) / 16);
+  scores(s, q, Kt, nt, hs, scale);
   const float sum = softmax_e(s, n, Vt, hs);
   pv_all(out, s, Vt, n, hs, sum);
 }

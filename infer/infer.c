@@ -41,14 +41,14 @@
 
 BT_DECLARE_ISA3(void, bt_infer_attn_row,
                 (float *out, const float *q, const uint16_t *Kt, const uint16_t *Vt, int n,
-                 int hs, float scale, float *s, const uint16_t *pfK, int pf_n))
+                 int hs, float scale, float *s))
 
 BT_DECLARE_ISA3(void, bt_infer_attn_rows4,
                 (float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
                  const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds))
 
 typedef void (*attn_row_fn)(float *out, const float *q, const uint16_t *Kt, const uint16_t *Vt,
-                            int n, int hs, float scale, float *s, const uint16_t *pfK, int pf_n);
+                            int n, int hs, float scale, float *s);
 typedef void (*attn_rows4_fn)(float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
                               const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds);
 
@@ -363,10 +363,8 @@ typedef struct {
   attn_rows4_fn attn4;
 } attn_ctx;
 
-/* Item it: block it / H (up to 4 consecutive rows of one stream), head it % H.
- * next >= 0: the item that runs next on this thread, whose keys are
- * prefetched meanwhile (single rows only: a step). */
-static inline void attn_item(const attn_ctx *c, int it, float *sc, int next) {
+/* Item it: block it / H (up to 4 consecutive rows of one stream), head it % H. */
+static inline void attn_item(const attn_ctx *c, int it, float *sc) {
   const bt_infer *inf = c->inf;
   const int H = inf->H, hs = inf->hs, C = inf->C, l = c->l;
   const int b = it / H, h = it % H, a = c->blk[b];
@@ -378,16 +376,9 @@ static inline void attn_item(const attn_ctx *c, int it, float *sc, int next) {
     c->attn4(o, C, qq, 3 * C, K, Vv, c->rp[a] + 1, hs, inf->scale, sc, (long)inf->Tr);
     return;
   }
-  const uint16_t *pfK = NULL;
-  int pf_n = 0;
-  if (next >= 0 && nr == 1) {
-    const int nb = next / H, na = c->blk[nb];
-    pfK = kv_base(inf, c->rs[na], l, 0, next % H);
-    pf_n = c->rp[na] + 1;
-  }
   for (int i = 0; i < nr; i++)
     c->attn(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Vv, c->rp[a] + i + 1, hs, inf->scale,
-            sc, pfK, pf_n);
+            sc);
 }
 
 /*
@@ -452,14 +443,12 @@ static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid)
         float *sc = inf->ascratch + (size_t)omp_get_thread_num() * 4 * Tr;
 #pragma omp for schedule(dynamic, 2)
         for (int it = 0; it < items; it++)
-          attn_item(&ac, it, sc, -1);
+          attn_item(&ac, it, sc);
       }
     } else {
-      /* One thread walks the items in order, so each can prefetch the next
-       * one's keys while it computes. */
       float *sc = inf->ascratch + (size_t)(par ? 0 : tid) * 4 * Tr;
       for (int it = 0; it < items; it++)
-        attn_item(&ac, it, sc, it + 1 < items ? it + 1 : -1);
+        attn_item(&ac, it, sc);
     }
     /* h = LN1(x + Wo att);  x = LN2(h + W2 gelu(W1 h + b1) + b2). Inside
      * forward_rows' region the ops' own parallel regions are nested, so
