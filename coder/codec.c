@@ -33,10 +33,12 @@
  * group must stay small enough to live in the caches of one core (the L3
  * share of two cores: measured on the 200K model, one thread, 2048-byte
  * chunks: 4 streams 28 kB/s, 8 streams 25, 16 streams 21). At least
- * MIN_STREAMS, though: each step also reads all the weights once, for the
- * whole group (the 3.2M model: 2.3 kB/s with 4 streams, 2.7 with 8). */
+ * MIN_STREAMS, though, and more for big models: each step also reads all
+ * the weights once, for the whole group (the 3.2M model: 2.3 kB/s with 4
+ * streams, 2.7 with 8). */
 #define CACHE_BUDGET ((size_t)8 << 20)
 #define MIN_STREAMS 4
+#define WEIGHT_SHARE ((size_t)2 << 20)
 #define MAX_STREAMS 64
 #define MAX_THREADS 256
 /* A payload byte can stand for at most ~365,000 output bytes (the least a
@@ -119,6 +121,11 @@ static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks) {
   uint64_t g = CACHE_BUDGET / (per ? per : 1);
   if (g < MIN_STREAMS)
     g = MIN_STREAMS;
+  /* Big models: a step streams all the weights from memory for the group;
+   * one stream per WEIGHT_SHARE bytes of them keeps that below the KV part. */
+  const uint64_t gw = (bt_model_num_params(c->m) * sizeof(float) + WEIGHT_SHARE - 1) / WEIGHT_SHARE;
+  if (g < gw)
+    g = gw;
   uint64_t per_thread = (chunks + (uint64_t)nt - 1) / (uint64_t)nt;
   if (g > per_thread)
     g = per_thread;
