@@ -67,7 +67,7 @@ static bt_error path_join(char out[PATH_MAX], const char *dir, const char *name)
   return BT_OK;
 }
 
-static bt_error mkdir_p(const char *dir) {
+bt_error bt_mkdir_p(const char *dir) {
   char buf[PATH_MAX];
   size_t len = strlen(dir);
   if (len == 0 || len >= sizeof buf) return bt_fail(BT_ERR_ARG, "bad cache folder \"%.200s\"", dir);
@@ -82,7 +82,7 @@ static bt_error mkdir_p(const char *dir) {
   }
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-    return bt_fail(BT_ERR_IO, "cache folder %s is not a folder", dir);
+    return bt_fail(BT_ERR_IO, "%s is not a folder", dir);
   return BT_OK;
 }
 
@@ -331,7 +331,7 @@ static bt_error write_atomic(const char *dir, const char *name, const uint8_t *p
   char tmp[PATH_MAX], final_path[PATH_MAX];
   int fd;
   bt_error e = path_join(final_path, dir, name);
-  if (!e) e = mkdir_p(dir);
+  if (!e) e = bt_mkdir_p(dir);
   if (!e) e = make_temp(dir, name, tmp, &fd);
   if (e) return e;
   e = write_all(fd, p, n, tmp);
@@ -545,7 +545,7 @@ static bt_error load_enwik(const enwik_set *s, uint8_t **out, size_t *n) {
                    "or put it at %s",
                    s->name, url, final_path);
 
-  if ((e = mkdir_p(cdir))) return e;
+  if ((e = bt_mkdir_p(cdir))) return e;
   snprintf(name_zip, sizeof name_zip, "%s.zip.part", s->name);
   if ((e = path_join(part, cdir, name_zip))) return e;
   /* Connecting must succeed within 10 s, so an offline machine fails fast;

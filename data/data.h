@@ -41,6 +41,10 @@ const char *bt_data_dir(void);
  * "" if the path would not fit in PATH_MAX. */
 const char *bt_cache_dir(void);
 
+/* mkdir -p: creates dir and its missing parents (mode 0755); an error if dir
+ * then is not a folder. */
+bt_error bt_mkdir_p(const char *dir);
+
 /* Loads the whole data set named by spec (see above) into a new malloc'd
  * buffer: *bytes (caller frees) and its length *n >= 1. On error *bytes is
  * NULL and *n is 0. Errors: BT_ERR_ARG (NULL spec or out pointers),

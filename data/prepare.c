@@ -529,22 +529,6 @@ static bt_error list_source(const char *source, bt_set s, listing_t *l, int *is_
 /* The cache                                                                 */
 /* ======================================================================== */
 
-static bt_error mkdir_p(const char *dir) {
-  char buf[PATH_MAX];
-  size_t len = strlen(dir);
-  if (len == 0 || len >= sizeof buf) return bt_fail(BT_ERR_ARG, "bad cache folder \"%.200s\"", dir);
-  memcpy(buf, dir, len + 1);
-  for (size_t i = 1; i <= len; i++) {
-    if (buf[i] != '/' && buf[i] != '\0') continue;
-    char c = buf[i];
-    buf[i] = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-      return bt_fail(BT_ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
-    buf[i] = c;
-  }
-  return BT_OK;
-}
-
 static void put_le64(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
@@ -617,7 +601,7 @@ static void cache_write(const char *path, const uint8_t *p, size_t n, const bt_p
   char *slash = strrchr(dir, '/');
   if (!slash) return;
   *slash = '\0';
-  if (mkdir_p(dir) != BT_OK) return;
+  if (bt_mkdir_p(dir) != BT_OK) return;
   if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp) return;
   uint8_t h[CACHE_HEADER];
   memcpy(h, CACHE_MAGIC, 8);
