@@ -26,6 +26,7 @@
 #include "coder/coder.h"
 #include "data/sha256.h"
 #include "infer/infer.h"
+#include "kernels/cli.h"
 #include "train/ckpt.h"
 
 /* Per-thread KV cache budget: it sets how many chunks one thread decodes in
@@ -60,12 +61,6 @@ struct bt_codec {
   worker_t w[MAX_THREADS];
   int nw, G, T; /* workers made, streams per worker, positions per stream */
 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void free_workers(bt_codec *c) {
   for (int i = 0; i < c->nw; i++) {
@@ -337,7 +332,7 @@ static bt_error encode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
 
 bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
                      size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user) {
-  double t0 = now_s();
+  double t0 = bt_now_s();
   const int stream = chunk == 0;
   const int W = c->cfg.ctx;
   if ((uint64_t)n > BT_CONTAINER_MAX_ORIG || (stream && n > 0xFFFFFFFFull))
@@ -398,7 +393,7 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
   s.n_chunks = nch;
   *out_len = pos;
   s.out_bytes = pos;
-  s.seconds = now_s() - t0;
+  s.seconds = bt_now_s() - t0;
   if (st)
     *st = s;
   return BT_OK;
@@ -473,7 +468,7 @@ static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
 
 bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
                        bt_codec_stats *st, bt_progress_fn fn, void *user) {
-  double t0 = now_s();
+  double t0 = bt_now_s();
   *out = NULL;
   *n = 0;
   bt_container_header h;
@@ -539,7 +534,7 @@ bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out
   s.out_bytes = len;
   s.n_chunks = h.n_chunks;
   s.stored_chunks = stored;
-  s.seconds = now_s() - t0;
+  s.seconds = bt_now_s() - t0;
   if (st)
     *st = s;
   *out = res;

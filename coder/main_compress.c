@@ -19,6 +19,7 @@
 #include "coder/codec.h"
 #include "coder/coder.h"
 #include "data/sha256.h"
+#include "kernels/cli.h"
 #include "kernels/kernels.h"
 
 #ifndef BT_DEFAULT_DECOMPRESS
@@ -37,22 +38,6 @@ typedef struct {
 
 static const char *g_prog;
 static int g_tty_progress;
-
-static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void msg(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -82,18 +67,6 @@ static void usage(FILE *f) {
           g_prog);
 }
 
-__attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  fprintf(stderr, "usage: %s [-d|-t|-l] [-c] [-k] [-f] [-o FILE] [--ckpt FILE] [--chunk N] [-T N] [FILE...]\n"
-                  "Try '%s --help' for more information.\n", g_prog, g_prog);
-  exit(1);
-}
-
 /* ==================================================================== */
 /* I/O helpers                                                          */
 /* ==================================================================== */
@@ -102,12 +75,12 @@ __attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const ch
 static int read_all(const char *path, uint8_t **buf, size_t *n) {
   int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY);
   if (fd < 0) {
-    msg("%s: %s", path, strerror(errno));
+    bt_msg("%s: %s", path, strerror(errno));
     return -1;
   }
   struct stat sb;
   if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-    msg("%s: is a directory", path);
+    bt_msg("%s: is a directory", path);
     if (fd)
       close(fd);
     return -1;
@@ -116,7 +89,7 @@ static int read_all(const char *path, uint8_t **buf, size_t *n) {
   uint8_t *p = malloc(cap);
   for (;;) {
     if (!p) {
-      msg("%s: out of memory", path);
+      bt_msg("%s: out of memory", path);
       if (fd)
         close(fd);
       return -1;
@@ -132,7 +105,7 @@ static int read_all(const char *path, uint8_t **buf, size_t *n) {
     if (k < 0 && errno == EINTR)
       continue;
     if (k < 0) {
-      msg("%s: %s", path, strerror(errno));
+      bt_msg("%s: %s", path, strerror(errno));
       free(p);
       if (fd)
         close(fd);
@@ -166,7 +139,7 @@ static int write_fd_all(int fd, const uint8_t *p, size_t n) {
 static int write_file(const char *dst, const uint8_t *p, size_t n, const opts_t *o, mode_t mode) {
   struct stat sb;
   if (!o->force && lstat(dst, &sb) == 0) {
-    msg("%s already exists; not overwritten (use -f)", dst);
+    bt_msg("%s already exists; not overwritten (use -f)", dst);
     return -1;
   }
   size_t l = strlen(dst);
@@ -178,14 +151,14 @@ static int write_file(const char *dst, const uint8_t *p, size_t n, const opts_t 
   if (fd < 0) {
     char d[4096];
     snprintf(d, sizeof d, "%s", dst);
-    msg("cannot write %s: %s (folder %s)", dst, strerror(errno), dirname(d));
+    bt_msg("cannot write %s: %s (folder %s)", dst, strerror(errno), dirname(d));
     free(tmp);
     return -1;
   }
   int bad = write_fd_all(fd, p, n) != 0 || fsync(fd) != 0;
   bad |= close(fd) != 0;
   if (bad || rename(tmp, dst) != 0) {
-    msg("cannot write %s: %s", dst, strerror(errno));
+    bt_msg("cannot write %s: %s", dst, strerror(errno));
     unlink(tmp);
     free(tmp);
     return -1;
@@ -206,7 +179,7 @@ typedef struct {
 
 static void on_progress(void *user, uint64_t done, uint64_t total) {
   progress_t *p = user;
-  double t = now_s();
+  double t = bt_now_s();
   if ((t - p->last < 0.25 && done < total) || (done == p->shown && p->last > 0))
     return;
   p->last = t;
@@ -258,12 +231,12 @@ static int open_codec(void) {
   if (g_codec)
     return 0;
   if (!g_ckpt_path) {
-    msg("no model checkpoint: give --ckpt FILE (or set BT_CKPT)");
+    bt_msg("no model checkpoint: give --ckpt FILE (or set BT_CKPT)");
     return -1;
   }
   bt_error e = bt_codec_open(&g_codec, g_ckpt_path);
   if (e) {
-    msg("cannot load checkpoint %s: %s: %s", g_ckpt_path, bt_error_name(e), bt_error_detail());
+    bt_msg("cannot load checkpoint %s: %s: %s", g_ckpt_path, bt_error_name(e), bt_error_detail());
     return -1;
   }
   return 0;
@@ -295,7 +268,7 @@ static int list_one(const char *name, const uint8_t *in, size_t len) {
   uint64_t *off = NULL, stored = 0;
   bt_error e = bt_container_parse(in, len, &h, &off);
   if (e) {
-    msg("%s: %s: %s", name, bt_error_name(e), bt_error_detail());
+    bt_msg("%s: %s: %s", name, bt_error_name(e), bt_error_detail());
     return -1;
   }
   for (uint64_t i = 0; i < h.n_chunks; i++)
@@ -334,7 +307,7 @@ static int process(const char *in_path, const opts_t *o) {
   char *out_path = NULL;
   int to_stdout = o->to_stdout || (from_stdin && !o->out);
   if (o->mode == M_COMPRESS && !from_stdin && has_suffix(in_path, SUFFIX) && !o->force && !to_stdout) {
-    msg("%s already has the " SUFFIX " suffix; skipped (use -f to compress it anyway)", in_path);
+    bt_msg("%s already has the " SUFFIX " suffix; skipped (use -f to compress it anyway)", in_path);
     return -1;
   }
   if ((o->mode == M_COMPRESS || o->mode == M_DECOMPRESS) && !to_stdout) {
@@ -346,7 +319,7 @@ static int process(const char *in_path, const opts_t *o) {
         sprintf(out_path, "%s" SUFFIX, in_path);
     } else {
       if (!has_suffix(in_path, SUFFIX)) {
-        msg("%s: unknown suffix (expected " SUFFIX "); use -c or -o", in_path);
+        bt_msg("%s: unknown suffix (expected " SUFFIX "); use -c or -o", in_path);
         return -1;
       }
       out_path = strdup(in_path);
@@ -357,13 +330,13 @@ static int process(const char *in_path, const opts_t *o) {
       return -1;
     struct stat sb;
     if (!o->force && lstat(out_path, &sb) == 0) {
-      msg("%s already exists; not overwritten (use -f)", out_path);
+      bt_msg("%s already exists; not overwritten (use -f)", out_path);
       free(out_path);
       return -1;
     }
   }
   if (to_stdout && o->mode != M_TEST && o->mode != M_LIST && isatty(1) && !o->force) {
-    msg("refusing to write binary data to a terminal (use -f to force, or -o FILE)");
+    bt_msg("refusing to write binary data to a terminal (use -f to force, or -o FILE)");
     free(out_path);
     return -1;
   }
@@ -382,7 +355,7 @@ static int process(const char *in_path, const opts_t *o) {
   bt_error e = BT_OK;
   bt_codec_stats st;
   memset(&st, 0, sizeof st);
-  progress_t pr = {name, now_s(), 0, 0};
+  progress_t pr = {name, bt_now_s(), 0, 0};
   bt_progress_fn pf = (o->verbose || g_tty_progress) && !o->quiet ? on_progress : NULL;
 
   if (o->mode == M_LIST) {
@@ -390,7 +363,7 @@ static int process(const char *in_path, const opts_t *o) {
     goto done;
   }
   if (decompress && n == 0) {
-    msg("%s: empty input is not a bt file", name);
+    bt_msg("%s: empty input is not a bt file", name);
     goto done;
   }
   if (open_codec())
@@ -399,7 +372,7 @@ static int process(const char *in_path, const opts_t *o) {
     size_t cap = bt_compress_bound(n, (uint32_t)o->chunk);
     res = malloc(cap ? cap : 1);
     if (!res) {
-      msg("out of memory");
+      bt_msg("out of memory");
       goto done;
     }
     e = bt_compress(g_codec, in, n, (uint32_t)o->chunk, res, &res_n, &st, pf, &pr);
@@ -409,7 +382,7 @@ static int process(const char *in_path, const opts_t *o) {
   if (pf && g_tty_progress)
     fputs("\r\033[K", stderr);
   if (e) {
-    msg("%s: %s: %s", name, bt_error_name(e), bt_error_detail());
+    bt_msg("%s: %s: %s", name, bt_error_name(e), bt_error_detail());
     goto done;
   }
   if (o->verbose)
@@ -427,20 +400,20 @@ static int process(const char *in_path, const opts_t *o) {
     int same = !e && back_n == n && (n == 0 || memcmp(back, in, n) == 0);
     free(back);
     if (!same) {
-      msg("%s: verification failed; the input is kept", name);
+      bt_msg("%s: verification failed; the input is kept", name);
       goto done;
     }
   }
   if (to_stdout) {
     if (write_fd_all(1, res, res_n) != 0) {
-      msg("cannot write to stdout: %s", strerror(errno));
+      bt_msg("cannot write to stdout: %s", strerror(errno));
       goto done;
     }
   } else if (write_file(out_path, res, res_n, o, mode) != 0) {
     goto done;
   }
   if (o->rm && !from_stdin && !to_stdout && unlink(in_path) != 0)
-    msg("%s: cannot remove: %s", in_path, strerror(errno));
+    bt_msg("%s: cannot remove: %s", in_path, strerror(errno));
   rc = 0;
 done:
   free(in);
@@ -455,6 +428,7 @@ done:
 
 int main(int argc, char **argv) {
   g_prog = BT_DEFAULT_DECOMPRESS ? "bt-decompress" : "bt-compress";
+  bt_cli_init(g_prog, "[-d|-t|-l] [-c] [-k] [-f] [-o FILE] [--ckpt FILE] [--chunk N] [-T N] [FILE...]");
   opts_t o = {.mode = BT_DEFAULT_DECOMPRESS ? M_DECOMPRESS : M_COMPRESS, .chunk = 2048};
   enum { O_CKPT = 256, O_CHUNK, O_RM };
   static const struct option lo[] = {
@@ -483,14 +457,14 @@ int main(int argc, char **argv) {
       errno = 0;
       o.chunk = strtoll(optarg, &end, 10);
       if (end == optarg || *end || errno || o.chunk < 0 || o.chunk > (1LL << 30))
-        usage_error("invalid --chunk '%s' (0, or 1..2^30 bytes)", optarg);
+        bt_usage_error("invalid --chunk '%s' (0, or 1..2^30 bytes)", optarg);
       break;
     }
     case 'T': {
       char *end;
       long v = strtol(optarg, &end, 10);
       if (end == optarg || *end || v < 1 || v > 4096)
-        usage_error("invalid thread count '%s'", optarg);
+        bt_usage_error("invalid thread count '%s'", optarg);
       o.threads = (int)v;
       break;
     }
@@ -498,17 +472,17 @@ int main(int argc, char **argv) {
     case 'q': o.quiet = 1; break;
     case 'V': printf("%s %s\n", g_prog, BT_VERSION); return 0;
     case 'h': usage(stdout); return 0;
-    case ':': usage_error("option %s needs a value", argv[optind - 1]);
-    default: usage_error("unknown option '%s'", argv[optind - 1]);
+    case ':': bt_usage_error("option %s needs a value", argv[optind - 1]);
+    default: bt_usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
   const char *isa_env = getenv("BT_ISA");
   bt_isa want;
   if (isa_env && *isa_env) {
     if (bt_isa_parse(isa_env, &want) != 0)
-      usage_error("BT_ISA='%s' is not one of scalar, avx2, avx512", isa_env);
+      bt_usage_error("BT_ISA='%s' is not one of scalar, avx2, avx512", isa_env);
     if (bt_isa_set(want) != 0) {
-      msg("BT_ISA=%s: this CPU lacks it", isa_env);
+      bt_msg("BT_ISA=%s: this CPU lacks it", isa_env);
       return 1;
     }
   }
@@ -516,9 +490,9 @@ int main(int argc, char **argv) {
     bt_set_threads(o.threads);
   int nfiles = argc - optind;
   if (o.out && nfiles > 1)
-    usage_error("-o takes one input only");
+    bt_usage_error("-o takes one input only");
   if (o.out && o.to_stdout)
-    usage_error("give -o or -c, not both");
+    bt_usage_error("give -o or -c, not both");
   g_tty_progress = isatty(2) && !o.quiet;
   g_ckpt_path = find_ckpt(o.ckpt);
   int bad = 0;

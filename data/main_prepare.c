@@ -14,6 +14,7 @@
 #include "data/data.h"
 #include "data/prepare.h"
 #include "data/sha256.h"
+#include "kernels/cli.h"
 
 static const char *g_prog = "bt-prepare";
 
@@ -44,18 +45,6 @@ static void usage(FILE *f) {
           g_prog, BT_RANDOM_DEFAULT_BYTES);
 }
 
-__attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  fprintf(stderr, "usage: %s [-o FILE] [--size N] [--data DIR] [--no-cache] SET [SOURCE]\n"
-                  "Try '%s --help' for more information.\n", g_prog, g_prog);
-  exit(1);
-}
-
 static int write_out(const char *path, const uint8_t *p, size_t n) {
   int fd = strcmp(path, "-") == 0 ? 1 : open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {
@@ -81,6 +70,7 @@ static int write_out(const char *path, const uint8_t *p, size_t n) {
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init(g_prog, "[-o FILE] [--size N] [--data DIR] [--no-cache] SET [SOURCE]");
   const char *out = NULL;
   size_t size = 0;
   int use_cache = 1, force = 0;
@@ -98,7 +88,7 @@ int main(int argc, char **argv) {
       errno = 0;
       unsigned long long v = strtoull(optarg, &end, 10);
       if (end == optarg || *end || errno || optarg[0] == '-' || v == 0 || v > (1ull << 40))
-        usage_error("invalid --size '%s' (1..2^40 bytes)", optarg);
+        bt_usage_error("invalid --size '%s' (1..2^40 bytes)", optarg);
       size = (size_t)v;
       break;
     }
@@ -107,15 +97,15 @@ int main(int argc, char **argv) {
     case 'f': force = 1; break;
     case 'V': printf("%s %s\n", g_prog, BT_VERSION); return 0;
     case 'h': usage(stdout); return 0;
-    case ':': usage_error("option %s needs a value", argv[optind - 1]);
-    default: usage_error("unknown option '%s'", argv[optind - 1]);
+    case ':': bt_usage_error("option %s needs a value", argv[optind - 1]);
+    default: bt_usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (optind >= argc) usage_error("no data set given");
-  if (argc - optind > 2) usage_error("too many arguments");
+  if (optind >= argc) bt_usage_error("no data set given");
+  if (argc - optind > 2) bt_usage_error("too many arguments");
   bt_set set;
   if (bt_set_parse(argv[optind], &set) != 0)
-    usage_error("unknown data set '%s' (text, image, audio or random)", argv[optind]);
+    bt_usage_error("unknown data set '%s' (text, image, audio or random)", argv[optind]);
   const char *source = argc - optind == 2 ? argv[optind + 1] : NULL;
   if (out && strcmp(out, "-") == 0 && isatty(1) && !force) {
     fprintf(stderr, "%s: refusing to write binary data to a terminal (use -f to force, or -o FILE)\n", g_prog);

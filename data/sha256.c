@@ -65,6 +65,44 @@ static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t nblocks) {
   }
 }
 
+/* ---- what both hashes share: 64-byte blocks, a length-padded final block ---- */
+
+typedef void (*blocks_fn)(uint32_t *h, const uint8_t *p, size_t nblocks);
+
+/* Absorbs n bytes: whole blocks go to fn, a partial one waits in buf. */
+static void absorb(uint32_t *h, uint8_t buf[64], uint32_t *nbuf, uint64_t *nbytes, blocks_fn fn,
+                   const void *data, size_t n) {
+  const uint8_t *p = data;
+  if (n == 0) return;
+  *nbytes += n;
+  if (*nbuf) {
+    size_t take = 64 - *nbuf < n ? 64 - *nbuf : n;
+    memcpy(buf + *nbuf, p, take);
+    *nbuf += (uint32_t)take; p += take; n -= take;
+    if (*nbuf < 64) return;
+    fn(h, buf, 1);
+    *nbuf = 0;
+  }
+  if (n >= 64) {
+    fn(h, p, n / 64);
+    p += n & ~(size_t)63;
+    n &= 63;
+  }
+  if (n) { memcpy(buf, p, n); *nbuf = (uint32_t)n; }
+}
+
+/* 0x80, zeros to 56 mod 64, then the message length in bits (mod 2^64, as
+ * both standards define it), big-endian for SHA-256, little for MD5. */
+static void pad_final(uint32_t *h, uint8_t buf[64], uint32_t *nbuf, uint64_t *nbytes, blocks_fn fn,
+                      int big_endian) {
+  const uint64_t bits = *nbytes * 8;
+  uint8_t pad[72] = {0x80};
+  size_t npad = (*nbuf < 56 ? 56 : 120) - *nbuf;
+  for (int i = 0; i < 8; i++) pad[npad + i] = (uint8_t)(bits >> (big_endian ? 56 - 8 * i : 8 * i));
+  absorb(h, buf, nbuf, nbytes, fn, pad, npad + 8);
+  *nbytes -= npad + 8;
+}
+
 void bt_sha256_init(bt_sha256_ctx *c) {
   static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
@@ -74,33 +112,11 @@ void bt_sha256_init(bt_sha256_ctx *c) {
 }
 
 void bt_sha256_update(bt_sha256_ctx *c, const void *data, size_t n) {
-  const uint8_t *p = data;
-  if (n == 0) return;
-  c->nbytes += n;
-  if (c->nbuf) {
-    size_t take = 64 - c->nbuf < n ? 64 - c->nbuf : n;
-    memcpy(c->buf + c->nbuf, p, take);
-    c->nbuf += (uint32_t)take; p += take; n -= take;
-    if (c->nbuf < 64) return;
-    sha256_blocks(c->h, c->buf, 1);
-    c->nbuf = 0;
-  }
-  if (n >= 64) {
-    sha256_blocks(c->h, p, n / 64);
-    p += n & ~(size_t)63;
-    n &= 63;
-  }
-  if (n) { memcpy(c->buf, p, n); c->nbuf = (uint32_t)n; }
+  absorb(c->h, c->buf, &c->nbuf, &c->nbytes, sha256_blocks, data, n);
 }
 
 void bt_sha256_final(bt_sha256_ctx *c, uint8_t out[32]) {
-  uint64_t bits = c->nbytes * 8; /* the standard defines the length mod 2^64 */
-  uint8_t pad[72] = {0x80};
-  size_t npad = (c->nbuf < 56 ? 56 : 120) - c->nbuf; /* to 56 mod 64 */
-  for (int i = 0; i < 8; i++) pad[npad + i] = (uint8_t)(bits >> (56 - 8 * i));
-  uint64_t keep = c->nbytes;
-  bt_sha256_update(c, pad, npad + 8);
-  c->nbytes = keep;
+  pad_final(c->h, c->buf, &c->nbuf, &c->nbytes, sha256_blocks, 1);
   for (int i = 0; i < 8; i++) store_be32(out + 4 * i, c->h[i]);
 }
 
@@ -171,33 +187,11 @@ void bt_md5_init(bt_md5_ctx *c) {
 }
 
 void bt_md5_update(bt_md5_ctx *c, const void *data, size_t n) {
-  const uint8_t *p = data;
-  if (n == 0) return;
-  c->nbytes += n;
-  if (c->nbuf) {
-    size_t take = 64 - c->nbuf < n ? 64 - c->nbuf : n;
-    memcpy(c->buf + c->nbuf, p, take);
-    c->nbuf += (uint32_t)take; p += take; n -= take;
-    if (c->nbuf < 64) return;
-    md5_blocks(c->h, c->buf, 1);
-    c->nbuf = 0;
-  }
-  if (n >= 64) {
-    md5_blocks(c->h, p, n / 64);
-    p += n & ~(size_t)63;
-    n &= 63;
-  }
-  if (n) { memcpy(c->buf, p, n); c->nbuf = (uint32_t)n; }
+  absorb(c->h, c->buf, &c->nbuf, &c->nbytes, md5_blocks, data, n);
 }
 
 void bt_md5_final(bt_md5_ctx *c, uint8_t out[16]) {
-  uint64_t bits = c->nbytes * 8;
-  uint8_t pad[72] = {0x80};
-  size_t npad = (c->nbuf < 56 ? 56 : 120) - c->nbuf;
-  for (int i = 0; i < 8; i++) pad[npad + i] = (uint8_t)(bits >> (8 * i));
-  uint64_t keep = c->nbytes;
-  bt_md5_update(c, pad, npad + 8);
-  c->nbytes = keep;
+  pad_final(c->h, c->buf, &c->nbuf, &c->nbytes, md5_blocks, 0);
   for (int i = 0; i < 4; i++) store_le32(out + 4 * i, c->h[i]);
 }
 

@@ -18,20 +18,11 @@ import sys
 import tempfile
 import zlib
 
-BUILD, SRC = sys.argv[1], sys.argv[2]
-DATA = os.environ.get("BT_DATA", os.path.join(SRC, "..", "shared", "data"))
+from checks import BUILD, DATA, Tally  # noqa: E402
+
 TOL = 0.0005  # 0.05 percentage points, as a fraction
 COLUMNS = ["compressor", "chunk", "dataset", "raw_bytes", "compressed_bytes", "raw_rate", "adjusted_rate"]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+check = Tally("test_eval_baselines")
 
 
 def gzip9(b):
@@ -127,8 +118,7 @@ def main():
                 row = rows.get((name, label, "random"))
                 check(row is not None and abs(float(row[5]) - want) <= TOL,
                       f"{name} {label} random bytes: {row and row[5]}, Python {want:.6f}")
-    print(f"test_eval_baselines: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.report()
 
 
 if __name__ == "__main__":

@@ -20,20 +20,11 @@ import wave
 import numpy as np
 from PIL import Image
 
-BUILD, SRC = sys.argv[1], sys.argv[2]
-DATA = os.environ.get("BT_DATA", os.path.join(SRC, "..", "shared", "data"))
+from checks import BUILD, DATA, Tally  # noqa: E402
+
 PREPARE = os.path.join(BUILD, "bt-prepare")
 CHUNK = 2048
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+check = Tally("test_prepare")
 
 
 def run(*args, env=None):
@@ -326,8 +317,7 @@ def main():
         test_audio(tmp)
         test_random_text(tmp)
         check(not os.path.exists(os.environ["BT_CACHE"]), "--no-cache runs wrote a cache")
-    print(f"test_prepare: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.report()
 
 
 if __name__ == "__main__":

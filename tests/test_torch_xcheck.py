@@ -26,17 +26,9 @@ import torch
 sys.path.insert(0, os.path.join(sys.argv[2] if len(sys.argv) > 2 else ".", "tools"))
 from btref import TENSORS, adamw, forward, load_params  # noqa: E402
 
-failures = 0
-passes = 0
+from checks import BUILD, Tally  # noqa: E402
 
-
-def check(ok, msg):
-    global failures, passes
-    if ok:
-        passes += 1
-    else:
-        failures += 1
-        print("FAIL:", msg)
+check = Tally("torch_xcheck")
 
 
 def run_case(tool, L, C, H, T, B, seed):
@@ -91,14 +83,12 @@ def run_case(tool, L, C, H, T, B, seed):
 
 
 def main():
-    build = sys.argv[1]
-    tool = os.path.join(build, "tool_xcheck_dump")
+    tool = os.path.join(BUILD, "tool_xcheck_dump")
     torch.manual_seed(0)
     run_case(tool, 2, 32, 2, 33, 3, 1)    # hs 16, T not a multiple of any block
     run_case(tool, 4, 64, 4, 128, 2, 2)   # the 200K preset's widths
     run_case(tool, 1, 64, 2, 70, 1, 3)    # hs 32
-    print(f"torch_xcheck: {passes} passed, {failures} failed")
-    return 1 if failures else 0
+    return check.report()
 
 
 if __name__ == "__main__":

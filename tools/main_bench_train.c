@@ -15,15 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "kernels/cli.h"
 #include "data/data.h"
 #include "kernels/kernels.h"
 #include "train/model.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void die(const char *what) {
   fprintf(stderr, "bt-bench-train: %s: %s %s\n", what, bt_error_name(BT_ERR_ARG), bt_error_detail());
@@ -38,11 +33,11 @@ static double bench_linear(int N, int IC, int OC) {
   for (size_t i = 0; i < (size_t)OC * IC; i++) w[i] = (float)(i % 5) * 0.1f;
   bt_linear_forward(y, x, w, NULL, N, IC, OC);
   int reps = 0;
-  double t0 = now_s(), t;
+  double t0 = bt_now_s(), t;
   do {
     bt_linear_forward(y, x, w, NULL, N, IC, OC);
     reps++;
-  } while ((t = now_s() - t0) < 0.3);
+  } while ((t = bt_now_s() - t0) < 0.3);
   free(x); free(w); free(y);
   return 2.0 * N * IC * OC * reps / t * 1e-9;
 }
@@ -56,13 +51,13 @@ static void bench_attention(int B, int T, int C, int H, double *fwd, double *bwd
   for (size_t i = 0; i < n1; i++) dout[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
   double flops = 4.0 * B * (double)T * (T + 1) / 2 * C; /* QK^T + PV over all heads */
   bt_attention_forward(out, lse, qkv, B, T, C, H);
-  double t0 = now_s();
+  double t0 = bt_now_s();
   bt_attention_forward(out, lse, qkv, B, T, C, H);
-  *fwd = flops / (now_s() - t0) * 1e-9;
+  *fwd = flops / (bt_now_s() - t0) * 1e-9;
   bt_attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H); /* warm-up: first touch of dqkv */
-  t0 = now_s();
+  t0 = bt_now_s();
   bt_attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H);
-  *bwd = 2.0 * flops / (now_s() - t0) * 1e-9; /* dP, dQ, dK, dV: 2x the forward's products */
+  *bwd = 2.0 * flops / (bt_now_s() - t0) * 1e-9; /* dP, dQ, dK, dV: 2x the forward's products */
   free(qkv); free(out); free(lse); free(dout); free(dqkv);
 }
 
@@ -125,13 +120,13 @@ int main(int argc, char **argv) {
     bt_model_adamw(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
     double tf = 0, tb = 0, ta = 0;
     for (int s = 0; s < steps; s++) {
-      double t0 = now_s();
+      double t0 = bt_now_s();
       if (bt_model_forward(m, text, B, T, &loss)) die("forward");
-      double t1 = now_s();
+      double t1 = bt_now_s();
       if (bt_model_backward(m)) die("backward");
-      double t2 = now_s();
+      double t2 = bt_now_s();
       bt_model_adamw(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 2);
-      tf += t1 - t0, tb += t2 - t1, ta += now_s() - t2;
+      tf += t1 - t0, tb += t2 - t1, ta += bt_now_s() - t2;
     }
     size_t np = bt_model_num_params(m);
     double fpt = 6.0 * (double)np + 6.0 * L * (double)T * C;

@@ -22,6 +22,7 @@
 #include "data/data.h"
 #include "data/prepare.h"
 #include "data/sha256.h"
+#include "kernels/cli.h"
 #include "kernels/kernels.h"
 #include "tools/baselines.h"
 
@@ -121,22 +122,6 @@ static row_t *g_rows;
 static int g_nrows;
 static double g_t0;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void msg(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
 /* ==================================================================== */
 /* Usage                                                                */
 /* ==================================================================== */
@@ -179,19 +164,6 @@ static void usage(FILE *f) {
           g_prog, DEFAULT_MAX_BYTES);
 }
 
-__attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  fprintf(stderr, "usage: %s [--ckpt M.h5 ...] [--max-bytes N] [--chunk N] [--datasets LIST]\n"
-                  "       [--compressors LIST] [--csv OUT.csv] [--data DIR] [--source SET=SRC]\n"
-                  "Try '%s --help' for more information.\n", g_prog, g_prog);
-  exit(1);
-}
-
 /* ==================================================================== */
 /* Checkpoints                                                          */
 /* ==================================================================== */
@@ -205,7 +177,7 @@ static void model_name_of(const char *path, char *out, size_t cap) {
 }
 
 static void add_model_path(const char *path) {
-  if (g_nmodels == MAX_MODELS) usage_error("at most %d checkpoints", MAX_MODELS);
+  if (g_nmodels == MAX_MODELS) bt_usage_error("at most %d checkpoints", MAX_MODELS);
   model_t *m = &g_models[g_nmodels++];
   snprintf(m->path, sizeof m->path, "%s", path);
   model_name_of(path, m->name, sizeof m->name);
@@ -259,7 +231,7 @@ static int open_models(void) {
     model_t *m = &g_models[i];
     bt_error e = bt_codec_open(&m->codec, m->path);
     if (e) {
-      msg("cannot load checkpoint %s: %s: %s", m->path, bt_error_name(e), bt_error_detail());
+      bt_msg("cannot load checkpoint %s: %s: %s", m->path, bt_error_name(e), bt_error_detail());
       return -1;
     }
     m->params = bt_codec_num_params(m->codec);
@@ -294,7 +266,7 @@ static void row_label(const row_t *r, char *out, size_t cap) {
 static void on_progress(void *user, uint64_t done, uint64_t total) {
   progress_t *p = user;
   if (!g_opt.tty || g_opt.quiet) return;
-  double t = now_s();
+  double t = bt_now_s();
   if (t - p->last < 0.25 && done < total) return;
   p->last = t;
   double rate = done / (t - p->t0 + 1e-9);
@@ -311,7 +283,7 @@ static void row_finished(const row_t *r) {
   if (!g_opt.verbose) return;
   char label[512], el[32];
   row_label(r, label, sizeof label);
-  fmt_clock(now_s() - g_t0, el, sizeof el);
+  fmt_clock(bt_now_s() - g_t0, el, sizeof el);
   fprintf(stderr, "%s: %.2f%%", label, 100.0 * (double)r->comp / (double)r->raw);
   if (r->model >= 0)
     fprintf(stderr, " (log-loss %.2f%%, %llu/%llu chunks stored)", 100.0 * r->logloss_bits / 8.0 / (double)r->raw,
@@ -330,7 +302,7 @@ static int select_chunks(dataset_t *d) {
   const size_t c = g_opt.chunk;
   d->n_chunks = d->n_all / c;
   if (d->n_chunks == 0) {
-    msg("%s: %zu bytes is less than one chunk of %zu", bt_set_name(d->set), d->n_all, c);
+    bt_msg("%s: %zu bytes is less than one chunk of %zu", bt_set_name(d->set), d->n_all, c);
     return -1;
   }
   uint64_t k = g_opt.max_bytes ? g_opt.max_bytes / c : d->n_chunks;
@@ -339,7 +311,7 @@ static int select_chunks(dataset_t *d) {
   d->k = k;
   d->n_sel = (size_t)k * c;
   if (!(d->sel = malloc(d->n_sel))) {
-    msg("out of memory");
+    bt_msg("out of memory");
     return -1;
   }
   for (uint64_t j = 0; j < k; j++) {
@@ -350,14 +322,14 @@ static int select_chunks(dataset_t *d) {
 }
 
 static int prepare_set(dataset_t *d) {
-  double t = now_s();
+  double t = bt_now_s();
   if (g_opt.tty && !g_opt.quiet) fprintf(stderr, "\rpreparing %s ...\033[K", bt_set_name(d->set));
   if (d->source) snprintf(d->source_shown, sizeof d->source_shown, "%s", d->source);
   else bt_set_default_source(d->set, d->source_shown, sizeof d->source_shown);
   bt_error e = bt_prepare(d->set, d->source_shown, g_opt.use_cache, 0, &d->all, &d->n_all, &d->info);
   if (g_opt.tty && !g_opt.quiet) fputs("\r\033[K", stderr);
   if (e) {
-    msg("%s: %s: %s", bt_set_name(d->set), bt_error_name(e), bt_error_detail());
+    bt_msg("%s: %s: %s", bt_set_name(d->set), bt_error_name(e), bt_error_detail());
     return -1;
   }
   if (select_chunks(d)) return -1;
@@ -366,7 +338,7 @@ static int prepare_set(dataset_t *d) {
     bt_sha256_hex(d->info.sha256, hex);
     fprintf(stderr, "%s: %zu bytes, sha256 %s, from %s%s; evaluating %llu of %llu chunks (%.1f s)\n",
             bt_set_name(d->set), d->n_all, hex, d->source_shown, d->info.from_cache ? " (cached)" : "",
-            (unsigned long long)d->k, (unsigned long long)d->n_chunks, now_s() - t);
+            (unsigned long long)d->k, (unsigned long long)d->n_chunks, bt_now_s() - t);
   }
   free(d->all); /* only the evaluated chunks are needed from here on */
   d->all = NULL;
@@ -384,7 +356,7 @@ static int run_baseline_chunked(row_t *r, bt_baseline b, const dataset_t *d, bt_
   const size_t c = g_opt.chunk;
   uint64_t total = 0, done = 0;
   int bad = 0;
-  progress_t pr = {r, now_s(), 0};
+  progress_t pr = {r, bt_now_s(), 0};
 #pragma omp parallel num_threads(nt) reduction(+ : total)
   {
     bt_bl_ctx *cx = ctx[omp_get_thread_num()];
@@ -398,7 +370,7 @@ static int run_baseline_chunked(row_t *r, bt_baseline b, const dataset_t *d, bt_
       if (bt_baseline_compress(cx, b, d->sel + j * c, c, &sz, NULL)) {
 #pragma omp critical(bt_eval_err)
         if (!bad) {
-          msg("%s on %s: %s", bt_baseline_name(b), bt_set_name(d->set), bt_error_detail());
+          bt_msg("%s on %s: %s", bt_baseline_name(b), bt_set_name(d->set), bt_error_detail());
           bad = 1;
         }
         continue;
@@ -414,29 +386,29 @@ static int run_baseline_chunked(row_t *r, bt_baseline b, const dataset_t *d, bt_
   const uint8_t zero = 0;
   size_t header;
   if (bt_baseline_compress(ctx[0], b, &zero, 1, &header, NULL)) {
-    msg("%s: %s", bt_baseline_name(b), bt_error_detail());
+    bt_msg("%s: %s", bt_baseline_name(b), bt_error_detail());
     return -1;
   }
   r->raw = d->n_sel;
   r->comp = total - (uint64_t)header * (d->k - 1);
   r->n_chunks = d->k;
-  r->seconds = now_s() - pr.t0;
+  r->seconds = bt_now_s() - pr.t0;
   return 0;
 }
 
 static int run_baseline_whole(row_t *r, bt_baseline b, const dataset_t *d, bt_bl_ctx *cx) {
-  double t = now_s();
+  double t = bt_now_s();
   progress_t pr = {r, t, 0};
   on_progress(&pr, 0, d->n_sel);
   size_t sz;
   if (bt_baseline_compress(cx, b, d->sel, d->n_sel, &sz, NULL)) {
-    msg("%s on %s: %s", bt_baseline_name(b), bt_set_name(d->set), bt_error_detail());
+    bt_msg("%s on %s: %s", bt_baseline_name(b), bt_set_name(d->set), bt_error_detail());
     return -1;
   }
   r->raw = d->n_sel;
   r->comp = sz;
   r->n_chunks = 1;
-  r->seconds = now_s() - t;
+  r->seconds = bt_now_s() - t;
   return 0;
 }
 
@@ -449,18 +421,18 @@ static int run_model(row_t *r, model_t *m, const dataset_t *d, uint8_t **out, si
   if (need > *out_cap) {
     uint8_t *p = realloc(*out, need);
     if (!p) {
-      msg("out of memory");
+      bt_msg("out of memory");
       return -1;
     }
     *out = p;
     *out_cap = need;
   }
-  progress_t pr = {r, now_s(), 0};
+  progress_t pr = {r, bt_now_s(), 0};
   bt_codec_stats st;
   size_t len = 0;
   bt_error e = bt_compress(m->codec, d->sel, d->n_sel, g_opt.chunk, *out, &len, &st, on_progress, &pr);
   if (e) {
-    msg("%s on %s: %s: %s", m->name, bt_set_name(d->set), bt_error_name(e), bt_error_detail());
+    bt_msg("%s on %s: %s: %s", m->name, bt_set_name(d->set), bt_error_name(e), bt_error_detail());
     return -1;
   }
   r->raw = d->n_sel;
@@ -610,7 +582,7 @@ static void print_markdown(FILE *f, int argc, char **argv) {
 static int write_csv(const char *path) {
   FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
   if (!f) {
-    msg("cannot write %s: %s", path, strerror(errno));
+    bt_msg("cannot write %s: %s", path, strerror(errno));
     return -1;
   }
   fprintf(f, "compressor,chunk,dataset,raw_bytes,compressed_bytes,raw_rate,adjusted_rate\n");
@@ -626,7 +598,7 @@ static int write_csv(const char *path) {
   int bad = ferror(f);
   if (f != stdout) bad |= fclose(f) != 0;
   else bad |= fflush(f) != 0;
-  if (bad) msg("cannot write %s: %s", path, strerror(errno));
+  if (bad) bt_msg("cannot write %s: %s", path, strerror(errno));
   return bad ? -1 : 0;
 }
 
@@ -638,7 +610,7 @@ static int write_csv(const char *path) {
  * copy: argv stays intact for the report; fn copies what it keeps). */
 static void each_item(const char *list, void (*fn)(const char *)) {
   char *copy = strdup(list);
-  if (!copy) usage_error("out of memory");
+  if (!copy) bt_usage_error("out of memory");
   for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) fn(t);
   free(copy);
 }
@@ -646,15 +618,15 @@ static void each_item(const char *list, void (*fn)(const char *)) {
 static int g_want_set[BT_SET__COUNT], g_sets_given;
 static void want_set(const char *name) {
   bt_set s;
-  if (bt_set_parse(name, &s)) usage_error("unknown data set '%s' (text, image, audio, random)", name);
+  if (bt_set_parse(name, &s)) bt_usage_error("unknown data set '%s' (text, image, audio, random)", name);
   g_want_set[s] = 1;
 }
 
 static char *g_comp_names[64];
 static int g_ncomp = -1; /* -1: no --compressors given */
 static void want_compressor(const char *name) {
-  if (g_ncomp == 64) usage_error("too many --compressors");
-  if (!(g_comp_names[g_ncomp] = strdup(name))) usage_error("out of memory");
+  if (g_ncomp == 64) bt_usage_error("too many --compressors");
+  if (!(g_comp_names[g_ncomp] = strdup(name))) bt_usage_error("out of memory");
   g_ncomp++;
 }
 static int compressor_wanted(const char *name, int is_model) {
@@ -668,11 +640,13 @@ static unsigned long long parse_count(const char *opt, const char *s, unsigned l
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || *end || errno || s[0] == '-' || v > max) usage_error("invalid %s '%s'", opt, s);
+  if (end == s || *end || errno || s[0] == '-' || v > max) bt_usage_error("invalid %s '%s'", opt, s);
   return v;
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init(g_prog, "[--ckpt M.h5 ...] [--max-bytes N] [--chunk N] [--datasets LIST]\n"
+              "       [--compressors LIST] [--csv OUT.csv] [--data DIR] [--source SET=SRC]");
   enum { O_CKPT = 256, O_MAX, O_CHUNK, O_SETS, O_COMPS, O_CSV, O_DATA, O_SOURCE, O_NOCACHE };
   static const struct option lo[] = {
       {"ckpt", 1, 0, O_CKPT}, {"max-bytes", 1, 0, O_MAX}, {"chunk", 1, 0, O_CHUNK}, {"datasets", 1, 0, O_SETS},
@@ -699,9 +673,9 @@ int main(int argc, char **argv) {
       const char *eq = strchr(optarg, '=');
       char name[16];
       bt_set s;
-      if (!eq) usage_error("--source wants SET=SOURCE, not '%s'", optarg);
+      if (!eq) bt_usage_error("--source wants SET=SOURCE, not '%s'", optarg);
       snprintf(name, sizeof name, "%.*s", (int)(eq - optarg < 15 ? eq - optarg : 15), optarg);
-      if (bt_set_parse(name, &s)) usage_error("unknown data set '%s' in --source", name);
+      if (bt_set_parse(name, &s)) bt_usage_error("unknown data set '%s' in --source", name);
       sources[s] = eq + 1;
       break;
     }
@@ -711,19 +685,19 @@ int main(int argc, char **argv) {
     case 'q': g_opt.quiet = 1; break;
     case 'V': printf("%s %s\n", g_prog, BT_VERSION); return 0;
     case 'h': usage(stdout); return 0;
-    case ':': usage_error("option %s needs a value", argv[optind - 1]);
-    default: usage_error("unknown option '%s'", argv[optind - 1]);
+    case ':': bt_usage_error("option %s needs a value", argv[optind - 1]);
+    default: bt_usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (optind < argc) usage_error("unexpected argument '%s'", argv[optind]);
-  if (g_opt.chunk == 0) usage_error("invalid --chunk '0' (1..2^24 bytes)");
+  if (optind < argc) bt_usage_error("unexpected argument '%s'", argv[optind]);
+  if (g_opt.chunk == 0) bt_usage_error("invalid --chunk '0' (1..2^24 bytes)");
   find_default_data();
   const char *isa_env = getenv("BT_ISA");
   bt_isa want;
   if (isa_env && *isa_env) {
-    if (bt_isa_parse(isa_env, &want) != 0) usage_error("BT_ISA='%s' is not one of scalar, avx2, avx512", isa_env);
+    if (bt_isa_parse(isa_env, &want) != 0) bt_usage_error("BT_ISA='%s' is not one of scalar, avx2, avx512", isa_env);
     if (bt_isa_set(want) != 0) {
-      msg("BT_ISA=%s: this CPU lacks it", isa_env);
+      bt_msg("BT_ISA=%s: this CPU lacks it", isa_env);
       return 1;
     }
   }
@@ -749,17 +723,17 @@ int main(int argc, char **argv) {
     int found = bt_baseline_parse(g_comp_names[i], &b) == 0 || strcmp(g_comp_names[i], "bt") == 0;
     for (int m = 0; m < g_nmodels && !found; m++) found = strcmp(g_models[m].name, g_comp_names[i]) == 0;
     if (!found)
-      usage_error("unknown compressor '%s' (gzip, lzma2, png, flac, zstd, bzip2, bt, or a checkpoint's name)",
+      bt_usage_error("unknown compressor '%s' (gzip, lzma2, png, flac, zstd, bzip2, bt, or a checkpoint's name)",
                   g_comp_names[i]);
   }
-  if (g_nbl == 0 && g_nmodels == 0) usage_error("nothing to run: no compressor selected and no checkpoint found");
+  if (g_nbl == 0 && g_nmodels == 0) bt_usage_error("nothing to run: no compressor selected and no checkpoint found");
   if (open_models()) return 1;
 
   /* rows in table order: baselines whole, baselines chunked, transformers */
   g_nrows = g_nsets * (2 * g_nbl + g_nmodels);
   g_rows = calloc((size_t)g_nrows, sizeof *g_rows);
   if (!g_rows) {
-    msg("out of memory");
+    bt_msg("out of memory");
     return 1;
   }
   int k = 0;
@@ -772,7 +746,7 @@ int main(int argc, char **argv) {
     for (int s = 0; s < g_nsets; s++)
       g_rows[k++] = (row_t){.compressor = g_models[i].name, .set = g_sets[s].set, .model = i};
 
-  g_t0 = now_s();
+  g_t0 = bt_now_s();
   int rc = 0;
   for (int s = 0; s < g_nsets && !rc; s++) rc = prepare_set(&g_sets[s]);
   if (!rc) rc = run_all();
@@ -780,7 +754,7 @@ int main(int argc, char **argv) {
     print_markdown(stdout, argc, argv);
     if (csv) rc = write_csv(csv);
   }
-  if (g_opt.verbose && !rc) fprintf(stderr, "%s: done in %.1f s\n", g_prog, now_s() - g_t0);
+  if (g_opt.verbose && !rc) fprintf(stderr, "%s: done in %.1f s\n", g_prog, bt_now_s() - g_t0);
   for (int s = 0; s < g_nsets; s++) free(g_sets[s].sel), free(g_sets[s].all);
   for (int i = 0; i < g_nmodels; i++) bt_codec_free(g_models[i].codec);
   free(g_rows);

@@ -20,6 +20,7 @@
 
 #include "data/data.h"
 #include "data/sha256.h"
+#include "kernels/cli.h"
 #include "kernels/kernels.h"
 #include "train/ckpt.h"
 #include "train/model.h"
@@ -42,12 +43,6 @@ __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt,
 __attribute__((noreturn)) static void die_bt(bt_error e, const char *what) {
   const char *d = bt_error_detail();
   die("%s: %s%s%s", what, bt_error_name(e), *d ? ": " : "", d);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ==================================================================== */
@@ -107,18 +102,6 @@ static void usage(FILE *f) {
           "  -V, --version     print the version;   -h, --help     this help\n");
 }
 
-__attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  fprintf(stderr, "usage: bt-train [--params 200K|800K|3.2M | --layers L --dim D --heads H] [options] DATA\n"
-                  "Try 'bt-train --help' for more information.\n");
-  exit(1);
-}
-
 /* "12", "10k", "2M", "1e6" -> count; -1 on garbage. */
 static long long parse_count(const char *s) {
   char *end;
@@ -161,14 +144,14 @@ static double parse_real(const char *opt, const char *s) {
   errno = 0;
   double v = strtod(s, &end);
   if (end == s || *end || errno || !isfinite(v) || v < 0)
-    usage_error("invalid value for %s: '%s'", opt, s);
+    bt_usage_error("invalid value for %s: '%s'", opt, s);
   return v;
 }
 
 static int parse_int(const char *opt, const char *s, int lo, int hi) {
   long long v = parse_count(s);
   if (v < lo || v > hi)
-    usage_error("invalid value for %s: '%s' (expected %d..%d)", opt, s, lo, hi);
+    bt_usage_error("invalid value for %s: '%s' (expected %d..%d)", opt, s, lo, hi);
   return (int)v;
 }
 
@@ -221,15 +204,15 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     case O_BATCH: o->batch = parse_int("--batch", optarg, 1, 65536); break;
     case O_STEPS:
       if ((o->steps = parse_count(optarg)) < 1)
-        usage_error("invalid value for --steps: '%s'", optarg);
+        bt_usage_error("invalid value for --steps: '%s'", optarg);
       break;
     case O_TOKENS:
       if ((o->tokens = parse_count(optarg)) < 1)
-        usage_error("invalid value for --tokens: '%s'", optarg);
+        bt_usage_error("invalid value for --tokens: '%s'", optarg);
       break;
     case O_TIME:
       if ((o->time_budget = parse_duration(optarg)) <= 0)
-        usage_error("invalid value for --time: '%s' (e.g. 90s, 20m, 2h)", optarg);
+        bt_usage_error("invalid value for --time: '%s' (e.g. 90s, 20m, 2h)", optarg);
       break;
     case O_LR: o->lr = parse_real("--lr", optarg); o->lr_set = 1; break;
     case O_MINLR: o->min_lr = parse_real("--min-lr", optarg); break;
@@ -239,18 +222,18 @@ static void parse_args(int argc, char **argv, opts_t *o) {
         char *end;
         o->ctx_warmup_frac = strtod(optarg, &end) / 100;
         if (end != optarg + len - 1 || !(o->ctx_warmup_frac >= 0 && o->ctx_warmup_frac <= 1))
-          usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
+          bt_usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
       } else if ((o->ctx_warmup = parse_count(optarg)) < 0)
-        usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
+        bt_usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
       break;
     }
     case O_CTXMIN:
       if ((o->ctx_min = parse_count(optarg)) < 1)
-        usage_error("invalid value for --ctx-min: '%s'", optarg);
+        bt_usage_error("invalid value for --ctx-min: '%s'", optarg);
       break;
     case O_WARMUP:
       if ((o->warmup = parse_count(optarg)) < 0)
-        usage_error("invalid value for --warmup: '%s'", optarg);
+        bt_usage_error("invalid value for --warmup: '%s'", optarg);
       break;
     case O_WD: o->wd = parse_real("--wd", optarg); break;
     case O_CLIP: o->clip = parse_real("--clip", optarg); break;
@@ -259,7 +242,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     case O_SEED: {
       long long s = parse_count(optarg);
       if (s < 0)
-        usage_error("invalid value for --seed: '%s'", optarg);
+        bt_usage_error("invalid value for --seed: '%s'", optarg);
       o->seed = (unsigned long long)s;
       o->seed_set = 1;
       break;
@@ -268,26 +251,26 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     case O_VALSPLIT:
       o->val_split = parse_real("--val-split", optarg);
       if (o->val_split <= 0 || o->val_split >= 0.5)
-        usage_error("--val-split must be in (0, 0.5)");
+        bt_usage_error("--val-split must be in (0, 0.5)");
       break;
     case O_VALEVERY:
       if ((o->val_every = parse_count(optarg)) < 0)
-        usage_error("invalid value for --val-every: '%s'", optarg);
+        bt_usage_error("invalid value for --val-every: '%s'", optarg);
       break;
     case O_VALBYTES:
       if ((o->val_bytes = parse_count(optarg)) < 1)
-        usage_error("invalid value for --val-bytes: '%s'", optarg);
+        bt_usage_error("invalid value for --val-bytes: '%s'", optarg);
       break;
     case O_RESUME: o->resume = optarg; break;
     case O_DATA: o->data = optarg; break;
     case O_CKPTEVERY:
       if ((o->ckpt_every = parse_count(optarg)) < 1)
-        usage_error("invalid value for --ckpt-every: '%s'", optarg);
+        bt_usage_error("invalid value for --ckpt-every: '%s'", optarg);
       break;
     case O_LOG: o->log = optarg; break;
     case O_LOGEVERY:
       if ((o->log_every = parse_count(optarg)) < 1)
-        usage_error("invalid value for --log-every: '%s'", optarg);
+        bt_usage_error("invalid value for --log-every: '%s'", optarg);
       break;
     case 'o': o->out = optarg; break;
     case 'T': o->threads = parse_int("-T", optarg, 1, 4096); break;
@@ -295,27 +278,27 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     case 'v': o->verbose = 1; break;
     case 'V': printf("bt-train %s\n", BT_VERSION); exit(0);
     case 'h': usage(stdout); exit(0);
-    case ':': usage_error("option %s needs a value", argv[optind - 1]);
-    default: usage_error("unknown option '%s'", argv[optind - 1]);
+    case ':': bt_usage_error("option %s needs a value", argv[optind - 1]);
+    default: bt_usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (o->data ? optind != argc : optind != argc - 1)
-    usage_error(optind >= argc ? "no DATA given" : "more than one DATA given");
+    bt_usage_error(optind >= argc ? "no DATA given" : "more than one DATA given");
   if (!o->data)
     o->data = argv[optind];
   if (o->steps > 0 && o->tokens > 0)
-    usage_error("give --steps or --tokens, not both");
+    bt_usage_error("give --steps or --tokens, not both");
   int custom = o->layers || o->dim || o->heads;
   if (o->preset && custom)
-    usage_error("give --params or --layers/--dim/--heads, not both");
+    bt_usage_error("give --params or --layers/--dim/--heads, not both");
   if (custom && !(o->layers && o->dim && o->heads))
-    usage_error("a custom model needs all of --layers, --dim and --heads");
+    bt_usage_error("a custom model needs all of --layers, --dim and --heads");
   if (!o->preset && !custom && !o->resume)
-    usage_error("give --params 200K|800K|3.2M, a custom model, or --resume");
+    bt_usage_error("give --params 200K|800K|3.2M, a custom model, or --resume");
   if (o->preset) {
     bt_config c;
     if (bt_config_preset(o->preset, &c) != 0)
-      usage_error("unknown preset '%s' (use 200K, 800K or 3.2M)", o->preset);
+      bt_usage_error("unknown preset '%s' (use 200K, 800K or 3.2M)", o->preset);
   }
 }
 
@@ -439,6 +422,7 @@ static void check_writable_dir(const char *path) {
 /* ==================================================================== */
 
 int main(int argc, char **argv) {
+  bt_cli_init(g_prog, "[--params 200K|800K|3.2M | --layers L --dim D --heads H] [options] DATA");
   opts_t o;
   parse_args(argc, argv, &o);
   if (o.threads)
@@ -594,7 +578,7 @@ int main(int argc, char **argv) {
   if (!batch)
     die("out of memory");
   float *grads = NULL;
-  const double t_start = now_s(), elapsed0 = st.elapsed_s;
+  const double t_start = bt_now_s(), elapsed0 = st.elapsed_s;
   double t_last = t_start, window_loss = 0, last_val = NAN, tok_s = 0;
   long long window_steps = 0, window_tokens = 0;
   int64_t last_saved = st.step;
@@ -603,7 +587,7 @@ int main(int argc, char **argv) {
   while (st.step < st.total_steps) {
     if (g_stop)
       break;
-    if (o.time_budget > 0 && now_s() - t_start >= o.time_budget)
+    if (o.time_budget > 0 && bt_now_s() - t_start >= o.time_budget)
       break;
     const int Tk = seq_at(&st, st.step), Bk = B * (T / Tk);
     sample_batch(batch, data, n, Bk, Tk, st.rng);
@@ -639,14 +623,14 @@ int main(int argc, char **argv) {
     int last = st.step == st.total_steps;
     int do_val = val && (last || (o.val_every > 0 && st.step % o.val_every == 0));
     if (do_val) {
-      double tv = now_s();
+      double tv = bt_now_s();
       last_val = evaluate(m, val, nval, B, T, batch);
-      t_last += now_s() - tv; /* validation time is not training throughput */
+      t_last += bt_now_s() - tv; /* validation time is not training throughput */
       if (!(st.best_val_bpb <= last_val))
         st.best_val_bpb = last_val;
     }
     if (st.step % o.log_every == 0 || last || do_val) {
-      double t = now_s();
+      double t = bt_now_s();
       tok_s = window_tokens / (t - t_last);
       double row[BT_LOG_COLS] = {(double)st.step, (double)st.tokens, elapsed0 + t - t_start, lr,
                                  window_loss / window_steps / log(2.0), do_val ? last_val : NAN, tok_s};
@@ -670,7 +654,7 @@ int main(int argc, char **argv) {
       }
     }
     if (st.step % o.ckpt_every == 0 || last) {
-      st.elapsed_s = elapsed0 + now_s() - t_start;
+      st.elapsed_s = elapsed0 + bt_now_s() - t_start;
       if ((e = bt_ckpt_save(out, m, &st, BT_CKPT_F32)))
         die_bt(e, "cannot save checkpoint");
       last_saved = st.step;
@@ -678,7 +662,7 @@ int main(int argc, char **argv) {
     }
   }
   if (rc == 0 && last_saved != st.step) { /* stopped by a signal or the time budget */
-    st.elapsed_s = elapsed0 + now_s() - t_start;
+    st.elapsed_s = elapsed0 + bt_now_s() - t_start;
     if ((e = bt_ckpt_save(out, m, &st, BT_CKPT_F32)))
       die_bt(e, "cannot save checkpoint");
   }

@@ -1,0 +1,32 @@
+/*
+ * cli.h - what every bt program shares on its command line: its name at the
+ * head of each message (as gzip and xz print theirs), the usage-error exit,
+ * and a monotonic clock for progress and throughput.
+ */
+#ifndef BT_CLI_H
+#define BT_CLI_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sets the program name messages start with and the synopsis bt_usage_error
+ * prints after "usage: NAME " (it may hold more lines). Both must outlive
+ * the program (string literals). */
+void bt_cli_init(const char *prog, const char *synopsis);
+const char *bt_cli_prog(void);
+
+/* "NAME: message\n" on stderr. */
+void bt_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The message, the synopsis and a pointer to --help on stderr; exit status 1. */
+void bt_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* Seconds on the monotonic clock. */
+double bt_now_s(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
