@@ -180,3 +180,51 @@ double bt_peak_gflops(bt_isa isa, int threads) {
   (void)sink;
   return (double)iters * 12.0 * lanes * 2.0 * threads / dt * 1e-9;
 }
+
+/* ==================================================================== */
+/* Read bandwidth                                                        */
+/* ==================================================================== */
+
+/* Sum of a slice in 8 independent chains, so loads, not adds, set the pace. */
+static uint64_t sum_words(const uint64_t *p, size_t n) {
+  uint64_t a[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      a[k] += p[i + k];
+  for (; i < n; i++)
+    a[0] += p[i];
+  return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+double bt_read_gbs(int threads, size_t bytes) {
+  if (threads < 1)
+    threads = 1;
+  const size_t n = bytes / sizeof(uint64_t) / (size_t)threads * (size_t)threads;
+  uint64_t *buf = n ? aligned_alloc(64, (n * sizeof *buf + 63) & ~(size_t)63) : NULL;
+  if (!buf)
+    return 0.0;
+  const size_t per = n / (size_t)threads;
+  double best = 1e30;
+  volatile uint64_t sink = 0;
+  for (int pass = 0; pass < 4; pass++) { /* pass 0 writes the pages (first touch per thread) */
+    uint64_t total = 0;
+    double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      uint64_t *p = buf + per * (size_t)omp_get_thread_num();
+      if (pass == 0)
+        for (size_t i = 0; i < per; i++)
+          p[i] = i;
+      else
+        total += sum_words(p, per);
+    }
+    double dt = omp_get_wtime() - t0;
+    sink += total;
+    if (pass > 0 && dt < best)
+      best = dt;
+  }
+  (void)sink;
+  free(buf);
+  return (double)(n * sizeof *buf) / best * 1e-9;
+}

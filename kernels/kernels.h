@@ -56,6 +56,12 @@ void bt_scratch_free(void);
  * thread count (a register-only FMA loop, ~0.2 s). Used for MFU figures. */
 double bt_peak_gflops(bt_isa isa, int threads);
 
+/* Measures the rate at which `threads` threads together read a buffer of
+ * `bytes` (each its own slice, best of 3 passes), in GB/s: with a buffer far
+ * larger than the caches, the memory bandwidth decoding is bound by (it reads
+ * a stream's whole K/V cache for every byte). 0 if the buffer cannot be had. */
+double bt_read_gbs(int threads, size_t bytes);
+
 /* ==================================================================== */
 /* Own transcendental functions: identical bits on every path            */
 /* ==================================================================== */

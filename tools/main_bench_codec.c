@@ -50,7 +50,7 @@ static double keys_sum(uint64_t len, int W) {
 }
 
 typedef struct {
-  double comp_bps, decomp_bps, flops_per_byte, ratio;
+  double comp_bps, decomp_bps, flops_per_byte, kv_bytes_per_byte, ratio;
 } result;
 
 static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int reps, result *r) {
@@ -89,6 +89,8 @@ static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int r
     keys += keys_sum(n - off < clen ? n - off : clen, cfg->ctx);
   const double params = (double)bt_codec_num_params(c);
   r->flops_per_byte = 2.0 * params + 2.0 * 2.0 * cfg->d_model * cfg->n_layer * keys / (double)n;
+  /* Decoding reads every key's K and V (bfloat16) of every layer once per byte. */
+  r->kv_bytes_per_byte = 2.0 * 2.0 * cfg->d_model * cfg->n_layer * keys / (double)n;
   r->comp_bps = (double)n / tc;
   r->decomp_bps = (double)n / td;
   r->ratio = (double)len / (double)n;
@@ -132,11 +134,17 @@ int main(int argc, char **argv) {
     double p = bt_peak_gflops(bt_isa_get(), threads);
     peak = p > peak ? p : peak;
   }
+  double bw = 0;
+  for (int k = 0; k < 2; k++) {
+    double b = bt_read_gbs(threads, (size_t)256 << 20);
+    bw = b > bw ? b : bw;
+  }
   if (!json)
-    printf("bt codec, isa %s, %d threads, %zu bytes of %s, measured fp32 FMA peak %.1f GFLOP/s\n"
+    printf("bt codec, isa %s, %d threads, %zu bytes of %s, measured fp32 FMA peak %.1f GFLOP/s,\n"
+           "measured read bandwidth %.1f GB/s (256 MB)\n"
            "| model | params | mode | compress B/s | MFU | decompress B/s | MFU | decomp/comp "
-           "| MFLOP/byte | size |\n|---|---|---|---|---|---|---|---|---|---|\n",
-           bt_isa_name(bt_isa_get()), threads, n, argv[i], peak);
+           "| MFLOP/byte | decomp K/V reads | size |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+           bt_isa_name(bt_isa_get()), threads, n, argv[i], peak, bw);
   for (int k = i + 1; k < argc; k++) {
     bt_codec *c = NULL;
     bt_error e = bt_codec_open(&c, argv[k]);
@@ -160,13 +168,15 @@ int main(int argc, char **argv) {
         printf("{\"ckpt\":\"%s\",\"d_model\":%d,\"params\":%zu,\"chunk\":%u,\"bytes\":%zu,"
                "\"threads\":%d,\"compress_bps\":%.1f,\"decompress_bps\":%.1f,"
                "\"flops_per_byte\":%.0f,\"peak_gflops\":%.1f,\"mfu_compress\":%.4f,"
-               "\"mfu_decompress\":%.4f,\"size_ratio\":%.5f}\n",
+               "\"mfu_decompress\":%.4f,\"kv_bytes_per_byte\":%.0f,\"read_gbs\":%.2f,"
+               "\"size_ratio\":%.5f}\n",
                argv[k], cfg->d_model, bt_codec_num_params(c), modes[mi], n, threads, r.comp_bps,
-               r.decomp_bps, r.flops_per_byte, peak, mc, md, r.ratio);
+               r.decomp_bps, r.flops_per_byte, peak, mc, md, r.kv_bytes_per_byte, bw, r.ratio);
       else
-        printf("| %s | %zu | %s | %.0f | %.1f%% | %.0f | %.1f%% | %.2f | %.2f | %.2f%% |\n",
+        printf("| %s | %zu | %s | %.0f | %.1f%% | %.0f | %.1f%% | %.2f | %.2f | %.1f GB/s | %.2f%% |\n",
                argv[k], bt_codec_num_params(c), mode, r.comp_bps, 100 * mc, r.decomp_bps,
-               100 * md, r.decomp_bps / r.comp_bps, r.flops_per_byte * 1e-6, 100 * r.ratio);
+               100 * md, r.decomp_bps / r.comp_bps, r.flops_per_byte * 1e-6,
+               r.decomp_bps * r.kv_bytes_per_byte * 1e-9, 100 * r.ratio);
       fflush(stdout);
     }
     bt_codec_free(c);
