@@ -48,14 +48,14 @@ static void usage(FILE *f) {
 static int write_out(const char *path, const uint8_t *p, size_t n) {
   int fd = strcmp(path, "-") == 0 ? 1 : open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {
-    fprintf(stderr, "%s: cannot write %s: %s\n", g_prog, path, strerror(errno));
+    bt_msg("cannot write %s: %s", path, strerror(errno));
     return -1;
   }
   while (n) {
     ssize_t k = write(fd, p, n);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) {
-      fprintf(stderr, "%s: cannot write %s: %s\n", g_prog, path, strerror(errno));
+      bt_msg("cannot write %s: %s", path, strerror(errno));
       if (fd != 1) close(fd);
       return -1;
     }
@@ -63,7 +63,7 @@ static int write_out(const char *path, const uint8_t *p, size_t n) {
     n -= (size_t)k;
   }
   if (fd != 1 && close(fd) != 0) {
-    fprintf(stderr, "%s: cannot write %s: %s\n", g_prog, path, strerror(errno));
+    bt_msg("cannot write %s: %s", path, strerror(errno));
     return -1;
   }
   return 0;
@@ -108,7 +108,7 @@ int main(int argc, char **argv) {
     bt_usage_error("unknown data set '%s' (text, image, audio or random)", argv[optind]);
   const char *source = argc - optind == 2 ? argv[optind + 1] : NULL;
   if (out && strcmp(out, "-") == 0 && isatty(1) && !force) {
-    fprintf(stderr, "%s: refusing to write binary data to a terminal (use -f to force, or -o FILE)\n", g_prog);
+    bt_msg("refusing to write binary data to a terminal (use -f to force, or -o FILE)");
     return 1;
   }
 
@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
   bt_prep_info info;
   bt_error e = bt_prepare(set, source, use_cache, size, &bytes, &n, &info);
   if (e) {
-    fprintf(stderr, "%s: %s: %s: %s\n", g_prog, bt_set_name(set), bt_error_name(e), bt_error_detail());
+    bt_msg("%s: %s: %s", bt_set_name(set), bt_error_name(e), bt_error_detail());
     return 1;
   }
   char hex[65];

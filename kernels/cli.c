@@ -14,8 +14,6 @@ void bt_cli_init(const char *prog, const char *synopsis) {
   g_synopsis = synopsis;
 }
 
-const char *bt_cli_prog(void) { return g_prog; }
-
 static void vmsg(const char *fmt, va_list ap) {
   fprintf(stderr, "%s: ", g_prog);
   vfprintf(stderr, fmt, ap);
@@ -27,6 +25,14 @@ void bt_msg(const char *fmt, ...) {
   va_start(ap, fmt);
   vmsg(fmt, ap);
   va_end(ap);
+}
+
+void bt_die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(fmt, ap);
+  va_end(ap);
+  exit(1);
 }
 
 void bt_usage_error(const char *fmt, ...) {

@@ -14,10 +14,12 @@ extern "C" {
  * prints after "usage: NAME " (it may hold more lines). Both must outlive
  * the program (string literals). */
 void bt_cli_init(const char *prog, const char *synopsis);
-const char *bt_cli_prog(void);
 
 /* "NAME: message\n" on stderr. */
 void bt_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* bt_msg, then exit status 1. */
+void bt_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* The message, the synopsis and a pointer to --help on stderr; exit status 1. */
 void bt_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

@@ -23,10 +23,10 @@ import tempfile
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(sys.argv[2] if len(sys.argv) > 2 else ".", "tools"))
-from btref import TENSORS, adamw, forward, load_params  # noqa: E402
+from checks import BUILD, SRC, Tally  # noqa: E402
 
-from checks import BUILD, Tally  # noqa: E402
+sys.path.insert(0, os.path.join(SRC, "tools"))
+from btref import TENSORS, adamw, forward, load_params  # noqa: E402
 
 check = Tally("torch_xcheck")
 

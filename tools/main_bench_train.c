@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "kernels/cli.h"
 #include "data/data.h"
+#include "kernels/cli.h"
 #include "kernels/kernels.h"
 #include "train/model.h"
 

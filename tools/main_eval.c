@@ -754,7 +754,7 @@ int main(int argc, char **argv) {
     print_markdown(stdout, argc, argv);
     if (csv) rc = write_csv(csv);
   }
-  if (g_opt.verbose && !rc) fprintf(stderr, "%s: done in %.1f s\n", g_prog, bt_now_s() - g_t0);
+  if (g_opt.verbose && !rc) bt_msg("done in %.1f s", bt_now_s() - g_t0);
   for (int s = 0; s < g_nsets; s++) free(g_sets[s].sel), free(g_sets[s].all);
   for (int i = 0; i < g_nmodels; i++) bt_codec_free(g_models[i].codec);
   free(g_rows);

@@ -30,19 +30,9 @@ static volatile sig_atomic_t g_stop; /* set by SIGINT / SIGTERM */
 
 static void on_signal(int sig) { g_stop = sig; }
 
-__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
 __attribute__((noreturn)) static void die_bt(bt_error e, const char *what) {
   const char *d = bt_error_detail();
-  die("%s: %s%s%s", what, bt_error_name(e), *d ? ": " : "", d);
+  bt_die("%s: %s%s%s", what, bt_error_name(e), *d ? ": " : "", d);
 }
 
 /* ==================================================================== */
@@ -395,11 +385,13 @@ static void log_row(bt_train_state *st, FILE *jl, const double row[BT_LOG_COLS])
 static void report_divergence(int64_t step, const char *what, const char *out, int64_t saved_step,
                               int saved_any) {
   if (saved_any)
-    fprintf(stderr, "%s: training diverged at step %lld (%s is not finite); the last good checkpoint %s (step %lld) is kept\n",
-            g_prog, (long long)step, what, out, (long long)saved_step);
+    bt_msg("training diverged at step %lld (%s is not finite); "
+           "the last good checkpoint %s (step %lld) is kept",
+           (long long)step, what, out, (long long)saved_step);
   else
-    fprintf(stderr, "%s: training diverged at step %lld (%s is not finite); no checkpoint was written (lower --lr?)\n",
-            g_prog, (long long)step, what);
+    bt_msg("training diverged at step %lld (%s is not finite); "
+           "no checkpoint was written (lower --lr?)",
+           (long long)step, what);
 }
 
 static void check_writable_dir(const char *path) {
@@ -412,9 +404,9 @@ static void check_writable_dir(const char *path) {
     snprintf(dir, sizeof dir, ".");
   struct stat sb;
   if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-    die("output folder %s does not exist", dir);
+    bt_die("output folder %s does not exist", dir);
   if (access(dir, W_OK) != 0)
-    die("output folder %s is not writable", dir);
+    bt_die("output folder %s is not writable", dir);
 }
 
 /* ==================================================================== */
@@ -442,28 +434,32 @@ int main(int argc, char **argv) {
       die_bt(e, "cannot resume");
     cfg = *bt_model_config(m);
     if (st.step == 0 && st.total_steps == 0)
-      die("%s holds no training state (saved for inference only); it cannot be resumed", o.resume);
+      bt_die("%s holds no training state (saved for inference only); it cannot be resumed",
+             o.resume);
     bt_config want = cfg;
     if (o.preset)
       bt_config_preset(o.preset, &want);
     if (o.layers)
       want.n_layer = o.layers, want.d_model = o.dim, want.n_head = o.heads;
     if (want.n_layer != cfg.n_layer || want.d_model != cfg.d_model || want.n_head != cfg.n_head)
-      die("checkpoint %s holds a model with %d layers, dim %d, %d heads, which does not match the flags",
-          o.resume, cfg.n_layer, cfg.d_model, cfg.n_head);
+      bt_die("checkpoint %s holds a model with %d layers, dim %d, %d heads, "
+             "which does not match the flags",
+             o.resume, cfg.n_layer, cfg.d_model, cfg.n_head);
     if (o.ctx != 2048 && o.ctx != st.seq)
-      die("checkpoint %s was trained with --ctx %d, not %d", o.resume, st.seq, o.ctx);
+      bt_die("checkpoint %s was trained with --ctx %d, not %d", o.resume, st.seq, o.ctx);
     if (o.val_split > 0 && o.val_split != st.val_split)
-      die("checkpoint %s was trained with --val-split %g; changing it would change the training data",
-          o.resume, st.val_split);
+      bt_die("checkpoint %s was trained with --val-split %g; "
+             "changing it would change the training data",
+             o.resume, st.val_split);
     o.val_split = st.val_split;
     if (o.steps > 0)
       st.total_steps = o.steps;
     if (o.tokens > 0)
       st.total_steps = (o.tokens + (long long)st.batch * st.seq - 1) / ((long long)st.batch * st.seq);
     if (st.threads && bt_get_threads() != st.threads)
-      fprintf(stderr, "%s: note: resuming with %d threads, the run used %d; the result may differ in the last bits\n",
-              g_prog, bt_get_threads(), st.threads);
+      bt_msg("note: resuming with %d threads, the run used %d; "
+             "the result may differ in the last bits",
+             bt_get_threads(), st.threads);
   } else {
     if (o.preset)
       bt_config_preset(o.preset, &cfg);
@@ -485,7 +481,7 @@ int main(int argc, char **argv) {
     st.ctx_warmup_steps = o.ctx_warmup_frac > 0 ? (int64_t)(o.ctx_warmup_frac * st.total_steps) : o.ctx_warmup;
     if (st.ctx_warmup_steps > 0) {
       if (o.ctx_min > o.ctx || o.ctx % o.ctx_min || ((o.ctx / o.ctx_min) & (o.ctx / o.ctx_min - 1)))
-        die("--ctx-min %lld must divide --ctx %d by a power of two", o.ctx_min, o.ctx);
+        bt_die("--ctx-min %lld must divide --ctx %d by a power of two", o.ctx_min, o.ctx);
       st.ctx_min = (int32_t)o.ctx_min;
     }
     st.lr = o.lr;
@@ -526,7 +522,7 @@ int main(int argc, char **argv) {
   uint8_t dig[32];
   bt_sha256(data, n, dig);
   if (o.resume && st.data_size && (st.data_size != n || memcmp(dig, st.data_sha256, 32) != 0))
-    fprintf(stderr, "%s: note: DATA differs from the data the run started with (%s)\n", g_prog, st.data_name);
+    bt_msg("note: DATA differs from the data the run started with (%s)", st.data_name);
   st.data_size = n;
   memcpy(st.data_sha256, dig, 32);
   if (o.val_split > 0) {
@@ -539,12 +535,13 @@ int main(int argc, char **argv) {
       die_bt(e, "cannot load validation data");
   }
   if (n < (size_t)T + 1)
-    die("training data %s is too short: %zu bytes, need more than one context of %d bytes", o.data, n, T);
+    bt_die("training data %s is too short: %zu bytes, need more than one context of %d bytes",
+           o.data, n, T);
   if (val && nval > (size_t)o.val_bytes)
     nval = (size_t)o.val_bytes;
   if (val && nval < (size_t)T) {
-    fprintf(stderr, "%s: note: validation data shorter than one context (%zu < %d bytes); validation off\n",
-            g_prog, nval, T);
+    bt_msg("note: validation data shorter than one context (%zu < %d bytes); validation off", nval,
+           T);
     val = NULL;
   }
 
@@ -557,7 +554,7 @@ int main(int argc, char **argv) {
   }
   FILE *jl = fopen(log_path, o.resume ? "a" : "w");
   if (!jl)
-    die("cannot write log %s: %s", log_path, strerror(errno));
+    bt_die("cannot write log %s: %s", log_path, strerror(errno));
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -567,16 +564,17 @@ int main(int argc, char **argv) {
 
   size_t np = bt_model_num_params(m);
   if (!o.quiet)
-    fprintf(stderr, "%s: %d layers, dim %d, %d heads, ctx %d: %zu params; batch %d x %d; %s; %d threads, %s kernels\n",
-            g_prog, cfg.n_layer, cfg.d_model, cfg.n_head, cfg.ctx, np, B, T,
-            o.resume ? "resuming" : "new run", bt_get_threads(), bt_isa_name(bt_isa_get()));
+    bt_msg("%d layers, dim %d, %d heads, ctx %d: %zu params; batch %d x %d; "
+           "%s; %d threads, %s kernels",
+           cfg.n_layer, cfg.d_model, cfg.n_head, cfg.ctx, np, B, T,
+           o.resume ? "resuming" : "new run", bt_get_threads(), bt_isa_name(bt_isa_get()));
   if (!o.quiet && st.step >= st.total_steps)
-    fprintf(stderr, "%s: the run is already at step %lld of %lld; nothing to do (raise --steps)\n", g_prog,
-            (long long)st.step, (long long)st.total_steps);
+    bt_msg("the run is already at step %lld of %lld; nothing to do (raise --steps)",
+           (long long)st.step, (long long)st.total_steps);
 
   uint8_t *batch = malloc((size_t)B * T);
   if (!batch)
-    die("out of memory");
+    bt_die("out of memory");
   float *grads = NULL;
   const double t_start = bt_now_s(), elapsed0 = st.elapsed_s;
   double t_last = t_start, window_loss = 0, last_val = NAN, tok_s = 0;
@@ -672,11 +670,11 @@ int main(int argc, char **argv) {
     char vb[32] = "-";
     if (isfinite(last_val))
       snprintf(vb, sizeof vb, "%.4f", last_val);
-    fprintf(stderr, "%s: %s at step %lld/%lld (%lld tokens), val %s bpb; checkpoint %s\n", g_prog,
-            g_stop ? "interrupted" : st.step >= st.total_steps ? "finished" : "time budget used",
-            (long long)st.step, (long long)st.total_steps, (long long)st.tokens, vb, out);
+    bt_msg("%s at step %lld/%lld (%lld tokens), val %s bpb; checkpoint %s",
+           g_stop ? "interrupted" : st.step >= st.total_steps ? "finished" : "time budget used",
+           (long long)st.step, (long long)st.total_steps, (long long)st.tokens, vb, out);
     if (st.step < st.total_steps)
-      fprintf(stderr, "%s: continue with: bt-train --resume %s %s\n", g_prog, out, o.data);
+      bt_msg("continue with: bt-train --resume %s %s", out, o.data);
   }
   fclose(jl);
   free(batch);
