@@ -122,6 +122,12 @@ int main(int argc, char **argv) {
     bt_msg("%s: %s: %s", bt_set_name(set), bt_error_name(e), bt_error_detail());
     return 1;
   }
+  /* The report says what was written: a failed write prints only its error. */
+  if (out && write_out(out, bytes, n) != 0) {
+    free(bytes);
+    return 1;
+  }
+  free(bytes);
   char hex[65];
   bt_sha256_hex(info.sha256, hex);
   FILE *rep = out && strcmp(out, "-") == 0 ? stderr : stdout;
@@ -131,7 +137,5 @@ int main(int argc, char **argv) {
             n / BT_PREP_CHUNK, BT_PREP_CHUNK, info.from_cache ? "; read from the cache " : "",
             info.from_cache ? info.cache_path : "");
   fputc('\n', rep);
-  int rc = out ? write_out(out, bytes, n) : 0;
-  free(bytes);
-  return rc ? 1 : 0;
+  return 0;
 }

@@ -309,6 +309,11 @@ def test_random_text(tmp):
     p = run("pictures")
     check(p.returncode == 1 and b"unknown data set" in p.stderr, f"unknown set: {p.stderr!r}")
 
+    bad = os.path.join(tmp, "no-such-folder", "out.bin")
+    p = run("-o", bad, "random", "1", "--size", "64")
+    check(p.returncode == 1 and b"cannot write" in p.stderr and not p.stdout,
+          f"unwritable output: rc {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}")
+
 
 def main():
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
