@@ -123,11 +123,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   /* The report says what was written: a failed write prints only its error. */
-  if (out && write_out(out, bytes, n) != 0) {
-    free(bytes);
-    return 1;
-  }
+  int rc = out ? write_out(out, bytes, n) : 0;
   free(bytes);
+  if (rc)
+    return 1;
   char hex[65];
   bt_sha256_hex(info.sha256, hex);
   FILE *rep = out && strcmp(out, "-") == 0 ? stderr : stdout;
