@@ -98,6 +98,19 @@ grep -q 'q12K: coding 1e5 (16,384 bytes in 1 part' "$WORK/run3.log" && \
   [ "$(cut -d, -f1-19 "$CSV")" = "$(cut -d, -f1-19 "$WORK/first.csv")" ] \
   && ok || bad "a stale part was not recoded: $(grep coding "$WORK/run3.log")"
 
+# a size whose model files are deleted keeps its rows; so do sizes left out by --sizes
+cp "$CSV" "$WORK/third.csv"
+rm -rf "$OUT"/models/q12K.* "$OUT"/evals/q12K
+"${SWEEP[@]}" --quick --out "$OUT" > "$WORK/run4.log" 2>&1 && ok || bad "run without q12K's files failed: $(tail -3 "$WORK/run4.log")"
+grep -q '^sweep: q12K: kept from sweep.csv (its model files are gone' "$WORK/run4.log" && ! grep -q 'q12K: training' "$WORK/run4.log" \
+  && cmp -s "$CSV" "$WORK/third.csv" && ok || bad "q12K's rows were not kept: $(head -3 "$WORK/run4.log"; diff "$CSV" "$WORK/third.csv")"
+"${SWEEP[@]}" --quick --out "$OUT" --sizes q20K > "$WORK/run5.log" 2>&1 && cmp -s "$CSV" "$WORK/third.csv" \
+  && ok || bad "--sizes q20K dropped the other sizes' rows: $(cat "$CSV")"
+# rows that no longer match (another budget) are not kept: that size trains again
+"${SWEEP[@]}" --quick --out "$OUT" --sizes q12K --budget 40K,q12K=20K > "$WORK/run6.log" 2>&1 && ok || bad "q12K at 20K failed"
+grep -q 'q12K: training' "$WORK/run6.log" && [ "$(grep -c '^q12K,.*,20K tokens,' "$CSV")" -eq 3 ] && [ "$(wc -l < "$CSV")" -eq 13 ] \
+  && ok || bad "q12K was not retrained at its new budget: $(cat "$WORK/run6.log"; cat "$CSV")"
+
 # ---- an interrupted training resumes: SIGTERM, then --time, then to the end ----
 R="$WORK/resume"
 "${SWEEP[@]}" --quick --out "$R" --sizes q42K --budget 1.5M > "$WORK/r1.log" 2>&1 &
