@@ -285,7 +285,7 @@ static int list_one(const char *name, const uint8_t *in, size_t len) {
   else
     snprintf(chunk, sizeof chunk, "%u bytes", info.h.chunk);
   double raw = (double)info.h.orig_size;
-  printf("%s\n  model       %d layers, dim %d, %d heads, ctx %d\n  weights     sha256 %s\n"
+  printf("%s\n  model       %d layers, dim %d, %d heads, ctx %u\n  weights     sha256 %s\n"
          "  chunk       %s\n  chunks      %llu (%llu stored raw)\n"
          "  original    %llu bytes, crc32 %08x\n  compressed  %zu bytes, raw rate %.2f%%, %.4f bits/byte\n",
          name, info.h.n_layer, info.h.d_model, info.h.n_head, info.h.ctx, hex, chunk,

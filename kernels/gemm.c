@@ -156,7 +156,8 @@ double bt_peak_gflops(bt_isa isa, int threads) {
     sink += loop(iters, &lanes);
     double dt = omp_get_wtime() - t0;
     if (dt >= 0.02 || iters > (1L << 40)) {
-      iters = (long)(iters * (0.2 / (dt > 1e-9 ? dt : 1e-9)));
+      const double want = (double)iters * (0.2 / (dt > 1e-9 ? dt : 1e-9));
+      iters = want < (double)(1L << 42) ? (long)want : 1L << 42; /* a loop that took no time */
       break;
     }
     iters *= 4;
