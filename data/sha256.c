@@ -138,6 +138,25 @@ void bt_hex(const uint8_t *d, size_t n, char *out) {
 
 void bt_sha256_hex(const uint8_t d[32], char out[65]) { bt_hex(d, 32, out); }
 
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int bt_sha256_parse_hex(const char *hex, uint8_t d[32]) {
+  uint8_t v[32];
+  for (int i = 0; i < 32; i++) {
+    int a = hex_digit(hex[2 * i]), b = a < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+    if (a < 0 || b < 0) return -1;
+    v[i] = (uint8_t)(a << 4 | b);
+  }
+  if (hex[64] != '\0') return -1;
+  memcpy(d, v, 32);
+  return 0;
+}
+
 /* ======================================================================== */
 /* MD5                                                                       */
 /* ======================================================================== */

@@ -34,6 +34,8 @@ void bt_sha256_final(bt_sha256_ctx *c, uint8_t out[32]);
 void bt_sha256(const void *p, size_t n, uint8_t out[32]);
 /* Lower-case hex of a 32-byte digest, NUL-terminated (65 chars). */
 void bt_sha256_hex(const uint8_t d[32], char out[65]);
+/* The inverse: 0 if hex is exactly 64 hex digits (either case), else -1. */
+int bt_sha256_parse_hex(const char *hex, uint8_t d[32]);
 
 /* ---- MD5 (not for security: only to match published checksums) ---- */
 

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <H5PLpublic.h>
 #include <hdf5.h>
+#include <math.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,14 +191,54 @@ static int put_tensor(hid_t grp, const bt_tensor_info *t, const float *data, int
   return ok ? 0 : -1;
 }
 
-/* Reads one tensor, checking rank, shape and type (float32 or float16). */
-static bt_error get_tensor(hid_t grp, const bt_tensor_info *t, float *out, const char *where) {
-  if (H5Lexists(grp, t->name, H5P_DEFAULT) <= 0)
-    return bt_fail(BT_ERR_CORRUPT, "missing tensor %s/%s", where, t->name);
+/* ---- hostile files: what an object may be before it is read ---- */
+
+/* name must be a hard link in loc: soft links could point anywhere in the
+ * file and external links into other files (or devices). */
+static bt_error want_hard_link(hid_t loc, const char *name, const char *where) {
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+    return bt_fail(BT_ERR_CORRUPT, "missing %s/%s", where, name);
+  H5L_info_t li;
+  if (H5Lget_info(loc, name, &li, H5P_DEFAULT) < 0 || li.type != H5L_TYPE_HARD)
+    return bt_fail(BT_ERR_FORMAT, "%s/%s is not stored in the file itself (a soft or external link)",
+                   where, name);
+  return BT_OK;
+}
+
+/* A dataset must keep its npoints elements of elem bytes inside this file,
+ * uncompressed: no external storage (a tensor was read from /dev/zero that
+ * way), no virtual layout, no filters (a few bytes could inflate to any
+ * size, and filters are plugins), and storage that the file really holds. */
+static bt_error check_storage(hid_t d, hsize_t npoints, size_t elem, const char *where, const char *name) {
+  hid_t pl = H5Dget_create_plist(d);
+  if (pl < 0)
+    return bt_fail(BT_ERR_CORRUPT, "%s/%s: cannot read its storage properties", where, name);
+  int next = H5Pget_external_count(pl), nfilt = H5Pget_nfilters(pl);
+  H5D_layout_t lay = H5Pget_layout(pl);
+  H5Pclose(pl);
+  if (next != 0)
+    return bt_fail(BT_ERR_FORMAT, "%s/%s is stored in external files; refused", where, name);
+  if (nfilt != 0)
+    return bt_fail(BT_ERR_FORMAT, "%s/%s is filtered (compressed); bt writes tensors uncompressed", where,
+                   name);
+  if (lay != H5D_CONTIGUOUS && lay != H5D_CHUNKED && lay != H5D_COMPACT)
+    return bt_fail(BT_ERR_FORMAT, "%s/%s has an unsupported storage layout", where, name);
+  hsize_t want = npoints * (hsize_t)elem, got = H5Dget_storage_size(d);
+  if (lay == H5D_CHUNKED ? got < want : got != want)
+    return bt_fail(BT_ERR_CORRUPT, "%s/%s holds %llu bytes of storage, its shape needs %llu", where, name,
+                   (unsigned long long)got, (unsigned long long)want);
+  return BT_OK;
+}
+
+/* Opens tensor t in grp after checking its link, rank, shape, type and
+ * storage; *elem gets its element size (4: float32, 2: float16). */
+static bt_error open_tensor(hid_t grp, const bt_tensor_info *t, const char *where, hid_t *out, size_t *elem) {
+  bt_error e = want_hard_link(grp, t->name, where);
+  if (e)
+    return e;
   hid_t d = H5Dopen2(grp, t->name, H5P_DEFAULT);
   if (d < 0)
     return bt_fail(BT_ERR_CORRUPT, "cannot open tensor %s/%s", where, t->name);
-  bt_error e = BT_OK;
   hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
   hsize_t dims[8];
   int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
@@ -208,32 +250,76 @@ static bt_error get_tensor(hid_t grp, const bt_tensor_info *t, float *out, const
         e = bt_fail(BT_ERR_MISMATCH, "tensor %s/%s has dim %d = %llu, expected %zu", where,
                     t->name, i, (unsigned long long)dims[i], t->shape[i]);
   }
-  if (!e) {
-    size_t sz = H5Tget_size(ft);
-    if (ft < 0 || H5Tget_class(ft) != H5T_FLOAT || (sz != 4 && sz != 2)) {
-      e = bt_fail(BT_ERR_FORMAT, "tensor %s/%s is not float32 or float16", where, t->name);
-    } else if (sz == 4) {
-      if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-        e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
-    } else {
-      uint16_t *h = malloc(t->size * sizeof *h);
-      hid_t mt = f16_type();
-      if (!h)
-        e = bt_fail(BT_ERR_NOMEM, "reading %s", t->name);
-      else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, h) < 0)
-        e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
-      for (size_t i = 0; !e && i < t->size; i++)
-        out[i] = f16_to_f32(h[i]);
-      H5Tclose(mt);
-      free(h);
-    }
-  }
+  size_t sz = ft >= 0 ? H5Tget_size(ft) : 0;
+  if (!e && (ft < 0 || H5Tget_class(ft) != H5T_FLOAT || (sz != 4 && sz != 2)))
+    e = bt_fail(BT_ERR_FORMAT, "tensor %s/%s is not float32 or float16", where, t->name);
+  if (!e)
+    e = check_storage(d, (hsize_t)t->size, sz, where, t->name);
   if (ft >= 0)
     H5Tclose(ft);
   if (sp >= 0)
     H5Sclose(sp);
+  if (e) {
+    H5Dclose(d);
+    return e;
+  }
+  *out = d;
+  *elem = sz;
+  return BT_OK;
+}
+
+/* Checks every tensor of layout t in grp without reading one, and adds up
+ * the bytes they take in the file. */
+static bt_error check_tensors(hid_t grp, const bt_tensor_info *t, const char *where, uint64_t *bytes) {
+  for (int i = 0; i < BT_NUM_TENSORS; i++) {
+    hid_t d;
+    size_t elem;
+    bt_error e = open_tensor(grp, &t[i], where, &d, &elem);
+    if (e)
+      return e;
+    *bytes += (uint64_t)t[i].size * elem;
+    H5Dclose(d);
+  }
+  return BT_OK;
+}
+
+/* Reads one tensor, checking link, rank, shape, type (float32 or float16)
+ * and storage first. */
+static bt_error get_tensor(hid_t grp, const bt_tensor_info *t, float *out, const char *where) {
+  hid_t d;
+  size_t sz;
+  bt_error e = open_tensor(grp, t, where, &d, &sz);
+  if (e)
+    return e;
+  if (sz == 4) {
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+      e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
+  } else {
+    uint16_t *h = malloc(t->size * sizeof *h);
+    hid_t mt = f16_type();
+    if (!h)
+      e = bt_fail(BT_ERR_NOMEM, "reading %s", t->name);
+    else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, h) < 0)
+      e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
+    for (size_t i = 0; !e && i < t->size; i++)
+      out[i] = f16_to_f32(h[i]);
+    H5Tclose(mt);
+    free(h);
+  }
   H5Dclose(d);
   return e;
+}
+
+/* Opens group name in loc, a hard link. */
+static bt_error open_group(hid_t loc, const char *name, const char *where, hid_t *g) {
+  bt_error e = want_hard_link(loc, name, where);
+  if (e)
+    return e;
+  H5O_info_t oi;
+  if (H5Oget_info_by_name(loc, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
+    return bt_fail(BT_ERR_CORRUPT, "%s/%s is not a group", where, name);
+  *g = H5Gopen2(loc, name, H5P_DEFAULT);
+  return *g < 0 ? bt_fail(BT_ERR_CORRUPT, "cannot open %s/%s", where, name) : BT_OK;
 }
 
 /* ==================================================================== */
@@ -413,8 +499,9 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
 /* ==================================================================== */
 
 /* Checks the user block and the SHA-256 of the rest before HDF5 sees it. */
-static bt_error verify_file(const char *path) {
-  int fd = open(path, O_RDONLY);
+static bt_error verify_file(const char *path, uint64_t *file_size) {
+  /* O_NONBLOCK: a FIFO given as a checkpoint must fail, not hang the open. */
+  int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return bt_fail(BT_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
   bt_error e = BT_OK;
@@ -452,6 +539,7 @@ static bt_error verify_file(const char *path) {
       bt_sha256_final(&c, dig);
       if (!e && memcmp(dig, ub + 16, 32) != 0)
         e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s is damaged (checksum mismatch)", path);
+      *file_size = size;
     }
   }
   close(fd);
@@ -476,22 +564,32 @@ static bt_error read_config(hid_t f, const char *path, bt_config *cfg) {
   cfg->n_head = (int)H;
   cfg->ctx = (int)T;
   bt_error e = bt_config_check(cfg);
-  return e ? bt_fail(BT_ERR_FORMAT, "%s: %s", path, bt_error_detail()) : BT_OK;
+  if (e) {
+    char d[512]; /* bt_fail formats into the buffer bt_error_detail returns */
+    snprintf(d, sizeof d, "%s", bt_error_detail());
+    return bt_fail(BT_ERR_FORMAT, "%s: %s", path, d);
+  }
+  return BT_OK;
 }
 
 /* Verifies the file's own checksum, then opens it with libhdf5. */
-static bt_error open_verified(const char *path, hid_t *f) {
+static bt_error open_verified(const char *path, hid_t *f, uint64_t *file_size) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  bt_error e = verify_file(path);
+  /* A checkpoint is data: never let it load filter plugins. */
+  H5PLset_loading_state(0);
+  uint64_t size = 0;
+  bt_error e = verify_file(path, &size);
   if (e)
     return e;
+  if (file_size)
+    *file_size = size;
   *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   return *f < 0 ? bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path) : BT_OK;
 }
 
 bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
   hid_t f;
-  bt_error e = open_verified(path, &f);
+  bt_error e = open_verified(path, &f, NULL);
   if (e)
     return e;
   e = read_config(f, path, cfg);
@@ -499,13 +597,74 @@ bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
   return e;
 }
 
-static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char *path) {
+bt_error bt_ckpt_read_info(const char *path, bt_config *cfg, uint8_t weights_sha256[32]) {
+  hid_t f;
+  bt_error e = open_verified(path, &f, NULL);
+  if (e)
+    return e;
+  e = read_config(f, path, cfg);
+  char hex[80] = "";
+  if (!e && (get_str(f, "weights_sha256", hex, sizeof hex) || bt_sha256_parse_hex(hex, weights_sha256)))
+    e = bt_fail(BT_ERR_CORRUPT, "%s: no valid weights_sha256", path);
+  H5Fclose(f);
+  return e;
+}
+
+/* 0 if x is finite and in [lo, hi]. */
+static int out_of(double x, double lo, double hi) { return !(isfinite(x) && x >= lo && x <= hi); }
+
+bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
+  const int64_t S = BT_TRAIN_MAX_STEPS;
+#define BAD(...) return bt_fail(BT_ERR_CORRUPT, "training state: " __VA_ARGS__)
+  if (st->step < 0 || st->step > S)
+    BAD("step %lld is outside 0..%lld", (long long)st->step, (long long)S);
+  if (st->total_steps < 1 || st->total_steps > S)
+    BAD("total_steps %lld is outside 1..%lld", (long long)st->total_steps, (long long)S);
+  if (st->warmup_steps < 0 || st->warmup_steps > S)
+    BAD("warmup_steps %lld is outside 0..%lld", (long long)st->warmup_steps, (long long)S);
+  if (st->batch < 1 || st->batch > BT_TRAIN_MAX_BATCH)
+    BAD("batch %d is outside 1..%d", st->batch, BT_TRAIN_MAX_BATCH);
+  if (st->seq < 1 || st->seq > cfg->ctx)
+    BAD("sequence length %d is outside 1..%d (the model's context)", st->seq, cfg->ctx);
+  if ((int64_t)st->batch * st->seq > BT_TRAIN_MAX_BATCH_TOKENS)
+    BAD("batch %d x %d is more than %lld tokens a step", st->batch, st->seq,
+        (long long)BT_TRAIN_MAX_BATCH_TOKENS);
+  if (st->tokens < 0 || st->tokens > S * BT_TRAIN_MAX_BATCH_TOKENS)
+    BAD("token count %lld is out of range", (long long)st->tokens);
+  if (st->threads < 0 || st->threads > 4096)
+    BAD("thread count %d is outside 0..4096", st->threads);
+  if (st->ctx_warmup_steps < 0 || st->ctx_warmup_steps > S)
+    BAD("ctx_warmup_steps %lld is outside 0..%lld", (long long)st->ctx_warmup_steps, (long long)S);
+  if (st->ctx_min != 0) {
+    int r = st->ctx_min >= 1 && st->ctx_min <= st->seq ? st->seq / st->ctx_min : 0;
+    if (!r || st->seq % st->ctx_min || (r & (r - 1)))
+      BAD("ctx_min %d does not divide the sequence length %d by a power of two", st->ctx_min, st->seq);
+  }
+  if (out_of(st->lr, 0, 10) || out_of(st->min_lr, 0, 10))
+    BAD("learning rate %g / %g is outside 0..10", st->lr, st->min_lr);
+  if (out_of(st->weight_decay, 0, 100) || out_of(st->clip, 0, 1e9))
+    BAD("weight decay %g or clip %g is out of range", st->weight_decay, st->clip);
+  if (out_of(st->beta1, 0, 1) || st->beta1 >= 1 || out_of(st->beta2, 0, 1) || st->beta2 >= 1 ||
+      out_of(st->eps, 0, 1))
+    BAD("AdamW betas %g, %g or eps %g are out of range", st->beta1, st->beta2, st->eps);
+  if (out_of(st->val_split, 0, 0.5) || st->val_split >= 0.5)
+    BAD("val_split %g is outside [0, 0.5)", st->val_split);
+  if (out_of(st->elapsed_s, 0, 1e12))
+    BAD("elapsed time %g is out of range", st->elapsed_s);
+  if (!isnan(st->best_val_bpb) && out_of(st->best_val_bpb, 0, 1e6))
+    BAD("best validation bpb %g is out of range", st->best_val_bpb);
+#undef BAD
+  return BT_OK;
+}
+
+static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char *path, uint64_t file_size) {
   memset(st, 0, sizeof *st);
   if (H5Lexists(f, "train", H5P_DEFAULT) <= 0)
     return BT_OK;
-  hid_t g = H5Gopen2(f, "train", H5P_DEFAULT);
-  if (g < 0)
-    return bt_fail(BT_ERR_CORRUPT, "%s: cannot open /train", path);
+  hid_t g;
+  bt_error e = open_group(f, "train", "", &g);
+  if (e)
+    return e;
   int64_t batch = 0, seq = 0, threads = 0;
   char hex[80] = "";
   int r = 0;
@@ -537,49 +696,65 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
     r |= get_i64(g, "ctx_min", &ctx_min);
     r |= get_i64(g, "ctx_warmup_steps", &st->ctx_warmup_steps);
   }
-  if (r || ctx_min < 0 || ctx_min > seq || st->ctx_warmup_steps < 0 || batch < 1 || batch > (1 << 20) || seq < 1 || seq > 65536 || threads < 0 ||
-      threads > 4096 || st->step < 0 || strlen(hex) != 64) {
+  if (r || bt_sha256_parse_hex(hex, st->data_sha256)) {
     H5Gclose(g);
-    return bt_fail(BT_ERR_CORRUPT, "%s: training state is incomplete or invalid", path);
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state is incomplete", path);
+  }
+  /* Ranges first, in 64 bits, then the narrowing. */
+  if (batch < 1 || batch > BT_TRAIN_MAX_BATCH || seq < 1 || seq > 65536 || threads < 0 || threads > 4096 ||
+      ctx_min < 0 || ctx_min > 65536) {
+    H5Gclose(g);
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state: batch %lld, sequence %lld, threads %lld or ctx_min %lld "
+                   "out of range", path, (long long)batch, (long long)seq, (long long)threads, (long long)ctx_min);
   }
   st->batch = (int32_t)batch;
   st->seq = (int32_t)seq;
   st->threads = (int32_t)threads;
   st->ctx_min = (int32_t)ctx_min;
-  for (int i = 0; i < 32; i++) {
-    unsigned v;
-    sscanf(hex + 2 * i, "%2x", &v);
-    st->data_sha256[i] = (uint8_t)v;
+  if ((e = bt_train_state_check(st, bt_model_config(m)))) {
+    char d[512];
+    snprintf(d, sizeof d, "%s", bt_error_detail());
+    H5Gclose(g);
+    return bt_fail(e, "%s: %s", path, d);
   }
-  bt_error e = BT_OK;
+  /* The moments: checked whole (links, shapes, storage within the file)
+   * before the model allocates them. */
   const bt_tensor_info *t = bt_model_tensors(m);
   const char *names[2] = {"adam_m", "adam_v"};
-  float *mom[2] = {bt_model_adam_m(m), bt_model_adam_v(m)};
-  for (int k = 0; k < 2 && !e; k++) {
-    if (!mom[k]) {
+  hid_t mg[2] = {-1, -1};
+  uint64_t bytes = 0;
+  for (int k = 0; k < 2 && !e; k++)
+    if (!(e = open_group(g, names[k], "/train", &mg[k])))
+      e = check_tensors(mg[k], t, names[k], &bytes);
+  if (!e && bytes > file_size)
+    e = bt_fail(BT_ERR_CORRUPT, "%s: the optimizer state claims %llu bytes, more than the file", path,
+                (unsigned long long)bytes);
+  float *mom[2] = {NULL, NULL};
+  if (!e) {
+    mom[0] = bt_model_adam_m(m);
+    mom[1] = bt_model_adam_v(m);
+    if (!mom[0] || !mom[1])
       e = bt_fail(BT_ERR_NOMEM, "optimizer state");
-      break;
-    }
-    hid_t mg = H5Gopen2(g, names[k], H5P_DEFAULT);
-    if (mg < 0) {
-      e = bt_fail(BT_ERR_CORRUPT, "%s: missing /train/%s", path, names[k]);
-      break;
-    }
-    for (int i = 0; i < BT_NUM_TENSORS && !e; i++)
-      e = get_tensor(mg, &t[i], mom[k] + t[i].offset, names[k]);
-    H5Gclose(mg);
   }
-  if (!e && H5Lexists(g, "log", H5P_DEFAULT) > 0) {
+  for (int k = 0; k < 2 && !e; k++)
+    for (int i = 0; i < BT_NUM_TENSORS && !e; i++)
+      e = get_tensor(mg[k], &t[i], mom[k] + t[i].offset, names[k]);
+  for (int k = 0; k < 2; k++)
+    if (mg[k] >= 0)
+      H5Gclose(mg[k]);
+  if (!e && H5Lexists(g, "log", H5P_DEFAULT) > 0 && !(e = want_hard_link(g, "log", "/train"))) {
     hid_t d = H5Dopen2(g, "log", H5P_DEFAULT);
     hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
     hsize_t dims[2] = {0, 0};
     if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 ||
         H5Sget_simple_extent_dims(sp, dims, NULL) != 2 || dims[1] != BT_LOG_COLS ||
-        dims[0] > (1u << 26)) {
-      e = bt_fail(BT_ERR_CORRUPT, "%s: bad /train/log", path);
-    } else if (dims[0]) {
-      st->log = malloc(dims[0] * BT_LOG_COLS * sizeof(double));
-      if (!st->log)
+        dims[0] > (hsize_t)st->step + 1 || dims[0] > (1u << 26)) {
+      e = bt_fail(BT_ERR_CORRUPT, "%s: bad /train/log (%llu rows for %lld steps)", path,
+                  (unsigned long long)dims[0], (long long)st->step);
+    } else if (dims[0] && !(e = check_storage(d, dims[0] * BT_LOG_COLS, 8, "/train", "log"))) {
+      if (dims[0] * BT_LOG_COLS * 8 > file_size)
+        e = bt_fail(BT_ERR_CORRUPT, "%s: /train/log claims more bytes than the file", path);
+      else if (!(st->log = malloc(dims[0] * BT_LOG_COLS * sizeof(double))))
         e = bt_fail(BT_ERR_NOMEM, "log");
       else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->log) < 0)
         e = bt_fail(BT_ERR_CORRUPT, "%s: cannot read /train/log", path);
@@ -601,28 +776,39 @@ bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
   *out = NULL;
   if (st)
     memset(st, 0, sizeof *st);
-  hid_t f;
-  bt_error e = open_verified(path, &f);
+  hid_t f, g = -1;
+  uint64_t file_size = 0;
+  bt_error e = open_verified(path, &f, &file_size);
   if (e)
     return e;
   bt_config cfg;
   bt_model *m = NULL;
   e = read_config(f, path, &cfg);
   int64_t np = 0;
-  if (!e && (get_i64(f, "num_params", &np) || (size_t)np != bt_config_num_params(&cfg)))
+  if (!e && (get_i64(f, "num_params", &np) || np < 0 || (uint64_t)np != bt_config_num_params(&cfg)))
     e = bt_fail(BT_ERR_CORRUPT, "%s: parameter count does not match its config", path);
+  /* Every tensor is checked against the file before the model, whose size
+   * the attributes claim, is allocated: a few forged bytes must not cost
+   * gigabytes. */
+  bt_tensor_info layout[BT_NUM_TENSORS];
+  uint64_t bytes = 0;
+  if (!e) {
+    bt_param_layout(&cfg, layout);
+    if (!(e = open_group(f, "params", "", &g)))
+      e = check_tensors(g, layout, "params", &bytes);
+  }
+  if (!e && bytes > file_size)
+    e = bt_fail(BT_ERR_CORRUPT, "%s: its tensors claim %llu bytes, more than the file's %llu", path,
+                (unsigned long long)bytes, (unsigned long long)file_size);
   if (!e)
     e = bt_model_create(&m, &cfg);
   if (!e) {
-    hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
-    if (g < 0)
-      e = bt_fail(BT_ERR_CORRUPT, "%s: missing /params", path);
     const bt_tensor_info *t = bt_model_tensors(m);
     for (int i = 0; i < BT_NUM_TENSORS && !e; i++)
       e = get_tensor(g, &t[i], bt_model_params(m) + t[i].offset, "params");
-    if (g >= 0)
-      H5Gclose(g);
   }
+  if (g >= 0)
+    H5Gclose(g);
   if (!e) {
     char want[80] = "", got[65];
     uint8_t dig[32];
@@ -632,7 +818,7 @@ bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
       e = bt_fail(BT_ERR_CORRUPT, "%s: weights do not match their SHA-256", path);
   }
   if (!e && st)
-    e = read_train(f, m, st, path);
+    e = read_train(f, m, st, path, file_size);
   H5Fclose(f);
   if (e) {
     bt_model_free(m);

@@ -58,6 +58,18 @@ typedef struct {
   size_t log_rows;
 } bt_train_state;
 
+/* Bounds on a training state, for bt-train's flags and for checkpoints,
+ * whose values are hostile until checked: nothing derived from them can
+ * overflow (steps x tokens a step < 2^63; AdamW's step counter is an int). */
+#define BT_TRAIN_MAX_STEPS ((int64_t)1 << 30)
+#define BT_TRAIN_MAX_BATCH 65536
+#define BT_TRAIN_MAX_BATCH_TOKENS ((int64_t)1 << 22)
+
+/* BT_OK if every field of st is in range for a model of config cfg
+ * (steps, batch x sequence, context warmup, optimizer settings, val_split);
+ * else BT_ERR_CORRUPT naming the field. bt_ckpt_load calls it. */
+bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg);
+
 /* Frees st->log; the struct itself is the caller's. NULL is fine. */
 void bt_train_state_clear(bt_train_state *st);
 
@@ -70,11 +82,18 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
 
 /* Reads the config only (cheap; verifies the file checksum first). */
 bt_error bt_ckpt_read_config(const char *path, bt_config *cfg);
+/* The config and the weights' SHA-256 (as stored; bt_ckpt_load checks it
+ * against the weights), without loading the weights. */
+bt_error bt_ckpt_read_info(const char *path, bt_config *cfg, uint8_t weights_sha256[32]);
 
 /* Loads a model (and the training state into st when st != NULL and the file
- * has one; st->step == 0 otherwise). *out is owned by the caller. Every length,
- * shape, type and the weights' SHA-256 are checked; a damaged file gives
- * BT_ERR_CORRUPT or BT_ERR_FORMAT, never a crash. */
+ * has one; st->step == 0 otherwise). *out is owned by the caller. The file is
+ * hostile until checked, checksum or not (anyone can reseal one): every
+ * attribute's range, every dataset's link, shape, type and storage (in the
+ * file, uncompressed, no external files) are checked before anything is
+ * allocated from them, and the weights against their SHA-256. A bad file
+ * gives BT_ERR_CORRUPT or BT_ERR_FORMAT, never a crash or a huge allocation.
+ * A FIFO or device is refused without blocking. */
 bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st);
 
 /* SHA-256 of the parameter block as float32 little-endian: the model's identity. */

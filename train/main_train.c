@@ -190,13 +190,13 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     case O_DIM: o->dim = parse_int("--dim", optarg, 16, 4096); break;
     case O_HEADS: o->heads = parse_int("--heads", optarg, 1, 512); break;
     case O_CTX: o->ctx = parse_int("--ctx", optarg, 1, 65536); break;
-    case O_BATCH: o->batch = parse_int("--batch", optarg, 1, 65536); break;
+    case O_BATCH: o->batch = parse_int("--batch", optarg, 1, BT_TRAIN_MAX_BATCH); break;
     case O_STEPS:
-      if ((o->steps = parse_count(optarg)) < 1)
-        bt_usage_error("invalid value for --steps: '%s'", optarg);
+      if ((o->steps = parse_count(optarg)) < 1 || o->steps > BT_TRAIN_MAX_STEPS)
+        bt_usage_error("invalid value for --steps: '%s' (1..%lld)", optarg, (long long)BT_TRAIN_MAX_STEPS);
       break;
     case O_TOKENS:
-      if ((o->tokens = parse_count(optarg)) < 1)
+      if ((o->tokens = parse_count(optarg)) < 1 || o->tokens > BT_TRAIN_MAX_STEPS * BT_TRAIN_MAX_BATCH_TOKENS)
         bt_usage_error("invalid value for --tokens: '%s'", optarg);
       break;
     case O_TIME:
@@ -498,6 +498,9 @@ int main(int argc, char **argv) {
     snprintf(st.data_name, sizeof st.data_name, "%s", o.data);
   }
   st.threads = bt_get_threads();
+  /* Flags and checkpoints alike: nothing below may overflow or divide by 0. */
+  if ((e = bt_train_state_check(&st, &cfg)))
+    bt_die("%s%s", o.resume ? "cannot resume: " : "", bt_error_detail());
   const int B = st.batch, T = st.seq;
   const char *out = o.out;
   if (!out) {
