@@ -60,6 +60,7 @@ struct bt_codec {
   uint8_t sha[32];
   worker_t w[MAX_THREADS];
   int nw, G, T; /* workers made, streams per worker, positions per stream */
+  uint64_t max_size; /* bt_codec_set_max_size: 0 = the default rule */
 };
 
 static void free_workers(bt_codec *c) {
@@ -95,6 +96,8 @@ void bt_codec_free(bt_codec *c) {
   bt_model_free(c->m);
   free(c);
 }
+
+void bt_codec_set_max_size(bt_codec *c, uint64_t max_size) { c->max_size = max_size; }
 
 const bt_config *bt_codec_config(const bt_codec *c) { return &c->cfg; }
 size_t bt_codec_num_params(const bt_codec *c) { return bt_model_num_params(c->m); }
@@ -187,6 +190,7 @@ struct job {
   uint64_t clen;         /* bytes per chunk */
   bt_progress_fn fn;
   void *user;
+  uint64_t base, all;    /* progress: bytes of earlier members; of all members */
   const bt_container_header *h;
   const uint8_t *in;
   struct enc_chunk *ch;  /* compression: per-chunk results */
@@ -194,6 +198,20 @@ struct job {
   const uint64_t *ids;
   uint8_t *res;
 };
+
+/* Reports done bytes of this member (clamped to its total), counted on top
+ * of the members before it. */
+static void job_progress(const job_t *j, uint64_t done) {
+  if (j->fn)
+    j->fn(j->user, j->base + (done < j->total ? done : j->total), j->all);
+}
+
+/* Progress from inside a group: a lone worker (one chunk, as in stream mode)
+ * would otherwise report nothing until its only group ends. */
+static void window_progress(const bt_codec *c, const job_t *j, uint64_t first, uint64_t bytes) {
+  if (j->fn && c->nw <= 1)
+    job_progress(j, first * j->clen + bytes);
+}
 
 static bt_error run_groups(bt_codec *c, const job_t *j) {
   const uint64_t G = (uint64_t)(c->G ? c->G : 1), ngroups = (j->count + G - 1) / G;
@@ -206,10 +224,8 @@ static bt_error run_groups(bt_codec *c, const job_t *j) {
       uint64_t first = g * G;
       int k = (int)(j->count - first < G ? j->count - first : G);
       e = j->run(c, &c->w[0], j, first, k);
-      if (j->fn && !e)
-        j->fn(j->user, (first + (uint64_t)k) * j->clen < j->total ? (first + (uint64_t)k) * j->clen
-                                                                   : j->total,
-              j->total);
+      if (!e)
+        job_progress(j, (first + (uint64_t)k) * j->clen);
     }
     return e;
   }
@@ -236,8 +252,8 @@ static bt_error run_groups(bt_codec *c, const job_t *j) {
           snprintf(detail, sizeof detail, "%s", bt_error_detail());
         }
         done += (uint64_t)k * j->clen;
-        if (j->fn && !e && omp_get_thread_num() == 0)
-          j->fn(j->user, done < j->total ? done : j->total, j->total);
+        if (!e && omp_get_thread_num() == 0)
+          job_progress(j, done);
       }
     }
   }
@@ -320,6 +336,8 @@ static bt_error encode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
                   seqs + (size_t)(q - a) * Tw, wins[q].prefix, wins[q].coded);
       a = b;
     }
+    if (k == 1 && !e)
+      window_progress(c, jb, c0, wins[0].start + wins[0].coded);
   }
   for (int i = 0; i < k && !e; i++) {
     enc_chunk_t *x = &ch[c0 + (uint64_t)i];
@@ -360,7 +378,7 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
     e = ensure_workers(c, T, nch);
   if (!e && nch) {
     job_t jb = {.run = encode_group, .count = nch, .total = n, .clen = clen, .fn = fn, .user = user,
-                .h = &h, .in = in, .ch = ch};
+                .all = n, .h = &h, .in = in, .ch = ch};
     e = run_groups(c, &jb);
   }
   bt_codec_stats s;
@@ -458,6 +476,8 @@ static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
         tok[i] = (uint8_t)sym;
       }
     }
+    if (k == 1 && !e)
+      window_progress(c, jb, ids[0], w0.start + w0.coded);
   }
   for (int i = 0; i < k && !e; i++)
     if (bt_rc_dec_corrupt(&rc[i]))
@@ -466,43 +486,33 @@ static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
   return e;
 }
 
-bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
-                       bt_codec_stats *st, bt_progress_fn fn, void *user) {
-  double t0 = bt_now_s();
-  *out = NULL;
-  *n = 0;
-  bt_container_header h;
-  uint64_t *off = NULL;
-  bt_error e = bt_container_parse(in, len, &h, &off);
-  if (e)
-    return e;
-  if (memcmp(h.ckpt_sha256, c->sha, 32) != 0 || h.n_layer != c->cfg.n_layer ||
-      h.n_head != c->cfg.n_head || h.d_model != c->cfg.d_model || h.ctx != (uint32_t)c->cfg.ctx) {
-    char want[65];
-    bt_sha256_hex(h.ckpt_sha256, want);
-    free(off);
-    return bt_fail(BT_ERR_MISMATCH,
-                   "compressed with another checkpoint: weights sha256 %s (%d layers, dim %d, %d heads, ctx %u); "
-                   "give that checkpoint with --ckpt",
-                   want, h.n_layer, h.d_model, h.n_head, h.ctx);
-  }
-  if (h.orig_size > MAX_EXPANSION * ((uint64_t)len + 1)) {
-    free(off);
-    return bt_fail(BT_ERR_CORRUPT, "header claims %llu bytes from %zu: impossible for this coder",
-                   (unsigned long long)h.orig_size, len);
-  }
+/* The member's model must be this codec's. */
+static bt_error check_model(const bt_codec *c, const bt_container_header *h, uint64_t member) {
+  if (memcmp(h->ckpt_sha256, c->sha, 32) == 0 && h->n_layer == c->cfg.n_layer &&
+      h->n_head == c->cfg.n_head && h->d_model == c->cfg.d_model && h->ctx == (uint32_t)c->cfg.ctx)
+    return BT_OK;
+  char want[65], where[48] = "";
+  bt_sha256_hex(h->ckpt_sha256, want);
+  if (member)
+    snprintf(where, sizeof where, "member %llu ", (unsigned long long)member + 1);
+  return bt_fail(BT_ERR_MISMATCH,
+                 "%scompressed with another checkpoint: weights sha256 %s (%d layers, dim %d, %d heads, ctx %u); "
+                 "give that checkpoint with --ckpt",
+                 where, want, h->n_layer, h->d_model, h->n_head, h->ctx);
+}
+
+/* Decodes one member (header h, payload offsets off, relative to in) into
+ * res[0 .. h->orig_size). */
+static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container_header *h,
+                              const uint64_t *off, uint8_t *res, uint64_t *stored_out,
+                              const job_t *proto) {
   const int W = c->cfg.ctx;
-  const uint64_t clen = h.stream ? h.orig_size : h.chunk;
-  uint8_t *res = malloc(h.orig_size ? h.orig_size : 1);
-  uint64_t *ids = malloc((h.n_chunks ? h.n_chunks : 1) * sizeof *ids), ncoded = 0, stored = 0;
-  if (!res || !ids) {
-    free(off);
-    free(res);
-    free(ids);
-    return bt_fail(BT_ERR_NOMEM, "output of %llu bytes", (unsigned long long)h.orig_size);
-  }
-  for (uint64_t i = 0; i < h.n_chunks; i++) { /* stored chunks are copied, coded ones listed */
-    uint64_t cl = bt_container_chunk_len(&h, i);
+  const uint64_t clen = h->stream ? h->orig_size : h->chunk;
+  uint64_t *ids = malloc((h->n_chunks ? h->n_chunks : 1) * sizeof *ids), ncoded = 0, stored = 0;
+  if (!ids)
+    return bt_fail(BT_ERR_NOMEM, "chunk list of %llu chunks", (unsigned long long)h->n_chunks);
+  for (uint64_t i = 0; i < h->n_chunks; i++) { /* stored chunks are copied, coded ones listed */
+    uint64_t cl = bt_container_chunk_len(h, i);
     if (off[i + 1] - off[i] == cl) {
       memcpy(res + i * clen, in + off[i], cl);
       stored++;
@@ -511,33 +521,147 @@ bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out
     }
   }
   const int T = (int)(clen < (uint64_t)W ? (clen ? clen : 1) : (uint64_t)W);
+  bt_error e = BT_OK;
   if (ncoded)
     e = ensure_workers(c, T, ncoded);
   if (!e && ncoded) {
-    job_t jb = {.run = decode_group, .count = ncoded, .total = h.orig_size, .clen = clen, .fn = fn,
-                .user = user, .h = &h, .in = in, .off = off, .ids = ids, .res = res};
+    job_t jb = *proto;
+    jb.run = decode_group;
+    jb.count = ncoded;
+    jb.total = h->orig_size;
+    jb.clen = clen;
+    jb.h = h;
+    jb.in = in;
+    jb.off = off;
+    jb.ids = ids;
+    jb.res = res;
     e = run_groups(c, &jb);
   }
   free(ids);
-  free(off);
-  if (!e && bt_crc32(0, res, h.orig_size) != h.orig_crc)
+  if (!e && bt_crc32(0, res, h->orig_size) != h->orig_crc)
     e = bt_fail(BT_ERR_CHECKSUM, "decoded data does not match its CRC-32 (damaged file?)");
+  *stored_out += stored;
+  return e;
+}
+
+/* The default --max-size rule: what a member may declare for its length. */
+static uint64_t default_limit(uint64_t member_len) {
+  return BT_DEFAULT_MAX_RATIO * member_len + BT_DEFAULT_MAX_BASE;
+}
+
+typedef struct {
+  bt_container_header h;
+  uint64_t *off;
+  size_t at, len; /* the member is in[at .. at+len) */
+} member_t;
+
+bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
+                       bt_codec_stats *st, bt_progress_fn fn, void *user) {
+  double t0 = bt_now_s();
+  *out = NULL;
+  *n = 0;
+  /* Pass 1: every member's header, model and claimed size, before a byte
+   * of output is allocated or decoded. */
+  member_t *mb = NULL;
+  uint64_t nm = 0, cap = 0, total = 0, chunks = 0;
+  bt_error e = BT_OK;
+  for (size_t pos = 0; !e && (pos < len || nm == 0);) {
+    if (nm == cap) {
+      uint64_t nc = cap ? 2 * cap : 4;
+      member_t *q = realloc(mb, nc * sizeof *mb);
+      if (!q) {
+        e = bt_fail(BT_ERR_NOMEM, "member list");
+        break;
+      }
+      mb = q;
+      cap = nc;
+    }
+    member_t *m = &mb[nm];
+    if (nm > 0 && (len - pos < 4 || memcmp(in + pos, BT_CONTAINER_MAGIC, 4) != 0)) {
+      e = bt_fail(BT_ERR_CORRUPT, "%zu bytes of trailing garbage after member %llu", len - pos,
+                  (unsigned long long)nm);
+      break;
+    }
+    e = bt_container_parse_member(in + pos, len - pos, &m->h, &m->off, &m->len);
+    if (e) {
+      if (nm > 0) { /* say which member: the first is the whole file for most */
+        char d[512];
+        snprintf(d, sizeof d, "%s", bt_error_detail());
+        e = bt_fail(e, "member %llu (at byte %zu): %s", (unsigned long long)nm + 1, pos, d);
+      }
+      break;
+    }
+    m->at = pos;
+    nm++;
+    pos += m->len;
+    if ((e = check_model(c, &m->h, nm - 1)))
+      break;
+    if (m->h.orig_size > MAX_EXPANSION * ((uint64_t)m->len + 1)) {
+      e = bt_fail(BT_ERR_CORRUPT, "header claims %llu bytes from %zu: impossible for this coder",
+                  (unsigned long long)m->h.orig_size, m->len);
+      break;
+    }
+    if (c->max_size == 0 && m->h.orig_size > default_limit(m->len)) {
+      e = bt_fail(BT_ERR_LIMIT,
+                  "member %llu declares %llu bytes from %zu, more than the default limit of %llu "
+                  "(%llu x its size + %llu); decoding costs time in proportion to the declared size: "
+                  "give --max-size SIZE or -f if the file is trusted",
+                  (unsigned long long)nm, (unsigned long long)m->h.orig_size, m->len,
+                  (unsigned long long)default_limit(m->len), (unsigned long long)BT_DEFAULT_MAX_RATIO,
+                  (unsigned long long)BT_DEFAULT_MAX_BASE);
+      break;
+    }
+    total += m->h.orig_size; /* each < 2^48 and at most MAX_EXPANSION x len: no overflow */
+    chunks += m->h.n_chunks;
+    if (c->max_size != 0 && total > c->max_size) {
+      e = bt_fail(BT_ERR_LIMIT, "declares %llu bytes or more, above the limit of %llu (--max-size)",
+                  (unsigned long long)total, (unsigned long long)c->max_size);
+      break;
+    }
+    if (total > SIZE_MAX - 1) {
+      e = bt_fail(BT_ERR_NOMEM, "output of %llu bytes", (unsigned long long)total);
+      break;
+    }
+  }
+  uint8_t *res = NULL;
+  uint64_t stored = 0;
+  if (!e) {
+    res = malloc(total ? (size_t)total : 1);
+    if (!res)
+      e = bt_fail(BT_ERR_NOMEM, "output of %llu bytes", (unsigned long long)total);
+  }
+  /* Pass 2: decode the members in order into one buffer. */
+  job_t proto = {.fn = fn, .user = user, .all = total};
+  for (uint64_t i = 0, base = 0; !e && i < nm; i++) {
+    proto.base = base;
+    e = decode_member(c, in + mb[i].at, &mb[i].h, mb[i].off, res + base, &stored, &proto);
+    if (e && nm > 1) {
+      char d[512];
+      snprintf(d, sizeof d, "%s", bt_error_detail());
+      e = bt_fail(e, "member %llu: %s", (unsigned long long)i + 1, d);
+    }
+    base += mb[i].h.orig_size;
+  }
+  for (uint64_t i = 0; i < nm; i++)
+    free(mb[i].off);
+  free(mb);
   if (e) {
     free(res);
     return e;
   }
   if (fn)
-    fn(user, h.orig_size, h.orig_size);
+    fn(user, total, total);
   bt_codec_stats s;
   memset(&s, 0, sizeof s);
-  s.raw_bytes = h.orig_size;
+  s.raw_bytes = total;
   s.out_bytes = len;
-  s.n_chunks = h.n_chunks;
+  s.n_chunks = chunks;
+  s.n_members = nm;
   s.stored_chunks = stored;
   s.seconds = bt_now_s() - t0;
   if (st)
     *st = s;
   *out = res;
-  *n = h.orig_size;
+  *n = (size_t)total;
   return BT_OK;
 }

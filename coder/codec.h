@@ -26,6 +26,7 @@ typedef struct {
   uint64_t raw_bytes;     /* original size */
   uint64_t out_bytes;     /* container size */
   uint64_t n_chunks;
+  uint64_t n_members;     /* decompression: containers in the input (1 unless concatenated) */
   uint64_t stored_chunks; /* chunks kept raw because coding would not shrink them */
   double logloss_bits;    /* the model's summed -log2 p over all bytes (coded chunks and stored ones) */
   double coded_bits;      /* summed -log2 of the quantised frequencies actually coded */
@@ -39,6 +40,17 @@ typedef void (*bt_progress_fn)(void *user, uint64_t done, uint64_t total);
 bt_error bt_codec_open(bt_codec **out, const char *ckpt_path);
 /* Frees; NULL is fine. */
 void bt_codec_free(bt_codec *c);
+/* Decompression's resource bound. Its cost grows linearly with the size a
+ * file declares (every output byte is one model step), so a few forged bytes
+ * could claim hours of work. max_size 0 (the default) refuses a member that
+ * declares more than BT_DEFAULT_MAX_RATIO x its own size + BT_DEFAULT_MAX_BASE
+ * bytes; any other value refuses inputs declaring more than max_size bytes
+ * in all (UINT64_MAX: no limit). Refusals are BT_ERR_LIMIT, before anything
+ * is decoded. */
+#define BT_DEFAULT_MAX_RATIO 1000ull
+#define BT_DEFAULT_MAX_BASE (1ull << 20)
+void bt_codec_set_max_size(bt_codec *c, uint64_t max_size);
+
 const bt_config *bt_codec_config(const bt_codec *c);
 size_t bt_codec_num_params(const bt_codec *c);
 /* SHA-256 of the model's weights: the identity stored in every container. */
@@ -54,8 +66,11 @@ size_t bt_compress_bound(uint64_t n, uint32_t chunk);
 bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
                      size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user);
 
-/* Decompresses a container made with this codec's checkpoint into a malloc'd
- * buffer *out (caller frees) of *n bytes. Verifies the checksum. Hostile
+/* Decompresses in[len] into a malloc'd buffer *out (caller frees) of *n
+ * bytes. The input is one container made with this codec's checkpoint, or
+ * several back to back (`cat a.bt b.bt`), which decode to the concatenation
+ * of their contents; bytes after the last member that are not a member are
+ * BT_ERR_CORRUPT. Verifies each member's checksum. Hostile
  * input gives BT_ERR_CORRUPT / BT_ERR_FORMAT / BT_ERR_CHECKSUM; a container
  * from another checkpoint gives BT_ERR_MISMATCH naming the expected one. */
 bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,

@@ -150,7 +150,8 @@ double bt_logits_logloss_bits(const float logits[256], int sym);
  * or 0 for empty input). A payload whose size equals its chunk's raw length
  * is the raw bytes ("stored"); a shorter one is range-coded; a longer one is
  * invalid. So a file is never longer than bt_container_bound(...) =
- * orig_size + 64 + 4 * n_chunks bytes.
+ * orig_size + 64 + 4 * n_chunks bytes. A file may hold several members,
+ * one after another (bt_container_parse_member).
  * ====================================================================== */
 
 #define BT_CONTAINER_MAGIC "BTZ\x1a"
@@ -210,6 +211,15 @@ bt_error bt_container_write_header(uint8_t *out, const bt_container_header *h,
  * decoding (BT_ERR_CHECKSUM). */
 bt_error bt_container_parse(const uint8_t *in, size_t len, bt_container_header *h,
                             uint64_t **offsets);
+
+/* Members. A .bt file is one or more containers back to back (as gzip, xz
+ * and zstd files are): `cat a.bt b.bt` decodes to the concatenation of a and
+ * b. This parses the member at the start of in[len] exactly as
+ * bt_container_parse does, but bytes after it are allowed: *member_len gets
+ * its length (offsets[n_chunks] == *member_len), and the next member, if
+ * any, starts there. */
+bt_error bt_container_parse_member(const uint8_t *in, size_t len, bt_container_header *h,
+                                   uint64_t **offsets, size_t *member_len);
 
 #ifdef __cplusplus
 }

@@ -116,8 +116,9 @@ bt_error bt_container_write_header(uint8_t *out, const bt_container_header *h,
 
 /* ---- parsing ---- */
 
-bt_error bt_container_parse(const uint8_t *in, size_t len, bt_container_header *h,
-                            uint64_t **offsets) {
+/* Parses the member at the start of in[len]; with exact, it must end at len. */
+static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header *h,
+                             uint64_t **offsets, size_t *member_len, int exact) {
   if (!offsets || !h || (!in && len)) return bt_fail(BT_ERR_ARG, "container: NULL argument");
   *offsets = NULL;
   if (len < 4 && memcmp(in ? (const void *)in : "", BT_CONTAINER_MAGIC, len) == 0)
@@ -166,8 +167,8 @@ bt_error bt_container_parse(const uint8_t *in, size_t len, bt_container_header *
   if (flags & ~BT_CONTAINER_FLAG_STREAM)
     return bt_fail(BT_ERR_FORMAT, "container: unknown flags 0x%02x", flags);
 
-  /* Payload sizes: each at most its chunk's raw length, summing exactly to
-   * the rest of the input. left shrinks, so nothing can overflow. */
+  /* Payload sizes: each at most its chunk's raw length, all within the rest
+   * of the input. left shrinks, so nothing can overflow. */
   size_t left = body - 4 * (size_t)n;
   for (uint64_t i = 0; i < n; i++) {
     uint32_t sz = (uint32_t)get_le(table + 4 * i, 4);
@@ -179,7 +180,7 @@ bt_error bt_container_parse(const uint8_t *in, size_t len, bt_container_header *
                      (unsigned long long)i, sz, left);
     left -= sz;
   }
-  if (left != 0)
+  if (exact && left != 0)
     return bt_fail(BT_ERR_CORRUPT, "container: %zu trailing bytes after the last payload", left);
 
   uint64_t *off = malloc(((size_t)n + 1) * sizeof *off); /* n <= len / 4 */
@@ -188,5 +189,17 @@ bt_error bt_container_parse(const uint8_t *in, size_t len, bt_container_header *
   off[0] = BT_CONTAINER_HEADER_BYTES + 4 * n;
   for (uint64_t i = 0; i < n; i++) off[i + 1] = off[i] + get_le(table + 4 * i, 4);
   *offsets = off;
+  if (member_len) *member_len = len - left;
   return BT_OK;
+}
+
+bt_error bt_container_parse(const uint8_t *in, size_t len, bt_container_header *h,
+                            uint64_t **offsets) {
+  return parse_member(in, len, h, offsets, NULL, 1);
+}
+
+bt_error bt_container_parse_member(const uint8_t *in, size_t len, bt_container_header *h,
+                                   uint64_t **offsets, size_t *member_len) {
+  if (!member_len) return bt_fail(BT_ERR_ARG, "container: NULL argument");
+  return parse_member(in, len, h, offsets, member_len, 0);
 }

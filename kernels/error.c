@@ -20,6 +20,7 @@ const char *bt_error_name(bt_error e) {
       [BT_ERR_TOO_SHORT] = "input too short",
       [BT_ERR_NETWORK] = "download failed",
       [BT_ERR_INTERRUPTED] = "interrupted",
+      [BT_ERR_LIMIT] = "beyond the size limit",
   };
   if ((int)e < 0 || e >= BT_ERR__COUNT || !names[e])
     return "unknown error";
