@@ -2,12 +2,30 @@
  * bt-compress / bt-decompress - lossless compression with a byte transformer.
  * Behaves like gzip, zstd and xz: FILE -> FILE.bt, -d, -c, -k, -f, -o, -t, -l.
  * Built twice: bt-decompress is this file with BT_DEFAULT_DECOMPRESS=1.
+ *
+ * What it promises about files, as gzip does:
+ *   - an output is written to a temporary file beside it and renamed into
+ *     place only once complete and on disk; an interrupted run leaves the old
+ *     file (if any) and removes its temporary file;
+ *   - an output that is the input (same device and inode) is refused;
+ *   - without -f, symlinks, multiply-linked files and anything that is not a
+ *     regular file are skipped as inputs (exit status 2, a warning);
+ *   - nothing that is not a regular file is ever deleted or replaced: an
+ *     existing FIFO or character device named as the output is written to,
+ *     as `-c > it` would;
+ *   - --rm deletes an input only after its output has been verified, written,
+ *     synced and its folder synced.
+ * Exit status: 0 success, 1 error, 2 warning (some input skipped).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
+#include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +39,7 @@
 #include "data/sha256.h"
 #include "kernels/cli.h"
 #include "kernels/kernels.h"
+#include "train/ckpt.h"
 
 #ifndef BT_DEFAULT_DECOMPRESS
 #define BT_DEFAULT_DECOMPRESS 0
@@ -29,10 +48,13 @@
 #define SUFFIX ".bt"
 
 enum { M_COMPRESS, M_DECOMPRESS, M_TEST, M_LIST };
+/* What one input ends with; the program exits with the worst. */
+enum { ST_OK = 0, ST_ERROR = 1, ST_WARN = 2 };
 
 typedef struct {
-  int mode, to_stdout, force, rm, verbose, quiet, threads;
+  int mode, to_stdout, force, rm, verbose, quiet, threads, robot;
   long long chunk;
+  uint64_t max_size; /* 0: the codec's default rule */
   const char *ckpt, *out;
 } opts_t;
 
@@ -40,58 +62,95 @@ static const char *g_prog;
 static int g_tty_progress;
 
 static void usage(FILE *f) {
+  if (BT_DEFAULT_DECOMPRESS)
+    fprintf(f,
+            "usage: %s [options] [FILE.bt...]\n"
+            "Restores FILE from FILE" SUFFIX ", made by bt-compress (or compresses with -z).\n"
+            "Concatenated " SUFFIX " files restore to the concatenation of their contents.\n",
+            g_prog);
+  else
+    fprintf(f,
+            "usage: %s [options] [FILE...]\n"
+            "Compresses FILE to FILE" SUFFIX " with a byte-level transformer (or restores it with -d).\n",
+            g_prog);
   fprintf(f,
-          "usage: %s [options] [FILE...]\n"
-          "Compresses FILE to FILE" SUFFIX " with a byte-level transformer (or restores it with -d).\n"
           "With no FILE or with -, reads stdin and writes stdout.\n"
           "\n"
-          "  -d, --decompress   decompress (bt-decompress does this by default)\n"
-          "  -z, --compress     compress\n"
+          "  -d, --decompress   decompress%s\n"
+          "  -z, --compress     compress%s\n"
           "  -t, --test         test the integrity of compressed files\n"
-          "  -l, --list         list header, sizes and rates of compressed files\n"
+          "  -l, --list         list sizes, rates and models of compressed files (-v: every member)\n"
+          "      --robot        with -l: tab-separated, machine-readable output\n"
           "  -c, --stdout       write to standard output, keep the input\n"
-          "  -o, --output FILE  write to FILE (one input only)\n"
+          "  -o, --output FILE  write to FILE (one input only; - is stdout)\n"
           "  -k, --keep         keep the input (the default)\n"
           "      --rm           remove the input once its output is written and verified\n"
-          "  -f, --force        overwrite outputs; write binary data to a terminal\n"
+          "  -f, --force        overwrite outputs; accept symlinks, linked and special files as\n"
+          "                     inputs; write binary data to a terminal; lift --max-size\n"
           "      --ckpt FILE    model checkpoint (default: $BT_CKPT, else the shipped one)\n"
           "      --chunk N      chunk size in bytes (default 2048, the paper's; 0 = one stream\n"
           "                     with the model's full context)\n"
-          "  -T, --threads N    threads (default: OMP_NUM_THREADS or all cores)\n"
+          "      --max-size N   refuse to decompress more than N bytes (K, M, G suffixes; 0 = no\n"
+          "                     limit). Default: 1000 x the compressed size + 1 MiB per member\n"
+          "  -T, --threads N    threads (default: OMP_NUM_THREADS or all cores; 0 = all cores)\n"
           "  -v, --verbose      report rates, bits per byte and throughput; progress\n"
           "  -q, --quiet        no warnings\n"
           "  -V, --version      print the version\n"
           "  -h, --help         this help\n"
+          "Exit status: 0 success, 1 error, 2 warning (an input was skipped).\n"
           "Environment: BT_ISA=scalar|avx2|avx512 forces a SIMD path; files decode\n"
           "bit-exactly on any path, thread count and machine.\n",
-          g_prog);
+          BT_DEFAULT_DECOMPRESS ? " (the default)" : "", BT_DEFAULT_DECOMPRESS ? "" : " (the default)");
+}
+
+static void warn(const opts_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(const opts_t *o, const char *fmt, ...) {
+  if (o->quiet)
+    return;
+  char buf[4600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  bt_msg("%s", buf);
+}
+
+/* ==================================================================== */
+/* Temporary files: removed when a signal stops the program             */
+/* ==================================================================== */
+
+static char g_tmp[PATH_MAX + 64];
+static volatile sig_atomic_t g_tmp_live;
+
+static void on_fatal_signal(int sig) {
+  if (g_tmp_live)
+    unlink(g_tmp);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void install_signal_cleanup(void) {
+  const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sigs[i], &sa, NULL);
+  }
 }
 
 /* ==================================================================== */
 /* I/O helpers                                                          */
 /* ==================================================================== */
 
-/* Reads a whole file (or stdin for "-") into a malloc'd buffer. */
-static int read_all(const char *path, uint8_t **buf, size_t *n) {
-  int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY);
-  if (fd < 0) {
-    bt_msg("%s: %s", path, strerror(errno));
-    return -1;
-  }
-  struct stat sb;
-  if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-    bt_msg("%s: is a directory", path);
-    if (fd)
-      close(fd);
-    return -1;
-  }
-  size_t cap = S_ISREG(sb.st_mode) && sb.st_size > 0 ? (size_t)sb.st_size + 1 : 1 << 20, len = 0;
+/* Reads all of fd into a malloc'd buffer. size_hint: bytes expected. */
+static int read_fd_all(int fd, const char *name, size_t size_hint, uint8_t **buf, size_t *n) {
+  size_t cap = size_hint > 0 ? size_hint + 1 : (size_t)1 << 20, len = 0;
   uint8_t *p = malloc(cap);
   for (;;) {
     if (!p) {
-      bt_msg("%s: out of memory", path);
-      if (fd)
-        close(fd);
+      bt_msg("%s: out of memory", name);
       return -1;
     }
     if (len == cap) {
@@ -105,18 +164,14 @@ static int read_all(const char *path, uint8_t **buf, size_t *n) {
     if (k < 0 && errno == EINTR)
       continue;
     if (k < 0) {
-      bt_msg("%s: %s", path, strerror(errno));
+      bt_msg("%s: %s", name, strerror(errno));
       free(p);
-      if (fd)
-        close(fd);
       return -1;
     }
     if (k == 0)
       break;
     len += (size_t)k;
   }
-  if (fd)
-    close(fd);
   *buf = p;
   *n = len;
   return 0;
@@ -135,36 +190,139 @@ static int write_fd_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
-/* Writes atomically: dst.tmp, fsync, rename. Refuses to replace without -f. */
-static int write_file(const char *dst, const uint8_t *p, size_t n, const opts_t *o, mode_t mode) {
-  struct stat sb;
-  if (!o->force && lstat(dst, &sb) == 0) {
-    bt_msg("%s already exists; not overwritten (use -f)", dst);
+static void split_path(const char *path, char *dir, char *base) {
+  char a[PATH_MAX], b[PATH_MAX];
+  snprintf(a, sizeof a, "%s", path);
+  snprintf(b, sizeof b, "%s", path);
+  snprintf(dir, PATH_MAX, "%s", dirname(a));
+  snprintf(base, PATH_MAX, "%s", basename(b));
+}
+
+static int fsync_dir(const char *dir) {
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (dfd < 0)
+    return -1;
+  int r = fsync(dfd);
+  close(dfd);
+  return r;
+}
+
+/* Names a new file in dst's folder: ".NAME.XXXXXX", with NAME cut so the
+ * whole stays within the folder's NAME_MAX (a 250-byte name still works). */
+static int make_temp(const char *dst, char *tmp, size_t cap) {
+  char dir[PATH_MAX], base[PATH_MAX];
+  split_path(dst, dir, base);
+  long name_max = pathconf(dir, _PC_NAME_MAX);
+  if (name_max <= 0 || name_max > 255)
+    name_max = 255;
+  int keep = (int)name_max - 8; /* "." + NAME + ".XXXXXX" */
+  if (keep > 200)
+    keep = 200;
+  if (keep < 1)
+    keep = 1;
+  if (snprintf(tmp, cap, "%s/.%.*s.XXXXXX", dir, keep, base) >= (int)cap) {
+    errno = ENAMETOOLONG;
     return -1;
   }
-  size_t l = strlen(dst);
-  char *tmp = malloc(l + 32);
-  if (!tmp)
+  return mkstemp(tmp);
+}
+
+/* Renames tmp to dst; without force it never replaces an existing dst,
+ * even one that appeared since it was checked. */
+static int rename_into_place(const char *tmp, const char *dst, int force) {
+  if (force)
+    return rename(tmp, dst);
+  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+    return 0;
+  if (errno != EINVAL && errno != ENOSYS)
     return -1;
-  snprintf(tmp, l + 32, "%s.tmp%ld", dst, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode & 0777);
-  if (fd < 0) {
-    char d[4096];
-    snprintf(d, sizeof d, "%s", dst);
-    bt_msg("cannot write %s: %s (folder %s)", dst, strerror(errno), dirname(d));
-    free(tmp);
+  if (link(tmp, dst) != 0) /* file systems without RENAME_NOREPLACE */
     return -1;
-  }
-  int bad = write_fd_all(fd, p, n) != 0 || fsync(fd) != 0;
-  bad |= close(fd) != 0;
-  if (bad || rename(tmp, dst) != 0) {
-    bt_msg("cannot write %s: %s", dst, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return -1;
-  }
-  free(tmp);
+  unlink(tmp);
   return 0;
+}
+
+/* Writes dst atomically: a temporary file beside it, the input's mode and
+ * times, fsync, rename, fsync of the folder. src_sb: the input's stat, or
+ * NULL (stdin: mode 0644 less the umask). */
+static int write_file_atomic(const char *dst, const uint8_t *p, size_t n, const struct stat *src_sb,
+                             int force) {
+  int fd = make_temp(dst, g_tmp, sizeof g_tmp);
+  if (fd < 0) {
+    char dir[PATH_MAX], base[PATH_MAX];
+    split_path(dst, dir, base);
+    bt_msg("cannot write %s: %s (folder %s)", dst, strerror(errno), dir);
+    return -1;
+  }
+  g_tmp_live = 1;
+  int bad = write_fd_all(fd, p, n) != 0;
+  const char *what = "write";
+  if (!bad) {
+    mode_t mode;
+    if (src_sb) {
+      mode = src_sb->st_mode & 0777;
+      if (geteuid() == 0 && fchown(fd, src_sb->st_uid, src_sb->st_gid) != 0)
+        mode &= 0777; /* a failed chown keeps the permission bits: they are ours */
+      struct timespec ts[2] = {src_sb->st_atim, src_sb->st_mtim};
+      if (futimens(fd, ts) != 0)
+        what = "set the times of", bad = 1;
+    } else {
+      mode_t um = umask(0);
+      umask(um);
+      mode = 0666 & ~um;
+    }
+    if (!bad && fchmod(fd, mode) != 0)
+      what = "set the mode of", bad = 1;
+  }
+  if (!bad && fsync(fd) != 0)
+    what = "sync", bad = 1;
+  if (close(fd) != 0 && !bad)
+    what = "close", bad = 1;
+  if (!bad && rename_into_place(g_tmp, dst, force) != 0) {
+    if (errno == EEXIST)
+      bt_msg("%s already exists; not overwritten (use -f)", dst);
+    else
+      bt_msg("cannot write %s: %s", dst, strerror(errno));
+    unlink(g_tmp);
+    g_tmp_live = 0;
+    return -1;
+  }
+  if (bad) {
+    bt_msg("cannot %s %s: %s", what, dst, strerror(errno));
+    unlink(g_tmp);
+    g_tmp_live = 0;
+    return -1;
+  }
+  g_tmp_live = 0;
+  char dir[PATH_MAX], base[PATH_MAX];
+  split_path(dst, dir, base);
+  if (fsync_dir(dir) != 0) {
+    bt_msg("cannot sync folder %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Writes into an existing FIFO or device as `-c > dst` would: no temporary
+ * file, no rename, nothing replaced. */
+static int write_into_special(const char *dst, const uint8_t *p, size_t n) {
+  int fd = open(dst, O_WRONLY | O_NOCTTY | O_NOFOLLOW);
+  if (fd < 0) {
+    bt_msg("cannot write %s: %s", dst, strerror(errno));
+    return -1;
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
+    bt_msg("cannot write %s: it changed while bt ran", dst);
+    close(fd);
+    return -1;
+  }
+  int bad = write_fd_all(fd, p, n) != 0;
+  if (close(fd) != 0)
+    bad = 1;
+  if (bad)
+    bt_msg("cannot write %s: %s", dst, strerror(errno));
+  return bad ? -1 : 0;
 }
 
 /* ==================================================================== */
@@ -191,8 +349,21 @@ static void on_progress(void *user, uint64_t done, uint64_t total) {
 }
 
 /* ==================================================================== */
-/* Default checkpoint                                                   */
+/* Checkpoints: the default one, and names for weights hashes           */
 /* ==================================================================== */
+
+/* Folders where shipped checkpoints live, relative to the program. */
+static const char *const k_model_dirs[] = {"/../checkpoints", "/../share/bt"};
+
+static int exe_dir(char *dir, size_t cap) {
+  char exe[PATH_MAX];
+  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (k <= 0)
+    return -1;
+  exe[k] = '\0';
+  snprintf(dir, cap, "%s", dirname(exe));
+  return 0;
+}
 
 /* --ckpt, $BT_CKPT, or checkpoints/bt-200K.h5 beside the program's build
  * folder or the current folder. */
@@ -202,22 +373,68 @@ static const char *find_ckpt(const char *given) {
   const char *env = getenv("BT_CKPT");
   if (env && *env)
     return env;
-  static char path[4096];
-  char exe[4096];
-  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (k > 0) {
-    exe[k] = '\0';
-    char *dir = dirname(exe);
-    const char *rel[] = {"/../checkpoints/bt-200K.h5", "/../share/bt/bt-200K.h5"};
-    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-      snprintf(path, sizeof path, "%s%s", dir, rel[i]);
+  static char path[PATH_MAX + 64];
+  char dir[PATH_MAX];
+  if (exe_dir(dir, sizeof dir) == 0)
+    for (size_t i = 0; i < sizeof k_model_dirs / sizeof k_model_dirs[0]; i++) {
+      snprintf(path, sizeof path, "%s%s/bt-200K.h5", dir, k_model_dirs[i]);
       if (access(path, R_OK) == 0)
         return path;
     }
-  }
   if (access("checkpoints/bt-200K.h5", R_OK) == 0)
     return "checkpoints/bt-200K.h5";
   return NULL;
+}
+
+/* Known models: name (the file name without .h5) and weights hash. */
+typedef struct {
+  char name[64];
+  uint8_t sha[32];
+} known_model;
+static known_model g_known[32];
+static int g_nknown = -1;
+
+static void add_known(const char *path) {
+  if (g_nknown >= (int)(sizeof g_known / sizeof g_known[0]))
+    return;
+  bt_config cfg;
+  known_model k;
+  if (bt_ckpt_read_info(path, &cfg, k.sha) != BT_OK)
+    return;
+  char b[PATH_MAX];
+  snprintf(b, sizeof b, "%s", path);
+  char *base = basename(b);
+  size_t l = strlen(base);
+  if (l > 3 && strcmp(base + l - 3, ".h5") == 0)
+    base[l - 3] = '\0';
+  snprintf(k.name, sizeof k.name, "%s", base);
+  for (int i = 0; i < g_nknown; i++)
+    if (memcmp(g_known[i].sha, k.sha, 32) == 0)
+      return;
+  g_known[g_nknown++] = k;
+}
+
+/* The name of the model with these weights, among --ckpt, $BT_CKPT and the
+ * shipped checkpoints, or "?". */
+static const char *model_name(const uint8_t sha[32], const char *ckpt) {
+  if (g_nknown < 0) {
+    g_nknown = 0;
+    if (ckpt)
+      add_known(ckpt);
+    const char *names[] = {"bt-200K.h5", "bt-800K.h5", "bt-3.2M.h5"};
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    if (exe_dir(dir, sizeof dir) == 0)
+      for (size_t i = 0; i < sizeof k_model_dirs / sizeof k_model_dirs[0]; i++)
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
+          snprintf(path, sizeof path, "%s%s/%s", dir, k_model_dirs[i], names[j]);
+          if (access(path, R_OK) == 0)
+            add_known(path);
+        }
+  }
+  for (int i = 0; i < g_nknown; i++)
+    if (memcmp(g_known[i].sha, sha, 32) == 0)
+      return g_known[i].name;
+  return "?";
 }
 
 /* ==================================================================== */
@@ -227,7 +444,7 @@ static const char *find_ckpt(const char *given) {
 static bt_codec *g_codec;
 static const char *g_ckpt_path;
 
-static int open_codec(void) {
+static int open_codec(const opts_t *o) {
   if (g_codec)
     return 0;
   if (!g_ckpt_path) {
@@ -239,6 +456,7 @@ static int open_codec(void) {
     bt_msg("cannot load checkpoint %s: %s: %s", g_ckpt_path, bt_error_name(e), bt_error_detail());
     return -1;
   }
+  bt_codec_set_max_size(g_codec, o->max_size);
   return 0;
 }
 
@@ -250,49 +468,143 @@ static void report(const char *name, const bt_codec_stats *s, int decompress) {
     fprintf(stderr, "%s: empty\n", name);
     return;
   }
+  fprintf(stderr, "%s: %llu -> %llu bytes, rate %.2f%% (%.3f bits/byte)", name,
+          (unsigned long long)(decompress ? s->out_bytes : s->raw_bytes),
+          (unsigned long long)(decompress ? s->raw_bytes : s->out_bytes), 100.0 * out / raw,
+          8.0 * out / raw);
   /* The paper's rate counts the coded chunks only; the container adds 64
    * bytes and a 4-byte size per chunk for random access. */
-  double payload = out - (double)bt_container_header_size(s->n_chunks);
-  fprintf(stderr, "%s: %llu -> %llu bytes, raw rate %.2f%%, adjusted rate %.2f%% (model %.0f bytes), ", name,
-          (unsigned long long)s->raw_bytes, (unsigned long long)s->out_bytes, 100.0 * out / raw,
-          100.0 * (out + model_bytes) / raw, model_bytes);
-  if (!decompress)
-    fprintf(stderr, "chunks alone %.2f%% = %.4f bpb against the model's log-loss %.4f bpb, ",
-            100.0 * payload / raw, 8.0 * payload / raw, s->logloss_bits / raw);
-  fprintf(stderr, "%llu/%llu chunks stored, %s %.1f kB/s\n", (unsigned long long)s->stored_chunks,
+  if (!decompress) {
+    double payload = out - (double)bt_container_header_size(s->n_chunks);
+    fprintf(stderr, ", chunks alone %.4f bpb against the model's log-loss %.4f bpb", 8.0 * payload / raw,
+            s->logloss_bits / raw);
+  }
+  fprintf(stderr, ", %llu/%llu chunks stored, %s %.1f kB/s\n", (unsigned long long)s->stored_chunks,
           (unsigned long long)s->n_chunks, decompress ? "decompressed at" : "compressed at", mbps * 1e3);
+  /* The paper's adjusted rate counts the model as part of the output: it
+   * means something only once the data outweighs the model. */
+  if (raw >= model_bytes)
+    fprintf(stderr, "%s: adjusted rate %.2f%% (counting the model's %.0f bytes)\n", name,
+            100.0 * (out + model_bytes) / raw, model_bytes);
+  else if (!decompress)
+    fprintf(stderr, "%s: adjusted rate not shown: the input is smaller than the model's %.0f bytes\n",
+            name, model_bytes);
 }
 
-static int list_one(const char *name, const uint8_t *in, size_t len) {
-  bt_container_header h;
-  uint64_t *off = NULL, stored = 0;
-  bt_error e = bt_container_parse(in, len, &h, &off);
-  if (e) {
-    bt_msg("%s: %s: %s", name, bt_error_name(e), bt_error_detail());
-    return -1;
-  }
-  for (uint64_t i = 0; i < h.n_chunks; i++)
-    stored += off[i + 1] - off[i] == bt_container_chunk_len(&h, i);
-  free(off);
-  struct {
+/* ---- -l ---- */
+
+typedef struct {
+  uint64_t files, members, chunks, stored, comp, orig;
+} list_totals;
+
+static void print_size(char *buf, size_t cap, double b) {
+  const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4)
+    b /= 1024, i++;
+  snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void list_header(const opts_t *o) {
+  if (!o->robot)
+    printf("%7s %8s %12s %14s %7s  %-10s %s\n", "Members", "Chunks", "Compressed", "Uncompressed", "Ratio",
+           "Model", "Filename");
+}
+
+static int list_one(const char *name, const uint8_t *in, size_t len, const opts_t *o, list_totals *tot) {
+  uint64_t members = 0, chunks = 0, stored = 0, orig = 0;
+  char model[160] = "";
+  if (o->robot)
+    printf("name\t%s\n", name);
+  for (size_t pos = 0; pos < len || members == 0;) {
     bt_container_header h;
-    uint64_t stored_chunks;
-  } info = {h, stored};
-  char hex[65], chunk[32];
-  bt_sha256_hex(info.h.ckpt_sha256, hex);
-  if (info.h.stream)
-    snprintf(chunk, sizeof chunk, "0 (one stream)");
-  else
-    snprintf(chunk, sizeof chunk, "%u bytes", info.h.chunk);
-  double raw = (double)info.h.orig_size;
-  printf("%s\n  model       %d layers, dim %d, %d heads, ctx %u\n  weights     sha256 %s\n"
-         "  chunk       %s\n  chunks      %llu (%llu stored raw)\n"
-         "  original    %llu bytes, crc32 %08x\n  compressed  %zu bytes, raw rate %.2f%%, %.4f bits/byte\n",
-         name, info.h.n_layer, info.h.d_model, info.h.n_head, info.h.ctx, hex, chunk,
-         (unsigned long long)info.h.n_chunks, (unsigned long long)info.stored_chunks,
-         (unsigned long long)info.h.orig_size, info.h.orig_crc, len,
-         raw > 0 ? 100.0 * (double)len / raw : 0.0, raw > 0 ? 8.0 * (double)len / raw : 0.0);
-  return 0;
+    uint64_t *off = NULL;
+    size_t mlen = 0;
+    bt_error e = bt_container_parse_member(in + pos, len - pos, &h, &off, &mlen);
+    if (e) {
+      if (members)
+        bt_msg("%s: member %llu (at byte %zu): %s: %s", name, (unsigned long long)members + 1, pos,
+               bt_error_name(e), bt_error_detail());
+      else
+        bt_msg("%s: %s: %s", name, bt_error_name(e), bt_error_detail());
+      return ST_ERROR;
+    }
+    uint64_t st = 0;
+    for (uint64_t i = 0; i < h.n_chunks; i++)
+      st += off[i + 1] - off[i] == bt_container_chunk_len(&h, i);
+    free(off);
+    char hex[65], mode[32];
+    bt_sha256_hex(h.ckpt_sha256, hex);
+    const char *mname = model_name(h.ckpt_sha256, g_ckpt_path);
+    if (h.stream)
+      snprintf(mode, sizeof mode, "stream");
+    else
+      snprintf(mode, sizeof mode, "chunk %u", h.chunk);
+    if (members == 0)
+      snprintf(model, sizeof model, "%s", mname);
+    else if (strcmp(model, mname) != 0)
+      snprintf(model, sizeof model, "(several)");
+    if (o->robot)
+      printf("member\t%llu\t%llu\t%llu\t%zu\t%llu\t%s\t%u\t%d\t%d\t%d\t%s\t%s\t%08x\n",
+             (unsigned long long)members + 1, (unsigned long long)h.n_chunks, (unsigned long long)st, mlen,
+             (unsigned long long)h.orig_size, h.stream ? "stream" : "chunk", h.chunk, h.n_layer, h.d_model,
+             h.n_head, mname, hex, h.orig_crc);
+    else if (o->verbose)
+      printf("  member %llu: %s, %llu chunks (%llu stored raw), %zu -> %llu bytes, crc32 %08x\n"
+             "    model %s: %d layers, dim %d, %d heads, ctx %u, weights sha256 %s\n",
+             (unsigned long long)members + 1, mode, (unsigned long long)h.n_chunks, (unsigned long long)st,
+             mlen, (unsigned long long)h.orig_size, h.orig_crc, mname, h.n_layer, h.d_model, h.n_head, h.ctx,
+             hex);
+    members++;
+    chunks += h.n_chunks;
+    stored += st;
+    orig += h.orig_size;
+    pos += mlen;
+    if (pos >= len)
+      break;
+    if (len - pos < 4 || memcmp(in + pos, BT_CONTAINER_MAGIC, 4) != 0) {
+      bt_msg("%s: %zu bytes of trailing garbage after member %llu", name, len - pos,
+             (unsigned long long)members);
+      return ST_ERROR;
+    }
+  }
+  double ratio = orig ? 100.0 * (double)len / (double)orig : 0.0;
+  if (o->robot) {
+    printf("file\t%llu\t%llu\t%llu\t%zu\t%llu\t%.4f\t%s\t%s\n", (unsigned long long)members,
+           (unsigned long long)chunks, (unsigned long long)stored, len, (unsigned long long)orig, ratio,
+           model, name);
+  } else {
+    char cs[32], us[32];
+    print_size(cs, sizeof cs, (double)len);
+    print_size(us, sizeof us, (double)orig);
+    printf("%7llu %8llu %12s %14s %6.2f%%  %-10s %s\n", (unsigned long long)members,
+           (unsigned long long)chunks, cs, us, ratio, model, name);
+  }
+  tot->files++;
+  tot->members += members;
+  tot->chunks += chunks;
+  tot->stored += stored;
+  tot->comp += len;
+  tot->orig += orig;
+  return ST_OK;
+}
+
+static void list_totals_row(const opts_t *o, const list_totals *t) {
+  double ratio = t->orig ? 100.0 * (double)t->comp / (double)t->orig : 0.0;
+  if (o->robot) {
+    printf("totals\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%.4f\n", (unsigned long long)t->files,
+           (unsigned long long)t->members, (unsigned long long)t->chunks, (unsigned long long)t->stored,
+           (unsigned long long)t->comp, (unsigned long long)t->orig, ratio);
+  } else if (t->files > 1) {
+    char cs[32], us[32], nf[32];
+    print_size(cs, sizeof cs, (double)t->comp);
+    print_size(us, sizeof us, (double)t->orig);
+    snprintf(nf, sizeof nf, "%llu files", (unsigned long long)t->files);
+    printf("%7s %8s %12s %14s %7s  %-10s %s\n", "-------", "--------", "------------", "--------------",
+           "-------", "", "");
+    printf("%7llu %8llu %12s %14s %6.2f%%  %-10s %s\n", (unsigned long long)t->members,
+           (unsigned long long)t->chunks, cs, us, ratio, "", nf);
+  }
 }
 
 static int has_suffix(const char *s, const char *suf) {
@@ -300,17 +612,159 @@ static int has_suffix(const char *s, const char *suf) {
   return a > b && strcmp(s + a - b, suf) == 0;
 }
 
-static int process(const char *in_path, const opts_t *o) {
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Opens an input, applying gzip's rules to what it is. Returns ST_OK with
+ * *fd and *sb (fstat of what was opened) and *removable (a regular file
+ * whose name --rm may unlink), or ST_ERROR / ST_WARN with the reason said. */
+static int open_input(const char *path, const opts_t *o, int writes_file, int *fd, struct stat *sb,
+                      int *removable) {
+  *removable = 0;
+  struct stat lsb;
+  if (lstat(path, &lsb) != 0) {
+    bt_msg("%s: %s", path, strerror(errno));
+    return ST_ERROR;
+  }
+  if (S_ISDIR(lsb.st_mode)) {
+    warn(o, "%s is a directory; ignored", path);
+    return ST_WARN;
+  }
+  /* Reading a link, a device or a FIFO to stdout changes nothing on disk,
+   * as with gzip -c; making FILE.bt beside one (and maybe removing it)
+   * needs -f. */
+  const int strict = writes_file && !o->force;
+  if (S_ISLNK(lsb.st_mode) && strict) {
+    warn(o, "%s is a symbolic link; skipped (use -f, or -c)", path);
+    return ST_WARN;
+  }
+  if (!S_ISLNK(lsb.st_mode) && !S_ISREG(lsb.st_mode) && strict) {
+    warn(o, "%s is not a regular file; skipped (use -f, or -c)", path);
+    return ST_WARN;
+  }
+  if (S_ISREG(lsb.st_mode) && lsb.st_nlink > 1 && strict) {
+    warn(o, "%s has %llu other link%s; skipped (use -f, or -c)", path, (unsigned long long)lsb.st_nlink - 1,
+         lsb.st_nlink > 2 ? "s" : "");
+    return ST_WARN;
+  }
+  /* O_NONBLOCK: a FIFO with no writer must not hang the open. */
+  *fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | (strict ? O_NOFOLLOW : 0));
+  if (*fd < 0) {
+    bt_msg("%s: %s", path, strerror(errno));
+    return ST_ERROR;
+  }
+  int fl = fcntl(*fd, F_GETFL);
+  if (fl >= 0)
+    fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK);
+  if (fstat(*fd, sb) != 0) {
+    bt_msg("%s: %s", path, strerror(errno));
+    close(*fd);
+    return ST_ERROR;
+  }
+  if (S_ISDIR(sb->st_mode)) {
+    warn(o, "%s is a directory; ignored", path);
+    close(*fd);
+    return ST_WARN;
+  }
+  if (!S_ISLNK(lsb.st_mode) && !same_file(&lsb, sb)) {
+    bt_msg("%s: changed while it was opened", path);
+    close(*fd);
+    return ST_ERROR;
+  }
+  *removable = S_ISREG(lsb.st_mode) && S_ISREG(sb->st_mode);
+  return ST_OK;
+}
+
+/* How the output will be written. */
+enum { OUT_STDOUT, OUT_FILE, OUT_SPECIAL };
+
+/* Checks the output path before any work is done: not the input, not a
+ * folder; an existing regular file only with -f; FIFOs and character
+ * devices are written into. */
+static int check_output(const char *out_path, const opts_t *o, const struct stat *in_sb, int *kind) {
+  struct stat osb, lsb;
+  *kind = OUT_FILE;
+  if (stat(out_path, &osb) == 0 && in_sb && same_file(&osb, in_sb)) {
+    bt_msg("%s: the output is the input file; refused", out_path);
+    return ST_ERROR;
+  }
+  if (lstat(out_path, &lsb) != 0)
+    return ST_OK; /* a new file */
+  if (S_ISLNK(lsb.st_mode) && stat(out_path, &osb) == 0 && !S_ISREG(osb.st_mode))
+    lsb = osb; /* a link to a device is written through */
+  if (S_ISDIR(lsb.st_mode)) {
+    bt_msg("%s is a directory; not overwritten", out_path);
+    return ST_ERROR;
+  }
+  if (S_ISFIFO(lsb.st_mode) || S_ISCHR(lsb.st_mode)) {
+    *kind = OUT_SPECIAL;
+    return ST_OK;
+  }
+  if (S_ISBLK(lsb.st_mode)) {
+    if (!o->force) {
+      bt_msg("%s is a block device; not written (use -f to write into it)", out_path);
+      return ST_ERROR;
+    }
+    *kind = OUT_SPECIAL;
+    return ST_OK;
+  }
+  if (S_ISSOCK(lsb.st_mode)) {
+    bt_msg("%s is a socket; not written", out_path);
+    return ST_ERROR;
+  }
+  if (!o->force) {
+    bt_msg("%s already exists; not overwritten (use -f)", out_path);
+    return ST_ERROR;
+  }
+  return ST_OK;
+}
+
+static int process(const char *in_path, const opts_t *o, list_totals *tot) {
   const int from_stdin = strcmp(in_path, "-") == 0;
   const char *name = from_stdin ? "(stdin)" : in_path;
-  int decompress = o->mode == M_DECOMPRESS || o->mode == M_TEST;
+  const int decompress = o->mode == M_DECOMPRESS || o->mode == M_TEST;
+  const int reads_bt = o->mode != M_COMPRESS;
   char *out_path = NULL;
-  int to_stdout = o->to_stdout || (from_stdin && !o->out);
-  if (o->mode == M_COMPRESS && !from_stdin && has_suffix(in_path, SUFFIX) && !o->force && !to_stdout) {
-    bt_msg("%s already has the " SUFFIX " suffix; skipped (use -f to compress it anyway)", in_path);
-    return -1;
+  const int to_stdout = o->mode != M_TEST && o->mode != M_LIST &&
+                        (o->to_stdout || (from_stdin && !o->out) || (o->out && strcmp(o->out, "-") == 0));
+  const int writes_file = (o->mode == M_COMPRESS || o->mode == M_DECOMPRESS) && !to_stdout;
+  int out_kind = to_stdout ? OUT_STDOUT : OUT_FILE;
+
+  if (from_stdin && reads_bt && isatty(0) && !o->force) {
+    bt_msg("refusing to read compressed data from a terminal (use -f to force)");
+    return ST_ERROR;
   }
-  if ((o->mode == M_COMPRESS || o->mode == M_DECOMPRESS) && !to_stdout) {
+  if (o->mode == M_COMPRESS && !from_stdin && has_suffix(in_path, SUFFIX) && !o->force && !to_stdout) {
+    warn(o, "%s already has the " SUFFIX " suffix; skipped (use -f to compress it anyway)", in_path);
+    return ST_WARN;
+  }
+  if (o->mode == M_DECOMPRESS && writes_file && !o->out && !has_suffix(in_path, SUFFIX)) {
+    warn(o, "%s: unknown suffix (expected " SUFFIX "); skipped (use -c or -o)", in_path);
+    return ST_WARN;
+  }
+  if (to_stdout && o->mode == M_COMPRESS && isatty(1) && !o->force) {
+    bt_msg("refusing to write compressed data to a terminal (use -f to force, or -o FILE)");
+    return ST_ERROR;
+  }
+
+  int fd = 0, removable = 0;
+  struct stat in_sb;
+  memset(&in_sb, 0, sizeof in_sb);
+  if (from_stdin) {
+    if (fstat(0, &in_sb) != 0)
+      memset(&in_sb, 0, sizeof in_sb);
+  } else {
+    int r = open_input(in_path, o, writes_file, &fd, &in_sb, &removable);
+    if (r != ST_OK)
+      return r;
+  }
+  const int in_regular = S_ISREG(in_sb.st_mode);
+  int rc = ST_ERROR;
+  uint8_t *in = NULL, *res = NULL;
+  size_t n = 0, res_n = 0;
+
+  if (writes_file) {
     if (o->out) {
       out_path = strdup(o->out);
     } else if (o->mode == M_COMPRESS) {
@@ -318,40 +772,26 @@ static int process(const char *in_path, const opts_t *o) {
       if (out_path)
         sprintf(out_path, "%s" SUFFIX, in_path);
     } else {
-      if (!has_suffix(in_path, SUFFIX)) {
-        bt_msg("%s: unknown suffix (expected " SUFFIX "); use -c or -o", in_path);
-        return -1;
-      }
       out_path = strdup(in_path);
       if (out_path)
         out_path[strlen(out_path) - strlen(SUFFIX)] = '\0';
     }
-    if (!out_path)
-      return -1;
-    struct stat sb;
-    if (!o->force && lstat(out_path, &sb) == 0) {
-      bt_msg("%s already exists; not overwritten (use -f)", out_path);
-      free(out_path);
-      return -1;
+    if (!out_path) {
+      bt_msg("out of memory");
+      goto done;
+    }
+    if (check_output(out_path, o, in_regular ? &in_sb : NULL, &out_kind) != ST_OK)
+      goto done;
+  } else if (to_stdout && in_regular) {
+    struct stat osb; /* bt-compress -c f >> f would read what it writes */
+    if (fstat(1, &osb) == 0 && S_ISREG(osb.st_mode) && same_file(&osb, &in_sb)) {
+      bt_msg("%s: standard output is the input file; refused", name);
+      goto done;
     }
   }
-  if (to_stdout && o->mode != M_TEST && o->mode != M_LIST && isatty(1) && !o->force) {
-    bt_msg("refusing to write binary data to a terminal (use -f to force, or -o FILE)");
-    free(out_path);
-    return -1;
-  }
-  struct stat in_sb;
-  mode_t mode = 0644;
-  if (!from_stdin && stat(in_path, &in_sb) == 0)
-    mode = in_sb.st_mode;
 
-  uint8_t *in = NULL, *res = NULL;
-  size_t n = 0, res_n = 0;
-  if (read_all(in_path, &in, &n)) {
-    free(out_path);
-    return -1;
-  }
-  int rc = -1;
+  if (read_fd_all(fd, name, in_regular ? (size_t)in_sb.st_size : 0, &in, &n))
+    goto done;
   bt_error e = BT_OK;
   bt_codec_stats st;
   memset(&st, 0, sizeof st);
@@ -359,14 +799,14 @@ static int process(const char *in_path, const opts_t *o) {
   bt_progress_fn pf = (o->verbose || g_tty_progress) && !o->quiet ? on_progress : NULL;
 
   if (o->mode == M_LIST) {
-    rc = list_one(name, in, n);
+    rc = list_one(name, in, n, o, tot);
     goto done;
   }
   if (decompress && n == 0) {
     bt_msg("%s: empty input is not a bt file", name);
     goto done;
   }
-  if (open_codec())
+  if (open_codec(o))
     goto done;
   if (!decompress) {
     size_t cap = bt_compress_bound(n, (uint32_t)o->chunk);
@@ -387,16 +827,22 @@ static int process(const char *in_path, const opts_t *o) {
   }
   if (o->verbose)
     report(name, &st, decompress);
+  if (!decompress && (uint64_t)n > BT_DEFAULT_MAX_RATIO * (uint64_t)res_n + BT_DEFAULT_MAX_BASE)
+    warn(o, "note: %s shrank %.0fx, past what bt-decompress accepts by default; decompress it with -f or "
+         "--max-size", name, (double)n / (double)res_n);
   if (o->mode == M_TEST) {
     if (o->verbose)
       fprintf(stderr, "%s: OK\n", name);
-    rc = 0;
+    rc = ST_OK;
     goto done;
   }
-  if (!decompress && o->rm && !from_stdin) { /* verify before the input may go */
+  const int may_remove = o->rm && !from_stdin && removable && out_kind == OUT_FILE;
+  if (!decompress && may_remove) { /* verify before the input may go */
     uint8_t *back = NULL;
     size_t back_n = 0;
+    bt_codec_set_max_size(g_codec, UINT64_MAX);
     e = bt_decompress(g_codec, res, res_n, &back, &back_n, NULL, NULL, NULL);
+    bt_codec_set_max_size(g_codec, o->max_size);
     int same = !e && back_n == n && (n == 0 || memcmp(back, in, n) == 0);
     free(back);
     if (!same) {
@@ -404,18 +850,39 @@ static int process(const char *in_path, const opts_t *o) {
       goto done;
     }
   }
-  if (to_stdout) {
+  if (out_kind == OUT_STDOUT) {
     if (write_fd_all(1, res, res_n) != 0) {
       bt_msg("cannot write to stdout: %s", strerror(errno));
       goto done;
     }
-  } else if (write_file(out_path, res, res_n, o, mode) != 0) {
+  } else if (out_kind == OUT_SPECIAL) {
+    if (write_into_special(out_path, res, res_n) != 0)
+      goto done;
+  } else if (write_file_atomic(out_path, res, res_n, in_regular ? &in_sb : NULL, o->force) != 0) {
     goto done;
   }
-  if (o->rm && !from_stdin && !to_stdout && unlink(in_path) != 0)
-    bt_msg("%s: cannot remove: %s", in_path, strerror(errno));
-  rc = 0;
+  rc = ST_OK;
+  if (o->rm && !from_stdin && !to_stdout) {
+    struct stat now;
+    char dir[PATH_MAX], base[PATH_MAX];
+    if (!may_remove) {
+      warn(o, "%s: kept: %s", in_path,
+           !removable ? "--rm removes regular files only" : "the output is not a regular file");
+      rc = ST_WARN;
+    } else if (lstat(in_path, &now) != 0 || !S_ISREG(now.st_mode) || !same_file(&now, &in_sb)) {
+      warn(o, "%s: kept: it changed while bt ran", in_path);
+      rc = ST_WARN;
+    } else if (unlink(in_path) != 0) {
+      bt_msg("%s: cannot remove: %s", in_path, strerror(errno));
+      rc = ST_ERROR;
+    } else {
+      split_path(in_path, dir, base);
+      fsync_dir(dir);
+    }
+  }
 done:
+  if (fd > 0)
+    close(fd);
   free(in);
   free(res);
   free(out_path);
@@ -430,12 +897,14 @@ int main(int argc, char **argv) {
   g_prog = BT_DEFAULT_DECOMPRESS ? "bt-decompress" : "bt-compress";
   bt_cli_init(g_prog, "[-d|-t|-l] [-c] [-k] [-f] [-o FILE] [--ckpt FILE] [--chunk N] [-T N] [FILE...]");
   opts_t o = {.mode = BT_DEFAULT_DECOMPRESS ? M_DECOMPRESS : M_COMPRESS, .chunk = 2048};
-  enum { O_CKPT = 256, O_CHUNK, O_RM };
+  int max_size_set = 0;
+  enum { O_CKPT = 256, O_CHUNK, O_RM, O_MAXSIZE, O_ROBOT };
   static const struct option lo[] = {
       {"decompress", 0, 0, 'd'}, {"uncompress", 0, 0, 'd'}, {"compress", 0, 0, 'z'},
       {"test", 0, 0, 't'}, {"list", 0, 0, 'l'}, {"stdout", 0, 0, 'c'}, {"to-stdout", 0, 0, 'c'},
       {"output", 1, 0, 'o'}, {"keep", 0, 0, 'k'}, {"rm", 0, 0, O_RM}, {"force", 0, 0, 'f'},
       {"ckpt", 1, 0, O_CKPT}, {"chunk", 1, 0, O_CHUNK}, {"threads", 1, 0, 'T'},
+      {"max-size", 1, 0, O_MAXSIZE}, {"robot", 0, 0, O_ROBOT},
       {"verbose", 0, 0, 'v'}, {"quiet", 0, 0, 'q'}, {"version", 0, 0, 'V'}, {"help", 0, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -452,20 +921,28 @@ int main(int argc, char **argv) {
     case O_RM: o.rm = 1; break;
     case 'f': o.force = 1; break;
     case O_CKPT: o.ckpt = optarg; break;
+    case O_ROBOT: o.robot = 1; break;
     case O_CHUNK: {
-      char *end;
-      errno = 0;
-      o.chunk = strtoll(optarg, &end, 10);
-      if (end == optarg || *end || errno || o.chunk < 0 || o.chunk > (1LL << 30))
+      uint64_t v;
+      if (bt_parse_size(optarg, &v) != 0 || v > (1ull << 30))
         bt_usage_error("invalid --chunk '%s' (0, or 1..2^30 bytes)", optarg);
+      o.chunk = (long long)v;
+      break;
+    }
+    case O_MAXSIZE: {
+      uint64_t v;
+      if (bt_parse_size(optarg, &v) != 0)
+        bt_usage_error("invalid --max-size '%s' (bytes, with K, M, G or KiB, MiB, GiB; 0 = no limit)", optarg);
+      o.max_size = v ? v : UINT64_MAX;
+      max_size_set = 1;
       break;
     }
     case 'T': {
       char *end;
       long v = strtol(optarg, &end, 10);
-      if (end == optarg || *end || v < 1 || v > 4096)
-        bt_usage_error("invalid thread count '%s'", optarg);
-      o.threads = (int)v;
+      if (end == optarg || *end || v < 0 || v > 4096)
+        bt_usage_error("invalid thread count '%s' (0 = all cores)", optarg);
+      o.threads = v ? (int)v : omp_get_num_procs();
       break;
     }
     case 'v': o.verbose = 1; break;
@@ -476,6 +953,8 @@ int main(int argc, char **argv) {
     default: bt_usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
+  if (o.force && !max_size_set)
+    o.max_size = UINT64_MAX;
   const char *isa_env = getenv("BT_ISA");
   bt_isa want;
   if (isa_env && *isa_env) {
@@ -493,13 +972,25 @@ int main(int argc, char **argv) {
     bt_usage_error("-o takes one input only");
   if (o.out && o.to_stdout)
     bt_usage_error("give -o or -c, not both");
+  if (o.robot && o.mode != M_LIST)
+    bt_usage_error("--robot goes with -l");
   g_tty_progress = isatty(2) && !o.quiet;
   g_ckpt_path = find_ckpt(o.ckpt);
-  int bad = 0;
-  if (nfiles == 0)
-    bad |= process("-", &o) != 0;
-  for (int i = optind; i < argc; i++)
-    bad |= process(argv[i], &o) != 0;
+  install_signal_cleanup();
+  int errors = 0, warnings = 0;
+  list_totals tot;
+  memset(&tot, 0, sizeof tot);
+  if (o.mode == M_LIST)
+    list_header(&o);
+  for (int i = nfiles ? optind : -1; i < argc; i++) {
+    int r = process(i < 0 ? "-" : argv[i], &o, &tot);
+    errors += r == ST_ERROR;
+    warnings += r == ST_WARN;
+    if (i < 0)
+      break;
+  }
+  if (o.mode == M_LIST && tot.files)
+    list_totals_row(&o, &tot);
   bt_codec_free(g_codec);
-  return bad ? 1 : 0;
+  return errors ? ST_ERROR : warnings ? ST_WARN : ST_OK;
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static const char *g_prog = "bt";
@@ -42,6 +43,40 @@ void bt_usage_error(const char *fmt, ...) {
   va_end(ap);
   fprintf(stderr, "usage: %s %s\nTry '%s --help' for more information.\n", g_prog, g_synopsis, g_prog);
   exit(1);
+}
+
+int bt_cli_wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+      return 1;
+  return 0;
+}
+
+int bt_parse_size(const char *s, uint64_t *out) {
+  if (!s || *s < '0' || *s > '9')
+    return -1;
+  uint64_t v = 0;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    if (v > (UINT64_MAX - 9) / 10)
+      return -1;
+    v = v * 10 + (uint64_t)(*s - '0');
+  }
+  static const struct {
+    const char *suf;
+    uint64_t mul;
+  } u[] = {{"", 1},
+           {"K", 1000ull}, {"KB", 1000ull}, {"k", 1000ull}, {"kB", 1000ull}, {"KiB", 1ull << 10},
+           {"M", 1000000ull}, {"MB", 1000000ull}, {"MiB", 1ull << 20},
+           {"G", 1000000000ull}, {"GB", 1000000000ull}, {"GiB", 1ull << 30},
+           {"T", 1000000000000ull}, {"TB", 1000000000000ull}, {"TiB", 1ull << 40}};
+  for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
+    if (strcmp(s, u[i].suf) == 0) {
+      if (v > UINT64_MAX / u[i].mul)
+        return -1;
+      *out = v * u[i].mul;
+      return 0;
+    }
+  return -1;
 }
 
 double bt_now_s(void) {

@@ -6,6 +6,8 @@
 #ifndef BT_CLI_H
 #define BT_CLI_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -23,6 +25,14 @@ void bt_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2))
 
 /* The message, the synopsis and a pointer to --help on stderr; exit status 1. */
 void bt_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* 1 if an argument before any "--" is -h or --help. */
+int bt_cli_wants_help(int argc, char **argv);
+
+/* A byte count: digits with an optional K, M, G, T (powers of 1000: also
+ * KB, MB, ...) or KiB, MiB, GiB, TiB suffix, as zstd reads sizes. 0 on
+ * success, -1 on garbage or overflow. */
+int bt_parse_size(const char *s, uint64_t *out);
 
 /* Seconds on the monotonic clock. */
 double bt_now_s(void);

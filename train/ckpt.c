@@ -640,8 +640,8 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
     if (!r || st->seq % st->ctx_min || (r & (r - 1)))
       BAD("ctx_min %d does not divide the sequence length %d by a power of two", st->ctx_min, st->seq);
   }
-  if (out_of(st->lr, 0, 10) || out_of(st->min_lr, 0, 10))
-    BAD("learning rate %g / %g is outside 0..10", st->lr, st->min_lr);
+  if (out_of(st->lr, 0, 1e38) || out_of(st->min_lr, 0, 1e38)) /* a float; huge ones just diverge */
+    BAD("learning rate %g / %g is not a finite float >= 0", st->lr, st->min_lr);
   if (out_of(st->weight_decay, 0, 100) || out_of(st->clip, 0, 1e9))
     BAD("weight decay %g or clip %g is out of range", st->weight_decay, st->clip);
   if (out_of(st->beta1, 0, 1) || st->beta1 >= 1 || out_of(st->beta2, 0, 1) || st->beta2 >= 1 ||
