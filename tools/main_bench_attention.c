@@ -8,6 +8,7 @@
  * FLOPs are counted causally: forward 2 * (T(T+1)/2) * hs * 2 per (b,h)
  * (S = Q K^T and O = P V), backward 2.5 times that (S again, dP, dQ, dK, dV).
  */
+#include "kernels/cli.h"
 #include "kernels/kernels.h"
 
 #include <omp.h>
@@ -24,13 +25,18 @@ static void fill(float *x, size_t n, uint64_t seed, float scale) {
   }
 }
 
+#define USAGE "usage: bt-bench-attention [-B N] [-T N] [-n reps] [-t maxthreads]\n"
 static void usage(void) {
-  fprintf(stderr, "usage: bt-bench-attention [-B N] [-T N] [-n reps] [-t maxthreads]\n");
+  fputs(USAGE, stderr);
   exit(1);
 }
 
 int main(int argc, char **argv) {
   int B = 8, T = 2048, reps = 3, maxth = 2;
+  if (bt_cli_wants_help(argc, argv)) {
+    fputs(USAGE, stdout);
+    return 0;
+  }
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc)
       usage();

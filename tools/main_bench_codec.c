@@ -24,12 +24,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cli.h"
 #include "coder/codec.h"
 #include "kernels/kernels.h"
 
+#define USAGE "usage: bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--json] TEXT CKPT...\n"
 static void usage(void) {
-  fprintf(stderr, "usage: bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--json] "
-                  "TEXT CKPT...\n");
+  fputs(USAGE, stderr);
   exit(1);
 }
 
@@ -101,6 +102,10 @@ int main(int argc, char **argv) {
   int threads = 2, reps = 1, json = 0;
   long nbytes = 131072;
   uint32_t chunk = 2048;
+  if (bt_cli_wants_help(argc, argv)) {
+    fputs(USAGE, stdout);
+    return 0;
+  }
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (!strcmp(argv[i], "--json")) {

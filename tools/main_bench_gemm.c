@@ -41,8 +41,8 @@ static double time_gemm(gemm_fn f, const bench_shape *s, const float *A, const f
   return flops / best * 1e-9;
 }
 
-static void usage(void) {
-  fprintf(stderr, "usage: bt-bench-gemm [-s big|small|all] [-T maxthreads] [-r seconds]\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: bt-bench-gemm [-s big|small|all] [-T maxthreads] [-r seconds]\n");
 }
 
 int main(int argc, char **argv) {
@@ -55,11 +55,11 @@ int main(int argc, char **argv) {
       maxt = atoi(argv[++i]);
     else if (!strcmp(argv[i], "-r") && i + 1 < argc)
       g_min_time = atof(argv[++i]);
-    else if (!strcmp(argv[i], "-h")) {
-      usage();
+    else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      usage(stdout);
       return 0;
     } else {
-      usage();
+      usage(stderr);
       return 1;
     }
   }

@@ -17,22 +17,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cli.h"
 #include "infer/infer.h"
 #include "kernels/kernels.h"
 #include "train/model.h"
 
 static double now(void) { return omp_get_wtime(); }
 
+#define USAGE                                                                                  \
+  "usage: bt-bench-infer [-p 200K|800K|3.2M] [-c chunks] [-n streams] [-T len] [-t maxthreads] " \
+  "[-m both|batched|incr]\n"
 static void usage(void) {
-  fprintf(stderr,
-          "usage: bt-bench-infer [-p 200K|800K|3.2M] [-c chunks] [-n streams] [-T len] "
-          "[-t maxthreads] [-m both|batched|incr]\n");
+  fputs(USAGE, stderr);
   exit(1);
 }
 
 int main(int argc, char **argv) {
   const char *only = NULL;
   int chunks = 4, streams = 32, T = 2048, maxth = 2, mode = 3;
+  if (bt_cli_wants_help(argc, argv)) {
+    fputs(USAGE, stdout);
+    return 0;
+  }
   for (int i = 1; i < argc; i++) {
     if (i + 1 >= argc)
       usage();

@@ -105,7 +105,7 @@ static void run_op(int op) {
 int main(int argc, char **argv) {
   int threads = 0, reps = 20, only = -1;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h")) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return 0;
     } else if (!strcmp(argv[i], "-T") && i + 1 < argc) {

@@ -64,6 +64,11 @@ static void bench_attention(int B, int T, int C, int H, double *fwd, double *bwd
 int main(int argc, char **argv) {
   const char *presets = "200K,800K,3.2M";
   int B = 8, T = 2048, steps = 3, threads = 2, json = 0;
+#define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--json]\n"
+  if (bt_cli_wants_help(argc, argv)) {
+    fputs(USAGE, stdout);
+    return 0;
+  }
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--presets") && i + 1 < argc) presets = argv[++i];
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
@@ -72,7 +77,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json")) json = 1;
     else {
-      fprintf(stderr, "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--json]\n");
+      fputs(USAGE, stderr);
       return 1;
     }
   }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "data/sha256.h"
+#include "kernels/cli.h"
 #include "train/ckpt.h"
 
 static int fail(const char *what, bt_error e) {
@@ -17,7 +18,14 @@ static int fail(const char *what, bt_error e) {
   return 1;
 }
 
+#define USAGE "usage: bt-ckpt info FILE\n       bt-ckpt export [--f16] IN OUT\n"
+
 int main(int argc, char **argv) {
+  if (bt_cli_wants_help(argc, argv)) {
+    fputs(USAGE "Inspects a checkpoint, or exports its weights (optionally as float16) without the\n"
+                "training state.\n", stdout);
+    return 0;
+  }
   if (argc == 3 && strcmp(argv[1], "info") == 0) {
     bt_model *m;
     bt_train_state st;
@@ -57,6 +65,6 @@ int main(int argc, char **argv) {
     bt_model_free(m);
     return e ? fail(out, e) : 0;
   }
-  fprintf(stderr, "usage: bt-ckpt info FILE\n       bt-ckpt export [--f16] IN OUT\n");
+  fputs(USAGE, stderr);
   return 1;
 }
