@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make_codec_corpus.sh BUILD - writes tests/corpus/codec: the seeds of
+# tests/fuzz_codec.c and golden files of the current container version, made
+# with the shipped checkpoints. Names: see fuzz_codec.c.
+set -euo pipefail
+BUILD=$(cd "$1" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+OUT="$SRC/tests/corpus/codec"
+DATA=${BT_DATA:-$SRC/../shared/data}
+C=("$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-200K.h5" -q)
+mkdir -p "$OUT"; cd "$OUT"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+{ xz -dc "$DATA/text/wiki-valid10m.txt.xz" || true; } | head -c 20000 | tail -c 3000 > "$T/text"
+# Small seeds, so the fuzzer decodes them within its size limit; one
+# stream past the model's context, for the windowed path.
+head -c 400 "$T/text" > "$T/t400"
+"${C[@]}" -c "$T/t400" > ok-chunk.bt
+head -c 450 "$T/text" | "${C[@]}" --chunk 150 > ok-chunks.bt
+head -c 300 "$T/text" | "${C[@]}" --chunk 0 > ok-stream.bt
+"${C[@]}" --chunk 0 -c "$T/text" > ok-stream-windows.bt
+head -c 100 /dev/urandom > "$T/rand"; "${C[@]}" -c "$T/rand" > ok-stored.bt
+: | "${C[@]}" > ok-empty.bt
+cat ok-chunk.bt ok-empty.bt ok-stored.bt > ok-three-members.bt
+"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -q -c "$T/t400" > bad-mismatch-800K.bt
+{ cat ok-chunk.bt; printf 'JUNK'; } > bad-corrupt-trailing.bt
+cat ok-chunk.bt bad-mismatch-800K.bt > bad-mismatch-second-member.bt
+python3 - <<'PY'
+import struct, zlib
+d = bytearray(open("ok-chunk.bt", "rb").read())
+d[120] ^= 0x10  # a payload byte: decodes to other bytes, caught by the CRC-32
+open("bad-checksum-payload.bt", "wb").write(bytes(d))
+s = bytearray(open("ok-stream-windows.bt", "rb").read())
+s[50:56] = (27600000).to_bytes(6, "little")
+s[60:64] = struct.pack("<I", zlib.crc32(bytes(s[:60]) + bytes(s[64:68])))
+open("bad-limit-forged-size.bt", "wb").write(bytes(s))
+PY
+ls -l "$OUT"
