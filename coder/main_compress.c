@@ -36,6 +36,7 @@
 
 #include "coder/codec.h"
 #include "coder/coder.h"
+#include "data/data.h"
 #include "data/sha256.h"
 #include "kernels/cli.h"
 #include "kernels/kernels.h"
@@ -207,26 +208,6 @@ static int fsync_dir(const char *dir) {
   return r;
 }
 
-/* Names a new file in dst's folder: ".NAME.XXXXXX", with NAME cut so the
- * whole stays within the folder's NAME_MAX (a 250-byte name still works). */
-static int make_temp(const char *dst, char *tmp, size_t cap) {
-  char dir[PATH_MAX], base[PATH_MAX];
-  split_path(dst, dir, base);
-  long name_max = pathconf(dir, _PC_NAME_MAX);
-  if (name_max <= 0 || name_max > 255)
-    name_max = 255;
-  int keep = (int)name_max - 8; /* "." + NAME + ".XXXXXX" */
-  if (keep > 200)
-    keep = 200;
-  if (keep < 1)
-    keep = 1;
-  if (snprintf(tmp, cap, "%s/.%.*s.XXXXXX", dir, keep, base) >= (int)cap) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  return mkstemp(tmp);
-}
-
 /* Renames tmp to dst; without force it never replaces an existing dst,
  * even one that appeared since it was checked. */
 static int rename_into_place(const char *tmp, const char *dst, int force) {
@@ -247,11 +228,9 @@ static int rename_into_place(const char *tmp, const char *dst, int force) {
  * NULL (stdin: mode 0644 less the umask). */
 static int write_file_atomic(const char *dst, const uint8_t *p, size_t n, const struct stat *src_sb,
                              int force) {
-  int fd = make_temp(dst, g_tmp, sizeof g_tmp);
-  if (fd < 0) {
-    char dir[PATH_MAX], base[PATH_MAX];
-    split_path(dst, dir, base);
-    bt_msg("cannot write %s: %s (folder %s)", dst, strerror(errno), dir);
+  int fd;
+  if (bt_temp_beside(dst, g_tmp, sizeof g_tmp, &fd) != BT_OK) {
+    bt_msg("cannot write %s: %s", dst, bt_error_detail());
     return -1;
   }
   g_tmp_live = 1;

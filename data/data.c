@@ -314,15 +314,35 @@ static void fsync_dir(const char *dir) {
   }
 }
 
-/* Creates a fresh temp file dir/.name.tmp.XXXXXX; *fd and tmp set on success. */
-static bt_error make_temp(const char *dir, const char *name, char tmp[PATH_MAX], int *fd) {
-  int r = snprintf(tmp, PATH_MAX, "%s/.%s.tmp.XXXXXX", dir, name);
-  if (r < 0 || r >= PATH_MAX) return bt_fail(BT_ERR_ARG, "path too long: %.200s/%s", dir, name);
+bt_error bt_temp_beside(const char *path, char *tmp, size_t cap, int *fd) {
+  *fd = -1;
+  const char *slash = strrchr(path, '/');
+  int dlen = slash ? (int)(slash - path) : 1;
+  const char *dir = slash ? path : ".", *base = slash ? slash + 1 : path;
+  if (slash == path) dlen = 1; /* "/name": the root */
+  char d[PATH_MAX];
+  if (snprintf(d, sizeof d, "%.*s", dlen, dir) >= (int)sizeof d)
+    return bt_fail(BT_ERR_ARG, "path too long: %.200s", path);
+  long name_max = pathconf(d, _PC_NAME_MAX);
+  if (name_max <= 0 || name_max > 255) name_max = 255;
+  int keep = (int)name_max - 8; /* "." + NAME + ".XXXXXX" */
+  if (keep > 200) keep = 200;
+  if (keep < 1) keep = 1;
+  int r = snprintf(tmp, cap, "%s/.%.*s.XXXXXX", d, keep, base);
+  if (r < 0 || (size_t)r >= cap) return bt_fail(BT_ERR_ARG, "path too long: %.200s", path);
   *fd = mkstemp(tmp);
-  if (*fd < 0) return bt_fail(BT_ERR_IO, "cannot create a temporary file in %s: %s", dir, strerror(errno));
+  if (*fd < 0) return bt_fail(BT_ERR_IO, "cannot create a temporary file in %s: %s", d, strerror(errno));
   (void)fcntl(*fd, F_SETFD, FD_CLOEXEC);
-  (void)fchmod(*fd, 0644);
   return BT_OK;
+}
+
+/* A fresh temp file beside dir/name, mode 0644. */
+static bt_error make_temp(const char *dir, const char *name, char tmp[PATH_MAX], int *fd) {
+  char path[PATH_MAX];
+  bt_error e = path_join(path, dir, name);
+  if (!e) e = bt_temp_beside(path, tmp, PATH_MAX, fd);
+  if (!e) (void)fchmod(*fd, 0644);
+  return e;
 }
 
 /* Writes dir/name atomically: temp file, fsync, rename, fsync the folder.

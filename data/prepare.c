@@ -602,15 +602,21 @@ static void cache_write(const char *path, const uint8_t *p, size_t n, const bt_p
   if (!slash) return;
   *slash = '\0';
   if (bt_mkdir_p(dir) != BT_OK) return;
-  if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp) return;
+  int fd;
+  if (bt_temp_beside(path, tmp, sizeof tmp, &fd) != BT_OK) return;
+  fchmod(fd, 0644);
   uint8_t h[CACHE_HEADER];
   memcpy(h, CACHE_MAGIC, 8);
   put_le64(h + 8, n);
   put_le64(h + 16, info->n_files);
   put_le64(h + 24, info->n_samples);
   memcpy(h + 32, info->sha256, 32);
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return;
+  FILE *f = fdopen(fd, "wb");
+  if (!f) {
+    close(fd);
+    unlink(tmp);
+    return;
+  }
   int bad = fwrite(h, 1, sizeof h, f) != sizeof h || fwrite(p, 1, n, f) != n || fflush(f) != 0 ||
             fsync(fileno(f)) != 0;
   bad |= fclose(f) != 0;

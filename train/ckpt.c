@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/data.h"
 #include "data/sha256.h"
 
 #define UB_SIZE 512
@@ -426,21 +427,33 @@ static bt_error seal_file(int fd, const char *path) {
 
 bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, int dtype) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  /* A unique name beside path (a killed run's leftover never blocks this
+   * one); HDF5 then truncates and writes it. */
   char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return bt_fail(BT_ERR_ARG, "checkpoint path too long");
+  int tfd;
+  bt_error te = bt_temp_beside(path, tmp, sizeof tmp, &tfd);
+  if (te)
+    return te;
+  mode_t um = umask(0); /* the mode HDF5 would give a file it created */
+  umask(um);
+  fchmod(tfd, 0666 & ~um);
+  close(tfd);
   const bt_config *cfg = bt_model_config(m);
   const bt_tensor_info *t = bt_model_tensors(m);
   float *params = bt_model_params(m);
-  if (st && (!bt_model_adam_m(m) || !bt_model_adam_v(m)))
+  if (st && (!bt_model_adam_m(m) || !bt_model_adam_v(m))) {
+    unlink(tmp);
     return bt_fail(BT_ERR_NOMEM, "optimizer state");
+  }
 
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
   H5Pset_userblock(fcpl, UB_SIZE);
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
   H5Pclose(fcpl);
-  if (f < 0)
+  if (f < 0) {
+    unlink(tmp);
     return bt_fail(BT_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+  }
   uint8_t dig[32];
   char hex[65];
   bt_model_weights_sha256(m, dig);
