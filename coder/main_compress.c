@@ -627,8 +627,11 @@ static int open_input(const char *path, const opts_t *o, int writes_file, int *f
          lsb.st_nlink > 2 ? "s" : "");
     return ST_WARN;
   }
-  /* O_NONBLOCK: a FIFO with no writer must not hang the open. */
-  *fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | (strict ? O_NOFOLLOW : 0));
+  /* A FIFO read on purpose (-c, -f) waits for its writer, as with gzip;
+   * anything else opens without blocking, so a regular file swapped for a
+   * FIFO since the lstat cannot hang the open (the fstat below sees it). */
+  const int nonblock = S_ISFIFO(lsb.st_mode) ? 0 : O_NONBLOCK;
+  *fd = open(path, O_RDONLY | O_NOCTTY | nonblock | (strict ? O_NOFOLLOW : 0));
   if (*fd < 0) {
     bt_msg("%s: %s", path, strerror(errno));
     return ST_ERROR;
@@ -643,6 +646,11 @@ static int open_input(const char *path, const opts_t *o, int writes_file, int *f
   }
   if (S_ISDIR(sb->st_mode)) {
     warn(o, "%s is a directory; ignored", path);
+    close(*fd);
+    return ST_WARN;
+  }
+  if (strict && !S_ISREG(sb->st_mode)) {
+    warn(o, "%s is not a regular file; skipped (use -f, or -c)", path);
     close(*fd);
     return ST_WARN;
   }

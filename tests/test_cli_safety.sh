@@ -67,6 +67,10 @@ wait $reader
 [ -p fifo ] && ok || bad "-f -o FIFO replaced the FIFO with a file"
 "$D" "${K[@]}" -c fifo.got 2>/dev/null | cmp -s - a && ok || bad "what went through the FIFO does not decode to a"
 expect 2 "not a regular file" "a FIFO as input without -f" -- timeout 20 "$C" "${K[@]}" fifo
+( sleep 1; cat a > fifo ) &
+expect 0 "" "-c FIFO waits for its writer" -- sh -c "timeout 30 '$C' --ckpt m.h5 -c fifo > fifo.bt"
+wait
+"$D" "${K[@]}" -c fifo.bt 2>/dev/null | cmp -s - a && ok || bad "-c FIFO did not read what its writer wrote"
 ln -s a sl
 expect 2 "symbolic link" "--rm on a symlink" -- "$C" "${K[@]}" --rm sl
 [ -L sl ] && [ ! -e sl.bt ] && ok || bad "a symlinked input was compressed or removed without -f"

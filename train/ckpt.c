@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data/data.h"
@@ -600,17 +601,7 @@ static bt_error open_verified(const char *path, hid_t *f, uint64_t *file_size) {
   return *f < 0 ? bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path) : BT_OK;
 }
 
-bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
-  hid_t f;
-  bt_error e = open_verified(path, &f, NULL);
-  if (e)
-    return e;
-  e = read_config(f, path, cfg);
-  H5Fclose(f);
-  return e;
-}
-
-bt_error bt_ckpt_read_info(const char *path, bt_config *cfg, uint8_t weights_sha256[32]) {
+static bt_error read_info_direct(const char *path, bt_config *cfg, uint8_t weights_sha256[32]) {
   hid_t f;
   bt_error e = open_verified(path, &f, NULL);
   if (e)
@@ -785,7 +776,7 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
   return e;
 }
 
-bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
+static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st) {
   *out = NULL;
   if (st)
     memset(st, 0, sizeof *st);
@@ -839,4 +830,215 @@ bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
   }
   *out = m;
   return BT_OK;
+}
+
+/* ==================================================================== */
+/* The sandbox: libhdf5 parses in a child process                       */
+/* ==================================================================== */
+
+/* libhdf5 1.10 is not memory-safe on hostile files (fuzzing found a
+ * use-after-free in H5Aexists on a resealed checkpoint; see docs/safety.md).
+ * So the parse runs in a forked child with its stderr on /dev/null, which
+ * sends back what it read through a pipe; the parent checks all of it
+ * again. A crash, a hang-free abort or garbage from the child is a clean
+ * BT_ERR_CORRUPT here, never memory corruption in the caller. */
+
+static int g_sandbox = 1;
+
+void bt_ckpt_set_sandbox(int on) { g_sandbox = on; }
+
+#define SB_MAGIC 0x62747362u /* "btsb" */
+
+static int put_bytes(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  while (n) {
+    ssize_t k = write(fd, b, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return -1;
+    b += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+static int get_bytes(int fd, void *p, size_t n) {
+  uint8_t *b = p;
+  while (n) {
+    ssize_t k = read(fd, b, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return -1;
+    b += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+/* What the child sends: magic, error, detail, then the payload, then magic. */
+typedef struct {
+  uint32_t magic;
+  int32_t err;
+  char detail[512];
+  bt_config cfg;
+  uint8_t sha[32];
+  int32_t has_model, has_state;
+  bt_train_state st; /* log: sent after, as log_rows x BT_LOG_COLS doubles */
+} sb_head;
+
+enum { SB_INFO, SB_LOAD };
+
+static void child_main(int fd, int what, const char *path, int want_state) {
+  int devnull = open("/dev/null", O_WRONLY);
+  if (devnull >= 0) {
+    dup2(devnull, 2);
+    dup2(devnull, 1);
+  }
+  sb_head h;
+  memset(&h, 0, sizeof h);
+  h.magic = SB_MAGIC;
+  bt_model *m = NULL;
+  bt_error e;
+  if (what == SB_INFO) {
+    e = read_info_direct(path, &h.cfg, h.sha);
+  } else {
+    e = load_direct(path, &m, want_state ? &h.st : NULL);
+    if (!e) {
+      h.cfg = *bt_model_config(m);
+      h.has_model = 1;
+      h.has_state = want_state && h.st.total_steps != 0;
+    }
+  }
+  h.err = e;
+  snprintf(h.detail, sizeof h.detail, "%s", e ? bt_error_detail() : "");
+  double *log = h.st.log;
+  h.st.log = NULL;
+  int bad = put_bytes(fd, &h, sizeof h);
+  if (!bad && h.has_model) {
+    size_t n = bt_model_num_params(m);
+    bad |= put_bytes(fd, bt_model_params(m), n * sizeof(float));
+    if (h.has_state) {
+      bad |= put_bytes(fd, bt_model_adam_m(m), n * sizeof(float));
+      bad |= put_bytes(fd, bt_model_adam_v(m), n * sizeof(float));
+      bad |= put_bytes(fd, log, h.st.log_rows * BT_LOG_COLS * sizeof(double));
+    }
+  }
+  uint32_t end = SB_MAGIC;
+  bad |= put_bytes(fd, &end, sizeof end);
+  _exit(bad ? 3 : 0);
+}
+
+/* Runs the parse in a child; fills *h, and for SB_LOAD *out and st. */
+static bt_error sandboxed(int what, const char *path, bt_config *cfg, uint8_t sha[32], bt_model **out,
+                          bt_train_state *st) {
+  struct stat sb;
+  if (stat(path, &sb) != 0)
+    return bt_fail(BT_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
+  int pfd[2];
+  if (pipe(pfd) != 0)
+    return bt_fail(BT_ERR_IO, "pipe: %s", strerror(errno));
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pfd[0]);
+    close(pfd[1]);
+    return bt_fail(BT_ERR_IO, "fork: %s", strerror(errno));
+  }
+  if (pid == 0) {
+    close(pfd[0]);
+    child_main(pfd[1], what, path, st != NULL);
+  }
+  close(pfd[1]);
+  sb_head h;
+  bt_model *m = NULL;
+  bt_error e = BT_OK;
+  int got = get_bytes(pfd[0], &h, sizeof h) == 0 && h.magic == SB_MAGIC;
+  if (got && h.err) {
+    h.detail[sizeof h.detail - 1] = '\0';
+    e = bt_fail(h.err > 0 && h.err < BT_ERR__COUNT ? (bt_error)h.err : BT_ERR_CORRUPT, "%s", h.detail);
+  } else if (got) {
+    /* Trust nothing: the config, the sizes against the file, the state. */
+    if (bt_config_check(&h.cfg) != BT_OK)
+      got = 0;
+    else if (what == SB_LOAD && h.has_model) {
+      uint64_t n = bt_config_num_params(&h.cfg);
+      if (!(n * 2 <= (uint64_t)sb.st_size) || bt_model_create(&m, &h.cfg) != BT_OK)
+        got = 0;
+      if (got)
+        got = get_bytes(pfd[0], bt_model_params(m), n * sizeof(float)) == 0;
+      if (got && h.has_state) {
+        h.st.log = NULL;
+        h.st.data_name[sizeof h.st.data_name - 1] = '\0';
+        float *am = bt_model_adam_m(m), *av = bt_model_adam_v(m);
+        got = st && am && av && bt_train_state_check(&h.st, &h.cfg) == BT_OK &&
+              h.st.log_rows <= (size_t)h.st.step + 1 && n * 10 <= (uint64_t)sb.st_size &&
+              h.st.log_rows * BT_LOG_COLS * 8 <= (uint64_t)sb.st_size;
+        got = got && get_bytes(pfd[0], am, n * sizeof(float)) == 0 &&
+              get_bytes(pfd[0], av, n * sizeof(float)) == 0;
+        if (got && h.st.log_rows) {
+          h.st.log = malloc(h.st.log_rows * BT_LOG_COLS * sizeof(double));
+          got = h.st.log && get_bytes(pfd[0], h.st.log, h.st.log_rows * BT_LOG_COLS * sizeof(double)) == 0;
+        }
+      } else if (got && st) {
+        memset(&h.st, 0, sizeof h.st);
+      }
+    } else if (what == SB_LOAD) {
+      got = 0;
+    }
+    uint32_t end = 0;
+    got = got && get_bytes(pfd[0], &end, sizeof end) == 0 && end == SB_MAGIC;
+  }
+  close(pfd[0]);
+  int status = 0;
+  pid_t w;
+  while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (w == pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0) && !(got && h.err))
+    got = 0;
+  if (!got && !e) {
+    if (w == pid && WIFSIGNALED(status))
+      e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s crashed libhdf5 (signal %d): a damaged or hostile file", path,
+                  WTERMSIG(status));
+    else
+      e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s could not be parsed (libhdf5 failed on it)", path);
+  }
+  if (e) {
+    bt_model_free(m);
+    if (got && h.has_state)
+      free(h.st.log);
+    if (st)
+      memset(st, 0, sizeof *st);
+    return e;
+  }
+  if (cfg)
+    *cfg = h.cfg;
+  if (sha)
+    memcpy(sha, h.sha, 32);
+  if (out)
+    *out = m;
+  if (st)
+    *st = h.st;
+  return BT_OK;
+}
+
+bt_error bt_ckpt_read_info(const char *path, bt_config *cfg, uint8_t weights_sha256[32]) {
+  if (!g_sandbox)
+    return read_info_direct(path, cfg, weights_sha256);
+  return sandboxed(SB_INFO, path, cfg, weights_sha256, NULL, NULL);
+}
+
+bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
+  uint8_t sha[32];
+  return bt_ckpt_read_info(path, cfg, sha);
+}
+
+bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
+  *out = NULL;
+  if (st)
+    memset(st, 0, sizeof *st);
+  if (!g_sandbox)
+    return load_direct(path, out, st);
+  return sandboxed(SB_LOAD, path, NULL, NULL, out, st);
 }
