@@ -322,9 +322,12 @@ static void on_progress(void *user, uint64_t done, uint64_t total) {
   p->last = t;
   p->shown = done;
   double rate = done / (t - p->t0 + 1e-9);
-  fprintf(stderr, "%s%s: %5.1f%%  %.2f MB of %.2f MB  %.1f kB/s  ETA %.0f s%s", g_tty_progress ? "\r" : "",
-          p->name, total ? 100.0 * done / total : 100.0, done / 1e6, total / 1e6, rate / 1e3,
-          rate > 0 ? (total - done) / rate : 0.0, g_tty_progress ? "\033[K" : "\n");
+  const int mb = total >= 1000000; /* small files in kB */
+  const double u = mb ? 1e6 : 1e3;
+  fprintf(stderr, "%s%s: %5.1f%%  %.*f %s of %.*f %s  %.1f kB/s  ETA %.0f s%s", g_tty_progress ? "\r" : "",
+          p->name, total ? 100.0 * done / total : 100.0, mb ? 2 : 1, done / u, mb ? "MB" : "kB", mb ? 2 : 1,
+          total / u, mb ? "MB" : "kB", rate / 1e3, rate > 0 ? (total - done) / rate : 0.0,
+          g_tty_progress ? "\033[K" : "\n");
 }
 
 /* ==================================================================== */
