@@ -92,7 +92,9 @@ expect 0 "" "a 250-byte file name" -- "$C" "${K[@]}" "$long"
 ls -a | grep -q '^\..*\.......$' && bad "a temporary file was left behind" || ok
 cp a p; touch p.bt.tmp1 p.bt.tmp2 p.bt.tmp3
 if unshare -fp true 2>/dev/null; then # in a new pid namespace bt runs as pid 1 or 2
-  expect 0 "" "stale OUT.tmpPID files do not block a run" -- unshare -fp "$C" "${K[@]}" p
+  # (LeakSanitizer cannot stop the world as pid 1 of a namespace: off there)
+  expect 0 "" "stale OUT.tmpPID files do not block a run" -- \
+    env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" unshare -fp "$C" "${K[@]}" p
   [ -s p.bt ] && ok || bad "p.bt missing"
 else
   echo "skip: unshare not permitted"
