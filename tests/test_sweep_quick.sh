@@ -12,7 +12,13 @@ t0=$(date +%s)
 t1=$(date +%s)
 echo "quick sweep: $((t1 - t0)) s"
 [ "$rc" -eq 0 ] && ok || bad "sweep --quick exit $rc: $(tail -5 "$WORK/run1.log")"
-[ $((t1 - t0)) -lt 180 ] && ok || bad "sweep --quick took $((t1 - t0)) s (limit 180)"
+# --quick must stay quick for CI; a sanitizer build is 5-10x slower, so there
+# only the behaviour is checked.
+if grep -q '^BT_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+  echo "sanitizer build: the 180 s bound is not checked"
+else
+  [ $((t1 - t0)) -lt 180 ] && ok || bad "sweep --quick took $((t1 - t0)) s (limit 180)"
+fi
 
 # ---- the CSV: 4 models x 3 sets, rates consistent with the byte counts ----
 CSV="$OUT/sweep.csv"
