@@ -18,7 +18,6 @@
  *     are only run.
  */
 #include <assert.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,31 +105,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef BT_FUZZ_STANDALONE
+#include "tests/fuzz_replay.h"
+
 /* ---- replay: ctest runs the seed corpus through the same code ---- */
 
 static int g_fail, g_run;
 
-static uint8_t *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, len = 0;
-  uint8_t *p = malloc(cap);
-  for (size_t k; p && (k = fread(p + len, 1, cap - len, f)) > 0;) {
-    len += k;
-    if (len == cap) {
-      uint8_t *q = realloc(p, cap *= 2);
-      if (!q) free(p);
-      p = q;
-    }
-  }
-  fclose(f);
-  *n = len;
-  return p;
-}
-
-static void run_file(const char *path, const char *name) {
+static void run_path(const char *path, const char *name) {
   size_t n = 0;
-  uint8_t *p = read_all(path, &n);
+  uint8_t *p = replay_read_all(path, &n);
   if (!p) {
     fprintf(stderr, "FAIL: cannot read %s\n", path);
     g_fail++;
@@ -159,23 +142,18 @@ static void run_file(const char *path, const char *name) {
   free(p);
 }
 
+static void run_file(const char *dir, const char *name) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  run_path(path, name);
+}
+
 int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    DIR *d = opendir(argv[i]);
-    if (!d) {
+  for (int i = 1; i < argc; i++)
+    if (replay_each(argv[i], run_file) != 0) { /* a single file */
       const char *s = strrchr(argv[i], '/');
-      run_file(argv[i], s ? s + 1 : argv[i]);
-      continue;
+      run_path(argv[i], s ? s + 1 : argv[i]);
     }
-    struct dirent *de;
-    while ((de = readdir(d))) {
-      if (de->d_name[0] == '.') continue;
-      char path[4096];
-      snprintf(path, sizeof path, "%s/%s", argv[i], de->d_name);
-      run_file(path, de->d_name);
-    }
-    closedir(d);
-  }
   printf("fuzz_ckpt replay: %d files, %d failed\n", g_run, g_fail);
   return g_fail || !g_run ? 1 : 0;
 }

@@ -22,7 +22,6 @@
  * the model's numerics that would strand users' files fails there. They
  * were made by tests/make_codec_corpus.sh.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,31 +112,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef BT_FUZZ_STANDALONE
-static int g_fail, g_run;
+#include "tests/fuzz_replay.h"
 
-static uint8_t *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, len = 0;
-  uint8_t *p = malloc(cap);
-  for (size_t k; p && (k = fread(p + len, 1, cap - len, f)) > 0;) {
-    len += k;
-    if (len == cap) {
-      uint8_t *q = realloc(p, cap *= 2);
-      if (!q) free(p);
-      p = q;
-    }
-  }
-  fclose(f);
-  *n = len;
-  return p;
-}
+static int g_fail, g_run;
 
 static void run_file(const char *dir, const char *name) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   size_t n = 0;
-  uint8_t *p = read_all(path, &n);
+  uint8_t *p = replay_read_all(path, &n);
   if (!p) {
     fprintf(stderr, "FAIL: cannot read %s\n", path);
     g_fail++;
@@ -171,17 +154,11 @@ static void run_file(const char *dir, const char *name) {
 }
 
 int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    DIR *d = opendir(argv[i]);
-    if (!d) {
+  for (int i = 1; i < argc; i++)
+    if (replay_each(argv[i], run_file) != 0) {
       fprintf(stderr, "FAIL: %s is not a folder\n", argv[i]);
       return 1;
     }
-    struct dirent *de;
-    while ((de = readdir(d)))
-      if (de->d_name[0] != '.') run_file(argv[i], de->d_name);
-    closedir(d);
-  }
   bt_codec_free(g_codec);
   printf("fuzz_codec replay: %d files, %d failed\n", g_run, g_fail);
   return g_fail || !g_run ? 1 : 0;
