@@ -88,7 +88,8 @@ static void usage(FILE *f) {
           "      --rm           remove the input once its output is written and verified\n"
           "  -f, --force        overwrite outputs; accept symlinks, linked and special files as\n"
           "                     inputs; write binary data to a terminal; lift --max-size\n"
-          "      --ckpt FILE    model checkpoint (default: $BT_CKPT, else the shipped one)\n"
+          "      --ckpt FILE    model checkpoint (default: $BT_CKPT, else the shipped 200K; without\n"
+          "                     either, decompression picks the shipped model the file names)\n"
           "      --chunk N      chunk size in bytes (default 2048, the paper's; 0 = one stream\n"
           "                     with the model's full context)\n"
           "      --max-size N   refuse to decompress more than N bytes (K, M, G suffixes; 0 = no\n"
@@ -368,9 +369,10 @@ static const char *find_ckpt(const char *given) {
   return NULL;
 }
 
-/* Known models: name (the file name without .h5) and weights hash. */
+/* Known models: name (the file name without .h5), file and weights hash. */
 typedef struct {
   char name[64];
+  char path[PATH_MAX];
   uint8_t sha[32];
 } known_model;
 static known_model g_known[32];
@@ -390,15 +392,16 @@ static void add_known(const char *path) {
   if (l > 3 && strcmp(base + l - 3, ".h5") == 0)
     base[l - 3] = '\0';
   snprintf(k.name, sizeof k.name, "%s", base);
+  snprintf(k.path, sizeof k.path, "%s", path);
   for (int i = 0; i < g_nknown; i++)
     if (memcmp(g_known[i].sha, k.sha, 32) == 0)
       return;
   g_known[g_nknown++] = k;
 }
 
-/* The name of the model with these weights, among --ckpt, $BT_CKPT and the
- * shipped checkpoints, or "?". */
-static const char *model_name(const uint8_t sha[32], const char *ckpt) {
+/* The model with these weights, among --ckpt, $BT_CKPT and the shipped
+ * checkpoints, or NULL. */
+static const known_model *find_model(const uint8_t sha[32], const char *ckpt) {
   if (g_nknown < 0) {
     g_nknown = 0;
     if (ckpt)
@@ -415,8 +418,14 @@ static const char *model_name(const uint8_t sha[32], const char *ckpt) {
   }
   for (int i = 0; i < g_nknown; i++)
     if (memcmp(g_known[i].sha, sha, 32) == 0)
-      return g_known[i].name;
-  return "?";
+      return &g_known[i];
+  return NULL;
+}
+
+/* Its name, or "?". */
+static const char *model_name(const uint8_t sha[32], const char *ckpt) {
+  const known_model *k = find_model(sha, ckpt);
+  return k ? k->name : "?";
 }
 
 /* ==================================================================== */
@@ -425,6 +434,26 @@ static const char *model_name(const uint8_t sha[32], const char *ckpt) {
 
 static bt_codec *g_codec;
 static const char *g_ckpt_path;
+static int g_ckpt_given; /* --ckpt or $BT_CKPT: no other model is looked for */
+
+/* Decompression without --ckpt: a file made with another shipped model
+ * (bt-800K, say) names it by its weights hash; switch to that one. */
+static void pick_model_for(const uint8_t *in, size_t n) {
+  bt_container_header h;
+  uint64_t *off = NULL;
+  size_t mlen;
+  if (g_ckpt_given || bt_container_parse_member(in, n, &h, &off, &mlen) != BT_OK)
+    return; /* bt_decompress reports what is wrong */
+  free(off);
+  if (g_codec && memcmp(bt_codec_weights_sha256(g_codec), h.ckpt_sha256, 32) == 0)
+    return;
+  const known_model *k = find_model(h.ckpt_sha256, NULL);
+  if (!k || (g_ckpt_path && strcmp(k->path, g_ckpt_path) == 0))
+    return;
+  bt_codec_free(g_codec);
+  g_codec = NULL;
+  g_ckpt_path = k->path;
+}
 
 static int open_codec(const opts_t *o) {
   if (g_codec)
@@ -796,6 +825,8 @@ static int process(const char *in_path, const opts_t *o, list_totals *tot) {
     bt_msg("%s: empty input is not a bt file", name);
     goto done;
   }
+  if (decompress)
+    pick_model_for(in, n);
   if (open_codec(o))
     goto done;
   if (!decompress) {
@@ -966,6 +997,7 @@ int main(int argc, char **argv) {
     bt_usage_error("--robot goes with -l");
   g_tty_progress = isatty(2) && !o.quiet;
   g_ckpt_path = find_ckpt(o.ckpt);
+  g_ckpt_given = o.ckpt || (getenv("BT_CKPT") && *getenv("BT_CKPT"));
   install_signal_cleanup();
   int errors = 0, warnings = 0;
   list_totals tot;

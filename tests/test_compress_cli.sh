@@ -95,6 +95,14 @@ if [ -r "$SRC/checkpoints/bt-200K.h5" ]; then
   expect 0 "" "default checkpoint" -- env BT_CKPT= "$C" -f -o "$WORK/def.bt" "$WORK/one"
   want=$("$BUILD/bt-ckpt" info "$SRC/checkpoints/bt-200K.h5" | sed -n 's/.*sha256 //p')
   "$C" -lv "$WORK/def.bt" | grep -q "$want" && ok || bad "the default checkpoint is not the shipped one"
+  # a file made with another shipped model decodes with no flag: it is found by its weights hash
+  if [ -r "$SRC/checkpoints/bt-800K.h5" ]; then
+    head -c 3000 "$WORK/t50k" > "$WORK/t3k"
+    "$C" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/t3k" > "$WORK/t3k.bt"
+    expect 0 "" "a bt-800K file without --ckpt" -- sh -c "env BT_CKPT= '$D' -c '$WORK/t3k.bt' | cmp -s - '$WORK/t3k'"
+    "$C" -l "$WORK/t3k.bt" | grep -q " bt-800K " && ok || bad "-l does not name bt-800K"
+    expect 1 "another checkpoint" "an explicit --ckpt is not second-guessed" -- "$D" --ckpt "$SRC/checkpoints/bt-200K.h5" -c "$WORK/t3k.bt"
+  fi
 fi
 # ...and a program with none beside it and no BT_CKPT says so.
 mkdir -p "$WORK/bin" && cp "$C" "$WORK/bin/bt-compress"
