@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -88,8 +89,11 @@ static void usage(FILE *f) {
           "      --rm           remove the input once its output is written and verified\n"
           "  -f, --force        overwrite outputs; accept symlinks, linked and special files as\n"
           "                     inputs; write binary data to a terminal; lift --max-size\n"
-          "      --ckpt FILE    model checkpoint (default: $BT_CKPT, else the shipped 200K; without\n"
-          "                     either, decompression picks the shipped model the file names)\n"
+          "  -m, --model NAME   model by name (200K, 800K, 3.2M, or any NAME.h5 on the search path:\n"
+          "                     $BT_MODEL_PATH, the install's share/bt/models, checkpoints/)\n"
+          "      --ckpt FILE    model checkpoint file (default: $BT_CKPT, else the 200K; without\n"
+          "                     -m, --ckpt or $BT_CKPT, decompression picks the model the file names)\n"
+          "      --list-models  list the models on the search path: name, parameters, size, hash\n"
           "      --chunk N      chunk size in bytes (default 2048, the paper's; 0 = one stream\n"
           "                     with the model's full context)\n"
           "      --max-size N   refuse to decompress more than N bytes (K, M, G suffixes; 0 = no\n"
@@ -335,56 +339,90 @@ static void on_progress(void *user, uint64_t done, uint64_t total) {
 /* Checkpoints: the default one, and names for weights hashes           */
 /* ==================================================================== */
 
-/* Folders where shipped checkpoints live, relative to the program. */
-static const char *const k_model_dirs[] = {"/../checkpoints", "/../share/bt"};
+/* The model search path: each folder of $BT_MODEL_PATH (colon-separated),
+ * then the install's share/bt/models (and share/bt), then the source tree's
+ * checkpoints/ when the program runs from a build folder beside it. Never
+ * the current folder: what a name means must not depend on where one is. */
+#define MAX_MODEL_DIRS 16
+static char g_dirs[MAX_MODEL_DIRS][PATH_MAX];
+static int g_ndirs = -1;
 
-static int exe_dir(char *dir, size_t cap) {
+static int model_dirs(void) {
+  if (g_ndirs >= 0)
+    return g_ndirs;
+  g_ndirs = 0;
+  const char *env = getenv("BT_MODEL_PATH");
+  for (const char *p = env; p && *p && g_ndirs < MAX_MODEL_DIRS;) {
+    const char *c = strchr(p, ':');
+    size_t l = c ? (size_t)(c - p) : strlen(p);
+    if (l > 0 && l < PATH_MAX)
+      snprintf(g_dirs[g_ndirs++], PATH_MAX, "%.*s", (int)l, p);
+    p = c ? c + 1 : p + l;
+  }
   char exe[PATH_MAX];
   ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (k <= 0)
-    return -1;
-  exe[k] = '\0';
-  snprintf(dir, cap, "%s", dirname(exe));
-  return 0;
+  if (k > 0) {
+    exe[k] = '\0';
+    char *dir = dirname(exe);
+    const char *rel[] = {"/../share/bt/models", "/../share/bt", "/../checkpoints"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0] && g_ndirs < MAX_MODEL_DIRS; i++)
+      if ((size_t)snprintf(g_dirs[g_ndirs], PATH_MAX, "%s%s", dir, rel[i]) < PATH_MAX)
+        g_ndirs++;
+  }
+  return g_ndirs;
 }
 
-/* --ckpt, $BT_CKPT, or checkpoints/bt-200K.h5 beside the program's build
- * folder or the current folder. */
-static const char *find_ckpt(const char *given) {
-  if (given)
-    return given;
-  const char *env = getenv("BT_CKPT");
-  if (env && *env)
-    return env;
-  static char path[PATH_MAX + 64];
-  char dir[PATH_MAX];
-  if (exe_dir(dir, sizeof dir) == 0)
-    for (size_t i = 0; i < sizeof k_model_dirs / sizeof k_model_dirs[0]; i++) {
-      snprintf(path, sizeof path, "%s%s/bt-200K.h5", dir, k_model_dirs[i]);
-      if (access(path, R_OK) == 0)
+/* The file of model NAME: a path as it is, else bt-NAME.h5, NAME.h5 or NAME
+ * in the first folder of the search path that has one. NULL if none. */
+static const char *resolve_model(const char *name) {
+  static char path[PATH_MAX + 80];
+  if (strchr(name, '/'))
+    return name;
+  for (int i = 0; i < model_dirs(); i++) {
+    const char *form[] = {"%s/bt-%s.h5", "%s/%s.h5", "%s/%s"};
+    for (size_t j = 0; j < sizeof form / sizeof form[0]; j++) {
+      snprintf(path, sizeof path, form[j], g_dirs[i], name);
+      struct stat sb;
+      if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, R_OK) == 0)
         return path;
     }
-  if (access("checkpoints/bt-200K.h5", R_OK) == 0)
-    return "checkpoints/bt-200K.h5";
+  }
   return NULL;
 }
 
-/* Known models: name (the file name without .h5), file and weights hash. */
+/* --ckpt, -m NAME, $BT_CKPT, or the shipped 200K on the search path. */
+static const char *find_ckpt(const char *given, const char *name) {
+  if (given)
+    return given;
+  if (name)
+    return resolve_model(name);
+  const char *env = getenv("BT_CKPT");
+  if (env && *env)
+    return env;
+  return resolve_model("200K");
+}
+
+/* Known models: name (the file name without .h5), file, config and weights
+ * hash, from --ckpt and every checkpoint on the search path. */
 typedef struct {
   char name[64];
   char path[PATH_MAX];
+  bt_config cfg;
   uint8_t sha[32];
+  long long bytes;
 } known_model;
-static known_model g_known[32];
+#define MAX_KNOWN 64
+static known_model g_known[MAX_KNOWN];
 static int g_nknown = -1;
 
 static void add_known(const char *path) {
-  if (g_nknown >= (int)(sizeof g_known / sizeof g_known[0]))
+  if (g_nknown >= MAX_KNOWN)
     return;
-  bt_config cfg;
   known_model k;
-  if (bt_ckpt_read_info(path, &cfg, k.sha) != BT_OK)
+  struct stat sb;
+  if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || bt_ckpt_read_info(path, &k.cfg, k.sha) != BT_OK)
     return;
+  k.bytes = (long long)sb.st_size;
   char b[PATH_MAX];
   snprintf(b, sizeof b, "%s", path);
   char *base = basename(b);
@@ -395,27 +433,45 @@ static void add_known(const char *path) {
   snprintf(k.path, sizeof k.path, "%s", path);
   for (int i = 0; i < g_nknown; i++)
     if (memcmp(g_known[i].sha, k.sha, 32) == 0)
-      return;
+      return; /* the first on the search path wins */
   g_known[g_nknown++] = k;
 }
 
-/* The model with these weights, among --ckpt, $BT_CKPT and the shipped
- * checkpoints, or NULL. */
-static const known_model *find_model(const uint8_t sha[32], const char *ckpt) {
-  if (g_nknown < 0) {
-    g_nknown = 0;
-    if (ckpt)
-      add_known(ckpt);
-    const char *names[] = {"bt-200K.h5", "bt-800K.h5", "bt-3.2M.h5"};
-    char dir[PATH_MAX], path[PATH_MAX + 64];
-    if (exe_dir(dir, sizeof dir) == 0)
-      for (size_t i = 0; i < sizeof k_model_dirs / sizeof k_model_dirs[0]; i++)
-        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
-          snprintf(path, sizeof path, "%s%s/%s", dir, k_model_dirs[i], names[j]);
-          if (access(path, R_OK) == 0)
-            add_known(path);
-        }
+static int by_name(const void *a, const void *b) {
+  return strcmp(((const known_model *)a)->name, ((const known_model *)b)->name);
+}
+
+static void scan_models(const char *ckpt) {
+  if (g_nknown >= 0)
+    return;
+  g_nknown = 0;
+  if (ckpt)
+    add_known(ckpt);
+  for (int i = 0; i < model_dirs(); i++) {
+    DIR *d = opendir(g_dirs[i]);
+    if (!d)
+      continue;
+    char *names[MAX_KNOWN];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < MAX_KNOWN) {
+      size_t l = strlen(de->d_name);
+      if (de->d_name[0] != '.' && l > 3 && strcmp(de->d_name + l - 3, ".h5") == 0)
+        names[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    for (int j = 0; j < n; j++) {
+      char path[PATH_MAX + 300];
+      if (names[j] && (size_t)snprintf(path, sizeof path, "%s/%s", g_dirs[i], names[j]) < sizeof path)
+        add_known(path);
+      free(names[j]);
+    }
   }
+}
+
+/* The model with these weights, or NULL. */
+static const known_model *find_model(const uint8_t sha[32], const char *ckpt) {
+  scan_models(ckpt);
   for (int i = 0; i < g_nknown; i++)
     if (memcmp(g_known[i].sha, sha, 32) == 0)
       return &g_known[i];
@@ -426,6 +482,21 @@ static const known_model *find_model(const uint8_t sha[32], const char *ckpt) {
 static const char *model_name(const uint8_t sha[32], const char *ckpt) {
   const known_model *k = find_model(sha, ckpt);
   return k ? k->name : "?";
+}
+
+/* --list-models: every checkpoint on the search path. */
+static int list_models(void) {
+  scan_models(NULL);
+  qsort(g_known, (size_t)g_nknown, sizeof g_known[0], by_name);
+  printf("%-12s %10s %10s  %-64s  %s\n", "Model", "Params", "Size", "Weights SHA-256", "File");
+  for (int i = 0; i < g_nknown; i++)
+  {
+    char hex[65];
+    bt_sha256_hex(g_known[i].sha, hex);
+    printf("%-12s %10zu %10lld  %s  %s\n", g_known[i].name, bt_config_num_params(&g_known[i].cfg),
+           g_known[i].bytes, hex, g_known[i].path);
+  }
+  return 0;
 }
 
 /* ==================================================================== */
@@ -919,18 +990,21 @@ int main(int argc, char **argv) {
   bt_cli_init(g_prog, "[-d|-t|-l] [-c] [-k] [-f] [-o FILE] [--ckpt FILE] [--chunk N] [-T N] [FILE...]");
   opts_t o = {.mode = BT_DEFAULT_DECOMPRESS ? M_DECOMPRESS : M_COMPRESS, .chunk = 2048};
   int max_size_set = 0;
-  enum { O_CKPT = 256, O_CHUNK, O_RM, O_MAXSIZE, O_ROBOT };
+  enum { O_CKPT = 256, O_CHUNK, O_RM, O_MAXSIZE, O_ROBOT, O_LISTMODELS };
+  const char *model = NULL;
+  int want_list_models = 0;
   static const struct option lo[] = {
       {"decompress", 0, 0, 'd'}, {"uncompress", 0, 0, 'd'}, {"compress", 0, 0, 'z'},
       {"test", 0, 0, 't'}, {"list", 0, 0, 'l'}, {"stdout", 0, 0, 'c'}, {"to-stdout", 0, 0, 'c'},
       {"output", 1, 0, 'o'}, {"keep", 0, 0, 'k'}, {"rm", 0, 0, O_RM}, {"force", 0, 0, 'f'},
       {"ckpt", 1, 0, O_CKPT}, {"chunk", 1, 0, O_CHUNK}, {"threads", 1, 0, 'T'},
-      {"max-size", 1, 0, O_MAXSIZE}, {"robot", 0, 0, O_ROBOT},
+      {"max-size", 1, 0, O_MAXSIZE}, {"robot", 0, 0, O_ROBOT}, {"model", 1, 0, 'm'},
+      {"list-models", 0, 0, O_LISTMODELS},
       {"verbose", 0, 0, 'v'}, {"quiet", 0, 0, 'q'}, {"version", 0, 0, 'V'}, {"help", 0, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":dztlco:kfT:vqVh", lo, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":dztlco:kfT:vqVhm:", lo, NULL)) != -1) {
     switch (c) {
     case 'd': o.mode = M_DECOMPRESS; break;
     case 'z': o.mode = M_COMPRESS; break;
@@ -942,6 +1016,8 @@ int main(int argc, char **argv) {
     case O_RM: o.rm = 1; break;
     case 'f': o.force = 1; break;
     case O_CKPT: o.ckpt = optarg; break;
+    case 'm': model = optarg; break;
+    case O_LISTMODELS: want_list_models = 1; break;
     case O_ROBOT: o.robot = 1; break;
     case O_CHUNK: {
       uint64_t v;
@@ -996,8 +1072,17 @@ int main(int argc, char **argv) {
   if (o.robot && o.mode != M_LIST)
     bt_usage_error("--robot goes with -l");
   g_tty_progress = isatty(2) && !o.quiet;
-  g_ckpt_path = find_ckpt(o.ckpt);
-  g_ckpt_given = o.ckpt || (getenv("BT_CKPT") && *getenv("BT_CKPT"));
+  if (want_list_models)
+    return list_models();
+  if (o.ckpt && model)
+    bt_usage_error("give --ckpt or -m, not both");
+  g_ckpt_path = find_ckpt(o.ckpt, model);
+  if (model && !g_ckpt_path) {
+    bt_msg("no model '%s' on the search path ($BT_MODEL_PATH, share/bt/models, checkpoints/); "
+           "see --list-models", model);
+    return 1;
+  }
+  g_ckpt_given = o.ckpt || model || (getenv("BT_CKPT") && *getenv("BT_CKPT"));
   install_signal_cleanup();
   int errors = 0, warnings = 0;
   list_totals tot;

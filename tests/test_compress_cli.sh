@@ -96,13 +96,21 @@ if [ -r "$SRC/checkpoints/bt-200K.h5" ]; then
   want=$("$BUILD/bt-ckpt" info "$SRC/checkpoints/bt-200K.h5" | sed -n 's/.*sha256 //p')
   "$C" -lv "$WORK/def.bt" | grep -q "$want" && ok || bad "the default checkpoint is not the shipped one"
   # a file made with another shipped model decodes with no flag: it is found by its weights hash
+  head -c 3000 "$WORK/t50k" > "$WORK/t3k"
   if [ -r "$SRC/checkpoints/bt-800K.h5" ]; then
-    head -c 3000 "$WORK/t50k" > "$WORK/t3k"
     "$C" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/t3k" > "$WORK/t3k.bt"
     expect 0 "" "a bt-800K file without --ckpt" -- sh -c "env BT_CKPT= '$D' -c '$WORK/t3k.bt' | cmp -s - '$WORK/t3k'"
     "$C" -l "$WORK/t3k.bt" | grep -q " bt-800K " && ok || bad "-l does not name bt-800K"
     expect 1 "another checkpoint" "an explicit --ckpt is not second-guessed" -- "$D" --ckpt "$SRC/checkpoints/bt-200K.h5" -c "$WORK/t3k.bt"
+    "$C" -m 800K -c "$WORK/t3k" | cmp -s - "$WORK/t3k.bt" && ok || bad "-m 800K is not the shipped bt-800K"
   fi
+  expect 0 "" "--list-models" -- "$C" --list-models
+  grep -q "^bt-200K .* $want " "$WORK/stdout" && ok || bad "--list-models lacks bt-200K and its hash: $(cat "$WORK/stdout")"
+  expect 1 "no model 'nope'" "-m with an unknown name" -- "$C" -m nope -c "$WORK/one"
+  # $BT_MODEL_PATH: a model of the user's, by name and, when decoding, by hash
+  mkdir -p "$WORK/models" && cp "$WORK/m.h5" "$WORK/models/mine.h5"
+  expect 0 "" "-m NAME from \$BT_MODEL_PATH" -- sh -c "BT_MODEL_PATH='$WORK/models' '$C' -m mine -c '$WORK/t3k' > '$WORK/mine.bt'"
+  expect 0 "" "decoding finds it by hash" -- sh -c "env BT_CKPT= BT_MODEL_PATH='$WORK/models' '$D' -c '$WORK/mine.bt' | cmp -s - '$WORK/t3k'"
 fi
 # ...and a program with none beside it and no BT_CKPT says so.
 mkdir -p "$WORK/bin" && cp "$C" "$WORK/bin/bt-compress"
