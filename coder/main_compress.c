@@ -913,6 +913,14 @@ static int process(const char *in_path, const opts_t *o, list_totals *tot) {
   }
   if (pf && g_tty_progress)
     fputs("\r\033[K", stderr);
+  if (e == BT_ERR_MISMATCH) { /* say which model was tried, by name and file */
+    char d[600];
+    snprintf(d, sizeof d, "%s", bt_error_detail());
+    bt_msg("%s: %s: %s; the model tried was %s (%s)%s", name, bt_error_name(e), d,
+           model_name(bt_codec_weights_sha256(g_codec), g_ckpt_path), g_ckpt_path,
+           g_ckpt_given ? "" : ", and no model on the search path has those weights (--list-models)");
+    goto done;
+  }
   if (e) {
     bt_msg("%s: %s: %s", name, bt_error_name(e), bt_error_detail());
     goto done;
