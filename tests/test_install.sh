@@ -20,4 +20,16 @@ expect 0 "" "installed -m 800K from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MO
 expect 0 "" "installed bt-decompress finds the model from the file" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-decompress' -c '$WORK/f.bt' | cmp -s - '$WORK/f'"
 "$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/f" | cmp -s - "$WORK/f.bt" && ok || bad "installed and build-tree programs compress differently"
 expect 0 "" "installed default model from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-compress' -c '$WORK/f' > /dev/null"
+# man pages for every program, made from its --help
+for p in bt-compress bt-decompress bt-train bt-eval bt-prepare bt-ckpt; do
+  grep -q "^\.TH $(echo $p | tr a-z A-Z) 1" "$P/share/man/man1/$p.1" 2>/dev/null && ok || bad "no man page for $p"
+done
+grep -q -- "--max-size" "$P/share/man/man1/bt-compress.1" && ok || bad "bt-compress.1 lacks its options"
+# bash completion: options from --help, model names from --list-models
+comp="$M/share/bash-completion/completions/bt-compress"
+[ -s "$comp" ] && ok || bad "no bash completion installed"
+got=$(bash -c "source '$comp'; COMP_WORDS=(bt-compress --max); COMP_CWORD=1; _bt_complete '$M/bin/bt-compress'; echo \"\${COMPREPLY[*]}\"")
+[ "$got" = "--max-size" ] && ok || bad "completing --max gave '$got'"
+got=$(bash -c "source '$comp'; COMP_WORDS=(bt-compress -m 8); COMP_CWORD=2; _bt_complete '$M/bin/bt-compress'; echo \"\${COMPREPLY[*]}\"")
+[ "$got" = "800K" ] && ok || bad "completing -m 8 gave '$got'"
 summary
