@@ -1,6 +1,6 @@
 /*
  * prepare.h - the paper's four evaluation data sets as byte streams
- * (../shared/PAPER.md, "Evaluation protocol"; reference data_loaders.py):
+ * (docs/method.md, "How the paper measures"; reference data_loaders.py):
  *
  *   text    any data set or file bt_data_load takes, as it is
  *           (default wiki-valid10m)

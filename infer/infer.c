@@ -8,7 +8,7 @@
  * its stream's cache, output GEMM, residual, LayerNorm, MLP, and finally the
  * logits GEMM. The batched pass has T rows per stream, a step has one.
  *
- * Why the bits match (STYLE.md, "Numerics that decode anywhere"):
+ * Why the bits match (docs/numerics.md):
  *  - GEMMs go through bt_gemm/bt_gemm_st, whose every output is one FMA chain
  *    over k in increasing order whatever M, the thread count or the ISA
  *    (kernels.h). Rows are split across calls and threads freely; K never is.

@@ -8,8 +8,8 @@
  *    they produce, including input gradients; callers zero them.
  *  - Functions parallelise internally with OpenMP over independent outputs only.
  *    No reduction order depends on the thread count, the ISA path or the batch
- *    size: the same inputs give the same bits on any of them (STYLE.md,
- *    "Numerics that decode anywhere"). Exceptions are marked "not bit-portable".
+ *    size: the same inputs give the same bits on any of them (docs/numerics.md).
+ *    Exceptions are marked "not bit-portable".
  *  - Nothing here prints, exits or allocates memory it does not free.
  */
 #ifndef BT_KERNELS_H

@@ -38,7 +38,7 @@
 static const char *g_prog = "bt-eval";
 
 /* ==================================================================== */
-/* The paper's numbers (Table 1, v2, raw rate %; PAPER.md)              */
+/* The paper's numbers (Table 1, v2, raw rate %; docs/method.md)       */
 /* ==================================================================== */
 
 typedef struct {

@@ -3,7 +3,7 @@
  * in one allocation, and the training forward/backward.
  *
  * Architecture (Deletang et al. 2024, reference code's transformer.py, with
- * rotary positions as PAPER.md states):
+ * rotary positions; docs/method.md):
  *   x0 = embed[shift_right(bytes)] * sqrt(C)        BOS = 0 at position 0
  *   per layer (post-LayerNorm, no bias on Q/K/V/O):
  *     h = LN1(x + Wo . attn(rope(Wq x), rope(Wk x), Wv x))
