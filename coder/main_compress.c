@@ -37,7 +37,7 @@
 
 #include "coder/codec.h"
 #include "coder/coder.h"
-#include "data/data.h"
+#include "kernels/fileio.h"
 #include "data/sha256.h"
 #include "kernels/cli.h"
 #include "kernels/kernels.h"
@@ -204,84 +204,52 @@ static void split_path(const char *path, char *dir, char *base) {
   snprintf(base, PATH_MAX, "%s", basename(b));
 }
 
-static int fsync_dir(const char *dir) {
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (dfd < 0)
-    return -1;
-  int r = fsync(dfd);
-  close(dfd);
-  return r;
-}
-
-/* Renames tmp to dst; without force it never replaces an existing dst,
- * even one that appeared since it was checked. */
-static int rename_into_place(const char *tmp, const char *dst, int force) {
-  if (force)
-    return rename(tmp, dst);
-  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
-    return 0;
-  if (errno != EINVAL && errno != ENOSYS)
-    return -1;
-  if (link(tmp, dst) != 0) /* file systems without RENAME_NOREPLACE */
-    return -1;
-  unlink(tmp);
-  return 0;
-}
-
-/* Writes dst atomically: a temporary file beside it, the input's mode and
- * times, fsync, rename, fsync of the folder. src_sb: the input's stat, or
- * NULL (stdin: mode 0644 less the umask). */
+/* Writes dst atomically (kernels/fileio.h) with the input's mode, owner (as
+ * root) and times. src_sb: the input's stat, or NULL (stdin: 0666 less the
+ * umask). Without force an existing dst is never replaced. */
 static int write_file_atomic(const char *dst, const uint8_t *p, size_t n, const struct stat *src_sb,
                              int force) {
-  int fd;
-  if (bt_temp_beside(dst, g_tmp, sizeof g_tmp, &fd) != BT_OK) {
+  bt_atomic_file f;
+  if (bt_atomic_begin(&f, dst) != BT_OK) {
     bt_msg("cannot write %s: %s", dst, bt_error_detail());
     return -1;
   }
+  snprintf(g_tmp, sizeof g_tmp, "%s", f.tmp); /* for the signal handler */
   g_tmp_live = 1;
-  int bad = write_fd_all(fd, p, n) != 0;
-  const char *what = "write";
-  if (!bad) {
+  const char *what = NULL;
+  if (write_fd_all(f.fd, p, n) != 0)
+    what = "write";
+  if (!what) {
     mode_t mode;
     if (src_sb) {
       mode = src_sb->st_mode & 0777;
-      if (geteuid() == 0 && fchown(fd, src_sb->st_uid, src_sb->st_gid) != 0)
+      if (geteuid() == 0 && fchown(f.fd, src_sb->st_uid, src_sb->st_gid) != 0)
         mode &= 0777; /* a failed chown keeps the permission bits: they are ours */
       struct timespec ts[2] = {src_sb->st_atim, src_sb->st_mtim};
-      if (futimens(fd, ts) != 0)
-        what = "set the times of", bad = 1;
+      if (futimens(f.fd, ts) != 0)
+        what = "set the times of";
     } else {
       mode_t um = umask(0);
       umask(um);
       mode = 0666 & ~um;
     }
-    if (!bad && fchmod(fd, mode) != 0)
-      what = "set the mode of", bad = 1;
+    if (!what && fchmod(f.fd, mode) != 0)
+      what = "set the mode of";
   }
-  if (!bad && fsync(fd) != 0)
-    what = "sync", bad = 1;
-  if (close(fd) != 0 && !bad)
-    what = "close", bad = 1;
-  if (!bad && rename_into_place(g_tmp, dst, force) != 0) {
-    if (errno == EEXIST)
+  if (what) {
+    bt_msg("cannot %s %s: %s", what, dst, strerror(errno));
+    bt_atomic_abort(&f);
+    g_tmp_live = 0;
+    return -1;
+  }
+  bt_error e = bt_atomic_commit(&f, force);
+  int err = errno;
+  g_tmp_live = 0;
+  if (e) {
+    if (err == EEXIST)
       bt_msg("%s already exists; not overwritten (use -f)", dst);
     else
-      bt_msg("cannot write %s: %s", dst, strerror(errno));
-    unlink(g_tmp);
-    g_tmp_live = 0;
-    return -1;
-  }
-  if (bad) {
-    bt_msg("cannot %s %s: %s", what, dst, strerror(errno));
-    unlink(g_tmp);
-    g_tmp_live = 0;
-    return -1;
-  }
-  g_tmp_live = 0;
-  char dir[PATH_MAX], base[PATH_MAX];
-  split_path(dst, dir, base);
-  if (fsync_dir(dir) != 0) {
-    bt_msg("cannot sync folder %s: %s", dir, strerror(errno));
+      bt_msg("cannot write %s: %s", dst, bt_error_detail());
     return -1;
   }
   return 0;
@@ -977,7 +945,7 @@ static int process(const char *in_path, const opts_t *o, list_totals *tot) {
       rc = ST_ERROR;
     } else {
       split_path(in_path, dir, base);
-      fsync_dir(dir);
+      bt_fsync_dir(dir);
     }
   }
 done:

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "data/sha256.h"
+#include "kernels/fileio.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -306,65 +307,21 @@ static bt_error write_all(int fd, const uint8_t *p, size_t n, const char *path) 
   return BT_OK;
 }
 
-static void fsync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-}
-
-bt_error bt_temp_beside(const char *path, char *tmp, size_t cap, int *fd) {
-  *fd = -1;
-  const char *slash = strrchr(path, '/');
-  int dlen = slash ? (int)(slash - path) : 1;
-  const char *dir = slash ? path : ".", *base = slash ? slash + 1 : path;
-  if (slash == path) dlen = 1; /* "/name": the root */
-  char d[PATH_MAX];
-  if (snprintf(d, sizeof d, "%.*s", dlen, dir) >= (int)sizeof d)
-    return bt_fail(BT_ERR_ARG, "path too long: %.200s", path);
-  long name_max = pathconf(d, _PC_NAME_MAX);
-  if (name_max <= 0 || name_max > 255) name_max = 255;
-  int keep = (int)name_max - 8; /* "." + NAME + ".XXXXXX" */
-  if (keep > 200) keep = 200;
-  if (keep < 1) keep = 1;
-  int r = snprintf(tmp, cap, "%s/.%.*s.XXXXXX", d, keep, base);
-  if (r < 0 || (size_t)r >= cap) return bt_fail(BT_ERR_ARG, "path too long: %.200s", path);
-  *fd = mkstemp(tmp);
-  if (*fd < 0) return bt_fail(BT_ERR_IO, "cannot create a temporary file in %s: %s", d, strerror(errno));
-  (void)fcntl(*fd, F_SETFD, FD_CLOEXEC);
-  return BT_OK;
-}
-
-/* A fresh temp file beside dir/name, mode 0644. */
-static bt_error make_temp(const char *dir, const char *name, char tmp[PATH_MAX], int *fd) {
-  char path[PATH_MAX];
-  bt_error e = path_join(path, dir, name);
-  if (!e) e = bt_temp_beside(path, tmp, PATH_MAX, fd);
-  if (!e) (void)fchmod(*fd, 0644);
-  return e;
-}
-
-/* Writes dir/name atomically: temp file, fsync, rename, fsync the folder.
- * Readers see either the old file or the complete new one. */
+/* Writes dir/name atomically (kernels/fileio.h), mode 0644. */
 static bt_error write_atomic(const char *dir, const char *name, const uint8_t *p, size_t n) {
-  char tmp[PATH_MAX], final_path[PATH_MAX];
-  int fd;
+  char final_path[PATH_MAX];
+  bt_atomic_file f;
   bt_error e = path_join(final_path, dir, name);
   if (!e) e = bt_mkdir_p(dir);
-  if (!e) e = make_temp(dir, name, tmp, &fd);
+  if (!e) e = bt_atomic_begin(&f, final_path);
   if (e) return e;
-  e = write_all(fd, p, n, tmp);
-  if (!e && fsync(fd) != 0) e = bt_fail(BT_ERR_IO, "cannot fsync %s: %s", tmp, strerror(errno));
-  if (close(fd) != 0 && !e) e = bt_fail(BT_ERR_IO, "cannot close %s: %s", tmp, strerror(errno));
-  if (!e && rename(tmp, final_path) != 0)
-    e = bt_fail(BT_ERR_IO, "cannot rename %s to %s: %s", tmp, final_path, strerror(errno));
+  (void)fchmod(f.fd, 0644);
+  e = write_all(f.fd, p, n, f.tmp);
   if (e) {
-    unlink(tmp);
+    bt_atomic_abort(&f);
     return e;
   }
-  fsync_dir(dir);
-  return BT_OK;
+  return bt_atomic_commit(&f, 1);
 }
 
 /* ======================================================================== */
@@ -489,10 +446,14 @@ static bt_error enwik_verify(const enwik_set *s, const char *path, const uint8_t
 /* Extracts s->name from zip into cdir/s->name (verified, atomically). */
 static bt_error enwik_unzip(const enwik_set *s, const char *cdir, const char *zip, const char *final_path,
                             uint8_t **out, size_t *n) {
-  char tmp[PATH_MAX];
-  int fd, status = 0;
-  bt_error e = make_temp(cdir, s->name, tmp, &fd);
+  (void)cdir;
+  bt_atomic_file f;
+  int status = 0;
+  bt_error e = bt_atomic_begin(&f, final_path);
   if (e) return e;
+  (void)fchmod(f.fd, 0644);
+  const int fd = f.fd;
+  const char *tmp = f.tmp;
   char *argv[] = {"unzip", "-p", "-qq", (char *)zip, (char *)s->name, NULL};
   int err = run_program(argv, fd, &status);
   uint8_t *buf = NULL;
@@ -509,16 +470,14 @@ static bt_error enwik_unzip(const enwik_set *s, const char *cdir, const char *zi
                 s->size);
   else if (!(e = read_fd_range(fd, tmp, 0, SIZE_MAX, &buf, &len)))
     e = enwik_verify(s, zip, buf, len);
-  if (!e && fsync(fd) != 0) e = bt_fail(BT_ERR_IO, "cannot fsync %s: %s", tmp, strerror(errno));
-  close(fd);
-  if (!e && rename(tmp, final_path) != 0)
-    e = bt_fail(BT_ERR_IO, "cannot rename %s to %s: %s", tmp, final_path, strerror(errno));
+  if (e)
+    bt_atomic_abort(&f);
+  else
+    e = bt_atomic_commit(&f, 1);
   if (e) {
-    unlink(tmp);
     free(buf);
     return e;
   }
-  fsync_dir(cdir);
   *out = buf;
   *n = len;
   return BT_OK;

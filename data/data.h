@@ -41,13 +41,6 @@ const char *bt_data_dir(void);
  * "" if the path would not fit in PATH_MAX. */
 const char *bt_cache_dir(void);
 
-/* Creates a new empty file (mode 0600, close-on-exec) in path's folder for
- * writing path atomically: ".NAME.XXXXXX" by mkstemp, NAME cut so the whole
- * name fits the folder's NAME_MAX (a 250-byte name still gets one). Unique,
- * so a leftover from a killed run never blocks the next. Sets tmp (cap
- * bytes) and *fd; BT_ERR_IO / BT_ERR_ARG otherwise. */
-bt_error bt_temp_beside(const char *path, char *tmp, size_t cap, int *fd);
-
 /* mkdir -p: creates dir and its missing parents (mode 0755); an error if dir
  * then is not a folder. */
 bt_error bt_mkdir_p(const char *dir);

@@ -27,6 +27,7 @@
 #include <png.h>
 
 #include "data/data.h"
+#include "kernels/fileio.h"
 #include "data/sha256.h"
 
 #ifndef PATH_MAX
@@ -596,31 +597,33 @@ static int cache_read(const char *path, uint8_t **bytes, size_t *n, bt_prep_info
 /* Writes the cache file atomically (temporary file, then rename). Failing
  * is not an error: the cache only saves the next run a decode. */
 static void cache_write(const char *path, const uint8_t *p, size_t n, const bt_prep_info *info) {
-  char dir[PATH_MAX], tmp[PATH_MAX];
+  char dir[PATH_MAX];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
   if (!slash) return;
   *slash = '\0';
-  if (bt_mkdir_p(dir) != BT_OK) return;
-  int fd;
-  if (bt_temp_beside(path, tmp, sizeof tmp, &fd) != BT_OK) return;
-  fchmod(fd, 0644);
+  bt_atomic_file af;
+  if (bt_mkdir_p(dir) != BT_OK || bt_atomic_begin(&af, path) != BT_OK) return;
+  fchmod(af.fd, 0644);
   uint8_t h[CACHE_HEADER];
   memcpy(h, CACHE_MAGIC, 8);
   put_le64(h + 8, n);
   put_le64(h + 16, info->n_files);
   put_le64(h + 24, info->n_samples);
   memcpy(h + 32, info->sha256, 32);
-  FILE *f = fdopen(fd, "wb");
+  FILE *f = fdopen(af.fd, "wb");
   if (!f) {
-    close(fd);
-    unlink(tmp);
+    bt_atomic_abort(&af);
     return;
   }
   int bad = fwrite(h, 1, sizeof h, f) != sizeof h || fwrite(p, 1, n, f) != n || fflush(f) != 0 ||
             fsync(fileno(f)) != 0;
   bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path) != 0) unlink(tmp);
+  af.fd = -1; /* closed and synced above */
+  if (bad)
+    bt_atomic_abort(&af);
+  else
+    (void)bt_atomic_commit(&af, 1);
 }
 
 /* ======================================================================== */

@@ -20,6 +20,10 @@ expect 0 "" "installed -m 800K from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MO
 expect 0 "" "installed bt-decompress finds the model from the file" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-decompress' -c '$WORK/f.bt' | cmp -s - '$WORK/f'"
 "$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/f" | cmp -s - "$WORK/f.bt" && ok || bad "installed and build-tree programs compress differently"
 expect 0 "" "installed default model from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-compress' -c '$WORK/f' > /dev/null"
+# the compressor links no image or audio codec (only bt-prepare and bt-eval need them)
+if command -v ldd >/dev/null; then
+  ldd "$M/bin/bt-compress" | grep -Eq 'libjpeg|libpng|libFLAC' && bad "bt-compress links an image or audio library: $(ldd "$M/bin/bt-compress" | grep -E 'jpeg|png|FLAC')" || ok
+fi
 # man pages for every program, made from its --help
 for p in bt-compress bt-decompress bt-train bt-eval bt-prepare bt-ckpt; do
   grep -q "^\.TH $(echo $p | tr a-z A-Z) 1" "$P/share/man/man1/$p.1" 2>/dev/null && ok || bad "no man page for $p"

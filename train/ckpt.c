@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/data.h"
+#include "kernels/fileio.h"
 #include "data/sha256.h"
 
 #define UB_SIZE 512
@@ -430,15 +430,16 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   /* A unique name beside path (a killed run's leftover never blocks this
    * one); HDF5 then truncates and writes it. */
-  char tmp[4096];
-  int tfd;
-  bt_error te = bt_temp_beside(path, tmp, sizeof tmp, &tfd);
+  bt_atomic_file af;
+  bt_error te = bt_atomic_begin(&af, path);
   if (te)
     return te;
   mode_t um = umask(0); /* the mode HDF5 would give a file it created */
   umask(um);
-  fchmod(tfd, 0666 & ~um);
-  close(tfd);
+  fchmod(af.fd, 0666 & ~um);
+  close(af.fd);
+  af.fd = -1;
+  const char *tmp = af.tmp;
   const bt_config *cfg = bt_model_config(m);
   const bt_tensor_info *t = bt_model_tensors(m);
   float *params = bt_model_params(m);
@@ -491,21 +492,11 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
   bt_error e = fd < 0 ? bt_fail(BT_ERR_IO, "reopen %s: %s", tmp, strerror(errno)) : seal_file(fd, tmp);
   if (fd >= 0)
     close(fd);
-  if (!e && rename(tmp, path) != 0)
-    e = bt_fail(BT_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
   if (e) {
-    unlink(tmp);
+    bt_atomic_abort(&af);
     return e;
   }
-  /* make the rename itself durable */
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return BT_OK;
+  return bt_atomic_commit(&af, 1); /* seal_file synced the data */
 }
 
 /* ==================================================================== */

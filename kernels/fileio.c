@@ -1,0 +1,108 @@
+/* fileio.c - atomic file writes (fileio.h). */
+#define _GNU_SOURCE
+#include "kernels/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* path's folder ("." for a bare name, "/" for the root). */
+static void dir_of(const char *path, char *dir, size_t cap) {
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(dir, cap, ".");
+  else if (slash == path)
+    snprintf(dir, cap, "/");
+  else
+    snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
+
+int bt_fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int r = fsync(fd);
+  close(fd);
+  return r;
+}
+
+bt_error bt_atomic_begin(bt_atomic_file *f, const char *path) {
+  f->fd = -1;
+  f->tmp[0] = '\0';
+  if (snprintf(f->dst, sizeof f->dst, "%s", path) >= (int)sizeof f->dst)
+    return bt_fail(BT_ERR_ARG, "path too long: %.200s", path);
+  char dir[PATH_MAX];
+  dir_of(path, dir, sizeof dir);
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  long name_max = pathconf(dir, _PC_NAME_MAX);
+  if (name_max <= 0 || name_max > 255)
+    name_max = 255;
+  int keep = (int)name_max - 8; /* "." + NAME + ".XXXXXX" */
+  if (keep > 200)
+    keep = 200;
+  if (keep < 1)
+    keep = 1;
+  if (snprintf(f->tmp, sizeof f->tmp, "%s/.%.*s.XXXXXX", dir, keep, base) >= (int)sizeof f->tmp)
+    return bt_fail(BT_ERR_ARG, "path too long: %.200s", path);
+  f->fd = mkostemp(f->tmp, O_CLOEXEC);
+  if (f->fd < 0) {
+    int err = errno;
+    f->tmp[0] = '\0';
+    return bt_fail(BT_ERR_IO, "cannot create a temporary file in %s: %s", dir, strerror(err));
+  }
+  return BT_OK;
+}
+
+void bt_atomic_abort(bt_atomic_file *f) {
+  if (f->fd >= 0)
+    close(f->fd);
+  f->fd = -1;
+  if (f->tmp[0])
+    unlink(f->tmp);
+  f->tmp[0] = '\0';
+}
+
+bt_error bt_atomic_commit(bt_atomic_file *f, int replace) {
+  bt_error e = BT_OK;
+  if (f->fd >= 0) {
+    if (fsync(f->fd) != 0)
+      e = bt_fail(BT_ERR_IO, "cannot sync %s: %s", f->dst, strerror(errno));
+    if (close(f->fd) != 0 && !e)
+      e = bt_fail(BT_ERR_IO, "cannot write %s: %s", f->dst, strerror(errno));
+    f->fd = -1;
+  }
+  if (!e) {
+    int r;
+    if (replace) {
+      r = rename(f->tmp, f->dst);
+    } else {
+      r = renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->dst, RENAME_NOREPLACE);
+      if (r != 0 && (errno == EINVAL || errno == ENOSYS)) { /* file systems without it */
+        r = link(f->tmp, f->dst);
+        if (r == 0)
+          unlink(f->tmp);
+      }
+    }
+    if (r != 0) {
+      int err = errno;
+      e = bt_fail(BT_ERR_IO, "%s %s: %s", err == EEXIST ? "not replacing" : "cannot rename onto", f->dst,
+                  strerror(err));
+      errno = err;
+    }
+  }
+  if (e) {
+    int err = errno;
+    bt_atomic_abort(f);
+    errno = err;
+    return e;
+  }
+  f->tmp[0] = '\0';
+  char dir[PATH_MAX];
+  dir_of(f->dst, dir, sizeof dir);
+  if (bt_fsync_dir(dir) != 0)
+    return bt_fail(BT_ERR_IO, "cannot sync folder %s: %s", dir, strerror(errno));
+  return BT_OK;
+}

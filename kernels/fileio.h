@@ -1,0 +1,51 @@
+/*
+ * fileio.h - bt's one way to write a file so that readers see either the old
+ * file or the complete new one, never a part: a temporary file beside it,
+ * fsync, rename, fsync of the folder. Used by bt-compress, the checkpoint
+ * writer and the data caches.
+ *
+ *   bt_atomic_file f;
+ *   if (bt_atomic_begin(&f, "out.bt")) ...;      f.fd is open for writing
+ *   write(f.fd, ...);                            (or close it and let a
+ *   if (bt_atomic_commit(&f, 1)) ...;             library write f.tmp)
+ */
+#ifndef BT_FILEIO_H
+#define BT_FILEIO_H
+
+#include <limits.h>
+
+#include "kernels/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  char tmp[PATH_MAX + 16]; /* the temporary file: DIR/.NAME.XXXXXX */
+  char dst[PATH_MAX];      /* where it goes */
+  int fd;                  /* open for writing, or -1 once the caller closed it */
+} bt_atomic_file;
+
+/* Creates the temporary file beside path (mode 0600, close-on-exec), named
+ * by mkstemp ".NAME.XXXXXX" with NAME cut so the whole fits the folder's
+ * NAME_MAX (a 250-byte name still gets one). Unique, so a leftover from a
+ * killed run never blocks the next. BT_ERR_IO or BT_ERR_ARG otherwise. */
+bt_error bt_atomic_begin(bt_atomic_file *f, const char *path);
+
+/* fsyncs and closes f->fd (unless the caller set it to -1 after closing it
+ * itself, having synced what it wrote), renames the temporary file onto dst
+ * and fsyncs the folder. replace = 0 never replaces an existing dst, even
+ * one that appeared meanwhile (BT_ERR_IO with errno EEXIST). On any error
+ * the temporary file is removed. */
+bt_error bt_atomic_commit(bt_atomic_file *f, int replace);
+
+/* Closes (if open) and removes the temporary file. */
+void bt_atomic_abort(bt_atomic_file *f);
+
+/* fsyncs a folder, so a rename or unlink in it survives a crash. */
+int bt_fsync_dir(const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
