@@ -1028,16 +1028,7 @@ int main(int argc, char **argv) {
   }
   if (o.force && !max_size_set)
     o.max_size = UINT64_MAX;
-  const char *isa_env = getenv("BT_ISA");
-  bt_isa want;
-  if (isa_env && *isa_env) {
-    if (bt_isa_parse(isa_env, &want) != 0)
-      bt_usage_error("BT_ISA='%s' is not one of scalar, avx2, avx512", isa_env);
-    if (bt_isa_set(want) != 0) {
-      bt_msg("BT_ISA=%s: this CPU lacks it", isa_env);
-      return 1;
-    }
-  }
+  bt_cli_apply_isa();
   if (o.threads)
     bt_set_threads(o.threads);
   int nfiles = argc - optind;

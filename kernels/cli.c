@@ -1,6 +1,8 @@
 /* cli.c - see cli.h. */
 #include "kernels/cli.h"
 
+#include "kernels/kernels.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,17 @@ void bt_usage_error(const char *fmt, ...) {
   va_end(ap);
   fprintf(stderr, "usage: %s %s\nTry '%s --help' for more information.\n", g_prog, g_synopsis, g_prog);
   exit(1);
+}
+
+void bt_cli_apply_isa(void) {
+  const char *env = getenv("BT_ISA");
+  bt_isa want;
+  if (!env || !*env)
+    return;
+  if (bt_isa_parse(env, &want) != 0)
+    bt_usage_error("BT_ISA='%s' is not one of scalar, avx2, avx512", env);
+  if (bt_isa_set(want) != 0)
+    bt_die("BT_ISA=%s: this CPU lacks it", env);
 }
 
 int bt_cli_wants_help(int argc, char **argv) {

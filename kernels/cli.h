@@ -26,6 +26,11 @@ void bt_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2))
 /* The message, the synopsis and a pointer to --help on stderr; exit status 1. */
 void bt_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* Applies $BT_ISA (scalar, avx2, avx512) for the whole program: a value that
+ * is not one of those is a usage error, one this CPU lacks exits 1 with a
+ * message. Every program that runs kernels calls it once. */
+void bt_cli_apply_isa(void);
+
 /* 1 if an argument before any "--" is -h or --help. */
 int bt_cli_wants_help(int argc, char **argv);
 

@@ -43,6 +43,7 @@ expect 1 "invalid value for --ctx-warmup" "bad --ctx-warmup" -- "$TRAIN" "${TINY
 expect 1 "cannot load training data.*missing" "missing data" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/missing"
 : > "$WORK/empty"
 expect 1 "cannot load training data" "empty data" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/empty"
+expect 1 "BT_ISA=.sse9. is not one of" "a bad BT_ISA is an error, not ignored" -- env BT_ISA=sse9 "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/small.txt"
 head -c 40 "$WORK/small.txt" > "$WORK/short"
 expect 1 "too short" "data shorter than a context" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/short"
 head -c 3000 "$WORK/m.h5" > "$WORK/trunc.h5"

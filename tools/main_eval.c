@@ -692,15 +692,7 @@ int main(int argc, char **argv) {
   if (optind < argc) bt_usage_error("unexpected argument '%s'", argv[optind]);
   if (g_opt.chunk == 0) bt_usage_error("invalid --chunk '0' (1..2^24 bytes)");
   find_default_data();
-  const char *isa_env = getenv("BT_ISA");
-  bt_isa want;
-  if (isa_env && *isa_env) {
-    if (bt_isa_parse(isa_env, &want) != 0) bt_usage_error("BT_ISA='%s' is not one of scalar, avx2, avx512", isa_env);
-    if (bt_isa_set(want) != 0) {
-      bt_msg("BT_ISA=%s: this CPU lacks it", isa_env);
-      return 1;
-    }
-  }
+  bt_cli_apply_isa();
   if (threads > 0) bt_set_threads(threads);
   g_opt.tty = isatty(2) && !g_opt.quiet;
 

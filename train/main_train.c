@@ -416,6 +416,7 @@ int main(int argc, char **argv) {
   bt_cli_init(g_prog, "[--params 200K|800K|3.2M | --layers L --dim D --heads H] [options] DATA");
   opts_t o;
   parse_args(argc, argv, &o);
+  bt_cli_apply_isa();
   if (o.threads)
     bt_set_threads(o.threads);
   const int tty = isatty(2);
