@@ -24,6 +24,24 @@ expect 0 "" "installed default model from /" -- sh -c "cd / && env -u BT_CKPT -u
 if command -v ldd >/dev/null; then
   ldd "$M/bin/bt-compress" | grep -Eq 'libjpeg|libpng|libFLAC' && bad "bt-compress links an image or audio library: $(ldd "$M/bin/bt-compress" | grep -E 'jpeg|png|FLAC')" || ok
 fi
+# libbtcodec: a program outside bt builds against the installed package, with
+# pkg-config and with find_package, and makes the bytes bt-compress makes
+"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/f" > "$WORK/cli.bt"
+if command -v pkg-config >/dev/null; then
+  flags=$(PKG_CONFIG_PATH="$P/lib/pkgconfig" pkg-config --cflags --libs btcodec) && ok || bad "pkg-config btcodec failed"
+  cc -o "$WORK/consumer-pc" "$SRC/tests/consumer/consumer.c" $flags -Wl,-rpath,"$P/lib" 2> "$WORK/cc.log" \
+    && ok || bad "building against pkg-config btcodec: $(head -5 "$WORK/cc.log")"
+  expect 0 "" "the pkg-config consumer runs" -- "$WORK/consumer-pc" "$P/share/bt/models/bt-800K.h5" "$WORK/f" "$WORK/lib.bt"
+  cmp -s "$WORK/lib.bt" "$WORK/cli.bt" && ok || bad "the library and bt-compress make different bytes"
+fi
+cmake -S "$SRC/tests/consumer" -B "$WORK/consumer-build" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_BUILD_RPATH="$P/lib" \
+  > "$WORK/cmake.log" 2>&1 && cmake --build "$WORK/consumer-build" >> "$WORK/cmake.log" 2>&1 \
+  && ok || bad "find_package(btcodec) consumer: $(tail -5 "$WORK/cmake.log")"
+expect 0 "" "the find_package consumer runs" -- "$WORK/consumer-build/consumer" "$P/share/bt/models/bt-800K.h5" "$WORK/f" "$WORK/lib2.bt"
+cmp -s "$WORK/lib2.bt" "$WORK/cli.bt" && ok || bad "the CMake consumer and bt-compress make different bytes"
+if command -v ldd >/dev/null; then
+  ldd "$P/lib/libbtcodec.so" | grep -Eq 'libjpeg|libpng|libFLAC|liblzma' && bad "libbtcodec links an image, audio or xz library" || ok
+fi
 # man pages for every program, made from its --help
 for p in bt-compress bt-decompress bt-train bt-eval bt-prepare bt-ckpt; do
   grep -q "^\.TH $(echo $p | tr a-z A-Z) 1" "$P/share/man/man1/$p.1" 2>/dev/null && ok || bad "no man page for $p"
