@@ -27,14 +27,17 @@ fi
 # libbtcodec: a program outside bt builds against the installed package, with
 # pkg-config and with find_package, and makes the bytes bt-compress makes
 "$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/f" > "$WORK/cli.bt"
+SAN=() # a sanitizer build's library needs its runtime in the consumer too
+grep -q '^BT_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && SAN=(-fsanitize=address,undefined)
 if command -v pkg-config >/dev/null; then
   flags=$(PKG_CONFIG_PATH="$P/lib/pkgconfig" pkg-config --cflags --libs btcodec) && ok || bad "pkg-config btcodec failed"
-  cc -o "$WORK/consumer-pc" "$SRC/tests/consumer/consumer.c" $flags -Wl,-rpath,"$P/lib" 2> "$WORK/cc.log" \
+  cc "${SAN[@]}" -o "$WORK/consumer-pc" "$SRC/tests/consumer/consumer.c" $flags -Wl,-rpath,"$P/lib" 2> "$WORK/cc.log" \
     && ok || bad "building against pkg-config btcodec: $(head -5 "$WORK/cc.log")"
   expect 0 "" "the pkg-config consumer runs" -- "$WORK/consumer-pc" "$P/share/bt/models/bt-800K.h5" "$WORK/f" "$WORK/lib.bt"
   cmp -s "$WORK/lib.bt" "$WORK/cli.bt" && ok || bad "the library and bt-compress make different bytes"
 fi
 cmake -S "$SRC/tests/consumer" -B "$WORK/consumer-build" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_BUILD_RPATH="$P/lib" \
+  -DCMAKE_C_FLAGS="${SAN[*]}" \
   > "$WORK/cmake.log" 2>&1 && cmake --build "$WORK/consumer-build" >> "$WORK/cmake.log" 2>&1 \
   && ok || bad "find_package(btcodec) consumer: $(tail -5 "$WORK/cmake.log")"
 expect 0 "" "the find_package consumer runs" -- "$WORK/consumer-build/consumer" "$P/share/bt/models/bt-800K.h5" "$WORK/f" "$WORK/lib2.bt"
