@@ -183,19 +183,6 @@ static int read_fd_all(int fd, const char *name, size_t size_hint, uint8_t **buf
   return 0;
 }
 
-static int write_fd_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t k = write(fd, p, n);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return -1;
-    p += k;
-    n -= (size_t)k;
-  }
-  return 0;
-}
-
 static void split_path(const char *path, char *dir, char *base) {
   char a[PATH_MAX], b[PATH_MAX];
   snprintf(a, sizeof a, "%s", path);
@@ -217,7 +204,7 @@ static int write_file_atomic(const char *dst, const uint8_t *p, size_t n, const 
   snprintf(g_tmp, sizeof g_tmp, "%s", f.tmp); /* for the signal handler */
   g_tmp_live = 1;
   const char *what = NULL;
-  if (write_fd_all(f.fd, p, n) != 0)
+  if (bt_write_full(f.fd, p, n) != 0)
     what = "write";
   if (!what) {
     mode_t mode;
@@ -269,7 +256,7 @@ static int write_into_special(const char *dst, const uint8_t *p, size_t n) {
     close(fd);
     return -1;
   }
-  int bad = write_fd_all(fd, p, n) != 0;
+  int bad = bt_write_full(fd, p, n) != 0;
   if (close(fd) != 0)
     bad = 1;
   if (bad)
@@ -919,7 +906,7 @@ static int process(const char *in_path, const opts_t *o, list_totals *tot) {
     }
   }
   if (out_kind == OUT_STDOUT) {
-    if (write_fd_all(1, res, res_n) != 0) {
+    if (bt_write_full(1, res, res_n) != 0) {
       bt_msg("cannot write to stdout: %s", strerror(errno));
       goto done;
     }

@@ -296,14 +296,8 @@ static int md5_matches(const uint8_t *p, size_t n, const char *want_hex, char he
 }
 
 static bt_error write_all(int fd, const uint8_t *p, size_t n, const char *path) {
-  while (n) {
-    size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
-    ssize_t w = write(fd, p, chunk);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return bt_fail(BT_ERR_IO, "cannot write %s: %s", path, w < 0 ? strerror(errno) : "no progress");
-    p += w;
-    n -= (size_t)w;
-  }
+  if (bt_write_full(fd, p, n) != 0)
+    return bt_fail(BT_ERR_IO, "cannot write %s: %s", path, errno ? strerror(errno) : "no progress");
   return BT_OK;
 }
 
@@ -443,10 +437,9 @@ static bt_error enwik_verify(const enwik_set *s, const char *path, const uint8_t
   return BT_OK;
 }
 
-/* Extracts s->name from zip into cdir/s->name (verified, atomically). */
-static bt_error enwik_unzip(const enwik_set *s, const char *cdir, const char *zip, const char *final_path,
+/* Extracts s->name from zip into final_path (verified, atomically). */
+static bt_error enwik_unzip(const enwik_set *s, const char *zip, const char *final_path,
                             uint8_t **out, size_t *n) {
-  (void)cdir;
   bt_atomic_file f;
   int status = 0;
   bt_error e = bt_atomic_begin(&f, final_path);
@@ -511,7 +504,7 @@ static bt_error load_enwik(const enwik_set *s, uint8_t **out, size_t *n) {
   char name_zip[64];
   snprintf(name_zip, sizeof name_zip, "%s.zip", s->name);
   if ((e = path_join(zip, cdir, name_zip))) return e;
-  if (stat(zip, &st) == 0 && S_ISREG(st.st_mode)) return enwik_unzip(s, cdir, zip, final_path, out, n);
+  if (stat(zip, &st) == 0 && S_ISREG(st.st_mode)) return enwik_unzip(s, zip, final_path, out, n);
 
   const char *base = env_nonempty("BT_ENWIK_URL");
   if (!base) base = "http://mattmahoney.net/dc/";
@@ -545,7 +538,7 @@ static bt_error load_enwik(const enwik_set *s, uint8_t **out, size_t *n) {
                    "or put it at %s",
                    s->name, url, why, final_path);
   }
-  e = enwik_unzip(s, cdir, part, final_path, out, n);
+  e = enwik_unzip(s, part, final_path, out, n);
   unlink(part); /* the zip is not needed once extracted, nor after a failure */
   return e;
 }

@@ -20,6 +20,40 @@ static void dir_of(const char *path, char *dir, size_t cap) {
     snprintf(dir, cap, "%.*s", (int)(slash - path), path);
 }
 
+int bt_write_full(int fd, const void *p, size_t n) {
+  const char *b = p;
+  while (n) {
+    ssize_t k = write(fd, b, n < ((size_t)1 << 30) ? n : ((size_t)1 << 30));
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0) {
+      if (k == 0)
+        errno = 0;
+      return -1;
+    }
+    b += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+int bt_read_full(int fd, void *p, size_t n) {
+  char *b = p;
+  while (n) {
+    ssize_t k = read(fd, b, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0) {
+      if (k == 0)
+        errno = 0;
+      return -1;
+    }
+    b += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
 int bt_fsync_dir(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)

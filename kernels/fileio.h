@@ -13,6 +13,7 @@
 #define BT_FILEIO_H
 
 #include <limits.h>
+#include <stddef.h>
 
 #include "kernels/error.h"
 
@@ -41,6 +42,12 @@ bt_error bt_atomic_commit(bt_atomic_file *f, int replace);
 
 /* Closes (if open) and removes the temporary file. */
 void bt_atomic_abort(bt_atomic_file *f);
+
+/* Writes or reads exactly n bytes of fd, through short counts and EINTR
+ * (writes in pieces of at most 1 GiB). 0, or -1 with errno set (0 when
+ * the file ended or took no bytes). */
+int bt_write_full(int fd, const void *p, size_t n);
+int bt_read_full(int fd, void *p, size_t n);
 
 /* fsyncs a folder, so a rename or unlink in it survives a crash. */
 int bt_fsync_dir(const char *dir);

@@ -840,34 +840,6 @@ void bt_ckpt_set_sandbox(int on) { g_sandbox = on; }
 
 #define SB_MAGIC 0x62747362u /* "btsb" */
 
-static int put_bytes(int fd, const void *p, size_t n) {
-  const uint8_t *b = p;
-  while (n) {
-    ssize_t k = write(fd, b, n);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return -1;
-    b += k;
-    n -= (size_t)k;
-  }
-  return 0;
-}
-
-static int get_bytes(int fd, void *p, size_t n) {
-  uint8_t *b = p;
-  while (n) {
-    ssize_t k = read(fd, b, n);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return -1;
-    b += k;
-    n -= (size_t)k;
-  }
-  return 0;
-}
-
 /* What the child sends: magic, error, detail, then the payload, then magic. */
 typedef struct {
   uint32_t magic;
@@ -906,18 +878,18 @@ static void child_main(int fd, int what, const char *path, int want_state) {
   snprintf(h.detail, sizeof h.detail, "%s", e ? bt_error_detail() : "");
   double *log = h.st.log;
   h.st.log = NULL;
-  int bad = put_bytes(fd, &h, sizeof h);
+  int bad = bt_write_full(fd, &h, sizeof h);
   if (!bad && h.has_model) {
     size_t n = bt_model_num_params(m);
-    bad |= put_bytes(fd, bt_model_params(m), n * sizeof(float));
+    bad |= bt_write_full(fd, bt_model_params(m), n * sizeof(float));
     if (h.has_state) {
-      bad |= put_bytes(fd, bt_model_adam_m(m), n * sizeof(float));
-      bad |= put_bytes(fd, bt_model_adam_v(m), n * sizeof(float));
-      bad |= put_bytes(fd, log, h.st.log_rows * BT_LOG_COLS * sizeof(double));
+      bad |= bt_write_full(fd, bt_model_adam_m(m), n * sizeof(float));
+      bad |= bt_write_full(fd, bt_model_adam_v(m), n * sizeof(float));
+      bad |= bt_write_full(fd, log, h.st.log_rows * BT_LOG_COLS * sizeof(double));
     }
   }
   uint32_t end = SB_MAGIC;
-  bad |= put_bytes(fd, &end, sizeof end);
+  bad |= bt_write_full(fd, &end, sizeof end);
   _exit(bad ? 3 : 0);
 }
 
@@ -945,7 +917,7 @@ static bt_error sandboxed(int what, const char *path, bt_config *cfg, uint8_t sh
   sb_head h;
   bt_model *m = NULL;
   bt_error e = BT_OK;
-  int got = get_bytes(pfd[0], &h, sizeof h) == 0 && h.magic == SB_MAGIC;
+  int got = bt_read_full(pfd[0], &h, sizeof h) == 0 && h.magic == SB_MAGIC;
   if (got && h.err) {
     h.detail[sizeof h.detail - 1] = '\0';
     e = bt_fail(h.err > 0 && h.err < BT_ERR__COUNT ? (bt_error)h.err : BT_ERR_CORRUPT, "%s", h.detail);
@@ -958,7 +930,7 @@ static bt_error sandboxed(int what, const char *path, bt_config *cfg, uint8_t sh
       if (!(n * 2 <= (uint64_t)sb.st_size) || bt_model_create(&m, &h.cfg) != BT_OK)
         got = 0;
       if (got)
-        got = get_bytes(pfd[0], bt_model_params(m), n * sizeof(float)) == 0;
+        got = bt_read_full(pfd[0], bt_model_params(m), n * sizeof(float)) == 0;
       if (got && h.has_state) {
         h.st.log = NULL;
         h.st.data_name[sizeof h.st.data_name - 1] = '\0';
@@ -966,11 +938,11 @@ static bt_error sandboxed(int what, const char *path, bt_config *cfg, uint8_t sh
         got = st && am && av && bt_train_state_check(&h.st, &h.cfg) == BT_OK &&
               h.st.log_rows <= (size_t)h.st.step + 1 && n * 10 <= (uint64_t)sb.st_size &&
               h.st.log_rows * BT_LOG_COLS * 8 <= (uint64_t)sb.st_size;
-        got = got && get_bytes(pfd[0], am, n * sizeof(float)) == 0 &&
-              get_bytes(pfd[0], av, n * sizeof(float)) == 0;
+        got = got && bt_read_full(pfd[0], am, n * sizeof(float)) == 0 &&
+              bt_read_full(pfd[0], av, n * sizeof(float)) == 0;
         if (got && h.st.log_rows) {
           h.st.log = malloc(h.st.log_rows * BT_LOG_COLS * sizeof(double));
-          got = h.st.log && get_bytes(pfd[0], h.st.log, h.st.log_rows * BT_LOG_COLS * sizeof(double)) == 0;
+          got = h.st.log && bt_read_full(pfd[0], h.st.log, h.st.log_rows * BT_LOG_COLS * sizeof(double)) == 0;
         }
       } else if (got && st) {
         memset(&h.st, 0, sizeof h.st);
@@ -979,7 +951,7 @@ static bt_error sandboxed(int what, const char *path, bt_config *cfg, uint8_t sh
       got = 0;
     }
     uint32_t end = 0;
-    got = got && get_bytes(pfd[0], &end, sizeof end) == 0 && end == SB_MAGIC;
+    got = got && bt_read_full(pfd[0], &end, sizeof end) == 0 && end == SB_MAGIC;
   }
   close(pfd[0]);
   int status = 0;
