@@ -23,8 +23,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "coder/cm.h"
 #include "coder/coder.h"
 #include "data/sha256.h"
+#include "kernels/kernels.h"
 #include "infer/infer.h"
 #include "kernels/cli.h"
 #include "train/ckpt.h"
@@ -52,6 +54,12 @@
 typedef struct {
   bt_infer *inf;
   float *logits;
+  /* adaptive coding (made on first use): the weights that learn, with
+   * their optimizer state, and the mixing predictor */
+  bt_model *am;
+  bt_cm *cm;
+  unsigned cm_parts;
+  int adapted; /* inf holds weights other than the checkpoint's */
 } worker_t;
 
 struct bt_codec {
@@ -61,14 +69,18 @@ struct bt_codec {
   worker_t w[MAX_THREADS];
   int nw, G, T; /* workers made, streams per worker, positions per stream */
   uint64_t max_size; /* bt_codec_set_max_size: 0 = the default rule */
+  char name[BT_MODEL_NAME_MAX + 1]; /* written into containers */
+  int adaptive;      /* bt_codec_set_adapt */
+  bt_adapt adapt;
 };
 
 static void free_workers(bt_codec *c) {
   for (int i = 0; i < c->nw; i++) {
     bt_infer_free(c->w[i].inf);
     free(c->w[i].logits);
-    c->w[i].inf = NULL;
-    c->w[i].logits = NULL;
+    bt_model_free(c->w[i].am);
+    bt_cm_free(c->w[i].cm);
+    memset(&c->w[i], 0, sizeof c->w[i]);
   }
   c->nw = c->G = c->T = 0;
 }
@@ -85,6 +97,13 @@ bt_error bt_codec_open(bt_codec **out, const char *ckpt_path) {
   }
   c->cfg = *bt_model_config(c->m);
   bt_model_weights_sha256(c->m, c->sha);
+  /* The name: the file's, without folders and ".h5", cut to fit. */
+  const char *base = strrchr(ckpt_path, '/');
+  base = base ? base + 1 : ckpt_path;
+  size_t nl = strlen(base);
+  if (nl > 3 && strcmp(base + nl - 3, ".h5") == 0)
+    nl -= 3;
+  bt_codec_set_model_name(c, base, nl);
   *out = c;
   return BT_OK;
 }
@@ -99,6 +118,43 @@ void bt_codec_free(bt_codec *c) {
 
 void bt_codec_set_max_size(bt_codec *c, uint64_t max_size) { c->max_size = max_size; }
 
+void bt_codec_set_model_name(bt_codec *c, const char *name, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len && n < BT_MODEL_NAME_MAX; i++)
+    if (name[i] >= 32 && name[i] < 127)
+      c->name[n++] = name[i];
+  c->name[n] = 0;
+}
+
+const char *bt_codec_model_name(const bt_codec *c) { return c->name; }
+
+void bt_adapt_default(bt_adapt *a) {
+  memset(a, 0, sizeof *a);
+  a->window = 1024;
+  a->steps = 1;
+  a->optimizer = 1;
+  a->tensors = 0;
+  a->parts = BT_CM_ALL;
+  a->lr = 1e-4f;
+  a->beta1 = 0.9f;
+  a->beta2 = 0.99f;
+  a->eps = 1e-8f;
+  a->weight_decay = 0.0f;
+}
+
+bt_error bt_codec_set_adapt(bt_codec *c, const bt_adapt *a) {
+  if (!a) {
+    c->adaptive = 0;
+    return BT_OK;
+  }
+  bt_error e = bt_adapt_check(a, (uint32_t)c->cfg.ctx);
+  if (e)
+    return e;
+  c->adapt = *a;
+  c->adaptive = 1;
+  return BT_OK;
+}
+
 const bt_config *bt_codec_config(const bt_codec *c) { return &c->cfg; }
 size_t bt_codec_num_params(const bt_codec *c) { return bt_model_num_params(c->m); }
 const uint8_t *bt_codec_weights_sha256(const bt_codec *c) { return c->sha; }
@@ -109,7 +165,7 @@ size_t bt_compress_bound(uint64_t n, uint32_t chunk) {
 
 /* Makes nt workers for streams of T positions, G streams each, where G fits
  * the cache budget (and is at most the chunks there are per thread). */
-static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks) {
+static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks, int one_stream) {
   int nt = omp_get_max_threads();
   if (nt > MAX_THREADS)
     nt = MAX_THREADS;
@@ -129,9 +185,12 @@ static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks) {
     g = per_thread;
   if (g > MAX_STREAMS)
     g = MAX_STREAMS;
-  if (g < 1)
+  if (g < 1 || one_stream)
     g = 1;
-  if (c->nw >= nt && c->T == T && c->G == (int)g)
+  int adapted = 0;
+  for (int i = 0; i < c->nw; i++)
+    adapted |= c->w[i].adapted;
+  if (c->nw >= nt && c->T == T && c->G == (int)g && !adapted)
     return BT_OK;
   free_workers(c);
   for (int i = 0; i < nt; i++) {
@@ -348,6 +407,154 @@ static bt_error encode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
   return e;
 }
 
+/* ==================================================================== */
+/* Adaptive coding                                                      */
+/* ==================================================================== */
+
+/* An adaptive chunk (a segment, or the whole input in stream mode) is coded
+ * on one worker, one stream, from the checkpoint's weights and an empty
+ * predictor. Windows of a.window positions follow the schedule above. Each
+ * byte's 8 bits go through cm.h, which mixes the transformer's probability
+ * with its own models; after each window but the last, a.steps AdamW steps
+ * on that window's bytes (the whole pass, prefix included) change the
+ * weights the next window is coded with. The decoder decodes the window,
+ * then takes the same steps on the same bytes: every training step runs
+ * bt's own kernels (bt_gemm, never OpenBLAS), whose bits do not depend on
+ * the thread count, the ISA path or the compiler (docs/numerics.md). */
+
+/* Starts worker w on a new adaptive chunk: checkpoint weights, zero
+ * optimizer moments, an empty predictor. */
+static bt_error adapt_begin(bt_codec *c, worker_t *w, const bt_adapt *a) {
+  if (!w->am) {
+    bt_error e = bt_model_create(&w->am, &c->cfg);
+    if (e)
+      return e;
+  }
+  if (w->cm && w->cm_parts != a->parts) {
+    bt_cm_free(w->cm);
+    w->cm = NULL;
+  }
+  if (!w->cm) {
+    bt_error e = bt_cm_create(&w->cm, a->parts);
+    if (e)
+      return e;
+    w->cm_parts = a->parts;
+  } else {
+    bt_cm_reset(w->cm);
+  }
+  const size_t np = bt_model_num_params(c->m);
+  float *am = bt_model_adam_m(w->am), *av = bt_model_adam_v(w->am);
+  if (!am || !av)
+    return bt_fail(BT_ERR_NOMEM, "optimizer state");
+  memcpy(bt_model_params(w->am), bt_model_params(c->m), np * sizeof(float));
+  memset(am, 0, np * sizeof(float));
+  memset(av, 0, np * sizeof(float));
+  w->adapted = 1;
+  return bt_infer_set_weights(w->inf, w->am);
+}
+
+/* The training steps after a window: seq[0..T) is the window's pass. */
+static bt_error adapt_learn(worker_t *w, const bt_adapt *a, const uint8_t *seq, int T, int *t) {
+  if (a->steps == 0)
+    return BT_OK;
+  bt_gemm_backend old = bt_gemm_get_backend();
+  bt_gemm_set_backend(BT_GEMM_OWN); /* this thread only */
+  bt_error e = BT_OK;
+  for (int s = 0; s < a->steps && !e; s++) {
+    e = bt_model_forward(w->am, seq, 1, T, NULL);
+    if (!e)
+      e = bt_model_backward(w->am);
+    if (!e)
+      bt_model_adamw(w->am, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, ++*t);
+  }
+  bt_gemm_set_backend(old);
+  return e ? e : bt_infer_set_weights(w->inf, w->am);
+}
+
+static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint64_t ci, int k) {
+  (void)k; /* always 1 */
+  const bt_adapt *a = &jb->h->adapt;
+  enc_chunk_t *x = &jb->ch[ci];
+  const uint8_t *in = jb->in + ci * jb->clen;
+  const int W = (int)a->window;
+  x->len = bt_container_chunk_len(jb->h, ci);
+  x->buf = malloc(x->len > 1 ? x->len - 1 : 1);
+  if (!x->buf)
+    return bt_fail(BT_ERR_NOMEM, "chunk buffer");
+  bt_error e = adapt_begin(c, w, a);
+  bt_bin_enc rc;
+  bt_bin_enc_init(&rc, x->buf, x->len - 1);
+  uint32_t freq[256];
+  int t = 0;
+  const uint64_t nwin = n_windows(x->len, W);
+  for (uint64_t j = 0; j < nwin && !e && !bt_bin_enc_overflowed(&rc); j++) {
+    window_t wn = window_at(x->len, W, j);
+    const uint8_t *seq = in + wn.start - wn.prefix;
+    const int Tw = (int)(wn.prefix + wn.coded);
+    e = bt_infer_batched(w->inf, seq, 1, Tw, w->logits);
+    for (uint32_t r = wn.prefix; r < (uint32_t)Tw && !e; r++) {
+      const float *row = w->logits + (size_t)r * 256;
+      const int b = seq[r];
+      x->logloss += bt_logits_logloss_bits(row, b);
+      bt_quantize_logits(row, freq);
+      bt_cm_begin(w->cm, freq, in, wn.start + (r - wn.prefix));
+      x->coded_bits += bt_cm_encode_byte(w->cm, &rc, b);
+    }
+    if (!e && j + 1 < nwin)
+      e = adapt_learn(w, a, seq, Tw, &t);
+    window_progress(c, jb, ci, wn.start + wn.coded);
+  }
+  if (!e) {
+    size_t got = bt_bin_enc_finish(&rc);
+    x->size = got == SIZE_MAX || got >= x->len ? (size_t)x->len : got;
+  }
+  return e;
+}
+
+static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint64_t first, int k) {
+  (void)k;
+  const bt_container_header *h = jb->h;
+  const bt_adapt *a = &h->adapt;
+  const uint64_t id = jb->ids[first];
+  const uint64_t len = bt_container_chunk_len(h, id);
+  uint8_t *res = jb->res + id * jb->clen;
+  const int W = (int)a->window;
+  bt_infer_set_threads(w->inf, c->nw <= 1 ? 1 : 0); /* see decode_group */
+  bt_error e = adapt_begin(c, w, a);
+  bt_bin_dec rc;
+  bt_bin_dec_init(&rc, jb->in + jb->off[id], (size_t)(jb->off[id + 1] - jb->off[id]));
+  uint32_t freq[256];
+  int t = 0, plen;
+  const uint64_t nwin = n_windows(len, W);
+  for (uint64_t j = 0; j < nwin && !e; j++) {
+    window_t wn = window_at(len, W, j);
+    uint8_t tok = 0;
+    for (uint32_t r = 0; r < wn.coded && !e; r++) {
+      if (r == 0 && j > 0) {
+        plen = (int)wn.prefix;
+        e = bt_infer_prefill(w->inf, res + wn.start - wn.prefix, wn.prefix, &plen, 1, w->logits);
+      } else {
+        if (r == 0)
+          bt_infer_reset(w->inf, 1);
+        e = bt_infer_step(w->inf, r == 0 ? NULL : &tok, 1, w->logits);
+      }
+      if (e)
+        break;
+      bt_quantize_logits(w->logits, freq);
+      bt_cm_begin(w->cm, freq, res, wn.start + r);
+      tok = (uint8_t)bt_cm_decode_byte(w->cm, &rc);
+      res[wn.start + r] = tok;
+    }
+    if (!e && j + 1 < nwin)
+      e = adapt_learn(w, a, res + wn.start - wn.prefix, (int)(wn.prefix + wn.coded), &t);
+    if (!e)
+      window_progress(c, jb, id, wn.start + wn.coded);
+  }
+  if (!e && rc.pos > rc.len + 4)
+    e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode (reads past its end)", (unsigned long long)id);
+  return e;
+}
+
 bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
                      size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user) {
   double t0 = bt_now_s();
@@ -370,14 +577,20 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
   h.orig_size = n;
   h.orig_crc = bt_crc32(0, in, n);
   h.n_chunks = nch;
+  h.version = BT_CONTAINER_VERSION;
+  memcpy(h.model_name, c->name, sizeof h.model_name);
+  h.adaptive = c->adaptive;
+  if (c->adaptive)
+    h.adapt = c->adapt;
+  const int Wp = c->adaptive ? (int)c->adapt.window : W; /* positions per pass */
   enc_chunk_t *ch = calloc(nch ? nch : 1, sizeof *ch);
   uint32_t *sizes = calloc(nch ? nch : 1, sizeof *sizes);
   bt_error e = !ch || !sizes ? bt_fail(BT_ERR_NOMEM, "chunk table") : BT_OK;
-  const int T = (int)(clen < (uint64_t)W ? (clen ? clen : 1) : (uint64_t)W);
+  const int T = (int)(clen < (uint64_t)Wp ? (clen ? clen : 1) : (uint64_t)Wp);
   if (!e && nch)
-    e = ensure_workers(c, T, nch);
+    e = ensure_workers(c, T, nch, c->adaptive);
   if (!e && nch) {
-    job_t jb = {.run = encode_group, .count = nch, .total = n, .clen = clen, .fn = fn, .user = user,
+    job_t jb = {.run = c->adaptive ? encode_adaptive : encode_group, .count = nch, .total = n, .clen = clen, .fn = fn, .user = user,
                 .all = n, .h = &h, .in = in, .ch = ch};
     e = run_groups(c, &jb);
   }
@@ -520,13 +733,14 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
       ids[ncoded++] = i;
     }
   }
-  const int T = (int)(clen < (uint64_t)W ? (clen ? clen : 1) : (uint64_t)W);
+  const int Wp = h->adaptive ? (int)h->adapt.window : W; /* positions per pass */
+  const int T = (int)(clen < (uint64_t)Wp ? (clen ? clen : 1) : (uint64_t)Wp);
   bt_error e = BT_OK;
   if (ncoded)
-    e = ensure_workers(c, T, ncoded);
+    e = ensure_workers(c, T, ncoded, h->adaptive);
   if (!e && ncoded) {
     job_t jb = *proto;
-    jb.run = decode_group;
+    jb.run = h->adaptive ? decode_adaptive : decode_group;
     jb.count = ncoded;
     jb.total = h->orig_size;
     jb.clen = clen;

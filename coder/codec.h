@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coder/coder.h"
 #include "kernels/error.h"
 #include "train/model.h"
 
@@ -50,6 +51,19 @@ void bt_codec_free(bt_codec *c);
 #define BT_DEFAULT_MAX_RATIO 1000ull
 #define BT_DEFAULT_MAX_BASE (1ull << 20)
 void bt_codec_set_max_size(bt_codec *c, uint64_t max_size);
+
+/* The name written into containers (BT_MODEL_NAME_MAX printable bytes at
+ * most; bt_codec_open takes the checkpoint's file name without ".h5"). */
+void bt_codec_set_model_name(bt_codec *c, const char *name, size_t len);
+const char *bt_codec_model_name(const bt_codec *c);
+
+/* Adaptive coding (coder.h's bt_adapt): later bt_compress calls make
+ * adaptive members with schedule a (copied), or plain ones with a == NULL.
+ * Decompression reads the schedule from each member and needs no setting.
+ * BT_ERR_ARG if the schedule is invalid for this model. */
+bt_error bt_codec_set_adapt(bt_codec *c, const bt_adapt *a);
+/* The schedule `bt-compress --adapt` uses. */
+void bt_adapt_default(bt_adapt *a);
 
 const bt_config *bt_codec_config(const bt_codec *c);
 size_t bt_codec_num_params(const bt_codec *c);

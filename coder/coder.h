@@ -129,50 +129,91 @@ double bt_logits_logloss_bits(const float logits[256], int sym);
 /* ======================================================================
  * Container
  *
- * Byte layout (all integers little-endian):
+ * Byte layout of version 3 (all integers little-endian; floats are IEEE-754
+ * binary32 bit patterns):
  *   0  magic          4  "BTZ" 0x1A
- *   4  version        1  BT_CONTAINER_VERSION
+ *   4  version        1  3 (2 is still read: see below)
  *   5  flags          1  bit 0: stream mode (one chunk, the whole input);
- *                        other bits must be 0
+ *                        bit 1: adaptive (the model learns while coding,
+ *                        and the 8 bits of each byte are coded by cm.h's
+ *                        mixer); other bits must be 0
  *   6  ckpt_sha256   32  SHA-256 of the checkpoint's weights
  *  38  n_layer        1
  *  39  n_head         1
  *  40  d_model        2
  *  42  ctx            4
  *  46  chunk          4  raw bytes per chunk (the last may be shorter);
- *                        0 in stream mode, >= 1 otherwise
+ *                        0 in stream mode, >= 1 otherwise. Adaptive chunks
+ *                        are segments: each starts from the checkpoint
  *  50  orig_size      6  bytes of original data, < 2^48
  *  56  orig_crc       4  CRC-32 (zlib) of the original data
- *  60  header_crc     4  CRC-32 of bytes 0..59 followed by the chunk table
- *  64  chunk table    4 * n_chunks: payload size of each chunk (u32)
+ *  60  model_name    16  the model's name ("bt-800K"), NUL-padded; for
+ *                        messages only: the hash is the identity
+ *  76  adapt         32  the adaptation schedule (bt_adapt), all zero
+ *                        unless adaptive:
+ *                          76 window u32  positions per model pass
+ *                          80 steps u8    optimizer steps after a window
+ *                          81 optimizer u8  1: AdamW
+ *                          82 tensors u8  0: every tensor learns
+ *                          83 parts u8    cm.h's BT_CM_* bits
+ *                          84 lr, 88 beta1, 92 beta2, 96 eps, 100 weight
+ *                          decay (f32 each); 104 reserved u32, 0
+ * 108  header_crc     4  CRC-32 of bytes 0..107 followed by the chunk table
+ * 112  chunk table    4 * n_chunks: payload size of each chunk (u32)
  *      payloads       concatenated in chunk order
+ * Version 2 is the same up to orig_crc, then header_crc at 60 and the table
+ * at 64 (no name, never adaptive).
  * n_chunks = ceil(orig_size / chunk) (stream mode: chunk = orig_size, so 1,
  * or 0 for empty input). A payload whose size equals its chunk's raw length
- * is the raw bytes ("stored"); a shorter one is range-coded; a longer one is
+ * is the raw bytes ("stored"); a shorter one is coded; a longer one is
  * invalid. So a file is never longer than bt_container_bound(...) =
- * orig_size + 64 + 4 * n_chunks bytes. A file may hold several members,
+ * orig_size + 112 + 4 * n_chunks bytes. A file may hold several members,
  * one after another (bt_container_parse_member).
  * ====================================================================== */
 
 #define BT_CONTAINER_MAGIC "BTZ\x1a"
 /* 2: keys and values are cached as bfloat16 (infer.c), which changes every
- * probability; version-1 files (float cache) are refused, not misdecoded. */
-#define BT_CONTAINER_VERSION 2
-#define BT_CONTAINER_HEADER_BYTES 64
+ * probability; version-1 files (float cache) are refused, not misdecoded.
+ * 3: the model's name and adaptive coding. Version 2 files still decode. */
+#define BT_CONTAINER_VERSION 3
+#define BT_CONTAINER_HEADER_BYTES 112 /* version 3; version 2 has 64 */
+#define BT_CONTAINER_V2_HEADER_BYTES 64
 #define BT_CONTAINER_FLAG_STREAM 1u
+#define BT_CONTAINER_FLAG_ADAPT 2u
 #define BT_CONTAINER_MAX_ORIG ((1ull << 48) - 1)
+#define BT_MODEL_NAME_MAX 16
+
+/* How an adaptive member learns (the decoder replays it exactly): after
+ * each window of `window` positions is coded, `steps` optimizer steps on
+ * that window's bytes. */
+typedef struct {
+  uint32_t window;     /* 2..ctx, even */
+  int steps;           /* 0..16 */
+  int optimizer;       /* 1: AdamW (moments start at zero) */
+  int tensors;         /* 0: all */
+  unsigned parts;      /* BT_CM_* of cm.h */
+  float lr, beta1, beta2, eps, weight_decay;
+} bt_adapt;
 
 typedef struct {
+  int version;             /* 2 or 3, as read; writers write 3 */
   uint8_t ckpt_sha256[32]; /* SHA-256 of the checkpoint's weights */
   int n_layer, n_head;     /* 0..255 */
   int d_model;             /* 0..65535 */
   uint32_t ctx;            /* context length the model was run with */
   uint32_t chunk;          /* raw bytes per chunk; 0 in stream mode */
   int stream;              /* 1: stream mode */
+  int adaptive;            /* 1: adaptive coding with `adapt` */
+  bt_adapt adapt;          /* zero unless adaptive */
+  char model_name[BT_MODEL_NAME_MAX + 1]; /* NUL-terminated, may be "" */
   uint64_t orig_size;      /* < 2^48 */
   uint32_t orig_crc;       /* bt_crc32(0, original, orig_size) */
   uint64_t n_chunks;       /* bt_container_n_chunks(orig_size, chunk, stream) */
 } bt_container_header;
+
+/* BT_OK if a is a schedule this version can replay, else BT_ERR_ARG with
+ * the reason (a parser turns it into BT_ERR_FORMAT). */
+bt_error bt_adapt_check(const bt_adapt *a, uint32_t ctx);
 
 /* Number of chunks for the given sizes: ceil(orig_size / chunk), or in
  * stream mode 1 (0 if orig_size is 0). UINT64_MAX for an impossible
@@ -182,12 +223,12 @@ uint64_t bt_container_n_chunks(uint64_t orig_size, uint32_t chunk, int stream);
 /* Raw (original) length of chunk i < h->n_chunks. */
 uint64_t bt_container_chunk_len(const bt_container_header *h, uint64_t i);
 
-/* Bytes of header plus chunk table: 64 + 4 * n_chunks (SIZE_MAX if that
- * does not fit in size_t). */
+/* Bytes of header plus chunk table as this version writes them:
+ * 112 + 4 * n_chunks (SIZE_MAX if that does not fit in size_t). */
 size_t bt_container_header_size(uint64_t n_chunks);
 
 /* The most bytes a container of orig_size bytes can take:
- * orig_size + 64 + 4 * n_chunks (UINT64_MAX for impossible sizes). */
+ * orig_size + 112 + 4 * n_chunks (UINT64_MAX for impossible sizes). */
 uint64_t bt_container_bound(uint64_t orig_size, uint32_t chunk, int stream);
 
 /* Writes the header and chunk table (bt_container_header_size(h->n_chunks)

@@ -37,8 +37,46 @@ enum {
   OFF_CHUNK = 46,
   OFF_ORIG = 50,
   OFF_ORIGCRC = 56,
-  OFF_HDRCRC = 60,
+  OFF_NAME = 60,   /* version 3 from here */
+  OFF_ADAPT = 76,
+  OFF_HDRCRC = 108,
+  OFF_V2_HDRCRC = 60,
 };
+
+static void put_f32(uint8_t *p, float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  put_le(p, u, 4);
+}
+
+static float get_f32(const uint8_t *p) {
+  uint32_t u = (uint32_t)get_le(p, 4);
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static int in_range(float x, float lo, float hi) { return x >= lo && x <= hi; } /* NaN: no */
+
+bt_error bt_adapt_check(const bt_adapt *a, uint32_t ctx) {
+  if (a->window < 2 || a->window > ctx || a->window % 2)
+    return bt_fail(BT_ERR_ARG, "adaptive window %u must be even and in 2..%u", a->window, ctx);
+  if (a->steps < 0 || a->steps > 16)
+    return bt_fail(BT_ERR_ARG, "adaptive steps %d must be in 0..16", a->steps);
+  if (a->optimizer != 1)
+    return bt_fail(BT_ERR_ARG, "adaptive optimizer %d is unknown (1: AdamW)", a->optimizer);
+  if (a->tensors != 0)
+    return bt_fail(BT_ERR_ARG, "adaptive tensor set %d is unknown (0: all)", a->tensors);
+  if (a->parts & ~7u)
+    return bt_fail(BT_ERR_ARG, "adaptive predictor parts 0x%x are unknown", a->parts);
+  if (!in_range(a->lr, 0.0f, 1.0f) || !in_range(a->beta1, 0.0f, 0.9999f) ||
+      !in_range(a->beta2, 0.0f, 0.99999f) || !in_range(a->eps, 1e-12f, 1.0f) ||
+      !in_range(a->weight_decay, 0.0f, 1.0f))
+    return bt_fail(BT_ERR_ARG, "adaptive optimizer settings out of range (lr %g, betas %g %g, eps %g, wd %g)",
+                   (double)a->lr, (double)a->beta1, (double)a->beta2, (double)a->eps,
+                   (double)a->weight_decay);
+  return BT_OK;
+}
 
 /* ---- sizes ---- */
 
@@ -55,6 +93,10 @@ uint64_t bt_container_chunk_len(const bt_container_header *h, uint64_t i) {
   uint64_t start = i * h->chunk; /* i < n_chunks: no overflow */
   uint64_t left = h->orig_size - start;
   return left < h->chunk ? left : h->chunk;
+}
+
+static size_t header_bytes(int version) {
+  return version == 2 ? BT_CONTAINER_V2_HEADER_BYTES : BT_CONTAINER_HEADER_BYTES;
 }
 
 size_t bt_container_header_size(uint64_t n_chunks) {
@@ -90,6 +132,12 @@ bt_error bt_container_write_header(uint8_t *out, const bt_container_header *h,
     return bt_fail(BT_ERR_ARG, "container: %llu chunks given, %llu expected",
                    (unsigned long long)h->n_chunks, (unsigned long long)n);
   if (n > 0 && !chunk_sizes) return bt_fail(BT_ERR_ARG, "container: NULL chunk sizes");
+  if (h->adaptive) {
+    bt_error e = bt_adapt_check(&h->adapt, h->ctx);
+    if (e) return e;
+  }
+  if (strlen(h->model_name) > BT_MODEL_NAME_MAX)
+    return bt_fail(BT_ERR_ARG, "container: model name longer than %d bytes", BT_MODEL_NAME_MAX);
   for (uint64_t i = 0; i < n; i++)
     if (chunk_sizes[i] > bt_container_chunk_len(h, i))
       return bt_fail(BT_ERR_ARG, "container: payload %llu (%u bytes) longer than its chunk",
@@ -97,7 +145,8 @@ bt_error bt_container_write_header(uint8_t *out, const bt_container_header *h,
 
   memcpy(out + OFF_MAGIC, BT_CONTAINER_MAGIC, 4);
   out[OFF_VERSION] = BT_CONTAINER_VERSION;
-  out[OFF_FLAGS] = h->stream ? BT_CONTAINER_FLAG_STREAM : 0;
+  out[OFF_FLAGS] = (uint8_t)((h->stream ? BT_CONTAINER_FLAG_STREAM : 0) |
+                             (h->adaptive ? BT_CONTAINER_FLAG_ADAPT : 0));
   memcpy(out + OFF_SHA, h->ckpt_sha256, 32);
   out[OFF_NLAYER] = (uint8_t)h->n_layer;
   out[OFF_NHEAD] = (uint8_t)h->n_head;
@@ -106,6 +155,22 @@ bt_error bt_container_write_header(uint8_t *out, const bt_container_header *h,
   put_le(out + OFF_CHUNK, h->chunk, 4);
   put_le(out + OFF_ORIG, h->orig_size, 6);
   put_le(out + OFF_ORIGCRC, h->orig_crc, 4);
+  memset(out + OFF_NAME, 0, OFF_HDRCRC - OFF_NAME);
+  memcpy(out + OFF_NAME, h->model_name, strlen(h->model_name));
+  if (h->adaptive) {
+    const bt_adapt *a = &h->adapt;
+    uint8_t *p = out + OFF_ADAPT;
+    put_le(p, a->window, 4);
+    p[4] = (uint8_t)a->steps;
+    p[5] = (uint8_t)a->optimizer;
+    p[6] = (uint8_t)a->tensors;
+    p[7] = (uint8_t)a->parts;
+    put_f32(p + 8, a->lr);
+    put_f32(p + 12, a->beta1);
+    put_f32(p + 16, a->beta2);
+    put_f32(p + 20, a->eps);
+    put_f32(p + 24, a->weight_decay);
+  }
   for (uint64_t i = 0; i < n; i++)
     put_le(out + BT_CONTAINER_HEADER_BYTES + 4 * i, chunk_sizes[i], 4);
   uint32_t crc = bt_crc32(0, out, OFF_HDRCRC);
@@ -125,14 +190,19 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
     return bt_fail(BT_ERR_CORRUPT, "container truncated: %zu bytes", len);
   if (len < 4 || memcmp(in, BT_CONTAINER_MAGIC, 4) != 0)
     return bt_fail(BT_ERR_FORMAT, "not a bt container (bad magic)");
-  if (len < BT_CONTAINER_HEADER_BYTES)
-    return bt_fail(BT_ERR_CORRUPT, "container truncated: %zu of %d header bytes", len,
-                   BT_CONTAINER_HEADER_BYTES);
-  if (in[OFF_VERSION] != BT_CONTAINER_VERSION)
-    return bt_fail(BT_ERR_FORMAT, "container version %u is not supported (this is %d)",
+  if (len < 5)
+    return bt_fail(BT_ERR_CORRUPT, "container truncated: %zu bytes", len);
+  const int version = in[OFF_VERSION];
+  if (version != 2 && version != BT_CONTAINER_VERSION)
+    return bt_fail(BT_ERR_FORMAT, "container version %u is not supported (this reads 2 and %d)",
                    in[OFF_VERSION], BT_CONTAINER_VERSION);
+  const size_t hb = header_bytes(version);
+  const size_t off_crc = version == 2 ? OFF_V2_HDRCRC : OFF_HDRCRC;
+  if (len < hb)
+    return bt_fail(BT_ERR_CORRUPT, "container truncated: %zu of %zu header bytes", len, hb);
 
   memset(h, 0, sizeof *h);
+  h->version = version;
   uint8_t flags = in[OFF_FLAGS];
   h->stream = flags & BT_CONTAINER_FLAG_STREAM;
   memcpy(h->ckpt_sha256, in + OFF_SHA, 32);
@@ -152,20 +222,49 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
   if (n == UINT64_MAX)
     return bt_fail(BT_ERR_CORRUPT, "container: chunk size 0 for %llu bytes",
                    (unsigned long long)h->orig_size);
-  size_t body = len - BT_CONTAINER_HEADER_BYTES;
+  size_t body = len - hb;
   if (n > body / 4)
     return bt_fail(BT_ERR_CORRUPT, "container truncated: table of %llu chunks, %zu bytes left",
                    (unsigned long long)n, body);
   h->n_chunks = n;
-  const uint8_t *table = in + BT_CONTAINER_HEADER_BYTES;
-  uint32_t crc = bt_crc32(0, in, OFF_HDRCRC);
+  const uint8_t *table = in + hb;
+  uint32_t crc = bt_crc32(0, in, off_crc);
   crc = bt_crc32(crc, table, 4 * (size_t)n);
-  if (crc != (uint32_t)get_le(in + OFF_HDRCRC, 4))
+  if (crc != (uint32_t)get_le(in + off_crc, 4))
     return bt_fail(BT_ERR_CORRUPT, "container: header checksum mismatch");
   /* Checked after the CRC: a damaged flags byte is corruption, an intact
    * unknown one is a feature from a later writer. */
-  if (flags & ~BT_CONTAINER_FLAG_STREAM)
+  const unsigned known = version == 2 ? BT_CONTAINER_FLAG_STREAM
+                                      : BT_CONTAINER_FLAG_STREAM | BT_CONTAINER_FLAG_ADAPT;
+  if (flags & ~known)
     return bt_fail(BT_ERR_FORMAT, "container: unknown flags 0x%02x", flags);
+  if (version >= 3) {
+    const uint8_t *nm = in + OFF_NAME;
+    for (int i = 0; i < BT_MODEL_NAME_MAX && nm[i]; i++) /* printable ASCII, or cut there */
+      h->model_name[i] = nm[i] >= 32 && nm[i] < 127 ? (char)nm[i] : '?';
+    const uint8_t *p = in + OFF_ADAPT;
+    h->adaptive = (flags & BT_CONTAINER_FLAG_ADAPT) != 0;
+    if (h->adaptive) {
+      bt_adapt *a = &h->adapt;
+      a->window = (uint32_t)get_le(p, 4);
+      a->steps = p[4];
+      a->optimizer = p[5];
+      a->tensors = p[6];
+      a->parts = p[7];
+      a->lr = get_f32(p + 8);
+      a->beta1 = get_f32(p + 12);
+      a->beta2 = get_f32(p + 16);
+      a->eps = get_f32(p + 20);
+      a->weight_decay = get_f32(p + 24);
+      if (bt_adapt_check(a, h->ctx) || get_le(p + 28, 4) != 0)
+        return bt_fail(BT_ERR_FORMAT, "container: an adaptive schedule this version cannot replay (%s)",
+                       get_le(p + 28, 4) ? "reserved field set" : bt_error_detail());
+    } else {
+      for (int i = 0; i < OFF_HDRCRC - OFF_ADAPT; i++)
+        if (p[i])
+          return bt_fail(BT_ERR_FORMAT, "container: adaptive settings on a member that is not adaptive");
+    }
+  }
 
   /* Payload sizes: each at most its chunk's raw length, all within the rest
    * of the input. left shrinks, so nothing can overflow. */
@@ -186,7 +285,7 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
   uint64_t *off = malloc(((size_t)n + 1) * sizeof *off); /* n <= len / 4 */
   if (!off) return bt_fail(BT_ERR_NOMEM, "container: offsets for %llu chunks",
                            (unsigned long long)n);
-  off[0] = BT_CONTAINER_HEADER_BYTES + 4 * n;
+  off[0] = hb + 4 * n;
   for (uint64_t i = 0; i < n; i++) off[i + 1] = off[i] + get_le(table + 4 * i, 4);
   *offsets = off;
   if (member_len) *member_len = len - left;

@@ -37,6 +37,7 @@
 
 #include "coder/codec.h"
 #include "coder/coder.h"
+#include "coder/cm.h"
 #include "kernels/fileio.h"
 #include "data/sha256.h"
 #include "kernels/cli.h"
@@ -56,6 +57,8 @@ enum { ST_OK = 0, ST_ERROR = 1, ST_WARN = 2 };
 typedef struct {
   int mode, to_stdout, force, rm, verbose, quiet, threads, robot;
   long long chunk;
+  int chunk_set, adapt; /* adapt: make adaptive members with schedule `ad` */
+  bt_adapt ad;
   uint64_t max_size; /* 0: the codec's default rule */
   const char *ckpt, *out;
 } opts_t;
@@ -96,6 +99,12 @@ static void usage(FILE *f) {
           "      --list-models  list the models on the search path: name, parameters, size, hash\n"
           "      --chunk N      chunk size in bytes (default 2048, the paper's; 0 = one stream\n"
           "                     with the model's full context)\n"
+          "      --adapt        adaptive coding: the model learns the file while coding it, and\n"
+          "                     a context-mixing predictor joins it (one stream unless --segment\n"
+          "                     or --chunk); decompression needs no flag\n"
+          "      --segment N    with --adapt: independent segments of N bytes (all cores)\n"
+          "      --adapt-lr X, --adapt-steps N, --adapt-window N, --adapt-parts ctx,match,sse|none\n"
+          "                     the adaptive schedule (recorded in the file)\n"
           "      --max-size N   refuse to decompress more than N bytes (K, M, G suffixes; 0 = no\n"
           "                     limit). Default: 1000 x the compressed size + 1 MiB per member\n"
           "  -T, --threads N    threads (default: OMP_NUM_THREADS or all cores; 0 = all cores)\n"
@@ -494,6 +503,16 @@ static int open_codec(const opts_t *o) {
     return -1;
   }
   bt_codec_set_max_size(g_codec, o->max_size);
+  if (o->adapt && o->mode == M_COMPRESS) {
+    const int ctx = bt_codec_config(g_codec)->ctx;
+    bt_adapt a = o->ad;
+    if (a.window > (uint32_t)ctx)
+      a.window = (uint32_t)ctx;
+    if (bt_codec_set_adapt(g_codec, &a) != BT_OK) {
+      bt_msg("invalid adaptive schedule: %s", bt_error_detail());
+      return -1;
+    }
+  }
   return 0;
 }
 
@@ -574,9 +593,9 @@ static int list_one(const char *name, const uint8_t *in, size_t len, const opts_
     bt_sha256_hex(h.ckpt_sha256, hex);
     const char *mname = model_name(h.ckpt_sha256, g_ckpt_path);
     if (h.stream)
-      snprintf(mode, sizeof mode, "stream");
+      snprintf(mode, sizeof mode, "%sstream", h.adaptive ? "adaptive " : "");
     else
-      snprintf(mode, sizeof mode, "chunk %u", h.chunk);
+      snprintf(mode, sizeof mode, "%s %u", h.adaptive ? "adaptive segment" : "chunk", h.chunk);
     if (members == 0)
       snprintf(model, sizeof model, "%s", mname);
     else if (strcmp(model, mname) != 0)
@@ -953,7 +972,9 @@ int main(int argc, char **argv) {
   bt_cli_init(g_prog, "[-d|-t|-l] [-c] [-k] [-f] [-o FILE] [--ckpt FILE] [--chunk N] [-T N] [FILE...]");
   opts_t o = {.mode = BT_DEFAULT_DECOMPRESS ? M_DECOMPRESS : M_COMPRESS, .chunk = 2048};
   int max_size_set = 0;
-  enum { O_CKPT = 256, O_CHUNK, O_RM, O_MAXSIZE, O_ROBOT, O_LISTMODELS };
+  enum { O_CKPT = 256, O_CHUNK, O_RM, O_MAXSIZE, O_ROBOT, O_LISTMODELS, O_ADAPT, O_SEGMENT,
+         O_ALR, O_ASTEPS, O_AWIN, O_APARTS };
+  bt_adapt_default(&o.ad);
   const char *model = NULL;
   int want_list_models = 0;
   static const struct option lo[] = {
@@ -962,7 +983,9 @@ int main(int argc, char **argv) {
       {"output", 1, 0, 'o'}, {"keep", 0, 0, 'k'}, {"rm", 0, 0, O_RM}, {"force", 0, 0, 'f'},
       {"ckpt", 1, 0, O_CKPT}, {"chunk", 1, 0, O_CHUNK}, {"threads", 1, 0, 'T'},
       {"max-size", 1, 0, O_MAXSIZE}, {"robot", 0, 0, O_ROBOT}, {"model", 1, 0, 'm'},
-      {"list-models", 0, 0, O_LISTMODELS},
+      {"list-models", 0, 0, O_LISTMODELS}, {"adapt", 0, 0, O_ADAPT}, {"segment", 1, 0, O_SEGMENT},
+      {"adapt-lr", 1, 0, O_ALR}, {"adapt-steps", 1, 0, O_ASTEPS}, {"adapt-window", 1, 0, O_AWIN},
+      {"adapt-parts", 1, 0, O_APARTS},
       {"verbose", 0, 0, 'v'}, {"quiet", 0, 0, 'q'}, {"version", 0, 0, 'V'}, {"help", 0, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -987,6 +1010,56 @@ int main(int argc, char **argv) {
       if (bt_parse_size(optarg, &v) != 0 || v > (1ull << 30))
         bt_usage_error("invalid --chunk '%s' (0, or 1..2^30 bytes)", optarg);
       o.chunk = (long long)v;
+      o.chunk_set = 1;
+      break;
+    }
+    case O_ADAPT: o.adapt = 1; break;
+    case O_SEGMENT: {
+      uint64_t v;
+      if (bt_parse_size(optarg, &v) != 0 || v < 1 || v > (1ull << 30))
+        bt_usage_error("invalid --segment '%s' (1..2^30 bytes)", optarg);
+      o.chunk = (long long)v;
+      o.chunk_set = o.adapt = 1;
+      break;
+    }
+    case O_ALR: {
+      char *end;
+      double v = strtod(optarg, &end);
+      if (end == optarg || *end || !(v >= 0 && v <= 1))
+        bt_usage_error("invalid --adapt-lr '%s' (0..1)", optarg);
+      o.ad.lr = (float)v;
+      o.adapt = 1;
+      break;
+    }
+    case O_ASTEPS: {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (end == optarg || *end || v < 0 || v > 16)
+        bt_usage_error("invalid --adapt-steps '%s' (0..16)", optarg);
+      o.ad.steps = (int)v;
+      o.adapt = 1;
+      break;
+    }
+    case O_AWIN: {
+      uint64_t v;
+      if (bt_parse_size(optarg, &v) != 0 || v < 2 || v > 65536 || v % 2)
+        bt_usage_error("invalid --adapt-window '%s' (an even number of positions up to the model's context)", optarg);
+      o.ad.window = (uint32_t)v;
+      o.adapt = 1;
+      break;
+    }
+    case O_APARTS: {
+      unsigned parts = 0;
+      char buf[64];
+      snprintf(buf, sizeof buf, "%s", optarg);
+      for (char *t = strtok(buf, ","); t; t = strtok(NULL, ","))
+        parts |= !strcmp(t, "ctx") ? BT_CM_CTX : !strcmp(t, "match") ? BT_CM_MATCH
+               : !strcmp(t, "sse") ? BT_CM_SSE : !strcmp(t, "all") ? BT_CM_ALL
+               : !strcmp(t, "none") ? 0u : 0x100u;
+      if (parts & 0x100u)
+        bt_usage_error("invalid --adapt-parts '%s' (a list of ctx, match, sse; or all, none)", optarg);
+      o.ad.parts = parts;
+      o.adapt = 1;
       break;
     }
     case O_MAXSIZE: {
@@ -1015,6 +1088,8 @@ int main(int argc, char **argv) {
   }
   if (o.force && !max_size_set)
     o.max_size = UINT64_MAX;
+  if (o.adapt && !o.chunk_set)
+    o.chunk = 0; /* adaptive coding learns along one stream by default */
   bt_cli_apply_isa();
   if (o.threads)
     bt_set_threads(o.threads);

@@ -114,73 +114,17 @@ static void transpose(float *dst, const float *src, int OC, int IC) {
       dst[(size_t)i * OC + o] = src[(size_t)o * IC + i];
 }
 
-bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int max_T) {
-  *out = NULL;
+/* Places m's weights in the inference layout (transposed matrices), into
+ * the block bt_infer_create allocated. */
+bt_error bt_infer_set_weights(bt_infer *inf, const bt_model *m) {
   const bt_config *cfg = bt_model_config(m);
-  bt_error e = bt_config_check(cfg);
-  if (e)
-    return e;
-  if (max_streams < 1 || max_streams > (1 << 20))
-    return bt_fail(BT_ERR_ARG, "streams must be in 1..%d (got %d)", 1 << 20, max_streams);
-  if (max_T < 1 || max_T > cfg->ctx)
-    return bt_fail(BT_ERR_ARG, "positions must be in 1..%d (got %d)", cfg->ctx, max_T);
-  bt_infer *inf = calloc(1, sizeof *inf);
-  if (!inf)
-    return bt_fail(BT_ERR_NOMEM, "inference state");
-  const int L = cfg->n_layer, C = cfg->d_model, H = cfg->n_head, V = BT_VOCAB;
-  inf->cfg = *cfg;
-  inf->L = L;
-  inf->C = C;
-  inf->H = H;
-  inf->hs = C / H;
-  inf->max_streams = max_streams;
-  inf->max_T = max_T;
-  inf->Tr = (int)round16((size_t)max_T);
-  inf->scale = 1.0f / sqrtf((float)inf->hs);
-
-  /* Weights: copied, matrices transposed. Same floats, so the GEMM chains
-   * are those of the training forward's bt_gemm(0, 1, ...) too. */
+  if (cfg->n_layer != inf->L || cfg->d_model != inf->C || cfg->n_head != inf->H)
+    return bt_fail(BT_ERR_ARG, "weights of another shape");
+  const int L = inf->L, C = inf->C, V = BT_VOCAB;
   const size_t np = bt_model_num_params(m);
   const bt_tensor_info *t = bt_model_tensors(m);
   /* bt_model_params is not const-qualified but only returns the pointer. */
   const float *P = bt_model_params((bt_model *)m);
-  inf->w = alloc_floats(np);
-  inf->lw = calloc((size_t)L, sizeof *inf->lw);
-  inf->rope_cos = alloc_floats((size_t)max_T * inf->hs / 2);
-  inf->rope_sin = alloc_floats((size_t)max_T * inf->hs / 2);
-  inf->pos = calloc((size_t)max_streams, sizeof *inf->pos);
-  const size_t cache_bytes = bt_infer_cache_bytes(cfg, max_streams, max_T);
-  /* Untouched pages cost nothing: the cache is never cleared, and masks keep
-   * positions not yet written out of every sum. */
-  inf->cache = aligned_alloc(64, (cache_bytes + 63) & ~(size_t)63);
-  /* Rows per forward_rows call: a step's streams, or whole sequences. */
-  inf->G = max_streams > max_T ? max_streams : max_T;
-  if (inf->G < 256)
-    inf->G = 256;
-  const size_t G = (size_t)inf->G;
-  inf->x = alloc_floats(G * C);
-  inf->qkv = alloc_floats(G * 3 * C);
-  inf->att = alloc_floats(G * C);
-  inf->tmp = alloc_floats(G * C);
-  inf->h = alloc_floats(G * C);
-  inf->fc = alloc_floats(G * 4 * C);
-  inf->mean = alloc_floats(G);
-  inf->rstd = alloc_floats(G);
-  inf->xl = alloc_floats(G * C);
-  inf->rtok = malloc(G);
-  inf->rstream = malloc(G * sizeof(int));
-  inf->rpos = malloc(G * sizeof(int));
-  inf->lrows = malloc(G * sizeof(int));
-  inf->ablk = malloc((G + 1) * sizeof(int));
-  if (!inf->w || !inf->lw || !inf->rope_cos || !inf->rope_sin || !inf->pos || !inf->cache ||
-      !inf->x || !inf->qkv || !inf->att || !inf->tmp || !inf->h || !inf->fc || !inf->mean ||
-      !inf->rstd || !inf->xl || !inf->rtok || !inf->rstream || !inf->rpos || !inf->lrows ||
-      !inf->ablk) {
-    bt_infer_free(inf);
-    return bt_fail(BT_ERR_NOMEM, "inference for %d streams x %d positions (KV cache %zu MB)",
-                   max_streams, max_T, cache_bytes >> 20);
-  }
-
   float *w = inf->w;
 #define TAKE(dst, n)  \
   do {                \
@@ -219,9 +163,78 @@ bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int
   }
 #undef TAKE
   /* Every float of the block is placed once. */
-  if ((size_t)(w - inf->w) != np) {
-    bt_infer_free(inf);
+  if ((size_t)(w - inf->w) != np)
     return bt_fail(BT_ERR_ARG, "parameter layout mismatch");
+  return BT_OK;
+}
+
+bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int max_T) {
+  *out = NULL;
+  const bt_config *cfg = bt_model_config(m);
+  bt_error e = bt_config_check(cfg);
+  if (e)
+    return e;
+  if (max_streams < 1 || max_streams > (1 << 20))
+    return bt_fail(BT_ERR_ARG, "streams must be in 1..%d (got %d)", 1 << 20, max_streams);
+  if (max_T < 1 || max_T > cfg->ctx)
+    return bt_fail(BT_ERR_ARG, "positions must be in 1..%d (got %d)", cfg->ctx, max_T);
+  bt_infer *inf = calloc(1, sizeof *inf);
+  if (!inf)
+    return bt_fail(BT_ERR_NOMEM, "inference state");
+  const int L = cfg->n_layer, C = cfg->d_model, H = cfg->n_head;
+  inf->cfg = *cfg;
+  inf->L = L;
+  inf->C = C;
+  inf->H = H;
+  inf->hs = C / H;
+  inf->max_streams = max_streams;
+  inf->max_T = max_T;
+  inf->Tr = (int)round16((size_t)max_T);
+  inf->scale = 1.0f / sqrtf((float)inf->hs);
+
+  /* Weights: copied, matrices transposed. Same floats, so the GEMM chains
+   * are those of the training forward's bt_gemm(0, 1, ...) too. */
+  const size_t np = bt_model_num_params(m);
+  inf->w = alloc_floats(np);
+  inf->lw = calloc((size_t)L, sizeof *inf->lw);
+  inf->rope_cos = alloc_floats((size_t)max_T * inf->hs / 2);
+  inf->rope_sin = alloc_floats((size_t)max_T * inf->hs / 2);
+  inf->pos = calloc((size_t)max_streams, sizeof *inf->pos);
+  const size_t cache_bytes = bt_infer_cache_bytes(cfg, max_streams, max_T);
+  /* Untouched pages cost nothing: the cache is never cleared, and masks keep
+   * positions not yet written out of every sum. */
+  inf->cache = aligned_alloc(64, (cache_bytes + 63) & ~(size_t)63);
+  /* Rows per forward_rows call: a step's streams, or whole sequences. */
+  inf->G = max_streams > max_T ? max_streams : max_T;
+  if (inf->G < 256)
+    inf->G = 256;
+  const size_t G = (size_t)inf->G;
+  inf->x = alloc_floats(G * C);
+  inf->qkv = alloc_floats(G * 3 * C);
+  inf->att = alloc_floats(G * C);
+  inf->tmp = alloc_floats(G * C);
+  inf->h = alloc_floats(G * C);
+  inf->fc = alloc_floats(G * 4 * C);
+  inf->mean = alloc_floats(G);
+  inf->rstd = alloc_floats(G);
+  inf->xl = alloc_floats(G * C);
+  inf->rtok = malloc(G);
+  inf->rstream = malloc(G * sizeof(int));
+  inf->rpos = malloc(G * sizeof(int));
+  inf->lrows = malloc(G * sizeof(int));
+  inf->ablk = malloc((G + 1) * sizeof(int));
+  if (!inf->w || !inf->lw || !inf->rope_cos || !inf->rope_sin || !inf->pos || !inf->cache ||
+      !inf->x || !inf->qkv || !inf->att || !inf->tmp || !inf->h || !inf->fc || !inf->mean ||
+      !inf->rstd || !inf->xl || !inf->rtok || !inf->rstream || !inf->rpos || !inf->lrows ||
+      !inf->ablk) {
+    bt_infer_free(inf);
+    return bt_fail(BT_ERR_NOMEM, "inference for %d streams x %d positions (KV cache %zu MB)",
+                   max_streams, max_T, cache_bytes >> 20);
+  }
+
+  if ((e = bt_infer_set_weights(inf, m))) {
+    bt_infer_free(inf);
+    return e;
   }
   bt_rope_tables(inf->rope_cos, inf->rope_sin, max_T, inf->hs);
   *out = inf;

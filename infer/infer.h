@@ -43,6 +43,11 @@ bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int
 /* Frees everything; NULL is fine. */
 void bt_infer_free(bt_infer *inf);
 
+/* Replaces the weights with m's (same config), as bt_infer_create copied
+ * them: adaptive coding calls it after each training step. The caches keep
+ * what earlier weights computed; reset or prefill the streams. BT_ERR_ARG. */
+bt_error bt_infer_set_weights(bt_infer *inf, const bt_model *m);
+
 /* Bytes the KV cache of bt_infer_create(.., max_streams, max_T) would take. */
 size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T);
 

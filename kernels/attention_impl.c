@@ -487,7 +487,7 @@ static void fwd_block(float *out, float *lse, const float *qkv, int T, int C,
     float *o = out + ((ptrdiff_t)b * T + i0 + r) * C + h * hs;
     for (int d = 0; d < hs; d++)
       o[d] = OT[d * BQ + r] / l[r];
-    lse[((ptrdiff_t)b * H + h) * T + i0 + r] = m[r] + (float)log((double)l[r]);
+    lse[((ptrdiff_t)b * H + h) * T + i0 + r] = m[r] + (float)bt_ln_pos_d((double)l[r]);
   }
 }
 

@@ -66,7 +66,9 @@ void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,
               M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, ldc);
 }
 
-static bt_gemm_backend g_backend = BT_GEMM_AUTO;
+/* Per thread: adaptive coding runs bit-portable training steps on its
+ * own threads while another may train with OpenBLAS. */
+static _Thread_local bt_gemm_backend g_backend = BT_GEMM_AUTO;
 
 void bt_gemm_set_backend(bt_gemm_backend b) { g_backend = b; }
 

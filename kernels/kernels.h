@@ -111,7 +111,8 @@ void bt_gemm_naive(int ta, int tb, int M, int N, int K, const float *A, int lda,
 void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,
                   const float *B, int ldb, float *C, int ldc, int accumulate);
 
-/* Which GEMM the training ops call: own kernels (bit-portable) or OpenBLAS. */
+/* Which GEMM the training ops called from this thread use: own kernels
+ * (bit-portable) or OpenBLAS. The setting is per thread. */
 typedef enum { BT_GEMM_AUTO = 0, BT_GEMM_OWN = 1, BT_GEMM_BLAS = 2 } bt_gemm_backend;
 void bt_gemm_set_backend(bt_gemm_backend b);
 /* Resolves AUTO: own kernels on AVX-512, OpenBLAS otherwise. */

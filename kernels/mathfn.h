@@ -96,4 +96,24 @@ static inline void bt_sincos_d(double x, double *s, double *c) {
   }
 }
 
+/* ln(x) for a finite x >= 1 (a softmax denominator), in double:
+ * x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m-1)/(m+1),
+ * |s| <= 0.1716; the series to s^21 is exact to double rounding. */
+static inline double bt_ln_pos_d(double x) {
+  uint64_t u;
+  memcpy(&u, &x, sizeof u);
+  int e = (int)((u >> 52) & 0x7ff) - 1023;
+  u = (u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+  double m;
+  memcpy(&m, &u, sizeof m);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e += 1;
+  }
+  double s = (m - 1.0) / (m + 1.0), s2 = s * s, p = 0.0;
+  for (int k = 21; k >= 3; k -= 2)
+    p = (p + 1.0 / (double)k) * s2;
+  return (double)e * 0.69314718055994531 + (2.0 * s + 2.0 * s * p);
+}
+
 #endif

@@ -17,7 +17,7 @@
  *
  * No libm transcendental is called here: exp comes from mathfn.h (GELU's
  * tanh is rewritten with exp, see there), the log of the cross-entropy from
- * ln_pos_d() below. sqrtf and division are correctly rounded IEEE operations
+ * bt_ln_pos_d() below. sqrtf and division are correctly rounded IEEE operations
  * (and -fno-math-errno inlines sqrtf).
  */
 
@@ -109,26 +109,6 @@ static inline float sumexp16(const float *x, int n, float mx) {
   for (int j = 0; i + j < n; j++)
     acc[j] += bt_expf_inline(x[i + j] - mx);
   return fold16(acc);
-}
-
-/* ln(x) for a finite x >= 1 (a softmax denominator), in double:
- * x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m-1)/(m+1),
- * |s| <= 0.1716; the series to s^21 is exact to double rounding. */
-static inline double ln_pos_d(double x) {
-  uint64_t u;
-  memcpy(&u, &x, sizeof u);
-  int e = (int)((u >> 52) & 0x7ff) - 1023;
-  u = (u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
-  double m;
-  memcpy(&m, &u, sizeof m);
-  if (m > 1.4142135623730951) {
-    m *= 0.5;
-    e += 1;
-  }
-  double s = (m - 1.0) / (m + 1.0), s2 = s * s, p = 0.0;
-  for (int k = 21; k >= 3; k -= 2)
-    p = (p + 1.0 / (double)k) * s2;
-  return (double)e * 0.69314718055994531 + (2.0 * s + 2.0 * s * p);
 }
 
 /* ==================================================================== */
@@ -414,7 +394,7 @@ void BT_ISA_FN(bt_crossentropy_forward)(float *losses, const float *logits,
     float mx = max16(z, V);
     float se = sumexp16(z, V, mx); /* >= 1: the max term is exp(0) */
     /* -ln p[y] = ln(sum) - (z[y] - max) */
-    losses[n] = (float)(ln_pos_d((double)se) - (double)(z[y] - mx));
+    losses[n] = (float)(bt_ln_pos_d((double)se) - (double)(z[y] - mx));
   }
 }
 

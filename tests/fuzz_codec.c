@@ -17,7 +17,9 @@
  *     "ok-*" must decode, its CRC-32 checked;
  *     "bad-<error>-*" must fail with that error (corrupt, format,
  *     checksum, mismatch, limit).
- * The ok-* seeds are golden files of container version 2: ctest decodes
+ * The ok-* seeds are golden files of the container versions (ok-v2-*:
+ * version 2, kept as written by that release; the others: version 3, among
+ * them adaptive files, ok-adapt-*): ctest decodes
  * them with the shipped 200K in every build, so a change of format or of
  * the model's numerics that would strand users' files fails there. They
  * were made by tests/make_codec_corpus.sh.
@@ -65,8 +67,10 @@ static void put_le(uint8_t *p, uint64_t v, int n) {
  * CRC; stops at the first member whose table does not fit. */
 static void adopt(uint8_t *p, size_t n, const bt_codec *c) {
   const bt_config *cfg = bt_codec_config(c);
-  for (size_t pos = 0; n - pos >= BT_CONTAINER_HEADER_BYTES && !memcmp(p + pos, BT_CONTAINER_MAGIC, 4);) {
+  for (size_t pos = 0; n - pos >= 5 && !memcmp(p + pos, BT_CONTAINER_MAGIC, 4);) {
     uint8_t *h = p + pos;
+    const size_t hb = h[4] == 2 ? BT_CONTAINER_V2_HEADER_BYTES : BT_CONTAINER_HEADER_BYTES;
+    if (n - pos < hb) return;
     memcpy(h + 6, bt_codec_weights_sha256(c), 32);
     h[38] = (uint8_t)cfg->n_layer;
     h[39] = (uint8_t)cfg->n_head;
@@ -75,15 +79,15 @@ static void adopt(uint8_t *p, size_t n, const bt_codec *c) {
     uint32_t chunk = (uint32_t)get_le(h + 46, 4);
     uint64_t orig = get_le(h + 50, 6);
     uint64_t nch = bt_container_n_chunks(orig, chunk, h[5] & 1);
-    size_t left = n - pos - BT_CONTAINER_HEADER_BYTES;
+    size_t left = n - pos - hb;
     if (nch == UINT64_MAX || nch > left / 4) return;
-    uint32_t crc = bt_crc32(0, h, 60);
-    crc = bt_crc32(crc, h + BT_CONTAINER_HEADER_BYTES, 4 * (size_t)nch);
-    put_le(h + 60, crc, 4);
+    uint32_t crc = bt_crc32(0, h, hb - 4);
+    crc = bt_crc32(crc, h + hb, 4 * (size_t)nch);
+    put_le(h + hb - 4, crc, 4);
     uint64_t body = 4 * nch;
-    for (uint64_t i = 0; i < nch; i++) body += get_le(h + BT_CONTAINER_HEADER_BYTES + 4 * i, 4);
+    for (uint64_t i = 0; i < nch; i++) body += get_le(h + hb + 4 * i, 4);
     if (body > left) return;
-    pos += BT_CONTAINER_HEADER_BYTES + (size_t)body;
+    pos += hb + (size_t)body;
   }
 }
 

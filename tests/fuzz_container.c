@@ -96,7 +96,8 @@ static fuzz_result run_one(const uint8_t *data, size_t size) {
   }
   r.parsed = 1;
   /* What the parser promises, checked independently. */
-  if (off[0] != bt_container_header_size(h.n_chunks) || off[h.n_chunks] != size) abort();
+  const size_t hb = h.version == 2 ? BT_CONTAINER_V2_HEADER_BYTES : BT_CONTAINER_HEADER_BYTES;
+  if (off[0] != hb + 4 * h.n_chunks || off[h.n_chunks] != size) abort();
   if (h.n_chunks != bt_container_n_chunks(h.orig_size, h.chunk, h.stream)) abort();
   if ((uint64_t)size > bt_container_bound(h.orig_size, h.chunk, h.stream)) abort();
   for (uint64_t i = 0; i < h.n_chunks; i++)
@@ -136,18 +137,19 @@ static fuzz_result run_one(const uint8_t *data, size_t size) {
 
 /* The input with its header CRC made right, so the checks behind it run. */
 static void run_crc_fixed(const uint8_t *data, size_t size) {
-  if (size < BT_CONTAINER_HEADER_BYTES) return;
+  const size_t hb = size > 4 && data[4] == 2 ? BT_CONTAINER_V2_HEADER_BYTES : BT_CONTAINER_HEADER_BYTES;
+  if (size < hb) return;
   uint64_t orig = 0;
   for (int i = 5; i >= 0; i--) orig = (orig << 8) | data[50 + i];
   uint32_t chunk = (uint32_t)data[46] | (uint32_t)data[47] << 8 | (uint32_t)data[48] << 16 |
                    (uint32_t)data[49] << 24;
   uint64_t n = bt_container_n_chunks(orig, chunk, data[5] & 1);
-  if (n == UINT64_MAX || n > (size - BT_CONTAINER_HEADER_BYTES) / 4) return;
+  if (n == UINT64_MAX || n > (size - hb) / 4) return;
   uint8_t *c = malloc(size);
   if (!c) abort();
   memcpy(c, data, size);
-  uint32_t crc = bt_crc32(bt_crc32(0, c, 60), c + 64, 4 * (size_t)n);
-  for (int i = 0; i < 4; i++) c[60 + i] = (uint8_t)(crc >> (8 * i));
+  uint32_t crc = bt_crc32(bt_crc32(0, c, hb - 4), c + hb, 4 * (size_t)n);
+  for (int i = 0; i < 4; i++) c[hb - 4 + i] = (uint8_t)(crc >> (8 * i));
   run_one(c, size);
   free(c);
 }
@@ -275,12 +277,13 @@ static int make_corpus(const char *dir) {
   memcpy(d, keep, keep_len);
   d[4] = 9;
   rc |= write_file(dir, "bad-format-version9.btz", d, keep_len);
-  memcpy(d, keep, keep_len); /* an older format, header CRC valid */
-  d[4] = BT_CONTAINER_VERSION - 1;
+  memcpy(d, keep, keep_len); /* version 1 (no longer read), header CRC valid */
+  d[4] = 1;
   {
-    uint32_t hc = bt_crc32(0, d, 60);
-    hc = bt_crc32(hc, d + 64, 4 * 3); /* ok-mixed-chunk500: 3 chunks */
-    for (int k = 0; k < 4; k++) d[60 + k] = (uint8_t)(hc >> (8 * k));
+    const size_t hb = BT_CONTAINER_HEADER_BYTES;
+    uint32_t hc = bt_crc32(0, d, hb - 4);
+    hc = bt_crc32(hc, d + hb, 4 * 3); /* ok-mixed-chunk500: 3 chunks */
+    for (int k = 0; k < 4; k++) d[hb - 4 + k] = (uint8_t)(hc >> (8 * k));
   }
   rc |= write_file(dir, "bad-format-old-version.btz", d, keep_len);
   memcpy(d, keep, keep_len);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make_codec_corpus.sh BUILD - writes tests/corpus/codec: the seeds of
 # tests/fuzz_codec.c and golden files of the current container version, made
-# with the shipped checkpoints. Names: see fuzz_codec.c.
+# with the shipped checkpoints. Names: see fuzz_codec.c. The ok-v2-* files
+# are version 2's golden files, made by an earlier release: never remake them.
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,17 +22,23 @@ head -c 300 "$T/text" | "${C[@]}" --chunk 0 > ok-stream.bt
 head -c 100 /dev/urandom > "$T/rand"; "${C[@]}" -c "$T/rand" > ok-stored.bt
 : | "${C[@]}" > ok-empty.bt
 cat ok-chunk.bt ok-empty.bt ok-stored.bt > ok-three-members.bt
+# Adaptive files: one stream past a window (so a training step runs), and
+# segments. Small, so the fuzzer's seeds stay quick.
+head -c 1500 "$T/text" | "${C[@]}" --adapt --adapt-window 512 > ok-adapt-stream.bt
+head -c 1200 "$T/text" | "${C[@]}" --adapt --adapt-window 256 --segment 500 > ok-adapt-segments.bt
+head -c 600 "$T/text" | "${C[@]}" --adapt --adapt-parts none > ok-adapt-transformer-only.bt
+cat ok-adapt-stream.bt ok-chunk.bt > ok-adapt-then-plain.bt
 "$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -q -c "$T/t400" > bad-mismatch-800K.bt
 { cat ok-chunk.bt; printf 'JUNK'; } > bad-corrupt-trailing.bt
 cat ok-chunk.bt bad-mismatch-800K.bt > bad-mismatch-second-member.bt
 python3 - <<'PY'
 import struct, zlib
 d = bytearray(open("ok-chunk.bt", "rb").read())
-d[120] ^= 0x10  # a payload byte: decodes to other bytes, caught by the CRC-32
+d[170] ^= 0x10  # a payload byte: decodes to other bytes, caught by the CRC-32
 open("bad-checksum-payload.bt", "wb").write(bytes(d))
 s = bytearray(open("ok-stream-windows.bt", "rb").read())
 s[50:56] = (27600000).to_bytes(6, "little")
-s[60:64] = struct.pack("<I", zlib.crc32(bytes(s[:60]) + bytes(s[64:68])))
+s[108:112] = struct.pack("<I", zlib.crc32(bytes(s[:108]) + bytes(s[112:116])))
 open("bad-limit-forged-size.bt", "wb").write(bytes(s))
 PY
 ls -l "$OUT"

@@ -115,7 +115,7 @@ python3 - <<'EOF'
 import struct, zlib
 d = bytearray(open("s.bt", "rb").read())
 d[50:56] = (27600000).to_bytes(6, "little")
-d[60:64] = struct.pack("<I", zlib.crc32(bytes(d[:60]) + bytes(d[64:68])))
+d[108:112] = struct.pack("<I", zlib.crc32(bytes(d[:108]) + bytes(d[112:116])))
 open("forged.bt", "wb").write(bytes(d))
 EOF
 expect 1 "size limit.*declares 27600000 bytes" "a tiny file declaring 27.6 MB" -- timeout 20 "$D" "${K[@]}" -c forged.bt

@@ -618,9 +618,10 @@ static void fix_crc(uint8_t *c, size_t len) {
   uint64_t orig = get_le(c + 50, 6);
   uint32_t chunk = (uint32_t)get_le(c + 46, 4);
   uint64_t n = bt_container_n_chunks(orig, chunk, c[5] & 1);
-  if (n == UINT64_MAX || n > (len - 64) / 4) n = 0;
-  uint32_t crc = bt_crc32(bt_crc32(0, c, 60), c + 64, 4 * (size_t)n);
-  for (int i = 0; i < 4; i++) c[60 + i] = (uint8_t)(crc >> (8 * i));
+  const size_t hb = c[4] == 2 ? 64 : BT_CONTAINER_HEADER_BYTES, at = hb - 4; /* CRC's offset */
+  if (n == UINT64_MAX || n > (len - hb) / 4) n = 0;
+  uint32_t crc = bt_crc32(bt_crc32(0, c, at), c + hb, 4 * (size_t)n);
+  for (int i = 0; i < 4; i++) c[at + i] = (uint8_t)(crc >> (8 * i));
 }
 
 static void test_container(void) {
@@ -711,10 +712,13 @@ static void test_container(void) {
   REJECT(BT_ERR_FORMAT, "wrong magic", { c[0] = 'X'; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "not a container", { memcpy(c, "\x1f\x8b\x08\x00", 4); });
   REJECT(BT_ERR_FORMAT, "future version", { c[4] = BT_CONTAINER_VERSION + 1; fix_crc(c, clen); });
-  REJECT(BT_ERR_FORMAT, "older version", { c[4] = BT_CONTAINER_VERSION - 1; fix_crc(c, clen); });
+  REJECT(BT_ERR_FORMAT, "version 1 (float cache)", { c[4] = 1; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "version 0", { c[4] = 0; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "unknown flag", { c[5] |= 0x80; fix_crc(c, clen); });
-  REJECT(BT_ERR_CORRUPT, "header crc", { c[60] ^= 1; });
+  REJECT(BT_ERR_CORRUPT, "header crc", { c[108] ^= 1; });
+  REJECT(BT_ERR_CORRUPT, "model name flip", { c[61] ^= 1; });
+  REJECT(BT_ERR_FORMAT, "adaptive settings on a plain member", { c[90] = 1; fix_crc(c, clen); });
+  REJECT(BT_ERR_FORMAT, "adaptive with an invalid schedule", { c[5] |= 2; fix_crc(c, clen); });
   REJECT(BT_ERR_CORRUPT, "config flip", { c[40] ^= 1; });
   REJECT(BT_ERR_CORRUPT, "orig_size for one chunk more than the table", {
     set_le(c + 50, 12000, 6);
@@ -736,7 +740,7 @@ static void test_container(void) {
     fix_crc(c, clen);
   });
   REJECT(BT_ERR_CORRUPT, "payload sizes not summing to the file", {
-    c[64] ^= 1; /* first payload 1 byte shorter/longer */
+    c[112] ^= 1; /* first payload 1 byte shorter/longer */
     fix_crc(c, clen);
   });
   REJECT(BT_ERR_CORRUPT, "trailing garbage", { c[clen++] = 0; });
@@ -745,7 +749,7 @@ static void test_container(void) {
   {
     int stored = -1, coded = -1;
     for (int i = 0; i < 5; i++) {
-      uint64_t s = get_le(good + 64 + 4 * i, 4);
+      uint64_t s = get_le(good + 112 + 4 * i, 4);
       if (s == 2048 && stored < 0) stored = i;
       if (s < 2048 && s > 0 && coded < 0) coded = i;
     }
@@ -753,18 +757,18 @@ static void test_container(void) {
           coded);
     if (stored >= 0 && coded >= 0) {
       REJECT(BT_ERR_CORRUPT, "payload > raw chunk", {
-        set_le(c + 64 + 4 * stored, 2049, 4);
-        set_le(c + 64 + 4 * coded, get_le(c + 64 + 4 * coded, 4) - 1, 4); /* same sum */
+        set_le(c + 112 + 4 * stored, 2049, 4);
+        set_le(c + 112 + 4 * coded, get_le(c + 112 + 4 * coded, 4) - 1, 4); /* same sum */
         fix_crc(c, clen);
       });
     }
   }
-  /* Empty input: 64 bytes, no table, no payload. */
+  /* Empty input: 112 bytes, no table, no payload. */
   {
     size_t el;
     uint8_t *e = toy_compress(NULL, 0, 2048, 0, &el);
-    CHECK(el == 64, "empty container is %zu bytes", el);
-    CHECK(bt_container_parse(e, el, &h, &off) == BT_OK && h.n_chunks == 0 && off[0] == 64,
+    CHECK(el == 112, "empty container is %zu bytes", el);
+    CHECK(bt_container_parse(e, el, &h, &off) == BT_OK && h.n_chunks == 0 && off[0] == 112,
           "empty container parse");
     free(off);
     free(e);

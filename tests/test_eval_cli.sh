@@ -43,7 +43,7 @@ container=$(stat -c %s "$WORK/sel.bt")
 row=$(grep '^bt-200K,2048,text,' "$WORK/rows.csv")
 IFS=, read -r _ _ _ raw comp rate adj <<< "$row"
 [ "$raw" = 8192 ] || bad "raw_bytes $raw"
-[ "$comp" = $((container - 64 - 4 * 4)) ] || bad "compressed_bytes $comp, bt-compress payloads $((container - 80))"
+[ "$comp" = $((container - 112 - 4 * 4)) ] || bad "compressed_bytes $comp, bt-compress payloads $((container - 128))"
 python3 -c "import sys; r, a = float('$rate'), float('$adj'); sys.exit(0 if abs(a - (r + 2 * 231936 / 8192)) < 2e-6 and 0.2 < r < 0.6 else 1)" \
   || bad "text rates: raw $rate adjusted $adj"
 
