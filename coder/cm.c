@@ -11,6 +11,7 @@
 #include "coder/cm.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,16 +72,49 @@ static inline void slot_update(uint32_t *s, int bit, int limit) {
   *s = ((uint32_t)p << 10) | (uint32_t)n;
 }
 
+/* ---- context slots ----
+ * A hashed context's slot is 64 bits: its own P(1) (16 bits) and update
+ * count (8), the last bits seen in it (a shift register with a leading 1,
+ * 8 bits), and 16 bits of the context's hash to tell it from others that
+ * share the slot (a new one takes the slot over). The bit history also
+ * indexes a per-order table of probabilities learned across all contexts
+ * ("what follows this history"): the second input of each context. */
+
+typedef uint64_t cslot;
+#define CS_P(s) ((int)((s) & 0xffff))
+#define CS_N(s) ((int)(((s) >> 16) & 0xff))
+#define CS_H(s) ((int)(((s) >> 24) & 0xff))
+#define CS_CHK(s) ((uint32_t)((s) >> 32) & 0xffff)
+static inline cslot cs_make(int p, int n, int h, uint32_t chk) {
+  return (cslot)(uint32_t)p | (cslot)(uint32_t)n << 16 | (cslot)(uint32_t)h << 24 | (cslot)chk << 32;
+}
+#define CS_FRESH(chk) cs_make(32768, 0, 1, (chk))
+
+static inline void cs_update(cslot *s, int bit, int limit) {
+  cslot v = *s;
+  int p = CS_P(v), n = CS_N(v), h = CS_H(v);
+  int target = bit ? 65535 : 0;
+  p += (int)(((int64_t)(target - p) * rec_tab[n]) >> 16);
+  if (n < limit) n++;
+  h = (h << 1) | bit;
+  if (h >= 256) h = (h & 127) | 128; /* keep the last 7 bits */
+  *s = cs_make(p, n, h, CS_CHK(v));
+}
+
 /* ---- the predictor ---- */
 
-#define N_HASHED 5              /* orders 2, 3, 4, 6 and the word */
-#define HASH_BITS 22
+#define N_ORD 10                /* contexts: order 0, 1, then hashed */
+#define N_HASHED 8              /* orders 2, 3, 4, 5, 6, 8, the word, the word and the one before */
+#define HASH_BITS 21
 #define MATCH_BITS 20
 #define MATCH_MIN 6             /* bytes hashed to find a match */
 #define MATCH_BUCKETS 24
-#define N_IN (2 + 2 + N_HASHED + 1) /* transformer, bias, order 0 and 1, hashed, match */
-#define MIX_LR 6                /* mixer learning rate (error * MIX_LR) */
-#define CTX_LIMIT 255           /* count limit of the context models */
+#define N_IN (4 + 2 * N_ORD)    /* transformer, bias, match, two per context, transformer refined */
+#define N_MIX 3
+#define FMIX_LR 2               /* the final mixer's rate */
+#define MIX_LR 8                /* mixer learning rate: weight += x * err * MIX_LR / 2^14 */
+#define CTX_LIMIT 250           /* count limit of the context slots */
+#define IND_LIMIT 1023          /* and of the bit-history tables */
 #define APM_RATE 7
 
 typedef struct {
@@ -92,32 +126,37 @@ typedef struct {
 struct bt_cm {
   unsigned parts;
   /* the byte being coded */
-  const uint32_t *freq;
   uint32_t cum[257];
   int c0;       /* 1, then 1b, 1bb, ...: the bits of the byte so far */
   int bitpos;   /* 0..7 */
-  int c1;       /* previous byte */
+  int c1, c2;   /* the previous two bytes */
   uint32_t h[N_HASHED]; /* context hashes of this byte */
-  uint32_t *slot[2 + N_HASHED]; /* this bit's slots: order 0, 1, hashed */
+  cslot *slot[N_ORD];   /* this bit's slots */
+  int known;            /* hashed contexts seen before, this bit */
   /* tables */
-  uint32_t *o0, *o1, *hashed; /* 256, 65536, N_HASHED << HASH_BITS */
-  int32_t *mtab;                /* 1 << MATCH_BITS: last position + 1 */
+  cslot *o0, *o1, *hashed;     /* 256, 65536, N_HASHED << HASH_BITS */
+  uint32_t ind[N_ORD][256];    /* P(1) by bit history, per context order */
+  int32_t *mtab;               /* 1 << MATCH_BITS: last position + 1 */
   uint32_t msm[MATCH_BUCKETS * 2]; /* P(the expected bit is right) by length */
-  size_t mptr, mlen;            /* the match: next predicted byte hist[mptr] */
-  int mbyte, mbucket, mexp;     /* predicted byte, its length bucket, expected bit (-1 none) */
-  uint32_t word;                /* hash of the current word */
+  size_t mptr, mlen;           /* the match: next predicted byte hist[mptr] */
+  int mbyte, mbucket, mexp;    /* predicted byte, its length bucket, expected bit (-1 none) */
+  uint32_t word, word1;        /* hashes of the current word and the one before */
   /* mixing */
   int x[N_IN];
-  mixer_t mx[2];
-  int pmix;                     /* mixer output probability */
-  uint16_t *apm;                /* (65536, 33) refinements */
-  int apm_idx, apm_w, papm;
-  int pr;                       /* final probability */
+  mixer_t mx[N_MIX];
+  int32_t fw[256 * N_MIX];     /* the final mixer of the three, by partial byte */
+  int fx[N_MIX], fsel, fdot;
+  uint16_t *apm;               /* (3, 65536, 33) refinements: two of the mix, one of the transformer */
+  int apm_idx[3], apm_w, tapm_w;
+  int pr;                      /* final probability */
 };
 
+static const int mix_sets[N_MIX] = {256, MATCH_BUCKETS * 3, (N_HASHED + 1) * 8};
+
 size_t bt_cm_bytes(unsigned parts) {
-  size_t b = sizeof(bt_cm) + (size_t)(256 + 24 * 3) * N_IN * 4 * 2 + 65536 * 33 * 2;
-  if (parts & BT_CM_CTX) b += (256 + 65536 + ((size_t)N_HASHED << HASH_BITS)) * 4;
+  size_t b = sizeof(bt_cm) + 3 * 65536 * 33 * 2;
+  for (int k = 0; k < N_MIX; k++) b += (size_t)mix_sets[k] * N_IN * 4;
+  if (parts & BT_CM_CTX) b += (256 + 65536 + ((size_t)N_HASHED << HASH_BITS)) * sizeof(cslot);
   if (parts & BT_CM_MATCH) b += ((size_t)1 << MATCH_BITS) * 4;
   return b;
 }
@@ -129,43 +168,49 @@ static void mixer_init(mixer_t *m) {
 
 void bt_cm_reset(bt_cm *cm) {
   if (cm->o0) {
-    for (int i = 0; i < 256; i++) cm->o0[i] = SLOT_INIT;
-    for (int i = 0; i < 65536; i++) cm->o1[i] = SLOT_INIT;
-    for (size_t i = 0; i < ((size_t)N_HASHED << HASH_BITS); i++) cm->hashed[i] = SLOT_INIT;
+    for (int i = 0; i < 256; i++) cm->o0[i] = CS_FRESH(0);
+    for (int i = 0; i < 65536; i++) cm->o1[i] = CS_FRESH(0);
+    for (size_t i = 0; i < ((size_t)N_HASHED << HASH_BITS); i++) cm->hashed[i] = CS_FRESH(0);
   }
+  for (int k = 0; k < N_ORD; k++)
+    for (int h = 0; h < 256; h++) cm->ind[k][h] = SLOT_INIT;
   if (cm->mtab) memset(cm->mtab, 0, ((size_t)1 << MATCH_BITS) * sizeof *cm->mtab);
   for (int i = 0; i < MATCH_BUCKETS * 2; i++) cm->msm[i] = SLOT_INIT;
   cm->mptr = cm->mlen = 0;
   cm->mexp = -1;
-  cm->word = 0;
-  cm->c1 = 0;
-  for (int k = 0; k < 2; k++) mixer_init(&cm->mx[k]);
-  for (int c = 0; c < 65536; c++)
+  cm->word = cm->word1 = 0;
+  cm->c1 = cm->c2 = 0;
+  for (int k = 0; k < N_MIX; k++) mixer_init(&cm->mx[k]);
+  for (int i = 0; i < 256 * N_MIX; i++) cm->fw[i] = 65536 / N_MIX;
+  for (int c = 0; c < 3 * 65536; c++)
     for (int j = 0; j < 33; j++) cm->apm[c * 33 + j] = (uint16_t)(squash((j - 16) * 128) * 16);
+}
+
+static void init_tables(void) {
+  init_stretch();
+  init_rec();
 }
 
 bt_error bt_cm_create(bt_cm **out, unsigned parts) {
   *out = NULL;
   if (parts & ~BT_CM_ALL) return bt_fail(BT_ERR_ARG, "unknown predictor parts 0x%x", parts);
-  static int ready; /* the tables are a pure function of constants: racing fills agree */
-  if (!ready) {
-    init_stretch();
-    init_rec();
-    ready = 1;
-  }
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, init_tables);
   bt_cm *cm = calloc(1, sizeof *cm);
   if (!cm) return bt_fail(BT_ERR_NOMEM, "predictor");
   cm->parts = parts;
-  cm->mx[0].sets = 256;
-  cm->mx[1].sets = 24 * 3;
-  cm->mx[0].w = malloc((size_t)cm->mx[0].sets * N_IN * sizeof(int32_t));
-  cm->mx[1].w = malloc((size_t)cm->mx[1].sets * N_IN * sizeof(int32_t));
-  cm->apm = malloc((size_t)65536 * 33 * sizeof(uint16_t));
-  int bad = !cm->mx[0].w || !cm->mx[1].w || !cm->apm;
+  int bad = 0;
+  for (int k = 0; k < N_MIX; k++) {
+    cm->mx[k].sets = mix_sets[k];
+    cm->mx[k].w = malloc((size_t)mix_sets[k] * N_IN * sizeof(int32_t));
+    bad |= !cm->mx[k].w;
+  }
+  cm->apm = malloc((size_t)3 * 65536 * 33 * sizeof(uint16_t));
+  bad |= !cm->apm;
   if (parts & BT_CM_CTX) {
-    cm->o0 = malloc(256 * sizeof(uint32_t));
-    cm->o1 = malloc(65536 * sizeof(uint32_t));
-    cm->hashed = malloc(((size_t)N_HASHED << HASH_BITS) * sizeof(uint32_t));
+    cm->o0 = malloc(256 * sizeof(cslot));
+    cm->o1 = malloc(65536 * sizeof(cslot));
+    cm->hashed = malloc(((size_t)N_HASHED << HASH_BITS) * sizeof(cslot));
     bad |= !cm->o0 || !cm->o1 || !cm->hashed;
   }
   if (parts & BT_CM_MATCH) {
@@ -187,8 +232,7 @@ void bt_cm_free(bt_cm *cm) {
   free(cm->o1);
   free(cm->hashed);
   free(cm->mtab);
-  free(cm->mx[0].w);
-  free(cm->mx[1].w);
+  for (int k = 0; k < N_MIX; k++) free(cm->mx[k].w);
   free(cm->apm);
   free(cm);
 }
@@ -238,10 +282,18 @@ static void bit_contexts(bt_cm *cm) {
   if (cm->parts & BT_CM_CTX) {
     cm->slot[0] = &cm->o0[cm->c0];
     cm->slot[1] = &cm->o1[(cm->c1 << 8) | cm->c0];
+    int known = 0;
     for (int k = 0; k < N_HASHED; k++) {
-      uint32_t i = mix32(cm->h[k] ^ ((uint32_t)cm->c0 * 0x9e3779b1u)) >> (32 - HASH_BITS);
-      cm->slot[2 + k] = &cm->hashed[((size_t)k << HASH_BITS) + i];
+      uint32_t hh = mix32(cm->h[k] ^ ((uint32_t)cm->c0 * 0x9e3779b1u));
+      cslot *s = &cm->hashed[((size_t)k << HASH_BITS) + (hh >> (32 - HASH_BITS))];
+      uint32_t chk = hh & 0xffff;
+      if (CS_CHK(*s) != chk)
+        *s = CS_FRESH(chk);
+      else
+        known += CS_N(*s) > 0;
+      cm->slot[2 + k] = s;
     }
+    cm->known = known;
   }
   cm->mexp = -1;
   if ((cm->parts & BT_CM_MATCH) && cm->mlen > 0 && ((cm->mbyte | 256) >> (8 - cm->bitpos)) == cm->c0)
@@ -249,26 +301,29 @@ static void bit_contexts(bt_cm *cm) {
 }
 
 void bt_cm_begin(bt_cm *cm, const uint32_t freq[256], const uint8_t *hist, size_t pos) {
-  cm->freq = freq;
   cm->cum[0] = 0;
   for (int s = 0; s < 256; s++) cm->cum[s + 1] = cm->cum[s] + freq[s];
   cm->c0 = 1;
   cm->bitpos = 0;
   cm->c1 = pos ? hist[pos - 1] : 0;
+  cm->c2 = pos > 1 ? hist[pos - 2] : 0;
   if (cm->parts & BT_CM_CTX) {
-    static const int orders[4] = {2, 3, 4, 6};
-    for (int k = 0; k < 4; k++) {
+    static const int orders[N_HASHED - 2] = {2, 3, 4, 5, 6, 8};
+    for (int k = 0; k < N_HASHED - 2; k++) {
       uint32_t h = (uint32_t)(k + 1) * 0x3c6ef372u;
       for (int i = 1; i <= orders[k]; i++) h = (h + (i <= (int)pos ? hist[pos - (size_t)i] : 0) + 1) * 0x01000193u;
       cm->h[k] = mix32(h);
     }
     int c = cm->c1;
     int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 128;
-    if (alnum)
+    if (alnum) {
       cm->word = (cm->word + (uint32_t)(c | 32) + 1) * 0x2f0b4c27u;
-    else if (pos)
+    } else if (pos && cm->word) {
+      cm->word1 = cm->word;
       cm->word = 0;
-    cm->h[4] = mix32(cm->word ^ 0x5bd1e995u) + (uint32_t)c * (cm->word == 0);
+    }
+    cm->h[N_HASHED - 2] = mix32(cm->word ^ 0x5bd1e995u) + (uint32_t)c * (cm->word == 0);
+    cm->h[N_HASHED - 1] = mix32(cm->word * 0x3c6ef372u + cm->word1 + 0x1b873593u) + (uint32_t)c * (cm->word == 0);
   }
   if (cm->parts & BT_CM_MATCH) {
     if (pos) match_begin(cm, hist, pos);
@@ -297,43 +352,62 @@ static int dot(const int32_t *w, const int *x) {
   return s > 2047 ? 2047 : s < -2047 ? -2047 : (int)s;
 }
 
+static int apm_read(const uint16_t *a, int w) { return (a[0] * (128 - w) + a[1] * w) >> 11; }
+
 int bt_cm_p(bt_cm *cm) {
   int *x = cm->x;
   int st = stretch(model_p(cm));
-  x[0] = st;
-  x[1] = 256;
-  for (int k = 0; k < 2 + N_HASHED; k++)
-    x[2 + k] = (cm->parts & BT_CM_CTX) ? stretch(slot_p12(*cm->slot[k])) : 0;
-  x[N_IN - 1] = 0;
-  if (cm->mexp >= 0) {
-    int ps = stretch(slot_p12(cm->msm[cm->mbucket * 2 + (cm->bitpos == 0)]));
-    x[N_IN - 1] = cm->mexp ? ps : -ps;
-  }
   if (cm->parts == 0) {
     cm->pr = model_p(cm);
     return cm->pr;
+  }
+  x[0] = st;
+  x[1] = 256;
+  x[2] = 0;
+  if (cm->mexp >= 0) {
+    int ps = stretch(slot_p12(cm->msm[cm->mbucket * 2 + (cm->bitpos == 0)]));
+    x[2] = cm->mexp ? ps : -ps;
+  }
+  { /* the transformer's probability, recalibrated in its order-1 context */
+    int dd = st + 2048;
+    cm->tapm_w = dd & 127;
+    cm->apm_idx[2] = (2 * 65536 + ((cm->c1 << 8) | cm->c0)) * 33 + (dd >> 7);
+    x[N_IN - 1] = (cm->parts & BT_CM_SSE) ? stretch(apm_read(cm->apm + cm->apm_idx[2], cm->tapm_w)) : 0;
+  }
+  for (int k = 0; k < N_ORD; k++) {
+    if (cm->parts & BT_CM_CTX) {
+      cslot s = *cm->slot[k];
+      x[3 + 2 * k] = stretch(CS_P(s) >> 4);
+      x[4 + 2 * k] = stretch(slot_p12(cm->ind[k][CS_H(s)]));
+    } else {
+      x[3 + 2 * k] = x[4 + 2 * k] = 0;
+    }
   }
   int conf = st < 0 ? -st : st; /* how sure the transformer is: 3 buckets */
   int cb = conf < 256 ? 0 : conf < 1024 ? 1 : 2;
   cm->mx[0].sel = cm->c0;
   cm->mx[1].sel = (cm->mexp >= 0 ? cm->mbucket : 0) * 3 + cb;
-  int d = 0;
-  for (int k = 0; k < 2; k++) {
+  cm->mx[2].sel = cm->known * 8 + cm->bitpos;
+  int64_t fd = 0;
+  cm->fsel = cm->c0;
+  for (int k = 0; k < N_MIX; k++) {
     mixer_t *m = &cm->mx[k];
     m->dot = dot(m->w + m->sel * N_IN, x);
-    d += m->dot;
+    cm->fx[k] = m->dot;
+    fd += (int64_t)cm->fw[cm->fsel * N_MIX + k] * m->dot;
   }
-  d /= 2;
-  cm->pmix = squash(d);
-  int p = cm->pmix;
+  fd >>= 16;
+  int d = fd > 2047 ? 2047 : fd < -2047 ? -2047 : (int)fd;
+  cm->fdot = d;
+  int p = squash(d);
   if (cm->parts & BT_CM_SSE) { /* interpolate between two of 33 buckets */
     int dd = d + 2048; /* 1..4095 */
-    int j = dd >> 7, w = dd & 127;
-    cm->apm_idx = ((cm->c1 << 8) | cm->c0) * 33 + j;
-    cm->apm_w = w;
-    const uint16_t *a = cm->apm + cm->apm_idx;
-    cm->papm = (a[0] * (128 - w) + a[1] * w) >> 11;
-    p = (p + 3 * cm->papm + 2) >> 2;
+    int j = dd >> 7;
+    cm->apm_w = dd & 127;
+    cm->apm_idx[0] = ((cm->c1 << 8) | cm->c0) * 33 + j;
+    cm->apm_idx[1] = (65536 + (int)((mix32((uint32_t)(cm->c2 << 8 | cm->c1) * 0x2f0b4c27u + (uint32_t)cm->c0) >> 16))) * 33 + j;
+    int a0 = apm_read(cm->apm + cm->apm_idx[0], cm->apm_w), a1 = apm_read(cm->apm + cm->apm_idx[1], cm->apm_w);
+    p = (p + a0 + 2 * a1 + 2) >> 2;
   }
   cm->pr = p < 1 ? 1 : p > 4095 ? 4095 : p;
   return cm->pr;
@@ -341,24 +415,33 @@ int bt_cm_p(bt_cm *cm) {
 
 static void mixer_update(mixer_t *m, const int *x, int err) {
   int32_t *w = m->w + m->sel * N_IN;
-  for (int i = 0; i < N_IN; i++) w[i] += (x[i] * err + (1 << 9)) >> 10;
+  for (int i = 0; i < N_IN; i++) w[i] += (x[i] * err + (1 << 13)) >> 14;
 }
 
 void bt_cm_update(bt_cm *cm, int bit) {
   if (cm->parts != 0) {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < N_MIX; k++) {
       mixer_t *m = &cm->mx[k];
       int err = ((bit << 12) - squash(m->dot)) * MIX_LR;
       mixer_update(m, cm->x, err);
     }
+    {
+      int err = ((bit << 12) - squash(cm->fdot)) * FMIX_LR;
+      int32_t *w = cm->fw + cm->fsel * N_MIX;
+      for (int k = 0; k < N_MIX; k++) w[k] += (cm->fx[k] * err + (1 << 13)) >> 14;
+    }
     if (cm->parts & BT_CM_CTX)
-      for (int k = 0; k < 2 + N_HASHED; k++) slot_update(cm->slot[k], bit, CTX_LIMIT);
+      for (int k = 0; k < N_ORD; k++) {
+        slot_update(&cm->ind[k][CS_H(*cm->slot[k])], bit, IND_LIMIT);
+        cs_update(cm->slot[k], bit, CTX_LIMIT);
+      }
     if (cm->mexp >= 0) slot_update(&cm->msm[cm->mbucket * 2 + (cm->bitpos == 0)], bit == cm->mexp, 1023);
     if (cm->parts & BT_CM_SSE) {
-      uint16_t *a = cm->apm + cm->apm_idx;
       int t = bit ? 65535 : 0;
-      if (cm->apm_w < 64) a[0] = (uint16_t)(a[0] + ((t - a[0]) >> APM_RATE));
-      else a[1] = (uint16_t)(a[1] + ((t - a[1]) >> APM_RATE));
+      for (int k = 0; k < 3; k++) {
+        uint16_t *a = cm->apm + cm->apm_idx[k] + ((k == 2 ? cm->tapm_w : cm->apm_w) >= 64);
+        *a = (uint16_t)(*a + ((t - *a) >> APM_RATE));
+      }
     }
   }
   cm->c0 = (cm->c0 << 1) | bit;
@@ -404,12 +487,17 @@ void bt_bin_encode(bt_bin_enc *e, int bit, int p) {
 int bt_bin_enc_overflowed(const bt_bin_enc *e) { return e->pos > e->cap; }
 
 size_t bt_bin_enc_finish(bt_bin_enc *e) {
-  /* Any value in [x1, x2] decodes right; the decoder reads zeros past the
-   * end, so x1's bytes up to its last non-zero one suffice. */
-  uint32_t v = e->x1;
-  int n = 4;
-  while (n > 0 && ((v >> (32 - 8 * n)) & 255) == 0) n--; /* trailing zero bytes */
-  for (int i = 0; i < n; i++) enc_put(e, (uint8_t)(v >> (24 - 8 * i)));
+  /* Any value in [x1, x2] decodes right, and the decoder reads zeros past
+   * the end: so the value there with the fewest significant bytes, x1
+   * rounded up to a multiple of 256^(4-n), goes out as its top n bytes. */
+  for (int n = 0; n <= 4; n++) {
+    uint64_t unit = (uint64_t)1 << (32 - 8 * n);
+    uint64_t v = ((uint64_t)e->x1 + unit - 1) / unit * unit;
+    if (v <= e->x2) {
+      for (int i = 0; i < n; i++) enc_put(e, (uint8_t)(v >> (24 - 8 * i)));
+      break;
+    }
+  }
   return e->pos > e->cap ? SIZE_MAX : e->pos;
 }
 

@@ -7,12 +7,16 @@
  * logistic domain:
  *   - the transformer's own probability of the bit (the mass of the
  *     symbols below the node with that bit set, over the node's mass);
- *   - adaptive context models over the last 0, 1, 2, 3, 4 and 6 bytes and
- *     over the current word, each a table of probabilities with counts;
+ *   - adaptive context models over the last 0, 1, 2, 3, 4, 5, 6 and 8
+ *     bytes and over the current word: each context's own probability, and
+ *     one learned from what followed the same recent bits in any context
+ *     of its order (its bit history);
  *   - a match model that follows the longest earlier occurrence of the
  *     last bytes in the whole history and predicts the byte that came next.
- * An online mixer (weights chosen by small contexts, trained on every bit)
- * combines them, and a secondary estimator refines the result.
+ * Three online mixers (weights chosen by the partial byte, by the match
+ * length and the transformer's confidence, and by how many contexts are
+ * known), trained on every bit, combine them; two secondary estimators (on
+ * the last one and two bytes) refine the result.
  *
  * Integer arithmetic only: the decoder reproduces every probability on any
  * machine, compiler, thread count or SIMD path. The mixer starts with all
@@ -41,7 +45,7 @@ extern "C" {
 typedef struct bt_cm bt_cm;
 
 /* A fresh predictor (no history). parts: a set of BT_CM_* bits.
- * Memory: about 100 MB with BT_CM_CTX, a few MB without (bt_cm_bytes). */
+ * Memory: about 130 MB with BT_CM_CTX, about 13 MB without (bt_cm_bytes). */
 bt_error bt_cm_create(bt_cm **out, unsigned parts);
 void bt_cm_free(bt_cm *cm);
 /* Back to the state bt_cm_create gave (the tables are cleared). */

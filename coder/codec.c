@@ -135,11 +135,12 @@ void bt_adapt_default(bt_adapt *a) {
   a->optimizer = 1;
   a->tensors = 0;
   a->parts = BT_CM_ALL;
-  a->lr = 1e-4f;
+  a->lr = 3e-5f;
   a->beta1 = 0.9f;
   a->beta2 = 0.99f;
   a->eps = 1e-8f;
   a->weight_decay = 0.0f;
+  a->lr_decay = 1.0f;
 }
 
 bt_error bt_codec_set_adapt(bt_codec *c, const bt_adapt *a) {
@@ -453,8 +454,9 @@ static bt_error adapt_begin(bt_codec *c, worker_t *w, const bt_adapt *a) {
   return bt_infer_set_weights(w->inf, w->am);
 }
 
-/* The training steps after a window: seq[0..T) is the window's pass. */
-static bt_error adapt_learn(worker_t *w, const bt_adapt *a, const uint8_t *seq, int T, int *t) {
+/* The training steps after a window: seq[0..T) is the window's pass, lr
+ * the window's rate (lr_decay applied). */
+static bt_error adapt_learn(worker_t *w, const bt_adapt *a, const uint8_t *seq, int T, int *t, float lr) {
   if (a->steps == 0)
     return BT_OK;
   bt_gemm_backend old = bt_gemm_get_backend();
@@ -465,7 +467,7 @@ static bt_error adapt_learn(worker_t *w, const bt_adapt *a, const uint8_t *seq, 
     if (!e)
       e = bt_model_backward(w->am);
     if (!e)
-      bt_model_adamw(w->am, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, ++*t);
+      bt_model_adamw(w->am, lr, a->beta1, a->beta2, a->eps, a->weight_decay, ++*t);
   }
   bt_gemm_set_backend(old);
   return e ? e : bt_infer_set_weights(w->inf, w->am);
@@ -486,6 +488,7 @@ static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   bt_bin_enc_init(&rc, x->buf, x->len - 1);
   uint32_t freq[256];
   int t = 0;
+  float lr = a->lr;
   const uint64_t nwin = n_windows(x->len, W);
   for (uint64_t j = 0; j < nwin && !e && !bt_bin_enc_overflowed(&rc); j++) {
     window_t wn = window_at(x->len, W, j);
@@ -501,7 +504,8 @@ static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
       x->coded_bits += bt_cm_encode_byte(w->cm, &rc, b);
     }
     if (!e && j + 1 < nwin)
-      e = adapt_learn(w, a, seq, Tw, &t);
+      e = adapt_learn(w, a, seq, Tw, &t, lr);
+    lr *= a->lr_decay;
     window_progress(c, jb, ci, wn.start + wn.coded);
   }
   if (!e) {
@@ -525,6 +529,7 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   bt_bin_dec_init(&rc, jb->in + jb->off[id], (size_t)(jb->off[id + 1] - jb->off[id]));
   uint32_t freq[256];
   int t = 0, plen;
+  float lr = a->lr;
   const uint64_t nwin = n_windows(len, W);
   for (uint64_t j = 0; j < nwin && !e; j++) {
     window_t wn = window_at(len, W, j);
@@ -546,7 +551,8 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
       res[wn.start + r] = tok;
     }
     if (!e && j + 1 < nwin)
-      e = adapt_learn(w, a, res + wn.start - wn.prefix, (int)(wn.prefix + wn.coded), &t);
+      e = adapt_learn(w, a, res + wn.start - wn.prefix, (int)(wn.prefix + wn.coded), &t, lr);
+    lr *= a->lr_decay;
     if (!e)
       window_progress(c, jb, id, wn.start + wn.coded);
   }
@@ -708,10 +714,13 @@ static bt_error check_model(const bt_codec *c, const bt_container_header *h, uin
   bt_sha256_hex(h->ckpt_sha256, want);
   if (member)
     snprintf(where, sizeof where, "member %llu ", (unsigned long long)member + 1);
+  char named[BT_MODEL_NAME_MAX + 16] = "";
+  if (h->model_name[0])
+    snprintf(named, sizeof named, "model %s, ", h->model_name);
   return bt_fail(BT_ERR_MISMATCH,
-                 "%scompressed with another checkpoint: weights sha256 %s (%d layers, dim %d, %d heads, ctx %u); "
+                 "%scompressed with another checkpoint: %sweights sha256 %s (%d layers, dim %d, %d heads, ctx %u); "
                  "give that checkpoint with --ckpt",
-                 where, want, h->n_layer, h->d_model, h->n_head, h->ctx);
+                 where, named, want, h->n_layer, h->d_model, h->n_head, h->ctx);
 }
 
 /* Decodes one member (header h, payload offsets off, relative to in) into

@@ -157,7 +157,7 @@ double bt_logits_logloss_bits(const float logits[256], int sym);
  *                          82 tensors u8  0: every tensor learns
  *                          83 parts u8    cm.h's BT_CM_* bits
  *                          84 lr, 88 beta1, 92 beta2, 96 eps, 100 weight
- *                          decay (f32 each); 104 reserved u32, 0
+ *                          decay, 104 lr decay per window (f32 each)
  * 108  header_crc     4  CRC-32 of bytes 0..107 followed by the chunk table
  * 112  chunk table    4 * n_chunks: payload size of each chunk (u32)
  *      payloads       concatenated in chunk order
@@ -193,6 +193,8 @@ typedef struct {
   int tensors;         /* 0: all */
   unsigned parts;      /* BT_CM_* of cm.h */
   float lr, beta1, beta2, eps, weight_decay;
+  float lr_decay;      /* the rate of window j's steps is lr * lr_decay^j
+                        * (a float product, window by window); 1: constant */
 } bt_adapt;
 
 typedef struct {

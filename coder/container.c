@@ -71,10 +71,10 @@ bt_error bt_adapt_check(const bt_adapt *a, uint32_t ctx) {
     return bt_fail(BT_ERR_ARG, "adaptive predictor parts 0x%x are unknown", a->parts);
   if (!in_range(a->lr, 0.0f, 1.0f) || !in_range(a->beta1, 0.0f, 0.9999f) ||
       !in_range(a->beta2, 0.0f, 0.99999f) || !in_range(a->eps, 1e-12f, 1.0f) ||
-      !in_range(a->weight_decay, 0.0f, 1.0f))
-    return bt_fail(BT_ERR_ARG, "adaptive optimizer settings out of range (lr %g, betas %g %g, eps %g, wd %g)",
+      !in_range(a->weight_decay, 0.0f, 1.0f) || !in_range(a->lr_decay, 0.5f, 1.0f))
+    return bt_fail(BT_ERR_ARG, "adaptive optimizer settings out of range (lr %g, betas %g %g, eps %g, wd %g, lr decay %g)",
                    (double)a->lr, (double)a->beta1, (double)a->beta2, (double)a->eps,
-                   (double)a->weight_decay);
+                   (double)a->weight_decay, (double)a->lr_decay);
   return BT_OK;
 }
 
@@ -170,6 +170,7 @@ bt_error bt_container_write_header(uint8_t *out, const bt_container_header *h,
     put_f32(p + 16, a->beta2);
     put_f32(p + 20, a->eps);
     put_f32(p + 24, a->weight_decay);
+    put_f32(p + 28, a->lr_decay);
   }
   for (uint64_t i = 0; i < n; i++)
     put_le(out + BT_CONTAINER_HEADER_BYTES + 4 * i, chunk_sizes[i], 4);
@@ -256,9 +257,10 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
       a->beta2 = get_f32(p + 16);
       a->eps = get_f32(p + 20);
       a->weight_decay = get_f32(p + 24);
-      if (bt_adapt_check(a, h->ctx) || get_le(p + 28, 4) != 0)
+      a->lr_decay = get_f32(p + 28);
+      if (bt_adapt_check(a, h->ctx))
         return bt_fail(BT_ERR_FORMAT, "container: an adaptive schedule this version cannot replay (%s)",
-                       get_le(p + 28, 4) ? "reserved field set" : bt_error_detail());
+                       bt_error_detail());
     } else {
       for (int i = 0; i < OFF_HDRCRC - OFF_ADAPT; i++)
         if (p[i])

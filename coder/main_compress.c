@@ -49,6 +49,9 @@
 #endif
 
 #define SUFFIX ".bt"
+/* Segment size of the default mode: long files code on every core, and
+ * a file up to this size is one stream. */
+#define BT_DEFAULT_SEGMENT (1 << 20)
 
 enum { M_COMPRESS, M_DECOMPRESS, M_TEST, M_LIST };
 /* What one input ends with; the program exits with the worst. */
@@ -97,13 +100,16 @@ static void usage(FILE *f) {
           "      --ckpt FILE    model checkpoint file (default: $BT_CKPT, else the 200K; without\n"
           "                     -m, --ckpt or $BT_CKPT, decompression picks the model the file names)\n"
           "      --list-models  list the models on the search path: name, parameters, size, hash\n"
-          "      --chunk N      chunk size in bytes (default 2048, the paper's; 0 = one stream\n"
-          "                     with the model's full context)\n"
-          "      --adapt        adaptive coding: the model learns the file while coding it, and\n"
-          "                     a context-mixing predictor joins it (one stream unless --segment\n"
-          "                     or --chunk); decompression needs no flag\n"
-          "      --segment N    with --adapt: independent segments of N bytes (all cores)\n"
-          "      --adapt-lr X, --adapt-steps N, --adapt-window N, --adapt-parts ctx,match,sse|none\n"
+          "  By default a file is coded adaptively: the model learns the file while coding\n"
+          "  it, with a context-mixing predictor beside it, in independent segments of\n"
+          "  1 MiB (one per core at a time). Decompression needs no mode flag.\n"
+          "      --chunk N      the paper's plain coding: chunks of N bytes, each from BOS\n"
+          "                     (2048 is the paper's; 0 = one stream with the model's context)\n"
+          "      --adapt        adaptive coding (the default); with --chunk N or --segment N:\n"
+          "                     segments of N bytes, 0 = one stream\n"
+          "      --segment N    adaptive segments of N bytes (default 1 MiB)\n"
+          "      --adapt-lr X, --adapt-lr-decay X, --adapt-steps N, --adapt-window N,\n"
+          "      --adapt-parts ctx,match,sse|none\n"
           "                     the adaptive schedule (recorded in the file)\n"
           "      --max-size N   refuse to decompress more than N bytes (K, M, G suffixes; 0 = no\n"
           "                     limit). Default: 1000 x the compressed size + 1 MiB per member\n"
@@ -592,6 +598,11 @@ static int list_one(const char *name, const uint8_t *in, size_t len, const opts_
     char hex[65], mode[32];
     bt_sha256_hex(h.ckpt_sha256, hex);
     const char *mname = model_name(h.ckpt_sha256, g_ckpt_path);
+    char recorded[BT_MODEL_NAME_MAX + 32];
+    if (!strcmp(mname, "?") && h.model_name[0]) { /* not on the search path: the name the file records */
+      snprintf(recorded, sizeof recorded, "%s (not found)", h.model_name);
+      mname = recorded;
+    }
     if (h.stream)
       snprintf(mode, sizeof mode, "%sstream", h.adaptive ? "adaptive " : "");
     else
@@ -611,6 +622,16 @@ static int list_one(const char *name, const uint8_t *in, size_t len, const opts_
              (unsigned long long)members + 1, mode, (unsigned long long)h.n_chunks, (unsigned long long)st,
              mlen, (unsigned long long)h.orig_size, h.orig_crc, mname, h.n_layer, h.d_model, h.n_head, h.ctx,
              hex);
+    if (o->verbose && !o->robot && (h.model_name[0] || h.adaptive))
+      printf("    written with model \"%s\"%s", h.model_name, h.adaptive ? "; " : "\n");
+    if (o->verbose && !o->robot && h.adaptive)
+      printf("adaptive: window %u, %d AdamW step%s a window, lr %g (x%g a window), betas %g %g, "
+             "eps %g, weight decay %g, mixing%s%s%s%s\n",
+             h.adapt.window, h.adapt.steps, h.adapt.steps == 1 ? "" : "s", (double)h.adapt.lr,
+             (double)h.adapt.lr_decay, (double)h.adapt.beta1, (double)h.adapt.beta2, (double)h.adapt.eps,
+             (double)h.adapt.weight_decay, h.adapt.parts & BT_CM_CTX ? " contexts" : "",
+             h.adapt.parts & BT_CM_MATCH ? " match" : "", h.adapt.parts & BT_CM_SSE ? " sse" : "",
+             h.adapt.parts ? "" : " off");
     members++;
     chunks += h.n_chunks;
     stored += st;
@@ -973,7 +994,7 @@ int main(int argc, char **argv) {
   opts_t o = {.mode = BT_DEFAULT_DECOMPRESS ? M_DECOMPRESS : M_COMPRESS, .chunk = 2048};
   int max_size_set = 0;
   enum { O_CKPT = 256, O_CHUNK, O_RM, O_MAXSIZE, O_ROBOT, O_LISTMODELS, O_ADAPT, O_SEGMENT,
-         O_ALR, O_ASTEPS, O_AWIN, O_APARTS };
+         O_ALR, O_ASTEPS, O_AWIN, O_APARTS, O_ADECAY };
   bt_adapt_default(&o.ad);
   const char *model = NULL;
   int want_list_models = 0;
@@ -985,7 +1006,7 @@ int main(int argc, char **argv) {
       {"max-size", 1, 0, O_MAXSIZE}, {"robot", 0, 0, O_ROBOT}, {"model", 1, 0, 'm'},
       {"list-models", 0, 0, O_LISTMODELS}, {"adapt", 0, 0, O_ADAPT}, {"segment", 1, 0, O_SEGMENT},
       {"adapt-lr", 1, 0, O_ALR}, {"adapt-steps", 1, 0, O_ASTEPS}, {"adapt-window", 1, 0, O_AWIN},
-      {"adapt-parts", 1, 0, O_APARTS},
+      {"adapt-parts", 1, 0, O_APARTS}, {"adapt-lr-decay", 1, 0, O_ADECAY},
       {"verbose", 0, 0, 'v'}, {"quiet", 0, 0, 'q'}, {"version", 0, 0, 'V'}, {"help", 0, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -1028,6 +1049,15 @@ int main(int argc, char **argv) {
       if (end == optarg || *end || !(v >= 0 && v <= 1))
         bt_usage_error("invalid --adapt-lr '%s' (0..1)", optarg);
       o.ad.lr = (float)v;
+      o.adapt = 1;
+      break;
+    }
+    case O_ADECAY: {
+      char *end;
+      double v = strtod(optarg, &end);
+      if (end == optarg || *end || !(v >= 0.5 && v <= 1))
+        bt_usage_error("invalid --adapt-lr-decay '%s' (0.5..1: the rate's factor per window)", optarg);
+      o.ad.lr_decay = (float)v;
       o.adapt = 1;
       break;
     }
@@ -1088,8 +1118,14 @@ int main(int argc, char **argv) {
   }
   if (o.force && !max_size_set)
     o.max_size = UINT64_MAX;
+  /* The default mode: adaptive coding in segments (docs/adaptive.md has
+   * the measurements that chose it). --chunk alone is the paper's plain
+   * coding; --adapt with --chunk N or --segment N sets the segment size
+   * (0: one stream). */
+  if (!o.adapt && !o.chunk_set)
+    o.adapt = 1;
   if (o.adapt && !o.chunk_set)
-    o.chunk = 0; /* adaptive coding learns along one stream by default */
+    o.chunk = BT_DEFAULT_SEGMENT;
   bt_cli_apply_isa();
   if (o.threads)
     bt_set_threads(o.threads);

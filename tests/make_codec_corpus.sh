@@ -15,20 +15,21 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 # Small seeds, so the fuzzer decodes them within its size limit; one
 # stream past the model's context, for the windowed path.
 head -c 400 "$T/text" > "$T/t400"
-"${C[@]}" -c "$T/t400" > ok-chunk.bt
+"${C[@]}" --chunk 2048 -c "$T/t400" > ok-chunk.bt
 head -c 450 "$T/text" | "${C[@]}" --chunk 150 > ok-chunks.bt
 head -c 300 "$T/text" | "${C[@]}" --chunk 0 > ok-stream.bt
 "${C[@]}" --chunk 0 -c "$T/text" > ok-stream-windows.bt
-head -c 100 /dev/urandom > "$T/rand"; "${C[@]}" -c "$T/rand" > ok-stored.bt
-: | "${C[@]}" > ok-empty.bt
+head -c 100 /dev/urandom > "$T/rand"; "${C[@]}" --chunk 2048 -c "$T/rand" > ok-stored.bt
+: | "${C[@]}" --chunk 2048 > ok-empty.bt
 cat ok-chunk.bt ok-empty.bt ok-stored.bt > ok-three-members.bt
 # Adaptive files: one stream past a window (so a training step runs), and
 # segments. Small, so the fuzzer's seeds stay quick.
-head -c 1500 "$T/text" | "${C[@]}" --adapt --adapt-window 512 > ok-adapt-stream.bt
+head -c 1500 "$T/text" | "${C[@]}" --adapt --chunk 0 --adapt-window 512 > ok-adapt-stream.bt
+head -c 700 "$T/text" | "${C[@]}" > ok-default.bt # the default mode
 head -c 1200 "$T/text" | "${C[@]}" --adapt --adapt-window 256 --segment 500 > ok-adapt-segments.bt
-head -c 600 "$T/text" | "${C[@]}" --adapt --adapt-parts none > ok-adapt-transformer-only.bt
+head -c 600 "$T/text" | "${C[@]}" --adapt --chunk 0 --adapt-parts none > ok-adapt-transformer-only.bt
 cat ok-adapt-stream.bt ok-chunk.bt > ok-adapt-then-plain.bt
-"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -q -c "$T/t400" > bad-mismatch-800K.bt
+"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -q --chunk 2048 -c "$T/t400" > bad-mismatch-800K.bt
 { cat ok-chunk.bt; printf 'JUNK'; } > bad-corrupt-trailing.bt
 cat ok-chunk.bt bad-mismatch-800K.bt > bad-mismatch-second-member.bt
 python3 - <<'PY'

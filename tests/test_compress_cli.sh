@@ -46,6 +46,48 @@ if [ -n "${BT_OTHER_BUILD:-}" ] && [ -x "$BT_OTHER_BUILD/bt-decompress" ]; then
     || bad "the other compiler's build compresses differently"
 fi
 
+# ---- adaptive files: the model learns while coding, and every decoder
+# replays the same training steps (BT_ISA x threads x the other compiler) ----
+head -c 6000 "$WORK/text" > "$WORK/t6k"
+"$C" "${K[@]}" --adapt --chunk 0 --adapt-window 128 --adapt-lr 1e-3 -c "$WORK/t6k" > "$WORK/ad.bt" || bad "adaptive compress"
+"$C" "${K[@]}" --adapt --adapt-window 128 --adapt-lr 1e-3 --segment 2500 -c "$WORK/t6k" > "$WORK/ads.bt" || bad "adaptive segments"
+"$C" "${K[@]}" --adapt --chunk 0 --adapt-window 128 --adapt-lr 1e-3 -T 1 -c "$WORK/t6k" | cmp -s - "$WORK/ad.bt" && ok \
+  || bad "adaptive compression with 1 thread differs"
+[ "$(stat -c %s "$WORK/ad.bt")" -lt 6000 ] && ok || bad "the adaptive file did not shrink"
+"$D" -l -v "$WORK/ad.bt" | grep -q "adaptive stream" && ok || bad "-l does not show the adaptive mode"
+"$D" -l -v "$WORK/ads.bt" | grep -q "adaptive segment 2500, 3 chunks" && ok || bad "-l does not show the segments"
+# The default mode is adaptive (1 MiB segments); --chunk alone is plain coding.
+"$C" "${K[@]}" -c "$WORK/t6k" > "$WORK/def.bt" && "$D" -l -v "$WORK/def.bt" | grep -q "adaptive segment 1048576" && ok \
+  || bad "the default mode is not adaptive segments of 1 MiB"
+"$C" "${K[@]}" --chunk 2048 -c "$WORK/t6k" > "$WORK/pl.bt" && "$D" -l -v "$WORK/pl.bt" | grep -q "member 1: chunk 2048" && ok \
+  || bad "--chunk 2048 is not plain coding"
+"$D" "${K[@]}" -c "$WORK/def.bt" | cmp -s - "$WORK/t6k" && ok || bad "the default mode does not round-trip"
+for isa in scalar avx2 avx512; do
+  BT_ISA=$isa "$C" "${K[@]}" --adapt --chunk 0 --adapt-window 128 --adapt-lr 1e-3 -c "$WORK/t6k" > "$WORK/adi.bt" 2>/dev/null \
+    || { echo "skip $isa"; continue; }
+  cmp -s "$WORK/adi.bt" "$WORK/ad.bt" && ok || bad "adaptive compression with BT_ISA=$isa differs"
+  for t in 1 2; do
+    for f in ad ads; do
+      BT_ISA=$isa "$D" "${K[@]}" -T $t -c "$WORK/$f.bt" > "$WORK/d.out" && cmp -s "$WORK/d.out" "$WORK/t6k" && ok \
+        || bad "adaptive decode ($f) with BT_ISA=$isa -T $t differs"
+    done
+  done
+done
+if [ -n "${BT_OTHER_BUILD:-}" ] && [ -x "$BT_OTHER_BUILD/bt-decompress" ]; then
+  for f in ad ads; do
+    "$BT_OTHER_BUILD/bt-decompress" "${K[@]}" -c "$WORK/$f.bt" > "$WORK/o.out" && cmp -s "$WORK/o.out" "$WORK/t6k" && ok \
+      || bad "adaptive decode ($f) with the other compiler's build differs"
+  done
+  "$BT_OTHER_BUILD/bt-compress" "${K[@]}" --adapt --chunk 0 --adapt-window 128 --adapt-lr 1e-3 -c "$WORK/t6k" | cmp -s - "$WORK/ad.bt" && ok \
+    || bad "the other compiler's build compresses adaptively differently"
+fi
+# Damage: truncation and a flipped byte fail with status 1, never a crash.
+head -c $(( $(stat -c %s "$WORK/ad.bt") - 3 )) "$WORK/ad.bt" > "$WORK/adt.bt"
+expect 1 "" "truncated adaptive file" -- "$D" "${K[@]}" -c "$WORK/adt.bt"
+python3 -c "import sys; d=bytearray(open(sys.argv[1],'rb').read()); d[len(d)//2]^=4; open(sys.argv[2],'wb').write(d)" "$WORK/ad.bt" "$WORK/adf.bt"
+expect 1 "" "adaptive file with a flipped byte" -- "$D" "${K[@]}" -c "$WORK/adf.bt"
+expect 1 "another checkpoint" "adaptive file, wrong model" -- "$D" --ckpt "$WORK/other.h5" -c "$WORK/ad.bt"
+
 # ---- the stored fallback bounds the output: input + 112 + 4 per chunk ----
 head -c 20000 /dev/urandom > "$WORK/r20k"
 "$C" "${K[@]}" -c "$WORK/r20k" > "$WORK/r.bt"

@@ -38,7 +38,7 @@ text_slice 10000000 > "$WORK/text"
 for j in 0 1 2 3; do
   dd if="$WORK/text" bs=2048 skip=$((j * 4882 / 4)) count=1 status=none
 done > "$WORK/sel"
-"$BUILD/bt-compress" --ckpt "$CKPT" -c "$WORK/sel" > "$WORK/sel.bt" || bad "bt-compress failed"
+"$BUILD/bt-compress" --ckpt "$CKPT" --chunk 2048 -c "$WORK/sel" > "$WORK/sel.bt" || bad "bt-compress failed"
 container=$(stat -c %s "$WORK/sel.bt")
 row=$(grep '^bt-200K,2048,text,' "$WORK/rows.csv")
 IFS=, read -r _ _ _ raw comp rate adj <<< "$row"

@@ -26,7 +26,7 @@ if command -v ldd >/dev/null; then
 fi
 # libbtcodec: a program outside bt builds against the installed package, with
 # pkg-config and with find_package, and makes the bytes bt-compress makes
-"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/f" > "$WORK/cli.bt"
+"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" --chunk 2048 -c "$WORK/f" > "$WORK/cli.bt"
 SAN=() # a sanitizer build's library needs its runtime in the consumer too
 grep -q '^BT_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && SAN=(-fsanitize=address,undefined)
 if command -v pkg-config >/dev/null; then

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 CHUNK = 2048            # the paper's chunk size
-HEADER = 64             # .bt container header; then 4 bytes per chunk (coder/coder.h)
+HEADER = 112            # .bt container header (version 3); then 4 bytes per chunk (coder/coder.h)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROG = os.path.basename(sys.argv[0])   # prefix of messages
 

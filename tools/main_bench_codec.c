@@ -154,24 +154,36 @@ int main(int argc, char **argv) {
       return 1;
     }
     const bt_config *cfg = bt_codec_config(c);
-    const uint32_t modes[2] = {chunk, 0};
-    for (int mi = 0; mi < 2; mi++) {
+    /* The paper's chunks, one stream, then adaptive coding (--adapt's
+     * schedule) as one stream and as one segment per thread. Adaptive rows
+     * also train: their MFU counts the forward pass only. */
+    const uint32_t seg = (uint32_t)((n + (size_t)threads - 1) / (size_t)threads);
+    const struct { uint32_t chunk; int adapt; } modes[4] = {{chunk, 0}, {0, 0}, {0, 1}, {seg, 1}};
+    for (int mi = 0; mi < 4; mi++) {
       result r;
-      if (run(c, text, n, modes[mi], reps, &r)) {
+      bt_adapt ad;
+      bt_adapt_default(&ad);
+      if (ad.window > (uint32_t)cfg->ctx)
+        ad.window = (uint32_t)cfg->ctx;
+      if (bt_codec_set_adapt(c, modes[mi].adapt ? &ad : NULL) != BT_OK ||
+          run(c, text, n, modes[mi].chunk, reps, &r)) {
         bt_codec_free(c);
         return 1;
       }
       const double mc = r.comp_bps * r.flops_per_byte * 1e-9 / peak;
       const double md = r.decomp_bps * r.flops_per_byte * 1e-9 / peak;
-      char mode[32];
-      snprintf(mode, sizeof mode, modes[mi] ? "chunk %u" : "stream", modes[mi]);
+      char mode[48];
+      if (modes[mi].adapt)
+        snprintf(mode, sizeof mode, modes[mi].chunk ? "adapt, segment %u" : "adapt, stream", modes[mi].chunk);
+      else
+        snprintf(mode, sizeof mode, modes[mi].chunk ? "chunk %u" : "stream", modes[mi].chunk);
       if (json)
-        printf("{\"ckpt\":\"%s\",\"d_model\":%d,\"params\":%zu,\"chunk\":%u,\"bytes\":%zu,"
+        printf("{\"ckpt\":\"%s\",\"d_model\":%d,\"params\":%zu,\"chunk\":%u,\"adapt\":%d,\"bytes\":%zu,"
                "\"threads\":%d,\"compress_bps\":%.1f,\"decompress_bps\":%.1f,"
                "\"flops_per_byte\":%.0f,\"peak_gflops\":%.1f,\"mfu_compress\":%.4f,"
                "\"mfu_decompress\":%.4f,\"kv_bytes_per_byte\":%.0f,\"read_gbs\":%.2f,"
                "\"size_ratio\":%.5f}\n",
-               argv[k], cfg->d_model, bt_codec_num_params(c), modes[mi], n, threads, r.comp_bps,
+               argv[k], cfg->d_model, bt_codec_num_params(c), modes[mi].chunk, modes[mi].adapt, n, threads, r.comp_bps,
                r.decomp_bps, r.flops_per_byte, peak, mc, md, r.kv_bytes_per_byte, bw, r.ratio);
       else
         printf("| %s | %zu | %s | %.0f | %.1f%% | %.0f | %.1f%% | %.2f | %.2f | %.1f GB/s | %.2f%% |\n",
