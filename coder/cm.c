@@ -81,14 +81,18 @@ static inline void slot_update(uint32_t *s, int bit, int limit) {
  * ("what follows this history"): the second input of each context. */
 
 typedef uint64_t cslot;
-#define CS_P(s) ((int)((s) & 0xffff))
+/* p and the history are stored XORed with their fresh values (1/2 and the
+ * lone leading 1), so a fresh slot is all zero bits: tables start as
+ * calloc's zero pages and are cleared with memset. */
+#define CS_P(s) ((int)(((s) & 0xffff) ^ 0x8000))
 #define CS_N(s) ((int)(((s) >> 16) & 0xff))
-#define CS_H(s) ((int)(((s) >> 24) & 0xff))
+#define CS_H(s) ((int)((((s) >> 24) & 0xff) ^ 1))
 #define CS_CHK(s) ((uint32_t)((s) >> 32) & 0xffff)
 static inline cslot cs_make(int p, int n, int h, uint32_t chk) {
-  return (cslot)(uint32_t)p | (cslot)(uint32_t)n << 16 | (cslot)(uint32_t)h << 24 | (cslot)chk << 32;
+  return (cslot)(uint32_t)(p ^ 0x8000) | (cslot)(uint32_t)n << 16 | (cslot)(uint32_t)(h ^ 1) << 24 |
+         (cslot)chk << 32;
 }
-#define CS_FRESH(chk) cs_make(32768, 0, 1, (chk))
+#define CS_FRESH(chk) ((cslot)(chk) << 32)
 
 static inline void cs_update(cslot *s, int bit, int limit) {
   cslot v = *s;
@@ -125,6 +129,7 @@ typedef struct {
 
 struct bt_cm {
   unsigned parts;
+  int zeroed, mzeroed; /* the context / match tables are still calloc's zeros */
   /* the byte being coded */
   uint32_t cum[257];
   int c0;       /* 1, then 1b, 1bb, ...: the bits of the byte so far */
@@ -167,14 +172,16 @@ static void mixer_init(mixer_t *m) {
 }
 
 void bt_cm_reset(bt_cm *cm) {
-  if (cm->o0) {
-    for (int i = 0; i < 256; i++) cm->o0[i] = CS_FRESH(0);
-    for (int i = 0; i < 65536; i++) cm->o1[i] = CS_FRESH(0);
-    for (size_t i = 0; i < ((size_t)N_HASHED << HASH_BITS); i++) cm->hashed[i] = CS_FRESH(0);
+  if (cm->o0 && !cm->zeroed) {
+    memset(cm->o0, 0, 256 * sizeof(cslot));
+    memset(cm->o1, 0, 65536 * sizeof(cslot));
+    memset(cm->hashed, 0, ((size_t)N_HASHED << HASH_BITS) * sizeof(cslot));
   }
+  cm->zeroed = 0; /* from here on, coding writes them */
   for (int k = 0; k < N_ORD; k++)
     for (int h = 0; h < 256; h++) cm->ind[k][h] = SLOT_INIT;
-  if (cm->mtab) memset(cm->mtab, 0, ((size_t)1 << MATCH_BITS) * sizeof *cm->mtab);
+  if (cm->mtab && !cm->mzeroed) memset(cm->mtab, 0, ((size_t)1 << MATCH_BITS) * sizeof *cm->mtab);
+  cm->mzeroed = 0;
   for (int i = 0; i < MATCH_BUCKETS * 2; i++) cm->msm[i] = SLOT_INIT;
   cm->mptr = cm->mlen = 0;
   cm->mexp = -1;
@@ -208,14 +215,16 @@ bt_error bt_cm_create(bt_cm **out, unsigned parts) {
   cm->apm = malloc((size_t)3 * 65536 * 33 * sizeof(uint16_t));
   bad |= !cm->apm;
   if (parts & BT_CM_CTX) {
-    cm->o0 = malloc(256 * sizeof(cslot));
-    cm->o1 = malloc(65536 * sizeof(cslot));
-    cm->hashed = malloc(((size_t)N_HASHED << HASH_BITS) * sizeof(cslot));
+    cm->o0 = calloc(256, sizeof(cslot));
+    cm->o1 = calloc(65536, sizeof(cslot));
+    cm->hashed = calloc((size_t)N_HASHED << HASH_BITS, sizeof(cslot));
     bad |= !cm->o0 || !cm->o1 || !cm->hashed;
+    cm->zeroed = 1;
   }
   if (parts & BT_CM_MATCH) {
-    cm->mtab = malloc(((size_t)1 << MATCH_BITS) * sizeof(int32_t));
+    cm->mtab = calloc((size_t)1 << MATCH_BITS, sizeof(int32_t));
     bad |= !cm->mtab;
+    cm->mzeroed = 1;
   }
   if (bad) {
     bt_cm_free(cm);

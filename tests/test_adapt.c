@@ -143,18 +143,18 @@ static void test_codec_bits(void) {
   unlink(path);
   if (!c)
     return;
-  const size_t n = 3000;
+  const size_t n = 1500;
   uint8_t *x = malloc(n);
   fill_text(x, n, 9);
   bt_adapt a;
   bt_adapt_default(&a);
-  a.window = 256; /* 22 windows: 21 training steps */
+  a.window = 256; /* 11 windows: 10 training steps */
   a.lr = 1e-3f;
   bt_isa isas[3];
   const int ni = n_isas(isas);
   const bt_isa isa0 = bt_isa_get();
   for (int seg = 0; seg < 2; seg++) {
-    const uint32_t chunk = seg ? 1000 : 0; /* one stream, then three segments */
+    const uint32_t chunk = seg ? 600 : 0; /* one stream, then three segments */
     CHECK(bt_codec_set_adapt(c, &a) == BT_OK, "set adapt");
     size_t cap = bt_compress_bound(n, chunk), rl = 0;
     uint8_t *ref = malloc(cap), *got = malloc(cap);
@@ -166,9 +166,11 @@ static void test_codec_bits(void) {
         bt_isa_set(isas[ii]);
         omp_set_num_threads(th);
         size_t gl = 0;
-        CHECK(bt_compress(c, x, n, chunk, got, &gl, NULL, NULL, NULL) == BT_OK, "compress");
-        CHECK(gl == rl && !memcmp(got, ref, rl), "chunk %u: the file made on %s with %d threads differs",
-              chunk, bt_isa_name(isas[ii]), th);
+        if (th == 2 || ii == ni - 1) { /* every path with 2 threads, the best with 1 too */
+          CHECK(bt_compress(c, x, n, chunk, got, &gl, NULL, NULL, NULL) == BT_OK, "compress");
+          CHECK(gl == rl && !memcmp(got, ref, rl), "chunk %u: the file made on %s with %d threads differs",
+                chunk, bt_isa_name(isas[ii]), th);
+        }
         uint8_t *out = NULL;
         size_t on = 0;
         bt_error e = bt_decompress(c, ref, rl, &out, &on, NULL, NULL, NULL);

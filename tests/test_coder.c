@@ -778,7 +778,7 @@ static void test_container(void) {
   {
     bt_container_header w;
     memset(&w, 0, sizeof w);
-    uint8_t out[64 + 4 * 4];
+    uint8_t out[BT_CONTAINER_HEADER_BYTES + 4 * 4];
     uint32_t sizes[4] = {10, 10, 10, 3};
     w.chunk = 10; w.orig_size = 33; w.n_chunks = 4;
     CHECK(bt_container_write_header(out, &w, sizes) == BT_OK, "valid write");
