@@ -16,10 +16,10 @@ cp -a "$P" "$WORK/moved"
 M="$WORK/moved"
 expect 0 "" "installed --list-models from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-compress' --list-models"
 grep -q "^bt-800K .* $M/bin/../share/bt/models/bt-800K.h5$" "$WORK/stdout" && ok || bad "--list-models: $(cat "$WORK/stdout")"
-expect 0 "" "installed -m 800K from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-compress' -m 800K -c '$WORK/f' > '$WORK/f.bt'"
+expect 0 "" "installed -m 800K from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-compress' -m 800K --chunk 2048 -c '$WORK/f' > '$WORK/f.bt'"
 expect 0 "" "installed bt-decompress finds the model from the file" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-decompress' -c '$WORK/f.bt' | cmp -s - '$WORK/f'"
-"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" -c "$WORK/f" | cmp -s - "$WORK/f.bt" && ok || bad "installed and build-tree programs compress differently"
-expect 0 "" "installed default model from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-compress' -c '$WORK/f' > /dev/null"
+"$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-800K.h5" --chunk 2048 -c "$WORK/f" | cmp -s - "$WORK/f.bt" && ok || bad "installed and build-tree programs compress differently"
+expect 0 "" "installed default model from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$M/bin/bt-compress' --chunk 2048 -c '$WORK/f' > /dev/null"
 # the compressor links no image or audio codec (only bt-prepare and bt-eval need them)
 if command -v ldd >/dev/null; then
   ldd "$M/bin/bt-compress" | grep -Eq 'libjpeg|libpng|libFLAC' && bad "bt-compress links an image or audio library: $(ldd "$M/bin/bt-compress" | grep -E 'jpeg|png|FLAC')" || ok
