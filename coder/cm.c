@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coder/coder.h"
+
 /* ---- logistic domain ---- */
 
 /* 4096 / (1 + e^(-x/256)) at x = -2048, -1920, ..., 2048: rounded values of
@@ -141,7 +143,7 @@ struct bt_cm {
   /* tables */
   cslot *o0, *o1, *hashed;     /* 256, 65536, N_HASHED << HASH_BITS */
   uint32_t ind[N_ORD][256];    /* P(1) by bit history, per context order */
-  int32_t *mtab;               /* 1 << MATCH_BITS: last position + 1 */
+  int32_t *mtab;               /* 1 << MATCH_BITS: where the byte after the hashed ones was (0: none) */
   uint32_t msm[MATCH_BUCKETS * 2]; /* P(the expected bit is right) by length */
   size_t mptr, mlen;           /* the match: next predicted byte hist[mptr] */
   int mbyte, mbucket, mexp;    /* predicted byte, its length bucket, expected bit (-1 none) */
@@ -310,8 +312,7 @@ static void bit_contexts(bt_cm *cm) {
 }
 
 void bt_cm_begin(bt_cm *cm, const uint32_t freq[256], const uint8_t *hist, size_t pos) {
-  cm->cum[0] = 0;
-  for (int s = 0; s < 256; s++) cm->cum[s + 1] = cm->cum[s] + freq[s];
+  bt_freq_cumulative(freq, cm->cum);
   cm->c0 = 1;
   cm->bitpos = 0;
   cm->c1 = pos ? hist[pos - 1] : 0;
@@ -365,11 +366,10 @@ static int apm_read(const uint16_t *a, int w) { return (a[0] * (128 - w) + a[1] 
 
 int bt_cm_p(bt_cm *cm) {
   int *x = cm->x;
-  int st = stretch(model_p(cm));
-  if (cm->parts == 0) {
-    cm->pr = model_p(cm);
-    return cm->pr;
-  }
+  const int pt = model_p(cm);
+  if (cm->parts == 0)
+    return cm->pr = pt;
+  int st = stretch(pt);
   x[0] = st;
   x[1] = 256;
   x[2] = 0;
@@ -538,14 +538,14 @@ int bt_bin_decode(bt_bin_dec *d, int p) {
 }
 
 double bt_cm_encode_byte(bt_cm *cm, bt_bin_enc *e, int sym) {
-  double bits = 0;
+  double prob = 1; /* the byte's probability: 8 factors >= 2^-12 each, no underflow */
   for (int i = 7; i >= 0; i--) {
     int bit = (sym >> i) & 1, p = bt_cm_p(cm);
-    bits -= log2((bit ? p : 4096 - p) / 4096.0); /* report only */
+    prob *= (bit ? p : 4096 - p) / 4096.0;
     bt_bin_encode(e, bit, p);
     bt_cm_update(cm, bit);
   }
-  return bits;
+  return -log2(prob); /* report only */
 }
 
 int bt_cm_decode_byte(bt_cm *cm, bt_bin_dec *d) {

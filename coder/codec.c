@@ -126,20 +126,16 @@ void bt_codec_set_model_name(bt_codec *c, const char *name, size_t len) {
   c->name[n] = 0;
 }
 
-const char *bt_codec_model_name(const bt_codec *c) { return c->name; }
-
 void bt_adapt_default(bt_adapt *a) {
   memset(a, 0, sizeof *a);
   a->window = 1024;
   a->steps = 1;
   a->optimizer = 1;
-  a->tensors = 0;
   a->parts = BT_CM_ALL;
   a->lr = 3e-5f;
   a->beta1 = 0.9f;
   a->beta2 = 0.99f;
   a->eps = 1e-8f;
-  a->weight_decay = 0.0f;
   a->lr_decay = 1.0f;
 }
 
@@ -188,11 +184,19 @@ static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks, int one_stre
     g = MAX_STREAMS;
   if (g < 1 || one_stream)
     g = 1;
-  int adapted = 0;
-  for (int i = 0; i < c->nw; i++)
-    adapted |= c->w[i].adapted;
-  if (c->nw >= nt && c->T == T && c->G == (int)g && !adapted)
+  if (c->nw >= nt && c->T == T && c->G == (int)g) {
+    /* Adaptive coding left its own weights in these workers. Adaptive
+     * callers start from the checkpoint's again in adapt_begin; plain
+     * ones get them back here. */
+    for (int i = 0; i < c->nw && !one_stream; i++)
+      if (c->w[i].adapted) {
+        bt_error e = bt_infer_set_weights(c->w[i].inf, c->m);
+        if (e)
+          return e;
+        c->w[i].adapted = 0;
+      }
     return BT_OK;
+  }
   free_workers(c);
   for (int i = 0; i < nt; i++) {
     bt_error e = bt_infer_create(&c->w[i].inf, c->m, (int)g, T);
@@ -459,7 +463,7 @@ static bt_error adapt_begin(bt_codec *c, worker_t *w, const bt_adapt *a) {
 static bt_error adapt_learn(worker_t *w, const bt_adapt *a, const uint8_t *seq, int T, int *t, float lr) {
   if (a->steps == 0)
     return BT_OK;
-  bt_gemm_backend old = bt_gemm_get_backend();
+  bt_gemm_backend old = bt_gemm_backend_setting();
   bt_gemm_set_backend(BT_GEMM_OWN); /* this thread only */
   bt_error e = BT_OK;
   for (int s = 0; s < a->steps && !e; s++) {

@@ -8,6 +8,7 @@
  */
 #include "coder/coder.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,8 +40,7 @@ enum {
   OFF_ORIGCRC = 56,
   OFF_NAME = 60,   /* version 3 from here */
   OFF_ADAPT = 76,
-  OFF_HDRCRC = 108,
-  OFF_V2_HDRCRC = 60,
+  OFF_HDRCRC = 108, /* in both versions the header's last 4 bytes, before the table */
 };
 
 static void put_f32(uint8_t *p, float f) {
@@ -198,7 +198,7 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
     return bt_fail(BT_ERR_FORMAT, "container version %u is not supported (this reads 2 and %d)",
                    in[OFF_VERSION], BT_CONTAINER_VERSION);
   const size_t hb = header_bytes(version);
-  const size_t off_crc = version == 2 ? OFF_V2_HDRCRC : OFF_HDRCRC;
+  const size_t off_crc = hb - 4;
   if (len < hb)
     return bt_fail(BT_ERR_CORRUPT, "container truncated: %zu of %zu header bytes", len, hb);
 
@@ -258,9 +258,11 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
       a->eps = get_f32(p + 20);
       a->weight_decay = get_f32(p + 24);
       a->lr_decay = get_f32(p + 28);
-      if (bt_adapt_check(a, h->ctx))
-        return bt_fail(BT_ERR_FORMAT, "container: an adaptive schedule this version cannot replay (%s)",
-                       bt_error_detail());
+      if (bt_adapt_check(a, h->ctx)) {
+        char why[256]; /* bt_fail rewrites the detail it would read */
+        snprintf(why, sizeof why, "%s", bt_error_detail());
+        return bt_fail(BT_ERR_FORMAT, "container: an adaptive schedule this version cannot replay (%s)", why);
+      }
     } else {
       for (int i = 0; i < OFF_HDRCRC - OFF_ADAPT; i++)
         if (p[i])

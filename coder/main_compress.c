@@ -1044,27 +1044,24 @@ int main(int argc, char **argv) {
       break;
     }
     case O_ALR: {
-      char *end;
-      double v = strtod(optarg, &end);
-      if (end == optarg || *end || !(v >= 0 && v <= 1))
+      double v;
+      if (bt_parse_real(optarg, 0, 1, &v) != 0)
         bt_usage_error("invalid --adapt-lr '%s' (0..1)", optarg);
       o.ad.lr = (float)v;
       o.adapt = 1;
       break;
     }
     case O_ADECAY: {
-      char *end;
-      double v = strtod(optarg, &end);
-      if (end == optarg || *end || !(v >= 0.5 && v <= 1))
+      double v;
+      if (bt_parse_real(optarg, 0.5, 1, &v) != 0)
         bt_usage_error("invalid --adapt-lr-decay '%s' (0.5..1: the rate's factor per window)", optarg);
       o.ad.lr_decay = (float)v;
       o.adapt = 1;
       break;
     }
     case O_ASTEPS: {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (end == optarg || *end || v < 0 || v > 16)
+      uint64_t v;
+      if (bt_parse_size(optarg, &v) != 0 || v > 16)
         bt_usage_error("invalid --adapt-steps '%s' (0..16)", optarg);
       o.ad.steps = (int)v;
       o.adapt = 1;

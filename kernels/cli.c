@@ -3,6 +3,8 @@
 
 #include "kernels/kernels.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +92,18 @@ int bt_parse_size(const char *s, uint64_t *out) {
       return 0;
     }
   return -1;
+}
+
+int bt_parse_real(const char *s, double lo, double hi, double *out) {
+  if (!s)
+    return -1;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end || errno || !isfinite(v) || !(v >= lo && v <= hi))
+    return -1;
+  *out = v;
+  return 0;
 }
 
 double bt_now_s(void) {

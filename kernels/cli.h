@@ -39,6 +39,10 @@ int bt_cli_wants_help(int argc, char **argv);
  * success, -1 on garbage or overflow. */
 int bt_parse_size(const char *s, uint64_t *out);
 
+/* A finite real number in [lo, hi] (strtod's syntax, nothing after it). 0 on
+ * success, -1 otherwise (*out untouched). */
+int bt_parse_real(const char *s, double lo, double hi, double *out);
+
 /* Seconds on the monotonic clock. */
 double bt_now_s(void);
 

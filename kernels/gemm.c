@@ -72,6 +72,8 @@ static _Thread_local bt_gemm_backend g_backend = BT_GEMM_AUTO;
 
 void bt_gemm_set_backend(bt_gemm_backend b) { g_backend = b; }
 
+bt_gemm_backend bt_gemm_backend_setting(void) { return g_backend; }
+
 bt_gemm_backend bt_gemm_get_backend(void) {
   if (g_backend != BT_GEMM_AUTO)
     return g_backend;

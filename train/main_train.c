@@ -129,10 +129,8 @@ static double parse_duration(const char *s) {
 }
 
 static double parse_real(const char *opt, const char *s) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || *end || errno || !isfinite(v) || v < 0)
+  double v;
+  if (bt_parse_real(s, 0, HUGE_VAL, &v) != 0)
     bt_usage_error("invalid value for %s: '%s'", opt, s);
   return v;
 }
