@@ -85,6 +85,16 @@ static void free_workers(bt_codec *c) {
   c->nw = c->G = c->T = 0;
 }
 
+/* The name containers record: len bytes of name, printable ASCII only, cut
+ * to BT_MODEL_NAME_MAX. */
+static void set_model_name(bt_codec *c, const char *name, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len && n < BT_MODEL_NAME_MAX; i++)
+    if (name[i] >= 32 && name[i] < 127)
+      c->name[n++] = name[i];
+  c->name[n] = 0;
+}
+
 bt_error bt_codec_open(bt_codec **out, const char *ckpt_path) {
   *out = NULL;
   bt_codec *c = calloc(1, sizeof *c);
@@ -103,7 +113,7 @@ bt_error bt_codec_open(bt_codec **out, const char *ckpt_path) {
   size_t nl = strlen(base);
   if (nl > 3 && strcmp(base + nl - 3, ".h5") == 0)
     nl -= 3;
-  bt_codec_set_model_name(c, base, nl);
+  set_model_name(c, base, nl);
   *out = c;
   return BT_OK;
 }
@@ -118,13 +128,6 @@ void bt_codec_free(bt_codec *c) {
 
 void bt_codec_set_max_size(bt_codec *c, uint64_t max_size) { c->max_size = max_size; }
 
-void bt_codec_set_model_name(bt_codec *c, const char *name, size_t len) {
-  size_t n = 0;
-  for (size_t i = 0; i < len && n < BT_MODEL_NAME_MAX; i++)
-    if (name[i] >= 32 && name[i] < 127)
-      c->name[n++] = name[i];
-  c->name[n] = 0;
-}
 
 void bt_adapt_default(bt_adapt *a) {
   memset(a, 0, sizeof *a);

@@ -52,10 +52,6 @@ void bt_codec_free(bt_codec *c);
 #define BT_DEFAULT_MAX_BASE (1ull << 20)
 void bt_codec_set_max_size(bt_codec *c, uint64_t max_size);
 
-/* The name written into containers (BT_MODEL_NAME_MAX printable bytes at
- * most; bt_codec_open takes the checkpoint's file name without ".h5"). */
-void bt_codec_set_model_name(bt_codec *c, const char *name, size_t len);
-
 /* Adaptive coding (coder.h's bt_adapt): later bt_compress calls make
  * adaptive members with schedule a (copied), or plain ones with a == NULL.
  * Decompression reads the schedule from each member and needs no setting.
