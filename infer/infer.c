@@ -38,6 +38,7 @@
 #include "kernels/bf16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
+#include "train/layer.h"
 
 BT_DECLARE_ISA3(void, bt_infer_attn_row,
                 (float *out, const float *q, const uint16_t *Kt, const uint16_t *Vt, int n,
@@ -52,28 +53,14 @@ typedef void (*attn_row_fn)(float *out, const float *q, const uint16_t *Kt, cons
 typedef void (*attn_rows4_fn)(float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
                               const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds);
 
-/* Weights of one layer in the inference layout: matrices transposed to
- * (in, out) so that every GEMM is bt_gemm(0, 0, ...) and small-M calls read
- * them in place without packing. Pointers into bt_infer.w. */
-typedef struct {
-  const float *wqkv;       /* (C, 3C) */
-  const float *wo;         /* (C, C) */
-  const float *ln1w, *ln1b; /* (C) */
-  const float *w1, *b1;    /* (C, 4C), (4C) */
-  const float *w2, *b2;    /* (4C, C), (C) */
-  const float *ln2w, *ln2b; /* (C) */
-} layer_w;
-
 struct bt_infer {
   bt_config cfg;
   int L, C, H, hs;
   int max_streams, max_T;
   int Tr;              /* max_T rounded up to a whole tile of 16 */
   float scale;         /* 1/sqrt(hs) */
-  float *w;            /* weight block (one allocation) */
-  const float *embed;  /* (V, C) */
-  const float *wout, *bout; /* (C, V), (V) */
-  layer_w *lw;         /* (L) */
+  float *w;            /* the parameter block's copy, matrices transposed */
+  bt_model_view view;  /* of w (layer.h) */
   float *rope_cos, *rope_sin; /* (max_T, hs/2) */
   uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles */
   int *pos;            /* (max_streams): positions filled per stream */
@@ -114,57 +101,29 @@ static void transpose(float *dst, const float *src, int OC, int IC) {
       dst[(size_t)i * OC + o] = src[(size_t)o * IC + i];
 }
 
-/* Places m's weights in the inference layout (transposed matrices), into
- * the block bt_infer_create allocated. */
+/* Copies m's parameters into the block bt_infer_create allocated, each
+ * matrix transposed in place of itself (same offsets): so every GEMM is
+ * bt_gemm(0, 0, ...), and small-M calls read the weights without packing.
+ * The floats are the same, so the chains are those of bt_gemm(0, 1, ...) on
+ * the checkpoint's layout too. */
 bt_error bt_infer_set_weights(bt_infer *inf, const bt_model *m) {
   const bt_config *cfg = bt_model_config(m);
   if (cfg->n_layer != inf->L || cfg->d_model != inf->C || cfg->n_head != inf->H)
     return bt_fail(BT_ERR_ARG, "weights of another shape");
-  const int L = inf->L, C = inf->C, V = BT_VOCAB;
-  const size_t np = bt_model_num_params(m);
   const bt_tensor_info *t = bt_model_tensors(m);
   /* bt_model_params is not const-qualified but only returns the pointer. */
   const float *P = bt_model_params((bt_model *)m);
-  float *w = inf->w;
-#define TAKE(dst, n)  \
-  do {                \
-    (dst) = w;        \
-    w += (n);         \
-  } while (0)
-  const size_t CC = (size_t)C * C;
-  memcpy(w, P + t[BT_T_EMBED].offset, (size_t)V * C * sizeof(float));
-  TAKE(inf->embed, (size_t)V * C);
-  transpose(w, P + t[BT_T_OUT_W].offset, V, C);
-  TAKE(inf->wout, (size_t)V * C);
-  memcpy(w, P + t[BT_T_OUT_B].offset, V * sizeof(float));
-  TAKE(inf->bout, V);
-  for (int l = 0; l < L; l++) {
-    layer_w *lw = &inf->lw[l];
-    transpose(w, P + t[BT_T_QKV_W].offset + l * 3 * CC, 3 * C, C);
-    TAKE(lw->wqkv, 3 * CC);
-    transpose(w, P + t[BT_T_ATTO_W].offset + l * CC, C, C);
-    TAKE(lw->wo, CC);
-    transpose(w, P + t[BT_T_FC_W].offset + l * 4 * CC, 4 * C, C);
-    TAKE(lw->w1, 4 * CC);
-    transpose(w, P + t[BT_T_PROJ_W].offset + l * 4 * CC, C, 4 * C);
-    TAKE(lw->w2, 4 * CC);
-    const struct {
-      const float **dst;
-      int tensor;
-      size_t n;
-    } vecs[] = {
-        {&lw->ln1w, BT_T_LN1_W, C}, {&lw->ln1b, BT_T_LN1_B, C}, {&lw->b1, BT_T_FC_B, 4 * (size_t)C},
-        {&lw->b2, BT_T_PROJ_B, C},  {&lw->ln2w, BT_T_LN2_W, C}, {&lw->ln2b, BT_T_LN2_B, C},
-    };
-    for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) {
-      memcpy(w, P + t[vecs[i].tensor].offset + l * vecs[i].n, vecs[i].n * sizeof(float));
-      TAKE(*vecs[i].dst, vecs[i].n);
-    }
+  memcpy(inf->w, P, bt_model_num_params(m) * sizeof(float));
+  static const int mats[] = {BT_T_QKV_W, BT_T_ATTO_W, BT_T_FC_W, BT_T_PROJ_W, BT_T_OUT_W};
+  for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+    const bt_tensor_info *ti = &t[mats[i]];
+    const int per = ti->ndim == 3; /* (L, OC, IC) or (OC, IC) */
+    const size_t OC = ti->shape[per], IC = ti->shape[per + 1], n = per ? ti->shape[0] : 1;
+    for (size_t l = 0; l < n; l++)
+      transpose(inf->w + ti->offset + l * OC * IC, P + ti->offset + l * OC * IC, (int)OC,
+                (int)IC);
   }
-#undef TAKE
-  /* Every float of the block is placed once. */
-  if ((size_t)(w - inf->w) != np)
-    return bt_fail(BT_ERR_ARG, "parameter layout mismatch");
+  bt_model_view_of(&inf->view, cfg, t, inf->w, 1);
   return BT_OK;
 }
 
@@ -196,7 +155,6 @@ bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int
    * are those of the training forward's bt_gemm(0, 1, ...) too. */
   const size_t np = bt_model_num_params(m);
   inf->w = alloc_floats(np);
-  inf->lw = calloc((size_t)L, sizeof *inf->lw);
   inf->rope_cos = alloc_floats((size_t)max_T * inf->hs / 2);
   inf->rope_sin = alloc_floats((size_t)max_T * inf->hs / 2);
   inf->pos = calloc((size_t)max_streams, sizeof *inf->pos);
@@ -223,7 +181,7 @@ bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int
   inf->rpos = malloc(G * sizeof(int));
   inf->lrows = malloc(G * sizeof(int));
   inf->ablk = malloc((G + 1) * sizeof(int));
-  if (!inf->w || !inf->lw || !inf->rope_cos || !inf->rope_sin || !inf->pos || !inf->cache ||
+  if (!inf->w || !inf->rope_cos || !inf->rope_sin || !inf->pos || !inf->cache ||
       !inf->x || !inf->qkv || !inf->att || !inf->tmp || !inf->h || !inf->fc || !inf->mean ||
       !inf->rstd || !inf->xl || !inf->rtok || !inf->rstream || !inf->rpos || !inf->lrows ||
       !inf->ablk) {
@@ -245,7 +203,6 @@ void bt_infer_free(bt_infer *inf) {
   if (!inf)
     return;
   free(inf->w);
-  free(inf->lw);
   free(inf->rope_cos);
   free(inf->rope_sin);
   free(inf->cache);
@@ -293,14 +250,17 @@ static inline void add_bias(float *o, const float *bias, int OC) {
 /* From this many rows on, bt_gemm's own blocking and threading are best. */
 #define GEMM_BIG_M 512
 
-/* out (R, OC) = in (R, IC) . wT (IC, OC) [+ bias (OC)], rows independent.
- * par = 0: on the calling thread only. */
-static void linear(float *out, const float *in, const float *wT, const float *bias, int R, int IC,
+/* out (R, OC) = in (R, IC) . W^T [+ bias (OC)], rows independent. W is
+ * read in place when stored transposed (IC, OC), as bt_infer keeps it;
+ * bt_gemm packs it otherwise. par = 0: on the calling thread only. */
+static void linear(float *out, const float *in, bt_mat W, const float *bias, int R, int IC,
                    int OC, int par) {
+  const int tb = !W.transposed;
+  const long ldw = tb ? IC : OC;
   if (!par) {
-    bt_gemm_st(0, 0, R, OC, IC, in, IC, wT, OC, out, OC, 0);
+    bt_gemm_st(0, tb, R, OC, IC, in, IC, W.w, ldw, out, OC, 0);
   } else if (R >= GEMM_BIG_M) {
-    bt_gemm(0, 0, R, OC, IC, in, IC, wT, OC, out, OC, 0);
+    bt_gemm(0, tb, R, OC, IC, in, IC, W.w, ldw, out, OC, 0);
   } else {
     /* Few rows (a step): threads take column ranges (multiples of 64) of all
      * rows, so each weight is read by one thread, once per call. */
@@ -310,13 +270,14 @@ static void linear(float *out, const float *in, const float *wT, const float *bi
       ncb = 1;
     const int cw = ((OC + ncb - 1) / ncb + 63) / 64 * 64;
     if (ncb == 1) {
-      bt_gemm_st(0, 0, R, OC, IC, in, IC, wT, OC, out, OC, 0);
+      bt_gemm_st(0, tb, R, OC, IC, in, IC, W.w, ldw, out, OC, 0);
     } else {
 #pragma omp parallel for schedule(static)
       for (int it = 0; it < ncb; it++) {
         const int c0 = it * cw, cn = OC - c0 < cw ? OC - c0 : cw;
         if (cn > 0)
-          bt_gemm_st(0, 0, R, cn, IC, in, IC, wT + c0, OC, out + c0, OC, 0);
+          bt_gemm_st(0, tb, R, cn, IC, in, IC, W.w + (tb ? (size_t)c0 * IC : (size_t)c0), ldw,
+                     out + c0, OC, 0);
       }
     }
   }
@@ -394,21 +355,92 @@ static inline void attn_item(const attn_ctx *c, int it, float *sc) {
             sc);
 }
 
+/* The rows [r0, r1) of one forward_range call, as bt_forward's ctx. */
+typedef struct {
+  bt_infer *inf;
+  int r0, R, par, tid, nblk;
+  const int *rs, *rp, *blk;
+  attn_row_fn attn;
+  attn_rows4_fn attn4;
+} rows_ctx;
+
+static void rows_linear(void *ctx, float *out, const float *in, bt_mat w, const float *bias, int R,
+                        int IC, int OC) {
+  linear(out, in, w, bias, R, IC, OC, ((const rows_ctx *)ctx)->par);
+}
+
+/* Rotary, K and V into the cache, then each row against its stream's cache. */
+static void rows_attend(void *ctx, int l, float *qkv, float *att) {
+  const rows_ctx *c = ctx;
+  bt_infer *inf = c->inf;
+  const int R = c->R, C = inf->C, H = inf->H, half = inf->hs / 2, par = c->par;
+  const int *rs = c->rs, *rp = c->rp;
+  const size_t Tr = (size_t)inf->Tr;
+  /* Rotary: runs of consecutive rows of one stream share one call. */
+  for (int a = 0; a < R;) {
+    int e1 = a + 1;
+    while (e1 < R && rs[e1] == rs[a] && rp[e1] == rp[e1 - 1] + 1)
+      e1++;
+    bt_rope_forward(qkv + (size_t)a * 3 * C, inf->rope_cos + (size_t)rp[a] * half,
+                    inf->rope_sin + (size_t)rp[a] * half, 1, e1 - a, C, H);
+    a = e1;
+  }
+  /* K and V of every row into its stream's tiles. */
+  if (par && R >= 64) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++)
+      store_kv(inf, qkv + (size_t)r * 3 * C, rs[r], rp[r], l);
+  } else {
+    for (int r = 0; r < R; r++)
+      store_kv(inf, qkv + (size_t)r * 3 * C, rs[r], rp[r], l);
+  }
+  /* Attention: (block, head) items; cost grows with the position. */
+  const int items = c->nblk * H;
+  const attn_ctx ac = {inf, l, R, c->nblk, c->blk, rs, rp, qkv, att, c->attn, c->attn4};
+  if (par && items > 1) {
+#pragma omp parallel
+    {
+      float *sc = inf->ascratch + (size_t)omp_get_thread_num() * 4 * Tr;
+#pragma omp for schedule(dynamic, 2)
+      for (int it = 0; it < items; it++)
+        attn_item(&ac, it, sc);
+    }
+  } else {
+    float *sc = inf->ascratch + (size_t)(par ? 0 : c->tid) * 4 * Tr;
+    for (int it = 0; it < items; it++)
+      attn_item(&ac, it, sc);
+  }
+}
+
+/* Every layer uses the same row buffers, in place: h = LN1(x + Wo att) and
+ * x = LN2(h + W2 gelu(W1 h + b1) + b2) go through tmp, hb and fc. */
+static void rows_bufs(void *ctx, int l, bt_layer_bufs *b) {
+  (void)l;
+  const rows_ctx *c = ctx;
+  bt_infer *inf = c->inf;
+  const size_t r0 = (size_t)c->r0, C = (size_t)inf->C;
+  float *x = inf->x + r0 * C, *tmp = inf->tmp + r0 * C, *fc = inf->fc + r0 * 4 * C;
+  float *mean = inf->mean + r0, *rstd = inf->rstd + r0;
+  *b = (bt_layer_bufs){.x = x, .xout = x, .qkv = inf->qkv + r0 * 3 * C,
+                       .att = inf->att + r0 * C, .res1 = tmp, .h = inf->h + r0 * C,
+                       .mean1 = mean, .rstd1 = rstd, .fch = fc, .fcg = fc, .res2 = tmp,
+                       .mean2 = mean, .rstd2 = rstd, .tmp = tmp};
+}
+
+static const bt_forward_ops rows_ops = {rows_linear, rows_attend, rows_bufs};
+
 /*
  * The forward of rows [r0, r1) (see forward_rows). logits (r1 - r0, V), or
  * NULL for none. tid < 0: this call owns all threads and each stage
  * parallelises itself; tid >= 0: it runs on the calling thread only (inside
  * forward_rows' region, as thread tid, with that thread's scratch), so the
- * rows must not share a stream with rows other threads run.
+ * rows must not share a stream with rows other threads run. Inside
+ * forward_rows' region the ops' own parallel regions are nested, so they run
+ * on this thread.
  */
 static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid) {
-  const int L = inf->L, C = inf->C, H = inf->H, hs = inf->hs, half = hs / 2, R = r1 - r0;
-  const int par = tid < 0; /* stages may open parallel regions */
-  const size_t RC = (size_t)R * C;
+  const int R = r1 - r0;
   const int *rs = inf->rstream + r0, *rp = inf->rpos + r0;
-  const attn_row_fn attn = BT_PICK_ISA(bt_infer_attn_row);
-  const attn_rows4_fn attn4 = BT_PICK_ISA(bt_infer_attn_rows4);
-  const size_t Tr = (size_t)inf->Tr;
   /* Attention blocks: up to 4 consecutive positions of one stream, which
    * share every K and V load (same bits as one row at a time). Block b
    * starts at row blk[b] and ends where the next starts, or at R. */
@@ -420,63 +452,18 @@ static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid)
     blk[nblk++] = r;
     r = e1;
   }
-  float *x = inf->x + (size_t)r0 * C, *qkv = inf->qkv + (size_t)r0 * 3 * C;
-  float *att = inf->att + (size_t)r0 * C, *tmp = inf->tmp + (size_t)r0 * C;
-  float *hb = inf->h + (size_t)r0 * C, *fc = inf->fc + (size_t)r0 * 4 * C;
-  float *mean = inf->mean + r0, *rstd = inf->rstd + r0;
+  rows_ctx c = {inf, r0, R, tid < 0, tid, nblk, rs, rp, blk, BT_PICK_ISA(bt_infer_attn_row),
+                BT_PICK_ISA(bt_infer_attn_rows4)};
+  bt_forward(&rows_ops, &c, &inf->view, R, inf->rtok + r0, logits);
+}
 
-  bt_embedding_forward(x, inf->rtok + r0, inf->embed, R, C, sqrtf((float)C));
-  for (int l = 0; l < L; l++) {
-    const layer_w *lw = &inf->lw[l];
-    linear(qkv, x, lw->wqkv, NULL, R, C, 3 * C, par);
-    /* Rotary: runs of consecutive rows of one stream share one call. */
-    for (int a = 0; a < R;) {
-      int e1 = a + 1;
-      while (e1 < R && rs[e1] == rs[a] && rp[e1] == rp[e1 - 1] + 1)
-        e1++;
-      bt_rope_forward(qkv + (size_t)a * 3 * C, inf->rope_cos + (size_t)rp[a] * half,
-                      inf->rope_sin + (size_t)rp[a] * half, 1, e1 - a, C, H);
-      a = e1;
-    }
-    /* K and V of every row into its stream's tiles. */
-    if (par && R >= 64) {
-#pragma omp parallel for schedule(static)
-      for (int r = 0; r < R; r++)
-        store_kv(inf, qkv + (size_t)r * 3 * C, rs[r], rp[r], l);
-    } else {
-      for (int r = 0; r < R; r++)
-        store_kv(inf, qkv + (size_t)r * 3 * C, rs[r], rp[r], l);
-    }
-    /* Attention: (block, head) items; cost grows with the position. */
-    const int items = nblk * H;
-    const attn_ctx ac = {inf, l, R, nblk, blk, rs, rp, qkv, att, attn, attn4};
-    if (par && items > 1) {
-#pragma omp parallel
-      {
-        float *sc = inf->ascratch + (size_t)omp_get_thread_num() * 4 * Tr;
-#pragma omp for schedule(dynamic, 2)
-        for (int it = 0; it < items; it++)
-          attn_item(&ac, it, sc);
-      }
-    } else {
-      float *sc = inf->ascratch + (size_t)(par ? 0 : tid) * 4 * Tr;
-      for (int it = 0; it < items; it++)
-        attn_item(&ac, it, sc);
-    }
-    /* h = LN1(x + Wo att);  x = LN2(h + W2 gelu(W1 h + b1) + b2). Inside
-     * forward_rows' region the ops' own parallel regions are nested, so
-     * they run on this thread. */
-    linear(tmp, att, lw->wo, NULL, R, C, C, par);
-    bt_add(tmp, x, tmp, RC);
-    bt_layernorm_forward(hb, mean, rstd, tmp, lw->ln1w, lw->ln1b, R, C);
-    linear(fc, hb, lw->w1, lw->b1, R, C, 4 * C, par);
-    bt_gelu_forward(fc, fc, 4 * RC);
-    linear(tmp, fc, lw->w2, lw->b2, R, 4 * C, C, par);
-    bt_add(tmp, hb, tmp, RC);
-    bt_layernorm_forward(x, mean, rstd, tmp, lw->ln2w, lw->ln2b, R, C);
-  }
-  if (logits)
-    linear(logits, x, inf->wout, inf->bout, R, C, BT_VOCAB, par);
+/* logits (nl, V) of rows lrows[0..nl-1] of the last forward_range over all rows. */
+static void forward_head(bt_infer *inf, const int *lrows, int nl, float *logits, int par) {
+  const int C = inf->C;
+  for (int i = 0; i < nl; i++)
+    memcpy(inf->xl + (size_t)i * C, inf->x + (size_t)lrows[i] * C, (size_t)C * sizeof(float));
+  rows_ctx c = {.inf = inf, .par = par};
+  bt_forward_head(&rows_ops, &c, &inf->view, nl, inf->xl, logits);
 }
 
 /*
@@ -497,7 +484,6 @@ static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, flo
   int nt = omp_get_max_threads();
   if (inf->threads > 0 && inf->threads < nt)
     nt = inf->threads;
-  const int C = inf->C;
   if (omp_in_parallel() || nt == 1 || R == 1) {
     /* One thread: every stage runs here, with no parallel region at all
      * (each would cost the OpenMP runtime's team setup). Also a step of a
@@ -509,11 +495,8 @@ static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, flo
     if (cap)
       omp_set_num_threads(1);
     forward_range(inf, 0, R, lrows ? NULL : logits, 0);
-    if (lrows && nl > 0) {
-      for (int i = 0; i < nl; i++)
-        memcpy(inf->xl + (size_t)i * C, inf->x + (size_t)lrows[i] * C, (size_t)C * sizeof(float));
-      linear(logits, inf->xl, inf->wout, inf->bout, nl, C, BT_VOCAB, 0);
-    }
+    if (lrows && nl > 0)
+      forward_head(inf, lrows, nl, logits, 0);
     if (cap)
       omp_set_num_threads(saved);
     return BT_OK;
@@ -536,11 +519,8 @@ static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, flo
     return BT_OK;
   }
   forward_range(inf, 0, R, lrows ? NULL : logits, -1);
-  if (lrows && nl > 0) {
-    for (int i = 0; i < nl; i++)
-      memcpy(inf->xl + (size_t)i * C, inf->x + (size_t)lrows[i] * C, (size_t)C * sizeof(float));
-    linear(logits, inf->xl, inf->wout, inf->bout, nl, C, BT_VOCAB, 1);
-  }
+  if (lrows && nl > 0)
+    forward_head(inf, lrows, nl, logits, 1);
   return BT_OK;
 }
 

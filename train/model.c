@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "train/layer.h"
 
 /* Activations of one forward at (B,T), kept for backward. One allocation. */
 typedef struct {
@@ -38,6 +39,7 @@ struct bt_model {
   bt_tensor_info t[BT_NUM_TENSORS];
   size_t n_params;
   float *params, *grads, *adam_m, *adam_v;
+  bt_model_view view; /* of params (layer.h) */
   float *rope_cos, *rope_sin; /* (ctx, hs/2) */
   /* activations, sized for acts_B x acts_T */
   float *acts_mem;
@@ -158,6 +160,7 @@ bt_error bt_model_create(bt_model **out, const bt_config *cfg) {
     return bt_fail(BT_ERR_NOMEM, "model parameters (%zu floats)", m->n_params);
   }
   bt_rope_tables(m->rope_cos, m->rope_sin, cfg->ctx, hs);
+  bt_model_view_of(&m->view, cfg, m->t, m->params, 0);
   *out = m;
   return BT_OK;
 }
@@ -296,18 +299,52 @@ static bt_error ensure_acts(bt_model *m, int B, int T) {
   return BT_OK;
 }
 
+/* The training pass's steps of the forward (layer.h): linear layers on the
+ * thread's GEMM backend, attention over whole sequences (keeping the
+ * log-sum-exps), every activation kept for backward. */
+static void train_linear(void *ctx, float *out, const float *in, bt_mat w, const float *bias,
+                         int R, int IC, int OC) {
+  (void)ctx;
+  if (!w.transposed) {
+    bt_linear_forward(out, in, w.w, bias, R, IC, OC);
+    return;
+  }
+  bt_gemm_train(0, 0, R, OC, IC, in, IC, w.w, OC, out, OC, 0);
+  if (bias)
+    for (int r = 0; r < R; r++)
+      for (int j = 0; j < OC; j++)
+        out[(size_t)r * OC + j] += bias[j];
+}
+
+static void train_attend(void *ctx, int l, float *qkv, float *att) {
+  bt_model *m = ctx;
+  const int B = m->B, T = m->T, C = m->cfg.d_model, H = m->cfg.n_head;
+  bt_rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, C, H);
+  bt_attention_forward(att, m->a.lse + (size_t)l * B * T * H, qkv, B, T, C, H);
+}
+
+static void train_bufs(void *ctx, int l, bt_layer_bufs *b) {
+  bt_model *m = ctx;
+  acts_t *a = &m->a;
+  const size_t N = (size_t)m->B * m->T, NC = N * m->cfg.d_model, lN = (size_t)l * N;
+  *b = (bt_layer_bufs){
+      .x = a->x + l * NC, .xout = a->x + (l + 1) * NC, .qkv = a->qkv + l * 3 * NC,
+      .att = a->att + l * NC, .res1 = a->res1 + l * NC, .h = a->h + l * NC,
+      .mean1 = a->ln1_mean + lN, .rstd1 = a->ln1_rstd + lN, .fch = a->fch + l * 4 * NC,
+      .fcg = a->fcg + l * 4 * NC, .res2 = a->res2 + l * NC, .mean2 = a->ln2_mean + lN,
+      .rstd2 = a->ln2_rstd + lN, .tmp = a->tmp};
+}
+
+static const bt_forward_ops train_ops = {train_linear, train_attend, train_bufs};
+
 bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *loss) {
   if (B < 1 || T < 1 || T > m->cfg.ctx)
     return bt_fail(BT_ERR_ARG, "batch %d x %d does not fit context %d", B, T, m->cfg.ctx);
   bt_error e = ensure_acts(m, B, T);
   if (e)
     return e;
-  const int L = m->cfg.n_layer, C = m->cfg.d_model, H = m->cfg.n_head, V = BT_VOCAB;
   const int N = B * T;
-  const size_t NC = (size_t)N * C;
   acts_t *a = &m->a;
-  const float *P = m->params;
-  const bt_tensor_info *t = m->t;
 
   for (int b = 0; b < B; b++) { /* shift right: position 0 sees BOS */
     m->inp[(size_t)b * T] = BT_BOS;
@@ -315,41 +352,10 @@ bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *
   }
   memcpy(m->tgt, seq, (size_t)N);
 
-  bt_embedding_forward(a->x, m->inp, P + t[BT_T_EMBED].offset, N, C, sqrtf((float)C));
-  for (int l = 0; l < L; l++) {
-    const float *x = a->x + l * NC;
-    float *qkv = a->qkv + l * 3 * NC, *att = a->att + l * NC;
-    float *res1 = a->res1 + l * NC, *h = a->h + l * NC;
-    float *fch = a->fch + l * 4 * NC, *fcg = a->fcg + l * 4 * NC;
-    float *res2 = a->res2 + l * NC, *xn = a->x + (l + 1) * NC;
-    const float *wqkv = P + t[BT_T_QKV_W].offset + (size_t)l * 3 * C * C;
-    const float *wo = P + t[BT_T_ATTO_W].offset + (size_t)l * C * C;
-    const float *w1 = P + t[BT_T_FC_W].offset + (size_t)l * 4 * C * C;
-    const float *b1 = P + t[BT_T_FC_B].offset + (size_t)l * 4 * C;
-    const float *w2 = P + t[BT_T_PROJ_W].offset + (size_t)l * 4 * C * C;
-    const float *b2 = P + t[BT_T_PROJ_B].offset + (size_t)l * C;
-
-    bt_linear_forward(qkv, x, wqkv, NULL, N, C, 3 * C);
-    bt_rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, C, H);
-    bt_attention_forward(att, a->lse + (size_t)l * N * H, qkv, B, T, C, H);
-    bt_linear_forward(a->tmp, att, wo, NULL, N, C, C);
-    bt_add(res1, x, a->tmp, NC);
-    bt_layernorm_forward(h, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N, res1,
-                         P + t[BT_T_LN1_W].offset + (size_t)l * C,
-                         P + t[BT_T_LN1_B].offset + (size_t)l * C, N, C);
-    bt_linear_forward(fch, h, w1, b1, N, C, 4 * C);
-    bt_gelu_forward(fcg, fch, 4 * NC);
-    bt_linear_forward(a->tmp, fcg, w2, b2, N, 4 * C, C);
-    bt_add(res2, h, a->tmp, NC);
-    bt_layernorm_forward(xn, a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N, res2,
-                         P + t[BT_T_LN2_W].offset + (size_t)l * C,
-                         P + t[BT_T_LN2_B].offset + (size_t)l * C, N, C);
-  }
-  bt_linear_forward(a->logits, a->x + (size_t)L * NC, P + t[BT_T_OUT_W].offset,
-                    P + t[BT_T_OUT_B].offset, N, C, V);
-  bt_crossentropy_forward(a->losses, a->logits, m->tgt, N, V);
   m->B = B;
   m->T = T;
+  bt_forward(&train_ops, m, &m->view, N, m->inp, a->logits);
+  bt_crossentropy_forward(a->losses, a->logits, m->tgt, N, BT_VOCAB);
   if (loss) {
     double s = 0;
     for (int i = 0; i < N; i++)
@@ -374,54 +380,50 @@ bt_error bt_model_backward(bt_model *m) {
   const int B = m->B, T = m->T, N = B * T;
   const size_t NC = (size_t)N * C;
   acts_t *a = &m->a;
-  const float *P = m->params;
+  const bt_model_view *v = &m->view;
   float *G = m->grads;
-  const bt_tensor_info *t = m->t;
+  /* The gradient of the parameter at p (same layout). */
+#define GRAD(p) (G + ((p) - m->params))
 
   memset(G, 0, m->n_params * sizeof(float));
   memset(a->dlogits, 0, (size_t)N * V * sizeof(float));
   bt_crossentropy_backward(a->dlogits, a->logits, m->tgt, N, V, 1.0f / (float)N);
   memset(a->dx, 0, NC * sizeof(float));
-  bt_linear_backward(a->dx, G + t[BT_T_OUT_W].offset, G + t[BT_T_OUT_B].offset, a->dlogits,
-                     a->x + (size_t)L * NC, P + t[BT_T_OUT_W].offset, N, C, V);
+  bt_layer_bufs b;
+  train_bufs(m, L - 1, &b);
+  bt_linear_backward(a->dx, GRAD(v->out.w), GRAD(v->out_b), a->dlogits, b.xout, v->out.w, N, C,
+                     V);
 
   for (int l = L - 1; l >= 0; l--) {
-    const size_t lC = (size_t)l * C, lN = (size_t)l * N;
-    const float *x = a->x + l * NC, *qkv = a->qkv + l * 3 * NC, *att = a->att + l * NC;
-    const float *res1 = a->res1 + l * NC, *h = a->h + l * NC;
-    const float *fch = a->fch + l * 4 * NC, *fcg = a->fcg + l * 4 * NC;
-    const float *res2 = a->res2 + l * NC;
-    const size_t wqkv = t[BT_T_QKV_W].offset + lC * 3 * C, wo = t[BT_T_ATTO_W].offset + lC * C;
-    const size_t w1 = t[BT_T_FC_W].offset + lC * 4 * C, b1 = t[BT_T_FC_B].offset + lC * 4;
-    const size_t w2 = t[BT_T_PROJ_W].offset + lC * 4 * C, b2 = t[BT_T_PROJ_B].offset + lC;
-
+    const bt_layer_view *w = &v->layer[l];
+    train_bufs(m, l, &b);
     /* x_{l+1} = LN2(res2) */
     memset(a->dres, 0, NC * sizeof(float));
-    bt_layernorm_backward(a->dres, G + t[BT_T_LN2_W].offset + lC, G + t[BT_T_LN2_B].offset + lC,
-                          a->dx, res2, P + t[BT_T_LN2_W].offset + lC, a->ln2_mean + lN,
-                          a->ln2_rstd + lN, N, C);
+    bt_layernorm_backward(a->dres, GRAD(w->ln2_w), GRAD(w->ln2_b), a->dx, b.res2, w->ln2_w,
+                          b.mean2, b.rstd2, N, C);
     /* res2 = h + W2 gelu(W1 h + b1) + b2 */
     memcpy(a->dh, a->dres, NC * sizeof(float));
     memset(a->dbig, 0, 4 * NC * sizeof(float));
-    bt_linear_backward(a->dbig, G + w2, G + b2, a->dres, fcg, P + w2, N, 4 * C, C);
+    bt_linear_backward(a->dbig, GRAD(w->proj.w), GRAD(w->proj_b), a->dres, b.fcg, w->proj.w, N,
+                       4 * C, C);
     memset(a->dbig2, 0, 4 * NC * sizeof(float));
-    bt_gelu_backward(a->dbig2, fch, a->dbig, 4 * NC);
-    bt_linear_backward(a->dh, G + w1, G + b1, a->dbig2, h, P + w1, N, C, 4 * C);
+    bt_gelu_backward(a->dbig2, b.fch, a->dbig, 4 * NC);
+    bt_linear_backward(a->dh, GRAD(w->fc.w), GRAD(w->fc_b), a->dbig2, b.h, w->fc.w, N, C, 4 * C);
     /* h = LN1(res1) */
     memset(a->dres, 0, NC * sizeof(float));
-    bt_layernorm_backward(a->dres, G + t[BT_T_LN1_W].offset + lC, G + t[BT_T_LN1_B].offset + lC,
-                          a->dh, res1, P + t[BT_T_LN1_W].offset + lC, a->ln1_mean + lN,
-                          a->ln1_rstd + lN, N, C);
+    bt_layernorm_backward(a->dres, GRAD(w->ln1_w), GRAD(w->ln1_b), a->dh, b.res1, w->ln1_w,
+                          b.mean1, b.rstd1, N, C);
     /* res1 = x + Wo att(rope(qkv)) */
     memcpy(a->dx, a->dres, NC * sizeof(float));
     memset(a->tmp, 0, NC * sizeof(float));
-    bt_linear_backward(a->tmp, G + wo, NULL, a->dres, att, P + wo, N, C, C);
+    bt_linear_backward(a->tmp, GRAD(w->attn_o.w), NULL, a->dres, b.att, w->attn_o.w, N, C, C);
     memset(a->dqkv, 0, 3 * NC * sizeof(float));
-    bt_attention_backward(a->dqkv, a->tmp, qkv, att, a->lse + lN * H, B, T, C, H);
+    bt_attention_backward(a->dqkv, a->tmp, b.qkv, b.att, a->lse + (size_t)l * N * H, B, T, C, H);
     bt_rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, C, H);
-    bt_linear_backward(a->dx, G + wqkv, NULL, a->dqkv, x, P + wqkv, N, C, 3 * C);
+    bt_linear_backward(a->dx, GRAD(w->qkv.w), NULL, a->dqkv, b.x, w->qkv.w, N, C, 3 * C);
   }
-  bt_embedding_backward(G + t[BT_T_EMBED].offset, a->dx, m->inp, N, C, sqrtf((float)C));
+  bt_embedding_backward(GRAD(v->embed), a->dx, m->inp, N, C, sqrtf((float)C));
+#undef GRAD
   return BT_OK;
 }
 
