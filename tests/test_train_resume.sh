@@ -34,4 +34,28 @@ kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 143 ] || [ "$rc" -eq 0 ] && ok || bad "SIGTERM exit code $rc"
 "$TRAIN" --resume "$WORK/term.h5" -T 2 -q "$WORK/small.txt" || bad "resume after SIGTERM failed"
 [ "$(wsha "$WORK/term.h5")" = "$ref" ] && ok || bad "weights after SIGTERM+resume differ"
+
+# WSD: a run of 100 steps extended to 150 (--resume --tokens, after its decay
+# ran) continues from the end of its stable phase and decays again: the same
+# weights as a WSD run of 150 steps from the start. Warmups are given in steps
+# so both runs have the same ones.
+WSD=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --seed 7 -T 2 -q --val-split 0.05 --val-every 0
+     --warmup 10 --ctx-warmup 40 --ctx-min 16 --schedule wsd --decay 0.2)
+"$TRAIN" "${WSD[@]}" --steps 150 -o "$WORK/wsd150.h5" "$WORK/small.txt" || bad "WSD run of 150 failed"
+"$TRAIN" "${WSD[@]}" --steps 100 -o "$WORK/wsd.h5" "$WORK/small.txt" || bad "WSD run of 100 failed"
+[ -e "$WORK/wsd.h5.stable.h5" ] && ok || bad "no stable-phase checkpoint beside the WSD run"
+[ "$(wsha "$WORK/wsd.h5")" != "$(wsha "$WORK/wsd150.h5")" ] && ok || bad "the 100- and 150-step runs match"
+"$TRAIN" --resume "$WORK/wsd.h5" --tokens $((150 * 4 * 64)) -T 2 -q "$WORK/small.txt" 2>"$WORK/ext.err" ||
+  bad "extending the WSD run failed: $(cat "$WORK/ext.err")"
+[ "$(wsha "$WORK/wsd.h5")" = "$(wsha "$WORK/wsd150.h5")" ] && ok ||
+  bad "the extended WSD run differs from a 150-step run"
+/usr/bin/python3 -c 'import h5py,sys; t=h5py.File(sys.argv[1],"r")["train"].attrs
+s=lambda k: t[k].decode() if isinstance(t[k], bytes) else t[k]
+assert s("schedule") == "wsd" and s("recipe") == "v1" and int(t["total_steps"]) == 150, dict(t)' "$WORK/wsd.h5" &&
+  ok || bad "the checkpoint does not record the schedule and recipe"
+# Without the stable-phase state, extending a decayed run fails clearly.
+"$TRAIN" "${WSD[@]}" --steps 100 -o "$WORK/wsd2.h5" "$WORK/small.txt" || bad "WSD run failed"
+rm -f "$WORK/wsd2.h5.stable.h5"
+rc=0; "$TRAIN" --resume "$WORK/wsd2.h5" --steps 150 -T 2 -q "$WORK/small.txt" 2>"$WORK/ext2.err" || rc=$?
+[ "$rc" = 1 ] && grep -q "stable" "$WORK/ext2.err" && ok || bad "extension without the stable state: rc $rc, $(cat "$WORK/ext2.err")"
 summary

@@ -20,7 +20,7 @@
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"
 #define FORMAT_NAME "bt-checkpoint"
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2 /* read: 1 and 2 (ckpt.h) */
 
 /* ==================================================================== */
 /* float16 <-> float32, own code so the rounding is ours everywhere      */
@@ -351,6 +351,9 @@ static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
   r |= put_f64(g, "beta2", st->beta2);
   r |= put_f64(g, "eps", st->eps);
   r |= put_f64(g, "clip", st->clip);
+  r |= put_str(g, "schedule", st->schedule == BT_SCHED_WSD ? "wsd" : "cosine");
+  r |= put_f64(g, "decay_frac", st->decay_frac);
+  r |= put_str(g, "recipe", st->recipe);
   r |= put_u64(g, "seed", st->seed);
   r |= put_u64(g, "rng0", st->rng[0]);
   r |= put_u64(g, "rng1", st->rng[1]);
@@ -556,9 +559,9 @@ static bt_error read_config(hid_t f, const char *path, bt_config *cfg) {
   int64_t ver = 0, L = 0, C = 0, H = 0, T = 0, V = 0;
   if (get_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, FORMAT_NAME) != 0)
     return bt_fail(BT_ERR_FORMAT, "%s is not a bt checkpoint", path);
-  if (get_i64(f, "format_version", &ver) || ver != FORMAT_VERSION)
-    return bt_fail(BT_ERR_FORMAT, "%s has checkpoint format version %lld; this bt reads %d", path,
-                   (long long)ver, FORMAT_VERSION);
+  if (get_i64(f, "format_version", &ver) || ver < 1 || ver > FORMAT_VERSION)
+    return bt_fail(BT_ERR_FORMAT, "%s has checkpoint format version %lld; this bt reads 1..%d",
+                   path, (long long)ver, FORMAT_VERSION);
   if (get_i64(f, "n_layer", &L) || get_i64(f, "d_model", &C) || get_i64(f, "n_head", &H) ||
       get_i64(f, "ctx", &T) || get_i64(f, "vocab", &V))
     return bt_fail(BT_ERR_CORRUPT, "%s lacks its model config", path);
@@ -608,6 +611,15 @@ static bt_error read_info_direct(const char *path, bt_config *cfg, uint8_t weigh
 /* 0 if x is finite and in [lo, hi]. */
 static int out_of(double x, double lo, double hi) { return !(isfinite(x) && x >= lo && x <= hi); }
 
+int64_t bt_train_decay_start(const bt_train_state *st) {
+  if (st->schedule != BT_SCHED_WSD)
+    return st->total_steps;
+  int64_t d = (int64_t)(st->decay_frac * (double)st->total_steps + 0.5);
+  if (d < 1)
+    d = 1;
+  return d > st->total_steps ? 0 : st->total_steps - d;
+}
+
 bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
   const int64_t S = BT_TRAIN_MAX_STEPS;
 #define BAD(...) return bt_fail(BT_ERR_CORRUPT, "training state: " __VA_ARGS__)
@@ -648,6 +660,13 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
     BAD("elapsed time %g is out of range", st->elapsed_s);
   if (!isnan(st->best_val_bpb) && out_of(st->best_val_bpb, 0, 1e6))
     BAD("best validation bpb %g is out of range", st->best_val_bpb);
+  if (st->schedule != BT_SCHED_COSINE && st->schedule != BT_SCHED_WSD)
+    BAD("schedule %d is unknown", st->schedule);
+  if (st->schedule == BT_SCHED_WSD ? out_of(st->decay_frac, 0, 1) || st->decay_frac == 0
+                                   : out_of(st->decay_frac, 0, 1))
+    BAD("decay fraction %g is outside (0, 1]", st->decay_frac);
+  if (memchr(st->recipe, 0, sizeof st->recipe) == NULL)
+    BAD("recipe name is not terminated");
 #undef BAD
   return BT_OK;
 }
@@ -691,6 +710,19 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
     r |= get_i64(g, "ctx_min", &ctx_min);
     r |= get_i64(g, "ctx_warmup_steps", &st->ctx_warmup_steps);
   }
+  /* Absent in format version 1: a cosine run of recipe v1. */
+  char sched[16] = "cosine";
+  snprintf(st->recipe, sizeof st->recipe, "v1");
+  if (H5Aexists(g, "schedule") > 0) {
+    r |= get_str(g, "schedule", sched, sizeof sched);
+    r |= get_f64(g, "decay_frac", &st->decay_frac);
+    r |= get_str(g, "recipe", st->recipe, sizeof st->recipe);
+  }
+  if (!r && strcmp(sched, "cosine") && strcmp(sched, "wsd")) {
+    H5Gclose(g);
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown schedule '%.15s'", path, sched);
+  }
+  st->schedule = strcmp(sched, "wsd") == 0 ? BT_SCHED_WSD : BT_SCHED_COSINE;
   if (r || bt_sha256_parse_hex(hex, st->data_sha256)) {
     H5Gclose(g);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state is incomplete", path);

@@ -13,6 +13,9 @@
  *   /train            (optional) full training state: attributes (step,
  *                     tokens, schedule, RNG, data cursor, ...), and
  *                     /train/adam_m/<name>, /train/adam_v/<name>, /train/log.
+ * Format versions: 1, and 2, which adds the attributes schedule, decay_frac
+ * and recipe to /train. Both are read; version 1 states are cosine runs of
+ * the recipe "v1".
  * Writes are atomic: a temp file in the same folder, fsync, rename.
  */
 #ifndef BT_CKPT_H
@@ -46,6 +49,9 @@ typedef struct {
   int32_t ctx_min;       /* context-length warmup: shortest sequence (0: off) */
   int64_t ctx_warmup_steps; /* steps over which the sequence grows to seq */
   double lr, min_lr, weight_decay, beta1, beta2, eps, clip;
+  int32_t schedule;      /* BT_SCHED_COSINE or BT_SCHED_WSD */
+  double decay_frac;     /* WSD: the last fraction of the steps decays linearly to min_lr */
+  char recipe[32];       /* bt-train --recipe the run started from ("v1", "v2", ...) */
   uint64_t seed;
   uint64_t rng[2];       /* the trainer's sampler state */
   double val_split;      /* fraction of DATA's tail held out (0: none) */
@@ -57,6 +63,12 @@ typedef struct {
   double *log;           /* log_rows x BT_LOG_COLS, malloc'd, owned by the struct */
   size_t log_rows;
 } bt_train_state;
+
+enum { BT_SCHED_COSINE = 0, BT_SCHED_WSD = 1 };
+
+/* The step at which a WSD run of st's length starts its decay (total_steps
+ * for cosine, which has no stable phase to extend). */
+int64_t bt_train_decay_start(const bt_train_state *st);
 
 /* Bounds on a training state, for bt-train's flags and for checkpoints,
  * whose values are hostile until checked: nothing derived from them can

@@ -46,7 +46,38 @@ typedef struct {
   double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
   unsigned long long seed;
   int seed_set, lr_set; /* flags given explicitly */
+  const char *recipe, *schedule;
+  double decay;
 } opts_t;
+
+/* ==================================================================== */
+/* Recipes: named sets of defaults for the training flags               */
+/* ==================================================================== */
+
+/* A recipe gives the defaults of the flags below; flags given explicitly
+ * win. The checkpoint records the recipe's name and every value used. */
+typedef struct {
+  const char *name, *about;
+  int schedule;           /* BT_SCHED_* */
+  double lr, min_lr_frac; /* peak; floor as a fraction of the peak */
+  double decay;           /* WSD: fraction of the steps that decays */
+  double wd, clip;
+  int batch;
+  double ctx_warmup_frac; /* context warmup over this fraction of the steps (0: off) */
+} recipe_t;
+
+static const recipe_t g_recipes[] = {
+    {"v1", "cosine from 2e-3 to 2e-4, batch 8, no context warmup (bt's recipe to 2026-12)",
+     BT_SCHED_COSINE, 2e-3, 0.1, 0, 0.1, 1.0, 8, 0},
+};
+#define DEFAULT_RECIPE "v1"
+
+static const recipe_t *find_recipe(const char *name) {
+  for (size_t i = 0; i < sizeof g_recipes / sizeof g_recipes[0]; i++)
+    if (strcmp(g_recipes[i].name, name) == 0)
+      return &g_recipes[i];
+  return NULL;
+}
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -66,6 +97,10 @@ static void usage(FILE *f) {
           "  --tokens N        total training tokens instead of --steps\n"
           "  --time DUR        wall-clock budget for this invocation (e.g. 90s, 20m, 2h);\n"
           "                    a checkpoint is written when it runs out\n"
+          "  --recipe NAME     defaults for the flags below (default " DEFAULT_RECIPE "; --recipe list)\n"
+          "  --schedule S      cosine, or wsd: warmup, a stable phase at --lr, then a linear\n"
+          "                    decay to --min-lr over the last --decay F of the steps\n"
+          "                    (default 0.2); a WSD run extends with --resume --tokens N\n"
           "  --lr X            peak learning rate (default 2e-3), --min-lr X (default lr/10)\n"
           "  --warmup N        linear warmup steps (default 2%% of steps, at least 50)\n"
           "  --ctx-warmup N    context-length warmup over the first N steps (or N%% of the steps):\n"
@@ -145,7 +180,8 @@ static int parse_int(const char *opt, const char *s, int lo, int hi) {
 static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
          O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
-         O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA };
+         O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA, O_RECIPE,
+         O_SCHEDULE, O_DECAY };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -156,12 +192,15 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"seed", 1, 0, O_SEED}, {"val", 1, 0, O_VAL}, {"val-split", 1, 0, O_VALSPLIT},
       {"val-every", 1, 0, O_VALEVERY}, {"val-bytes", 1, 0, O_VALBYTES},
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
-      {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
+      {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"recipe", 1, 0, O_RECIPE},
+      {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
   o->ctx = 2048;
-  o->batch = 8;
+  o->batch = 0;  /* 0, -1: from the recipe */
+  o->ctx_warmup = -1;
+  o->decay = NAN;
   o->steps = -1;
   o->tokens = -1;
   o->warmup = -1;
@@ -170,10 +209,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   o->ckpt_every = 500;
   o->log_every = 10;
   o->val_bytes = 1000000;
-  o->lr = 2e-3;
-  o->min_lr = -1;
-  o->wd = 0.1;
-  o->clip = 1.0;
+  o->lr = o->min_lr = o->wd = o->clip = NAN; /* NAN: from the recipe */
   o->beta1 = 0.9;
   o->beta2 = 0.95;
   o->eps = 1e-8;
@@ -208,6 +244,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       if (len > 1 && optarg[len - 1] == '%') {
         char *end;
         o->ctx_warmup_frac = strtod(optarg, &end) / 100;
+        o->ctx_warmup = 0; /* given */
         if (end != optarg + len - 1 || !(o->ctx_warmup_frac >= 0 && o->ctx_warmup_frac <= 1))
           bt_usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
       } else if ((o->ctx_warmup = parse_count(optarg)) < 0)
@@ -234,6 +271,27 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       o->seed_set = 1;
       break;
     }
+    case O_RECIPE:
+      if (strcmp(optarg, "list") == 0) {
+        for (size_t i = 0; i < sizeof g_recipes / sizeof g_recipes[0]; i++)
+          printf("%-4s %s%s\n", g_recipes[i].name, g_recipes[i].about,
+                 strcmp(g_recipes[i].name, DEFAULT_RECIPE) ? "" : " [default]");
+        exit(0);
+      }
+      if (!find_recipe(optarg))
+        bt_usage_error("unknown recipe '%s' (bt-train --recipe list)", optarg);
+      o->recipe = optarg;
+      break;
+    case O_SCHEDULE:
+      if (strcmp(optarg, "cosine") && strcmp(optarg, "wsd"))
+        bt_usage_error("invalid value for --schedule: '%s' (cosine or wsd)", optarg);
+      o->schedule = optarg;
+      break;
+    case O_DECAY:
+      o->decay = parse_real("--decay", optarg);
+      if (!(o->decay > 0 && o->decay <= 1))
+        bt_usage_error("--decay must be in (0, 1]");
+      break;
     case O_VAL: o->val = optarg; break;
     case O_VALSPLIT:
       o->val_split = parse_real("--val-split", optarg);
@@ -275,6 +333,30 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     o->data = argv[optind];
   if (o->steps > 0 && o->tokens > 0)
     bt_usage_error("give --steps or --tokens, not both");
+  if (!(isnan(o->lr) || o->lr > 0) || !(isnan(o->min_lr) || o->min_lr >= 0) ||
+      !(isnan(o->wd) || o->wd >= 0) || !(isnan(o->clip) || o->clip >= 0))
+    bt_usage_error("--lr must be > 0, and --min-lr, --wd and --clip >= 0");
+  /* The recipe fills what was not given. */
+  const recipe_t *r = find_recipe(o->recipe ? o->recipe : DEFAULT_RECIPE);
+  o->recipe = r->name;
+  if (isnan(o->lr))
+    o->lr = r->lr;
+  if (isnan(o->min_lr))
+    o->min_lr = o->lr * r->min_lr_frac;
+  if (isnan(o->wd))
+    o->wd = r->wd;
+  if (isnan(o->clip))
+    o->clip = r->clip;
+  if (!o->batch)
+    o->batch = r->batch;
+  if (o->ctx_warmup < 0) {
+    o->ctx_warmup = 0;
+    o->ctx_warmup_frac = r->ctx_warmup_frac;
+  }
+  if (!o->schedule)
+    o->schedule = r->schedule == BT_SCHED_WSD ? "wsd" : "cosine";
+  if (isnan(o->decay))
+    o->decay = r->decay > 0 ? r->decay : 0.2;
   int custom = o->layers || o->dim || o->heads;
   if (o->preset && custom)
     bt_usage_error("give --params or --layers/--dim/--heads, not both");
@@ -344,11 +426,52 @@ static int seq_at(const bt_train_state *st, int64_t step) {
 static double lr_at(const bt_train_state *st, int64_t step) {
   if (step < st->warmup_steps)
     return st->lr * (double)(step + 1) / (double)st->warmup_steps;
+  if (st->schedule == BT_SCHED_WSD) {
+    /* Stable at the peak, then linear to min_lr: the decay's last step runs
+     * at min_lr. */
+    const int64_t d0 = bt_train_decay_start(st), dn = st->total_steps - d0;
+    if (step < d0)
+      return st->lr;
+    double p = dn > 1 ? (double)(step - d0 + 1) / (double)dn : 1.0;
+    return st->lr + (st->min_lr - st->lr) * (p < 1 ? p : 1);
+  }
   double span = (double)(st->total_steps - st->warmup_steps);
   double p = span > 0 ? (double)(step - st->warmup_steps) / span : 1.0;
   if (p > 1)
     p = 1;
   return st->min_lr + 0.5 * (st->lr - st->min_lr) * (1.0 + cos(M_PI * p));
+}
+
+/* Extending a WSD run that has begun its decay: the run continues from the
+ * state at the end of its stable phase, which bt-train kept beside the
+ * checkpoint as CKPT.stable.h5, and decays again at the end of the new
+ * budget. Replaces *m and *st with that state. */
+static void resume_stable(const opts_t *o, bt_model **m, bt_train_state *st) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s.stable.h5", o->resume);
+  const int64_t d0 = bt_train_decay_start(st);
+  bt_model *m2 = NULL;
+  bt_train_state s2;
+  bt_error e = bt_ckpt_load(path, &m2, &s2);
+  if (e) {
+    char d[512];
+    snprintf(d, sizeof d, "%s", bt_error_detail());
+    bt_die("cannot extend %s: it is at step %lld, past the start of its decay (step %lld), and the "
+           "state at that start, %s, cannot be loaded: %s%s%s",
+           o->resume, (long long)st->step, (long long)d0, path, bt_error_name(e), *d ? ": " : "", d);
+  }
+  if (s2.step != d0 || s2.seed != st->seed || s2.schedule != BT_SCHED_WSD ||
+      memcmp(s2.data_sha256, st->data_sha256, 32) != 0 ||
+      bt_model_num_params(m2) != bt_model_num_params(*m))
+    bt_die("cannot extend %s: %s is not the state at the start of its decay (step %lld)", o->resume,
+           path, (long long)d0);
+  if (!o->quiet)
+    bt_msg("extending %s: continuing from %s (step %lld, the end of its stable phase)", o->resume,
+           path, (long long)d0);
+  bt_model_free(*m);
+  bt_train_state_clear(st);
+  *m = m2;
+  *st = s2;
 }
 
 static void fmt_hms(char *buf, size_t cap, double s) {
@@ -450,10 +573,14 @@ int main(int argc, char **argv) {
              "changing it would change the training data",
              o.resume, st.val_split);
     o.val_split = st.val_split;
+    int64_t total = st.total_steps;
     if (o.steps > 0)
-      st.total_steps = o.steps;
+      total = o.steps;
     if (o.tokens > 0)
-      st.total_steps = (o.tokens + (long long)st.batch * st.seq - 1) / ((long long)st.batch * st.seq);
+      total = (o.tokens + (long long)st.batch * st.seq - 1) / ((long long)st.batch * st.seq);
+    if (st.schedule == BT_SCHED_WSD && total > st.total_steps && st.step > bt_train_decay_start(&st))
+      resume_stable(&o, &m, &st);
+    st.total_steps = total;
     if (st.threads && bt_get_threads() != st.threads)
       bt_msg("note: resuming with %d threads, the run used %d; "
              "the result may differ in the last bits",
@@ -483,7 +610,10 @@ int main(int argc, char **argv) {
       st.ctx_min = (int32_t)o.ctx_min;
     }
     st.lr = o.lr;
-    st.min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
+    st.min_lr = o.min_lr;
+    st.schedule = strcmp(o.schedule, "wsd") == 0 ? BT_SCHED_WSD : BT_SCHED_COSINE;
+    st.decay_frac = st.schedule == BT_SCHED_WSD ? o.decay : 0;
+    snprintf(st.recipe, sizeof st.recipe, "%s", o.recipe);
     st.weight_decay = o.wd;
     st.beta1 = o.beta1;
     st.beta2 = o.beta2;
@@ -588,6 +718,14 @@ int main(int argc, char **argv) {
       break;
     if (o.time_budget > 0 && bt_now_s() - t_start >= o.time_budget)
       break;
+    if (st.schedule == BT_SCHED_WSD && st.step == bt_train_decay_start(&st) && st.step > 0) {
+      /* The end of the stable phase: kept, so the run can be extended. */
+      char sp[4200];
+      snprintf(sp, sizeof sp, "%s.stable.h5", out);
+      st.elapsed_s = elapsed0 + bt_now_s() - t_start;
+      if ((e = bt_ckpt_save(sp, m, &st, BT_CKPT_F32)))
+        die_bt(e, "cannot save the stable-phase checkpoint");
+    }
     const int Tk = seq_at(&st, st.step), Bk = B * (T / Tk);
     sample_batch(batch, data, n, Bk, Tk, st.rng);
     float loss;
