@@ -39,11 +39,17 @@ int main(int argc, char **argv) {
     bt_sha256_hex(d, hex);
     printf("%s\n  model       %d layers, dim %d, %d heads, ctx %d\n  params      %zu\n  weights     sha256 %s\n",
            argv[2], c->n_layer, c->d_model, c->n_head, c->ctx, bt_model_num_params(m), hex);
-    if (st.total_steps)
-      printf("  training    step %lld of %lld, %lld tokens, %.0f s, batch %d x %d, lr %g, data %s\n"
+    if (st.total_steps) {
+      printf("  training    step %lld of %lld, %lld tokens, %.0f s, batch %d x %d, data %s\n"
+             "  recipe      %s: %s, lr %g to %g, wd %g, clip %g\n"
              "  best val    %.4f bits/byte\n",
              (long long)st.step, (long long)st.total_steps, (long long)st.tokens, st.elapsed_s, st.batch, st.seq,
-             st.lr, st.data_name, st.best_val_bpb);
+             st.data_name, st.recipe, st.schedule == BT_SCHED_WSD ? "wsd" : "cosine", st.lr, st.min_lr, st.weight_decay, st.clip,
+             st.best_val_bpb);
+      if (st.schedule == BT_SCHED_WSD)
+        printf("  decay       the last %g of the steps, from step %lld\n", st.decay_frac,
+               (long long)bt_train_decay_start(&st));
+    }
     bt_train_state_clear(&st);
     bt_model_free(m);
     return 0;
