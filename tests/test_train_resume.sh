@@ -70,4 +70,21 @@ assert int(f.attrs["format_version"]) == 2 and s(t, "schedule") == "cosine" and 
 assert int(t["step"]) == 4, dict(t)' "$WORK/v1.h5" && ok || bad "the format-1 checkpoint resumed wrong"
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v2-wsd.h5" | grep -q "recipe      v1: wsd" && ok ||
   bad "the format-2 golden checkpoint does not read as a WSD run"
+
+# Muon keeps its momentum in the checkpoint: a run stopped by SIGTERM and
+# resumed ends as the uninterrupted one, and it learns (its final loss is
+# below the first's).
+MU=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 80 --seed 3 -T 2 -q --val-split 0.05 --val-every 0
+    --ckpt-every 5 --optimizer muon)
+"$TRAIN" "${MU[@]}" -o "$WORK/mu.h5" "$WORK/small.txt" || bad "Muon run failed"
+"$TRAIN" "${MU[@]}" -o "$WORK/mu2.h5" "$WORK/small.txt" &
+pid=$!
+for _ in $(seq 200); do [ -e "$WORK/mu2.h5" ] && break; sleep 0.05; done
+kill -TERM "$pid"; wait "$pid" || true
+"$TRAIN" --resume "$WORK/mu2.h5" -T 2 -q "$WORK/small.txt" || bad "Muon resume failed"
+[ "$(wsha "$WORK/mu2.h5")" = "$(wsha "$WORK/mu.h5")" ] && ok || bad "a resumed Muon run differs"
+/usr/bin/python3 -c 'import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])]
+assert r[-1]["train_bpb"] < r[0]["train_bpb"] - 0.5, (r[0], r[-1])' "$WORK/mu.h5.log.jsonl" && ok || bad "Muon did not learn"
+"$BUILD/bt-ckpt" info "$WORK/mu.h5" | grep -q "optimizer muon" && ok || bad "bt-ckpt info does not name Muon"
 summary

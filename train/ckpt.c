@@ -354,6 +354,8 @@ static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
   r |= put_str(g, "schedule", st->schedule == BT_SCHED_WSD ? "wsd" : "cosine");
   r |= put_f64(g, "decay_frac", st->decay_frac);
   r |= put_str(g, "recipe", st->recipe);
+  r |= put_str(g, "optimizer", st->optimizer == BT_OPT_MUON ? "muon" : "adamw");
+  r |= put_f64(g, "muon_momentum", st->muon_momentum);
   r |= put_u64(g, "seed", st->seed);
   r |= put_u64(g, "rng0", st->rng[0]);
   r |= put_u64(g, "rng1", st->rng[1]);
@@ -665,6 +667,10 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
   if (st->schedule == BT_SCHED_WSD ? out_of(st->decay_frac, 0, 1) || st->decay_frac == 0
                                    : out_of(st->decay_frac, 0, 1))
     BAD("decay fraction %g is outside (0, 1]", st->decay_frac);
+  if (st->optimizer != BT_OPT_ADAMW && st->optimizer != BT_OPT_MUON)
+    BAD("optimizer %d is unknown", st->optimizer);
+  if (out_of(st->muon_momentum, 0, 1) || st->muon_momentum >= 1)
+    BAD("Muon momentum %g is outside [0, 1)", st->muon_momentum);
   if (memchr(st->recipe, 0, sizeof st->recipe) == NULL)
     BAD("recipe name is not terminated");
 #undef BAD
@@ -711,13 +717,20 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
     r |= get_i64(g, "ctx_warmup_steps", &st->ctx_warmup_steps);
   }
   /* Absent in format version 1: a cosine run of recipe v1. */
-  char sched[16] = "cosine";
+  char sched[16] = "cosine", opt[16] = "adamw";
   snprintf(st->recipe, sizeof st->recipe, "v1");
   if (H5Aexists(g, "schedule") > 0) {
     r |= get_str(g, "schedule", sched, sizeof sched);
     r |= get_f64(g, "decay_frac", &st->decay_frac);
     r |= get_str(g, "recipe", st->recipe, sizeof st->recipe);
+    r |= get_str(g, "optimizer", opt, sizeof opt);
+    r |= get_f64(g, "muon_momentum", &st->muon_momentum);
   }
+  if (!r && strcmp(opt, "adamw") && strcmp(opt, "muon")) {
+    H5Gclose(g);
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown optimizer '%.15s'", path, opt);
+  }
+  st->optimizer = strcmp(opt, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
   if (!r && strcmp(sched, "cosine") && strcmp(sched, "wsd")) {
     H5Gclose(g);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown schedule '%.15s'", path, sched);

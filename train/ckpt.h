@@ -13,9 +13,9 @@
  *   /train            (optional) full training state: attributes (step,
  *                     tokens, schedule, RNG, data cursor, ...), and
  *                     /train/adam_m/<name>, /train/adam_v/<name>, /train/log.
- * Format versions: 1, and 2, which adds the attributes schedule, decay_frac
- * and recipe to /train. Both are read; version 1 states are cosine runs of
- * the recipe "v1".
+ * Format versions: 1, and 2, which adds the attributes schedule, decay_frac,
+ * recipe, optimizer and muon_momentum to /train. Both are read; version 1
+ * states are cosine AdamW runs of the recipe "v1".
  * Writes are atomic: a temp file in the same folder, fsync, rename.
  */
 #ifndef BT_CKPT_H
@@ -52,6 +52,8 @@ typedef struct {
   int32_t schedule;      /* BT_SCHED_COSINE or BT_SCHED_WSD */
   double decay_frac;     /* WSD: the last fraction of the steps decays linearly to min_lr */
   char recipe[32];       /* bt-train --recipe the run started from ("v1", "v2", ...) */
+  int32_t optimizer;     /* BT_OPT_ADAMW or BT_OPT_MUON (Muon on the layers' matrices) */
+  double muon_momentum;
   uint64_t seed;
   uint64_t rng[2];       /* the trainer's sampler state */
   double val_split;      /* fraction of DATA's tail held out (0: none) */
@@ -65,6 +67,7 @@ typedef struct {
 } bt_train_state;
 
 enum { BT_SCHED_COSINE = 0, BT_SCHED_WSD = 1 };
+enum { BT_OPT_ADAMW = 0, BT_OPT_MUON = 1 };
 
 /* The step at which a WSD run of st's length starts its decay (total_steps
  * for cosine, which has no stable phase to extend). */

@@ -46,8 +46,8 @@ typedef struct {
   double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
   unsigned long long seed;
   int seed_set, lr_set; /* flags given explicitly */
-  const char *recipe, *schedule;
-  double decay;
+  const char *recipe, *schedule, *optimizer;
+  double decay, muon_momentum;
 } opts_t;
 
 /* ==================================================================== */
@@ -64,11 +64,12 @@ typedef struct {
   double wd, clip;
   int batch;
   double ctx_warmup_frac; /* context warmup over this fraction of the steps (0: off) */
+  int optimizer;          /* BT_OPT_* */
 } recipe_t;
 
 static const recipe_t g_recipes[] = {
     {"v1", "cosine from 2e-3 to 2e-4, batch 8, no context warmup (bt's recipe to 2026-12)",
-     BT_SCHED_COSINE, 2e-3, 0.1, 0, 0.1, 1.0, 8, 0},
+     BT_SCHED_COSINE, 2e-3, 0.1, 0, 0.1, 1.0, 8, 0, BT_OPT_ADAMW},
 };
 #define DEFAULT_RECIPE "v1"
 
@@ -107,6 +108,9 @@ static void usage(FILE *f) {
           "                    sequences start at --ctx-min bytes (default 128) and double in equal\n"
           "                    stages up to --ctx, with batch x length constant (default 0 = off)\n"
           "  --wd X            AdamW weight decay on matrices (default 0.1)\n"
+          "  --optimizer O     adamw, or muon: orthogonalised momentum (Newton-Schulz) on the\n"
+          "                    layers' matrices, AdamW on the rest, one --lr for both\n"
+          "  --muon-momentum X Muon's momentum (default 0.95)\n"
           "  --clip X          clip the global gradient norm (default 1.0; 0 = off)\n"
           "  --beta1/--beta2 X AdamW betas (default 0.9, 0.95)\n"
           "  --seed S          RNG seed for init and sampling (default 1)\n"
@@ -181,7 +185,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
          O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
          O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA, O_RECIPE,
-         O_SCHEDULE, O_DECAY };
+         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -193,7 +197,8 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"val-every", 1, 0, O_VALEVERY}, {"val-bytes", 1, 0, O_VALBYTES},
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
       {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"recipe", 1, 0, O_RECIPE},
-      {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
+      {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER},
+      {"muon-momentum", 1, 0, O_MUONMOM}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
@@ -201,6 +206,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   o->batch = 0;  /* 0, -1: from the recipe */
   o->ctx_warmup = -1;
   o->decay = NAN;
+  o->muon_momentum = 0.95;
   o->steps = -1;
   o->tokens = -1;
   o->warmup = -1;
@@ -287,6 +293,16 @@ static void parse_args(int argc, char **argv, opts_t *o) {
         bt_usage_error("invalid value for --schedule: '%s' (cosine or wsd)", optarg);
       o->schedule = optarg;
       break;
+    case O_OPTIMIZER:
+      if (strcmp(optarg, "adamw") && strcmp(optarg, "muon"))
+        bt_usage_error("invalid value for --optimizer: '%s' (adamw or muon)", optarg);
+      o->optimizer = optarg;
+      break;
+    case O_MUONMOM:
+      o->muon_momentum = parse_real("--muon-momentum", optarg);
+      if (!(o->muon_momentum >= 0 && o->muon_momentum < 1))
+        bt_usage_error("--muon-momentum must be in [0, 1)");
+      break;
     case O_DECAY:
       o->decay = parse_real("--decay", optarg);
       if (!(o->decay > 0 && o->decay <= 1))
@@ -357,6 +373,8 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     o->schedule = r->schedule == BT_SCHED_WSD ? "wsd" : "cosine";
   if (isnan(o->decay))
     o->decay = r->decay > 0 ? r->decay : 0.2;
+  if (!o->optimizer)
+    o->optimizer = r->optimizer == BT_OPT_MUON ? "muon" : "adamw";
   int custom = o->layers || o->dim || o->heads;
   if (o->preset && custom)
     bt_usage_error("give --params or --layers/--dim/--heads, not both");
@@ -614,6 +632,8 @@ int main(int argc, char **argv) {
     st.schedule = strcmp(o.schedule, "wsd") == 0 ? BT_SCHED_WSD : BT_SCHED_COSINE;
     st.decay_frac = st.schedule == BT_SCHED_WSD ? o.decay : 0;
     snprintf(st.recipe, sizeof st.recipe, "%s", o.recipe);
+    st.optimizer = strcmp(o.optimizer, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
+    st.muon_momentum = o.muon_momentum;
     st.weight_decay = o.wd;
     st.beta1 = o.beta1;
     st.beta2 = o.beta2;
@@ -749,8 +769,15 @@ int main(int argc, char **argv) {
     if (st.clip > 0 && norm > st.clip)
       bt_scale(grads, np, (float)(st.clip / norm));
     double lr = lr_at(&st, st.step);
-    bt_model_adamw(m, (float)lr, (float)st.beta1, (float)st.beta2, (float)st.eps,
-                   (float)st.weight_decay, (int)(st.step + 1));
+    if (st.optimizer == BT_OPT_MUON) {
+      if ((e = bt_model_muon(m, (float)lr, (float)st.muon_momentum, (float)st.beta1,
+                             (float)st.beta2, (float)st.eps, (float)st.weight_decay,
+                             (int)(st.step + 1))))
+        die_bt(e, "optimizer step");
+    } else {
+      bt_model_adamw(m, (float)lr, (float)st.beta1, (float)st.beta2, (float)st.eps,
+                     (float)st.weight_decay, (int)(st.step + 1));
+    }
     st.step++;
     st.tokens += (int64_t)B * T;
     window_loss += loss;

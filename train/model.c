@@ -437,3 +437,81 @@ void bt_model_adamw(bt_model *m, float lr, float beta1, float beta2, float eps,
                     t->decay ? weight_decay : 0.0f, step);
   }
 }
+
+/* Newton-Schulz: X (r, c), r <= c, of Frobenius norm <= 1, towards the
+ * orthogonal factor of its polar decomposition, in place. The quintic's
+ * coefficients are Keller Jordan's (Muon, 2024): they push every singular
+ * value into roughly [0.7, 1.2] in 5 steps. A, AA (r, r), BX (r, c): scratch. */
+static void newton_schulz5(float *X, int r, int c, float *A, float *AA, float *BX) {
+  const float a = 3.4445f, b = -4.7750f, cc = 2.0315f;
+  const size_t rr = (size_t)r * r, rc = (size_t)r * c;
+  for (int it = 0; it < 5; it++) {
+    bt_gemm_train(0, 1, r, r, c, X, c, X, c, A, r, 0); /* A = X X^T */
+    bt_gemm_train(0, 0, r, r, r, A, r, A, r, AA, r, 0); /* AA = A A */
+    for (size_t i = 0; i < rr; i++)
+      A[i] = b * A[i] + cc * AA[i]; /* B = b A + c A^2 */
+    bt_gemm_train(0, 0, r, c, r, A, r, X, c, BX, c, 0); /* B X */
+    for (size_t i = 0; i < rc; i++)
+      X[i] = a * X[i] + BX[i];
+  }
+}
+
+bt_error bt_model_muon(bt_model *m, float lr, float mu, float beta1, float beta2, float eps,
+                       float weight_decay, int step) {
+  float *mm = bt_model_adam_m(m), *vv = bt_model_adam_v(m);
+  if (!mm || !vv)
+    return bt_fail(BT_ERR_NOMEM, "optimizer state");
+  const int L = m->cfg.n_layer;
+  size_t most = 0; /* the largest matrix, for the scratch */
+  for (int i = 0; i < BT_NUM_TENSORS; i++)
+    if (m->t[i].ndim == 3 && m->t[i].size / L > most)
+      most = m->t[i].size / L;
+  const size_t C = (size_t)m->cfg.d_model;
+  float *X = malloc(most * sizeof(float)), *BX = malloc(most * sizeof(float));
+  float *A = malloc(C * C * sizeof(float)), *AA = malloc(C * C * sizeof(float));
+  if (!X || !BX || !A || !AA) {
+    free(X), free(BX), free(A), free(AA);
+    return bt_fail(BT_ERR_NOMEM, "Muon scratch");
+  }
+  for (int i = 0; i < BT_NUM_TENSORS; i++) {
+    const bt_tensor_info *t = &m->t[i];
+    if (t->ndim != 3) { /* embedding, head, LayerNorms, biases: AdamW; (L, R, C) are the matrices */
+      bt_adamw_update(m->params + t->offset, m->grads + t->offset, mm + t->offset, vv + t->offset,
+                      t->size, lr, beta1, beta2, eps, t->decay ? weight_decay : 0.0f, step);
+      continue;
+    }
+    const int R = (int)t->shape[1], Cc = (int)t->shape[2];
+    const int tr = R > Cc, r = tr ? Cc : R, c = tr ? R : Cc; /* X is (r, c), r <= c */
+    const size_t n = (size_t)R * Cc;
+    const float scale = 0.2f * sqrtf((float)(R > Cc ? R : Cc));
+    for (int l = 0; l < L; l++) {
+      float *W = m->params + t->offset + l * n, *M = mm + t->offset + l * n;
+      const float *G = m->grads + t->offset + l * n;
+      double ss = 0;
+      for (size_t j = 0; j < n; j++) {
+        M[j] = mu * M[j] + G[j];
+        const float u = G[j] + mu * M[j];
+        ss += (double)u * u;
+        BX[j] = u;
+      }
+      const float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
+      if (tr) { /* X = U^T / |U| */
+        for (int a = 0; a < R; a++)
+          for (int b = 0; b < Cc; b++)
+            X[(size_t)b * R + a] = BX[(size_t)a * Cc + b] * inv;
+      } else {
+        for (size_t j = 0; j < n; j++)
+          X[j] = BX[j] * inv;
+      }
+      newton_schulz5(X, r, c, A, AA, BX);
+      const float decay = 1.0f - lr * weight_decay;
+      for (int a = 0; a < R; a++)
+        for (int b = 0; b < Cc; b++) {
+          const float u = tr ? X[(size_t)b * R + a] : X[(size_t)a * Cc + b];
+          W[(size_t)a * Cc + b] = W[(size_t)a * Cc + b] * decay - lr * scale * u;
+        }
+    }
+  }
+  free(X), free(BX), free(A), free(AA);
+  return BT_OK;
+}

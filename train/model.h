@@ -117,6 +117,18 @@ bt_error bt_model_backward(bt_model *m);
 void bt_model_adamw(bt_model *m, float lr, float beta1, float beta2, float eps,
                     float weight_decay, int t);
 
+/* One step of Muon (orthogonalised momentum) on the weight matrices of the
+ * layers (Q/K/V, O, FC, proj; each layer's matrix on its own) and AdamW on
+ * everything else, all with grads from bt_model_backward. A matrix W (R, C)
+ * keeps its momentum M in the AdamW first-moment block: M = mu M + G, then
+ * the Nesterov direction G + mu M, scaled to unit Frobenius norm, goes
+ * through 5 Newton-Schulz iterations towards the nearest orthogonal matrix
+ * U, and W -= lr (wd W + 0.2 sqrt(max(R, C)) U): the factor gives U the
+ * RMS of an AdamW update, so lr and wd mean what they mean for AdamW.
+ * Training only (OpenBLAS where the backend says). BT_ERR_NOMEM. */
+bt_error bt_model_muon(bt_model *m, float lr, float mu, float beta1, float beta2, float eps,
+                       float weight_decay, int t);
+
 #ifdef __cplusplus
 }
 #endif
