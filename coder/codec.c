@@ -60,6 +60,9 @@ typedef struct {
   bt_cm *cm;
   unsigned cm_parts;
   int adapted; /* inf holds weights other than the checkpoint's */
+  struct draft *draft; /* multi-row decoding of a lone stream (made on first use) */
+  int spec_k;          /* rows per pass of it */
+  uint64_t spec_passes, spec_bytes; /* statistics: passes run, bytes they decoded */
 } worker_t;
 
 struct bt_codec {
@@ -80,6 +83,7 @@ static void free_workers(bt_codec *c) {
     free(c->w[i].logits);
     bt_model_free(c->w[i].am);
     bt_cm_free(c->w[i].cm);
+    free(c->w[i].draft);
     memset(&c->w[i], 0, sizeof c->w[i]);
   }
   c->nw = c->G = c->T = 0;
@@ -244,6 +248,161 @@ static window_t window_at(uint64_t len, int W, uint64_t j) {
     w.coded = (uint32_t)(rest < S ? rest : S);
   }
   return w;
+}
+
+/* ==================================================================== */
+/* Multi-row decoding of one stream                                     */
+/* ==================================================================== */
+
+/* A decoder of one stream guesses the next bytes from those decoded so far,
+ * runs the row of the next byte and the rows of the guesses in one pass
+ * (bt_infer_extend: every row's logits are exactly what a step would give
+ * it), and keeps the rows for as long as the guesses prove right. Files do
+ * not change: the encoder never sees the guesses. The draft is the bytes'
+ * own statistics: the continuation of the last earlier occurrence of the
+ * last MATCH_LEN bytes, else the byte that last followed the last 3 bytes,
+ * else the last 2. */
+#define MATCH_LEN 5
+#define DRAFT_BITS 18
+#define SPEC_MAX 16
+
+typedef struct draft {
+  uint32_t match[1u << DRAFT_BITS]; /* hash of MATCH_LEN bytes -> index after them + 1 */
+  uint16_t o3[1u << DRAFT_BITS];    /* hash of 3 bytes -> next byte + 1 */
+  uint16_t o2[1u << 16];            /* 2 bytes -> next byte + 1 */
+} draft_t;
+
+static uint32_t draft_hash(const uint8_t *p, int n) {
+  uint32_t h = 0x9E3779B9u;
+  for (int i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x01000193u;
+  return (h ^ (h >> 15)) & ((1u << DRAFT_BITS) - 1);
+}
+
+/* Learns byte i of h (its contexts h[.. i-1]). */
+static void draft_update(draft_t *d, const uint8_t *h, uint64_t i) {
+  if (i >= 2)
+    d->o2[h[i - 2] << 8 | h[i - 1]] = (uint16_t)(h[i] + 1);
+  if (i >= 3)
+    d->o3[draft_hash(h + i - 3, 3)] = (uint16_t)(h[i] + 1);
+  if (i >= MATCH_LEN)
+    d->match[draft_hash(h + i - MATCH_LEN, MATCH_LEN)] = (uint32_t)(i + 1);
+}
+
+/* Guesses g[0..n) for bytes i, i+1, ... of h, which holds bytes [0, i).
+ * g's own guesses extend the context for the later ones. */
+static void draft_guess(const draft_t *d, const uint8_t *h, uint64_t i, uint8_t *g, int n) {
+  int t = 0;
+  if (i >= MATCH_LEN && i < UINT32_MAX) {
+    const uint32_t q = d->match[draft_hash(h + i - MATCH_LEN, MATCH_LEN)];
+    if (q && q - 1 < i && q - 1 >= MATCH_LEN &&
+        memcmp(h + q - 1 - MATCH_LEN, h + i - MATCH_LEN, MATCH_LEN) == 0)
+      for (uint64_t p = q - 1; t < n && p < i; p++)
+        g[t++] = h[p];
+  }
+  for (; t < n; t++) { /* contexts ending in guesses read them from g */
+    const uint64_t at = i + (uint64_t)t;
+    uint8_t c[3];
+    for (int k = 0; k < 3; k++) {
+      const int64_t src = (int64_t)at - 3 + k;
+      c[k] = src < 0 ? 0 : (uint64_t)src < i ? h[src] : g[src - (int64_t)i];
+    }
+    uint16_t v = at >= 3 ? d->o3[draft_hash(c, 3)] : 0;
+    if (!v && at >= 2)
+      v = d->o2[c[1] << 8 | c[2]];
+    g[t] = v ? (uint8_t)(v - 1) : ' ';
+  }
+}
+
+/* Rows per pass. A wrong guess costs a row's compute, and a row's cost is
+ * mostly attention over its context, which grows with the rows: on a
+ * 2-core Zen 4 the draft's guesses hold about half the time (1.9 bytes a
+ * pass of 4), and a pass of 4 rows costs 2.3 times one row for the 200K and
+ * the 800K, so they decode one row a pass; the 3.2M, which reads 13 MB of
+ * weights a pass, gains 1.13x with 4 (docs/decoding.md). BT_SPEC_K overrides
+ * it (1..16). */
+static int spec_rows(const bt_config *cfg) {
+  const char *e = getenv("BT_SPEC_K");
+  if (e && *e) {
+    int k = atoi(e);
+    return k < 1 ? 1 : k > SPEC_MAX ? SPEC_MAX : k;
+  }
+  return cfg->d_model >= 256 ? 4 : 1;
+}
+
+/* Decodes one byte of a stream from its logits (the plain coder or the
+ * mixing predictor); `at` is its index in the chunk. */
+typedef int (*byte_decoder_fn)(void *ctx, const float *logits, uint64_t at);
+
+/*
+ * Decodes window wn of a lone stream into h (the chunk's bytes), multi-row.
+ * The stream's position of coded byte r is base + r, base = the window's
+ * prefix; window 0 starts at BOS (reset here); a later one is prefilled with
+ * its prefix, which gives the logits of its first byte.
+ */
+static bt_error decode_window_spec(worker_t *w, uint8_t *h, window_t wn, byte_decoder_fn dec,
+                                   void *ctx) {
+  const int K = w->spec_k, base = (int)wn.prefix;
+  uint8_t in[SPEC_MAX];
+  bt_error e;
+  uint32_t r = 0;
+  if (wn.prefix) {
+    int plen = (int)wn.prefix;
+    if ((e = bt_infer_prefill(w->inf, h + wn.start - wn.prefix, wn.prefix, &plen, 1, w->logits)))
+      return e;
+    h[wn.start] = (uint8_t)dec(ctx, w->logits, wn.start);
+    if (K > 1)
+      draft_update(w->draft, h, wn.start);
+    r = 1;
+  } else {
+    bt_infer_reset(w->inf, 1);
+  }
+  while (r < wn.coded) {
+    const uint64_t at = wn.start + r;
+    int n = (int)(wn.coded - r < (uint32_t)K ? wn.coded - r : (uint32_t)K);
+    in[0] = base + (int)r > 0 ? h[at - 1] : BT_BOS;
+    if (n > 1)
+      draft_guess(w->draft, h, at, in + 1, n - 1);
+    if ((e = bt_infer_extend(w->inf, in, SPEC_MAX, &n, 1, w->logits)))
+      return e;
+    int t = 0;
+    for (; t < n; t++) {
+      const int b = dec(ctx, w->logits + (size_t)t * 256, at + t);
+      h[at + t] = (uint8_t)b;
+      if (K > 1)
+        draft_update(w->draft, h, at + t);
+      if (t + 1 < n && b != in[t + 1]) {
+        t++;
+        break;
+      }
+    }
+    r += (uint32_t)t;
+    w->spec_passes++;
+    w->spec_bytes += (uint64_t)t;
+    if ((e = bt_infer_rewind(w->inf, 0, base + (int)r)))
+      return e;
+  }
+  return BT_OK;
+}
+
+/* BT_SPEC_STATS=1: the passes and the bytes they decoded, on stderr (the
+ * draft's acceptance: docs/decoding.md). */
+static void spec_report(const worker_t *w) {
+  if (getenv("BT_SPEC_STATS"))
+    fprintf(stderr, "multi-row decoding: %d rows a pass, %llu passes, %llu bytes, %.3f bytes a pass\n",
+            w->spec_k, (unsigned long long)w->spec_passes, (unsigned long long)w->spec_bytes,
+            (double)w->spec_bytes / (double)(w->spec_passes ? w->spec_passes : 1));
+}
+
+/* Sets the worker's rows per pass, with a fresh draft if more than one. */
+static bt_error ensure_draft(bt_codec *c, worker_t *w) {
+  w->spec_k = spec_rows(&c->cfg);
+  if (w->spec_k == 1)
+    return BT_OK;
+  if (!w->draft && !(w->draft = malloc(sizeof *w->draft)))
+    return bt_fail(BT_ERR_NOMEM, "decoding draft");
+  memset(w->draft, 0, sizeof *w->draft);
+  return BT_OK;
 }
 
 /* ---- groups of chunks, spread over the workers ---- */
@@ -522,6 +681,21 @@ static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   return e;
 }
 
+/* The mixing predictor's byte decoder (decode_window_spec). */
+typedef struct {
+  bt_cm *cm;
+  bt_bin_dec *rc;
+  const uint8_t *hist;
+} cm_dec_t;
+
+static int cm_decode_byte(void *ctx, const float *logits, uint64_t at) {
+  cm_dec_t *d = ctx;
+  uint32_t freq[256];
+  bt_quantize_logits(logits, freq);
+  bt_cm_begin(d->cm, freq, d->hist, at);
+  return bt_cm_decode_byte(d->cm, d->rc);
+}
+
 static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint64_t first, int k) {
   (void)k;
   const bt_container_header *h = jb->h;
@@ -534,29 +708,15 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   bt_error e = adapt_begin(c, w, a);
   bt_bin_dec rc;
   bt_bin_dec_init(&rc, jb->in + jb->off[id], (size_t)(jb->off[id + 1] - jb->off[id]));
-  uint32_t freq[256];
-  int t = 0, plen;
+  int t = 0;
   float lr = a->lr;
   const uint64_t nwin = n_windows(len, W);
+  cm_dec_t cd = {w->cm, &rc, res};
+  if (!e)
+    e = ensure_draft(c, w);
   for (uint64_t j = 0; j < nwin && !e; j++) {
     window_t wn = window_at(len, W, j);
-    uint8_t tok = 0;
-    for (uint32_t r = 0; r < wn.coded && !e; r++) {
-      if (r == 0 && j > 0) {
-        plen = (int)wn.prefix;
-        e = bt_infer_prefill(w->inf, res + wn.start - wn.prefix, wn.prefix, &plen, 1, w->logits);
-      } else {
-        if (r == 0)
-          bt_infer_reset(w->inf, 1);
-        e = bt_infer_step(w->inf, r == 0 ? NULL : &tok, 1, w->logits);
-      }
-      if (e)
-        break;
-      bt_quantize_logits(w->logits, freq);
-      bt_cm_begin(w->cm, freq, res, wn.start + r);
-      tok = (uint8_t)bt_cm_decode_byte(w->cm, &rc);
-      res[wn.start + r] = tok;
-    }
+    e = decode_window_spec(w, res, wn, cm_decode_byte, &cd);
     if (!e && j + 1 < nwin)
       e = adapt_learn(w, a, res + wn.start - wn.prefix, (int)(wn.prefix + wn.coded), &t, lr);
     lr *= a->lr_decay;
@@ -565,6 +725,7 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   }
   if (!e && rc.pos > rc.len + 4)
     e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode (reads past its end)", (unsigned long long)id);
+  spec_report(w);
   return e;
 }
 
@@ -647,6 +808,36 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
 /* Decompression                                                        */
 /* ==================================================================== */
 
+/* The range coder's byte decoder (decode_window_spec). */
+static int rc_decode_byte(void *ctx, const float *logits, uint64_t at) {
+  (void)at;
+  uint32_t freq[256], cum[257];
+  bt_quantize_logits(logits, freq);
+  bt_freq_cumulative(freq, cum);
+  return bt_rc_decode(ctx, cum);
+}
+
+/* A lone coded chunk (stream mode, or an input of one chunk): multi-row. */
+static bt_error decode_lone(bt_codec *c, worker_t *w, const job_t *jb, uint64_t id) {
+  const uint64_t len = bt_container_chunk_len(jb->h, id);
+  uint8_t *res = jb->res + id * jb->clen;
+  const int W = c->cfg.ctx;
+  bt_rc_dec rc;
+  bt_rc_dec_init(&rc, jb->in + jb->off[id], (size_t)(jb->off[id + 1] - jb->off[id]));
+  bt_error e = ensure_draft(c, w);
+  const uint64_t nwin = n_windows(len, W);
+  for (uint64_t j = 0; j < nwin && !e; j++) {
+    const window_t wn = window_at(len, W, j);
+    e = decode_window_spec(w, res, wn, rc_decode_byte, &rc);
+    if (!e)
+      window_progress(c, jb, id, wn.start + wn.coded);
+  }
+  if (!e && bt_rc_dec_corrupt(&rc))
+    e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode", (unsigned long long)id);
+  spec_report(w);
+  return e;
+}
+
 /* Decodes coded chunks ids[0..k) in lockstep on worker w into res. Only the
  * input's last chunk can be shorter and it comes last, so the active streams
  * are always 0..a-1. */
@@ -668,6 +859,10 @@ static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
    * 1024 serial steps waits on a sleeping second thread at each one (2 kB/s
    * on a busy 2-core machine, against ~25 kB/s on one thread). */
   bt_infer_set_threads(w->inf, c->nw <= 1 && k == 1 ? 1 : 0);
+  if (k == 1 && spec_rows(&c->cfg) > 1) {
+    free(prefix);
+    return decode_lone(c, w, jb, ids[0]);
+  }
   bt_error e = BT_OK;
   for (int i = 0; i < k; i++) {
     lens[i] = bt_container_chunk_len(h, ids[i]);

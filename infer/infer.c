@@ -611,3 +611,43 @@ bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const in
     }
   return BT_OK;
 }
+
+int bt_infer_max_rows(const bt_infer *inf) { return inf->G; }
+
+bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int *nrows, int n,
+                         float *logits) {
+  if (n < 1 || n > inf->max_streams)
+    return bt_fail(BT_ERR_ARG, "extend of %d streams (at most %d)", n, inf->max_streams);
+  long total = 0;
+  for (int s = 0; s < n; s++) {
+    if (nrows[s] < 0 || inf->pos[s] + nrows[s] > inf->max_T || (nrows[s] > 0 && ld < (size_t)nrows[s]))
+      return bt_fail(BT_ERR_ARG, "%d rows of stream %d at position %d do not fit %d positions",
+                     nrows[s], s, inf->pos[s], inf->max_T);
+    total += nrows[s];
+  }
+  if (total > inf->G)
+    return bt_fail(BT_ERR_ARG, "%ld rows in one pass (at most %d)", total, inf->G);
+  if (total == 0)
+    return BT_OK;
+  int r = 0;
+  for (int s = 0; s < n; s++)
+    for (int i = 0; i < nrows[s]; i++, r++) {
+      const int p = inf->pos[s] + i;
+      inf->rstream[r] = s;
+      inf->rpos[r] = p;
+      inf->rtok[r] = p == 0 ? BT_BOS : tok[(size_t)s * ld + i];
+    }
+  bt_error e = forward_rows(inf, r, NULL, 0, logits);
+  if (e)
+    return e;
+  for (int s = 0; s < n; s++)
+    inf->pos[s] += nrows[s];
+  return BT_OK;
+}
+
+bt_error bt_infer_rewind(bt_infer *inf, int s, int pos) {
+  if (s < 0 || s >= inf->max_streams || pos < 0 || pos > inf->pos[s])
+    return bt_fail(BT_ERR_ARG, "cannot rewind stream %d to position %d", s, pos);
+  inf->pos[s] = pos;
+  return BT_OK;
+}

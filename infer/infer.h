@@ -79,6 +79,23 @@ bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits);
 bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const int *len, int n,
                           float *logits);
 
+/* Several positions per stream in one pass (multi-row decoding): stream s
+ * (s < n) is fed nrows[s] >= 0 inputs tok + s * ld, at its next positions;
+ * its first row at position 0 is fed BOS (that tok entry is not read).
+ * logits (sum of nrows, 256) get the rows in order, stream by stream, each
+ * equal bit for bit to what bt_infer_step would give for that input. The
+ * streams advance by nrows[s]; bt_infer_rewind takes back rows whose inputs
+ * were guesses that proved wrong. At most bt_infer_max_rows rows in all.
+ * BT_ERR_ARG with nothing done. */
+bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int *nrows, int n,
+                         float *logits);
+/* Most rows one bt_infer_extend call takes. */
+int bt_infer_max_rows(const bt_infer *inf);
+/* Moves stream s back to position pos (0 <= pos <= its position): later
+ * calls overwrite the cache from there, and no row reads past its own
+ * position, so what was computed beyond is never seen. BT_ERR_ARG. */
+bt_error bt_infer_rewind(bt_infer *inf, int s, int pos);
+
 /* Caps the threads later calls use (n <= 0: all of OpenMP's). With 1, every
  * call runs on the calling thread with no parallel region. The bits do not
  * depend on it. */

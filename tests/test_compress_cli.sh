@@ -161,4 +161,17 @@ expect 1 "cannot load checkpoint" "bad checkpoint" -- "$C" --ckpt "$WORK/t50k" -
 expect 1 "No such file" "missing input" -- "$C" "${K[@]}" "$WORK/nope"
 expect 1 "cannot write" "unwritable folder" -- "$C" "${K[@]}" -o "$WORK/t50k/x.bt" "$WORK/t50k"
 expect 1 "BT_ISA" "bad BT_ISA" -- env BT_ISA=sse9 "$C" "${K[@]}" -c "$WORK/t50k"
+# ---- multi-row decoding: a lone stream decoded K rows a pass (guesses that
+# fail are rewound) gives the same bytes for every K, plain and adaptive, on
+# every ISA path ----
+"$C" "${K[@]}" --chunk 0 -c "$WORK/t6k" > "$WORK/st.bt"
+isas=scalar; grep -qw avx2 /proc/cpuinfo && isas+=" avx2"; grep -qw avx512f /proc/cpuinfo && isas+=" avx512"
+for k in 1 2 5 16; do
+  for isa in $isas; do
+    BT_SPEC_K=$k BT_ISA=$isa "$D" "${K[@]}" -c "$WORK/st.bt" > "$WORK/d.out" && cmp -s "$WORK/d.out" "$WORK/t6k" && ok ||
+      bad "stream decode with BT_SPEC_K=$k BT_ISA=$isa differs"
+  done
+  BT_SPEC_K=$k "$D" "${K[@]}" -c "$WORK/ad.bt" | cmp -s - "$WORK/t6k" && ok || bad "adaptive decode with BT_SPEC_K=$k differs"
+done
+
 summary

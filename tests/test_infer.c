@@ -232,9 +232,80 @@ static void test_errors(void) {
   bt_model_free(m);
 }
 
+
+/* Multi-row decoding: passes of several rows per stream (bt_infer_extend),
+ * some of them fed wrong bytes and rewound, give every row the bits of the
+ * plain steps, on every ISA path. */
+static void test_extend(void) {
+  bt_config cfg = {2, 64, 4, 96};
+  bt_model *m = NULL;
+  bt_model_create(&m, &cfg);
+  bt_model_init(m, 21);
+  const int n = 3, T = 90;
+  uint8_t *seq = malloc((size_t)n * T);
+  fill_bytes(seq, (size_t)n * T, 22);
+  float *ref = malloc((size_t)n * T * V * sizeof(float));
+  float *lg = malloc((size_t)n * 16 * V * sizeof(float));
+  bt_isa isas[3];
+  const int ni = n_isas(isas);
+  for (int ii = 0; ii < ni; ii++) {
+    bt_isa_set(isas[ii]);
+    bt_infer *inf = NULL;
+    CHECK(bt_infer_create(&inf, m, n, T) == BT_OK, "create");
+    CHECK(run_steps(inf, seq, n, T, ref) == BT_OK, "steps");
+    bt_infer_reset(inf, n);
+    int pos[3] = {0, 0, 0}, bad = 0;
+    uint64_t rs = 23;
+    uint8_t tok[3 * 16];
+    while (pos[0] < T || pos[1] < T || pos[2] < T) {
+      int rows[3];
+      for (int s = 0; s < n; s++) {
+        int k = 1 + (int)(check_rng_next_(&rs) % 7);
+        rows[s] = pos[s] + k > T ? T - pos[s] : k;
+        /* Row i's input: the true byte before it, or (from i = 1 on, now
+         * and then) a wrong guess, after which no row of the pass counts. */
+        for (int i = 0; i < rows[s]; i++) {
+          const int p = pos[s] + i;
+          tok[s * 16 + i] = p ? seq[(size_t)s * T + p - 1] : 0;
+          if (i > 0 && check_rng_next_(&rs) % 4 == 0)
+            tok[s * 16 + i] ^= 0x55;
+        }
+      }
+      if (bt_infer_extend(inf, tok, 16, rows, n, lg) != BT_OK) {
+        bad = 1;
+        break;
+      }
+      float *l = lg;
+      for (int s = 0; s < n; s++) {
+        int good = 0; /* rows whose inputs were all true */
+        while (good < rows[s] && (good == 0 || tok[s * 16 + good] ==
+                                                   seq[(size_t)s * T + pos[s] + good - 1]))
+          good++;
+        for (int i = 0; i < good; i++)
+          if (memcmp(l + (size_t)i * V, ref + ((size_t)s * T + pos[s] + i) * V, V * sizeof(float)))
+            bad = 1;
+        l += (size_t)rows[s] * V;
+        pos[s] += good;
+        CHECK(bt_infer_rewind(inf, s, pos[s]) == BT_OK, "rewind");
+      }
+    }
+    CHECK(!bad, "%s: multi-row passes with rewinds give the steps' bits", bt_isa_name(isas[ii]));
+    int big[3] = {T, 0, 0};
+    CHECK(bt_infer_extend(inf, tok, 16, big, n, lg) == BT_ERR_ARG, "extend past max_T");
+    CHECK(bt_infer_rewind(inf, 0, T + 1) == BT_ERR_ARG, "rewind forward");
+    bt_infer_free(inf);
+  }
+  bt_isa_set(bt_isa_detect());
+  free(seq);
+  free(ref);
+  free(lg);
+  bt_model_free(m);
+}
+
 int main(void) {
   printf("ISA: best %s\n", bt_isa_name(bt_isa_detect()));
   test_errors();
+  test_extend();
   test_config((bt_config){2, 32, 2, 130}, 5, 130, 11, 1); /* hs 16 */
   test_config((bt_config){2, 64, 4, 130}, 3, 97, 12, 1);  /* hs 16 */
   test_config((bt_config){2, 48, 2, 64}, 4, 50, 13, 1);   /* hs 24: 8-wide PV passes */
