@@ -109,11 +109,26 @@ void bt_linear_forward(float *out, const float *inp, const float *w, const float
   }
 }
 
+static void linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC,
+                            int acc_dinp);
+
 void bt_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC) {
-  // dinp (N,IC) += dout (N,OC) . w (OC,IC)
+  linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, 1);
+}
+
+void bt_linear_backward_set(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC) {
+  linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, 0);
+}
+
+static void linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC,
+                            int acc_dinp) {
+  // dinp (N,IC) [+]= dout (N,OC) . w (OC,IC)
   if (dinp)
-    bt_gemm_train(0, 0, N, IC, OC, dout, OC, w, IC, dinp, IC, 1);
+    bt_gemm_train(0, 0, N, IC, OC, dout, OC, w, IC, dinp, IC, acc_dinp);
   // dw (OC,IC) += dout^T (OC,N) . inp (N,IC)
   bt_gemm_train(1, 0, OC, IC, N, dout, OC, inp, IC, dw, IC, 1);
   if (!dbias)

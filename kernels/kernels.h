@@ -134,6 +134,10 @@ void bt_linear_forward(float *out, const float *inp, const float *w,
  * dbias (OC) += column sums of dout. Any of dinp, dbias may be NULL. */
 void bt_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC);
+/* The same with dinp overwritten (=) instead of accumulated: the caller
+ * need not clear it first (the bits are those of += onto zeros). */
+void bt_linear_backward_set(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC);
 
 /* ==================================================================== */
 /* Elementwise and row ops (kernels/ops_impl.c, compiled once per ISA)   */

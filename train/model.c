@@ -388,10 +388,9 @@ bt_error bt_model_backward(bt_model *m) {
   memset(G, 0, m->n_params * sizeof(float));
   memset(a->dlogits, 0, (size_t)N * V * sizeof(float));
   bt_crossentropy_backward(a->dlogits, a->logits, m->tgt, N, V, 1.0f / (float)N);
-  memset(a->dx, 0, NC * sizeof(float));
   bt_layer_bufs b;
   train_bufs(m, L - 1, &b);
-  bt_linear_backward(a->dx, GRAD(v->out.w), GRAD(v->out_b), a->dlogits, b.xout, v->out.w, N, C,
+  bt_linear_backward_set(a->dx, GRAD(v->out.w), GRAD(v->out_b), a->dlogits, b.xout, v->out.w, N, C,
                      V);
 
   for (int l = L - 1; l >= 0; l--) {
@@ -403,8 +402,7 @@ bt_error bt_model_backward(bt_model *m) {
                           b.mean2, b.rstd2, N, C);
     /* res2 = h + W2 gelu(W1 h + b1) + b2 */
     memcpy(a->dh, a->dres, NC * sizeof(float));
-    memset(a->dbig, 0, 4 * NC * sizeof(float));
-    bt_linear_backward(a->dbig, GRAD(w->proj.w), GRAD(w->proj_b), a->dres, b.fcg, w->proj.w, N,
+    bt_linear_backward_set(a->dbig, GRAD(w->proj.w), GRAD(w->proj_b), a->dres, b.fcg, w->proj.w, N,
                        4 * C, C);
     memset(a->dbig2, 0, 4 * NC * sizeof(float));
     bt_gelu_backward(a->dbig2, b.fch, a->dbig, 4 * NC);
@@ -415,8 +413,7 @@ bt_error bt_model_backward(bt_model *m) {
                           b.mean1, b.rstd1, N, C);
     /* res1 = x + Wo att(rope(qkv)) */
     memcpy(a->dx, a->dres, NC * sizeof(float));
-    memset(a->tmp, 0, NC * sizeof(float));
-    bt_linear_backward(a->tmp, GRAD(w->attn_o.w), NULL, a->dres, b.att, w->attn_o.w, N, C, C);
+    bt_linear_backward_set(a->tmp, GRAD(w->attn_o.w), NULL, a->dres, b.att, w->attn_o.w, N, C, C);
     memset(a->dqkv, 0, 3 * NC * sizeof(float));
     bt_attention_backward(a->dqkv, a->tmp, b.qkv, b.att, a->lse + (size_t)l * N * H, B, T, C, H);
     bt_rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, C, H);
