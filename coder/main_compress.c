@@ -1098,10 +1098,7 @@ int main(int argc, char **argv) {
       break;
     }
     case 'T': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (end == optarg || *end || v < 0 || v > 4096)
-        bt_usage_error("invalid thread count '%s' (0 = all cores)", optarg);
+      const uint64_t v = bt_cli_count("-T (threads; 0 = all cores)", optarg, 0, 4096);
       o.threads = v ? (int)v : omp_get_num_procs();
       break;
     }

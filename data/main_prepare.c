@@ -83,15 +83,7 @@ int main(int argc, char **argv) {
   while ((c = getopt_long(argc, argv, ":o:fVh", lo, NULL)) != -1) {
     switch (c) {
     case 'o': out = optarg; break;
-    case O_SIZE: {
-      char *end;
-      errno = 0;
-      unsigned long long v = strtoull(optarg, &end, 10);
-      if (end == optarg || *end || errno || optarg[0] == '-' || v == 0 || v > (1ull << 40))
-        bt_usage_error("invalid --size '%s' (1..2^40 bytes)", optarg);
-      size = (size_t)v;
-      break;
-    }
+    case O_SIZE: size = (size_t)bt_cli_count("--size", optarg, 1, 1ull << 40); break;
     case O_DATA: setenv("BT_DATA", optarg, 1); break;
     case O_NOCACHE: use_cache = 0; break;
     case 'f': force = 1; break;

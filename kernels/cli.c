@@ -70,11 +70,26 @@ int bt_cli_wants_help(int argc, char **argv) {
 int bt_parse_size(const char *s, uint64_t *out) {
   if (!s || *s < '0' || *s > '9')
     return -1;
+  /* The number: whole digits exactly; with a decimal part or an exponent,
+   * through strtod, and then it must come out whole. */
+  const char *p = s;
   uint64_t v = 0;
-  for (; *s >= '0' && *s <= '9'; s++) {
-    if (v > (UINT64_MAX - 9) / 10)
+  int exact = 1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    const uint64_t d = (uint64_t)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
       return -1;
-    v = v * 10 + (uint64_t)(*s - '0');
+    v = v * 10 + d;
+  }
+  double d = 0;
+  if (*p == '.' || *p == 'e' || *p == 'E') {
+    char *end;
+    errno = 0;
+    d = strtod(s, &end);
+    if (errno || end == p || !isfinite(d))
+      return -1;
+    p = end;
+    exact = 0;
   }
   static const struct {
     const char *suf;
@@ -85,13 +100,49 @@ int bt_parse_size(const char *s, uint64_t *out) {
            {"G", 1000000000ull}, {"GB", 1000000000ull}, {"GiB", 1ull << 30},
            {"T", 1000000000000ull}, {"TB", 1000000000000ull}, {"TiB", 1ull << 40}};
   for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
-    if (strcmp(s, u[i].suf) == 0) {
-      if (v > UINT64_MAX / u[i].mul)
+    if (strcmp(p, u[i].suf) == 0) {
+      if (exact) {
+        if (v > UINT64_MAX / u[i].mul)
+          return -1;
+        *out = v * u[i].mul;
+        return 0;
+      }
+      const double x = d * (double)u[i].mul;
+      if (!(x >= 0 && x < 0x1p63) || x != floor(x))
         return -1;
-      *out = v * u[i].mul;
+      *out = (uint64_t)x;
       return 0;
     }
   return -1;
+}
+
+uint64_t bt_cli_count(const char *opt, const char *s, uint64_t lo, uint64_t hi) {
+  uint64_t v;
+  if (bt_parse_size(s, &v) != 0 || v < lo || v > hi)
+    bt_usage_error("invalid value for %s: '%s' (a whole number in %llu..%llu)", opt, s,
+                   (unsigned long long)lo, (unsigned long long)hi);
+  return v;
+}
+
+int bt_parse_duration(const char *s, double *out) {
+  if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+    return -1;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || !isfinite(v) || v < 0)
+    return -1;
+  switch (*end) {
+  case '\0': case 's': break;
+  case 'm': v *= 60; break;
+  case 'h': v *= 3600; break;
+  case 'd': v *= 86400; break;
+  default: return -1;
+  }
+  if (*end && end[1])
+    return -1;
+  *out = v;
+  return 0;
 }
 
 int bt_parse_real(const char *s, double lo, double hi, double *out) {

@@ -34,10 +34,19 @@ void bt_cli_apply_isa(void);
 /* 1 if an argument before any "--" is -h or --help. */
 int bt_cli_wants_help(int argc, char **argv);
 
-/* A byte count: digits with an optional K, M, G, T (powers of 1000: also
- * KB, MB, ...) or KiB, MiB, GiB, TiB suffix, as zstd reads sizes. 0 on
- * success, -1 on garbage or overflow. */
+/* A count or byte size, the one number syntax of every bt program: digits,
+ * optionally with a decimal part or an exponent (1.5M, 1e6), and an optional
+ * K, M, G, T (powers of 1000: also k, KB, MB, ...) or KiB, MiB, GiB, TiB
+ * suffix, as zstd reads sizes. The value must be a whole number. 0 on
+ * success, -1 on garbage, a fraction, a sign or overflow. */
 int bt_parse_size(const char *s, uint64_t *out);
+
+/* bt_parse_size within [lo, hi], or a usage error naming the option. */
+uint64_t bt_cli_count(const char *opt, const char *s, uint64_t lo, uint64_t hi);
+
+/* A duration: a number with an optional s, m, h or d ("90", "20m", "1.5h").
+ * 0 and seconds in *out, or -1 on garbage. */
+int bt_parse_duration(const char *s, double *out);
 
 /* A finite real number in [lo, hi] (strtod's syntax, nothing after it). 0 on
  * success, -1 otherwise (*out untouched). */

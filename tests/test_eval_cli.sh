@@ -16,7 +16,7 @@ expect 1 "^bt-eval: unknown option '--frobnicate'" "unknown option" -- "$EVAL" -
 expect 1 "^bt-eval: unknown data set 'pictures'" "unknown data set" -- "$EVAL" --datasets text,pictures
 expect 1 "^bt-eval: unknown compressor 'gzap'" "unknown compressor" -- "$EVAL" --compressors gzip,gzap
 expect 1 "^bt-eval: invalid --chunk '0'" "chunk 0" -- "$EVAL" --chunk 0
-expect 1 "^bt-eval: invalid --max-bytes '-5'" "negative max-bytes" -- "$EVAL" --max-bytes -5
+expect 1 "^bt-eval: invalid value for --max-bytes: '-5'" "negative max-bytes" -- "$EVAL" --max-bytes -5
 expect 1 "^bt-eval: unexpected argument 'extra'" "extra argument" -- "$EVAL" extra
 expect 1 "^bt-eval: option --csv needs a value" "missing value" -- "$EVAL" --csv
 expect 1 "^bt-eval: cannot load checkpoint $WORK/none.h5" "missing checkpoint" -- \

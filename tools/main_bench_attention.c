@@ -32,6 +32,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init("bt-bench-attention", "[options] (see --help)");
+  bt_cli_apply_isa();
   int B = 8, T = 2048, reps = 3, maxth = 2;
   if (bt_cli_wants_help(argc, argv)) {
     fputs(USAGE, stdout);
@@ -40,9 +42,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 >= argc)
       usage();
-    int v = atoi(argv[i + 1]);
-    if (v <= 0)
-      usage();
+    int v = (int)bt_cli_count(argv[i], argv[i + 1], 1, 1 << 20);
     if (!strcmp(argv[i], "-B")) B = v;
     else if (!strcmp(argv[i], "-T")) T = v;
     else if (!strcmp(argv[i], "-n")) reps = v;

@@ -99,6 +99,8 @@ static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int r
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init("bt-bench-codec", "[options] (see --help)");
+  bt_cli_apply_isa();
   int threads = 2, reps = 1, json = 0;
   long nbytes = 131072;
   uint32_t chunk = 2048;
@@ -114,7 +116,7 @@ int main(int argc, char **argv) {
     }
     if (i + 1 >= argc)
       usage();
-    long v = atol(argv[i + 1]);
+    long v = (long)bt_cli_count(argv[i], argv[i + 1], 1, 1ull << 40);
     if (!strcmp(argv[i], "-T") && v > 0) threads = (int)v;
     else if (!strcmp(argv[i], "-n") && v > 0) nbytes = v;
     else if (!strcmp(argv[i], "-c") && v > 0) chunk = (uint32_t)v;

@@ -5,6 +5,7 @@
  *
  *   bt-bench-gemm [-s big|small|all] [-T maxthreads] [-r seconds]
  */
+#include "kernels/cli.h"
 #include "kernels/kernels.h"
 
 #include <omp.h>
@@ -46,13 +47,15 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init("bt-bench-gemm", "[options] (see --help)");
+  bt_cli_apply_isa();
   const char *set = "all";
   int maxt = 2;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-s") && i + 1 < argc)
       set = argv[++i];
     else if (!strcmp(argv[i], "-T") && i + 1 < argc)
-      maxt = atoi(argv[++i]);
+      maxt = (int)bt_cli_count("-T", argv[++i], 1, 4096);
     else if (!strcmp(argv[i], "-r") && i + 1 < argc)
       g_min_time = atof(argv[++i]);
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -33,6 +33,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init("bt-bench-infer", "[options] (see --help)");
+  bt_cli_apply_isa();
   const char *only = NULL;
   int chunks = 4, streams = 32, T = 2048, maxth = 2, mode = 3;
   if (bt_cli_wants_help(argc, argv)) {
@@ -53,9 +55,7 @@ int main(int argc, char **argv) {
         usage();
       continue;
     }
-    int x = atoi(v);
-    if (x <= 0)
-      usage();
+    int x = (int)bt_cli_count(a, v, 1, 1 << 20);
     if (!strcmp(a, "-c")) chunks = x;
     else if (!strcmp(a, "-n")) streams = x;
     else if (!strcmp(a, "-T")) T = x;

@@ -10,6 +10,7 @@
  * (LayerNorm backward reads inp and dout twice: its dw/db pass is separate).
  * A benchmark, not a test: nothing is checked.
  */
+#include "kernels/cli.h"
 #include "kernels/kernels.h"
 
 #include <omp.h>
@@ -103,15 +104,17 @@ static void run_op(int op) {
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init("bt-bench-ops", "[options] (see --help)");
+  bt_cli_apply_isa();
   int threads = 0, reps = 20, only = -1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return 0;
     } else if (!strcmp(argv[i], "-T") && i + 1 < argc) {
-      threads = atoi(argv[++i]);
+      threads = (int)bt_cli_count("-T", argv[++i], 1, 4096);
     } else if (!strcmp(argv[i], "-r") && i + 1 < argc) {
-      reps = atoi(argv[++i]);
+      reps = (int)bt_cli_count("-r", argv[++i], 1, 1 << 20);
     } else if (!strcmp(argv[i], "-i") && i + 1 < argc) {
       bt_isa isa;
       if (bt_isa_parse(argv[++i], &isa) != 0 || isa > bt_isa_detect()) {

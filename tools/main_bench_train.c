@@ -62,6 +62,8 @@ static void bench_attention(int B, int T, int C, int H, double *fwd, double *bwd
 }
 
 int main(int argc, char **argv) {
+  bt_cli_init("bt-bench-train", "[options] (see --help)");
+  bt_cli_apply_isa();
   const char *presets = "200K,800K,3.2M";
   int B = 8, T = 2048, steps = 3, threads = 2, json = 0;
 #define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--json]\n"
@@ -71,10 +73,10 @@ int main(int argc, char **argv) {
   }
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--presets") && i + 1 < argc) presets = argv[++i];
-    else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) T = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = (int)bt_cli_count("--batch", argv[++i], 1, 65536);
+    else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) T = (int)bt_cli_count("--ctx", argv[++i], 1, 65536);
+    else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = (int)bt_cli_count("--steps", argv[++i], 1, 1 << 20);
+    else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads = (int)bt_cli_count("-T", argv[++i], 1, 4096);
     else if (!strcmp(argv[i], "--json")) json = 1;
     else {
       fputs(USAGE, stderr);

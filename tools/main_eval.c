@@ -637,11 +637,7 @@ static int compressor_wanted(const char *name, int is_model) {
 }
 
 static unsigned long long parse_count(const char *opt, const char *s, unsigned long long max) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || *end || errno || s[0] == '-' || v > max) bt_usage_error("invalid %s '%s'", opt, s);
-  return v;
+  return bt_cli_count(opt, s, 0, max);
 }
 
 int main(int argc, char **argv) {

@@ -130,41 +130,16 @@ static void usage(FILE *f) {
           "  -V, --version     print the version;   -h, --help     this help\n");
 }
 
-/* "12", "10k", "2M", "1e6" -> count; -1 on garbage. */
+/* A count in bt's one syntax (bt_parse_size: "12", "10k", "2M", "1e6"); -1 on garbage. */
 static long long parse_count(const char *s) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || v < 0)
-    return -1;
-  if (*end == 'k' || *end == 'K')
-    v *= 1e3, end++;
-  else if (*end == 'M')
-    v *= 1e6, end++;
-  else if (*end == 'G')
-    v *= 1e9, end++;
-  if (*end || v > 9e18 || v != floor(v))
-    return -1;
-  return (long long)v;
+  uint64_t v;
+  return bt_parse_size(s, &v) == 0 && v <= (uint64_t)INT64_MAX ? (long long)v : -1;
 }
 
 /* "90", "90s", "20m", "2h", "1.5h", "1d" -> seconds; -1 on garbage. */
 static double parse_duration(const char *s) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || v < 0)
-    return -1;
-  switch (*end) {
-  case '\0': case 's': break;
-  case 'm': v *= 60; break;
-  case 'h': v *= 3600; break;
-  case 'd': v *= 86400; break;
-  default: return -1;
-  }
-  if (*end && end[1])
-    return -1;
-  return v;
+  double v;
+  return bt_parse_duration(s, &v) == 0 ? v : -1;
 }
 
 static double parse_real(const char *opt, const char *s) {
