@@ -315,19 +315,20 @@ static void draft_guess(const draft_t *d, const uint8_t *h, uint64_t i, uint8_t 
 }
 
 /* Rows per pass. A wrong guess costs a row's compute, and a row's cost is
- * mostly attention over its context, which grows with the rows: on a
- * 2-core Zen 4 the draft's guesses hold about half the time (1.9 bytes a
- * pass of 4), and a pass of 4 rows costs 2.3 times one row for the 200K and
- * the 800K, so they decode one row a pass; the 3.2M, which reads 13 MB of
- * weights a pass, gains 1.13x with 4 (docs/decoding.md). BT_SPEC_K overrides
- * it (1..16). */
+ * mostly attention over its context and the GEMMs, which grow with the rows:
+ * on a 2-core Zen 4 the draft's guesses hold about half the time (1.9 bytes
+ * a pass of 4), and a pass of 4 rows costs about 2.3 times one, for every
+ * preset, so every preset decodes one row a pass (docs/decoding.md: a first
+ * measurement that favoured 4 rows for the 3.2M did not survive repeats).
+ * BT_SPEC_K (1..16) sets it, to measure it elsewhere. */
 static int spec_rows(const bt_config *cfg) {
   const char *e = getenv("BT_SPEC_K");
   if (e && *e) {
     int k = atoi(e);
     return k < 1 ? 1 : k > SPEC_MAX ? SPEC_MAX : k;
   }
-  return cfg->d_model >= 256 ? 4 : 1;
+  (void)cfg;
+  return 1;
 }
 
 /* Decodes one byte of a stream from its logits (the plain coder or the
