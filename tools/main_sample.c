@@ -59,7 +59,7 @@ static double uniform(uint64_t *s) {
 
 /* Draws a byte from log-probabilities lp (natural log, up to a constant),
  * with temperature and top-k; p gets the normalised probabilities. */
-static int draw(const double lp[256], double temp, int topk, uint64_t *rng, double p[256]) {
+static int draw_p(const double lp[256], double temp, int topk, uint64_t *rng, double p[256]) {
   int order[256];
   for (int i = 0; i < 256; i++)
     order[i] = i;
@@ -94,6 +94,18 @@ static int draw(const double lp[256], double temp, int topk, uint64_t *rng, doub
       return order[i];
   }
   return order[k - 1];
+}
+
+/* Draws a byte from log-probabilities lp (natural log, up to a constant),
+ * with temperature and top-k; with dist, prints the normalised
+ * probabilities on stderr as one line (--dist). */
+static int draw(const double lp[256], double temp, int topk, uint64_t *rng, int dist) {
+  double p[256];
+  const int b = draw_p(lp, temp, topk, rng, p);
+  if (dist)
+    for (int i = 0; i < 256; i++)
+      fprintf(stderr, "%.17g%c", p[i], i == 255 ? '\n' : ' ');
+  return b;
 }
 
 /* The whole of path ('-': stdin). */
@@ -188,7 +200,7 @@ int main(int argc, char **argv) {
   free(prompt);
   size_t n = np;
   uint64_t rng = seed;
-  double lp[256], p[256];
+  double lp[256];
   uint8_t *out = malloc(nbytes + 1);
   if (!out)
     bt_die("out of memory");
@@ -219,10 +231,7 @@ int main(int argc, char **argv) {
       }
       for (int b = 0; b < 256; b++)
         lp[b] = logits[b];
-      out[i] = x[n++] = (uint8_t)draw(lp, temp, (int)topk, &rng, p);
-      if (dist)
-        for (int b = 0; b < 256; b++)
-          fprintf(stderr, "%.17g%c", p[b], b == 255 ? '\n' : ' ');
+      out[i] = x[n++] = (uint8_t)draw(lp, temp, (int)topk, &rng, dist);
     }
     bt_infer_free(inf);
     bt_model_free(m);
@@ -250,10 +259,7 @@ int main(int argc, char **argv) {
         /* 2^-(8 (len - base)) in natural log */
         lp[b] = -8.0 * ((double)len - (double)base) * log(2.0);
       }
-      out[i] = x[n++] = (uint8_t)draw(lp, temp, (int)topk, &rng, p);
-      if (dist)
-        for (int b = 0; b < 256; b++)
-          fprintf(stderr, "%.17g%c", p[b], b == 255 ? '\n' : ' ');
+      out[i] = x[n++] = (uint8_t)draw(lp, temp, (int)topk, &rng, dist);
     }
     free(buf);
     bt_bl_ctx_free(bc);

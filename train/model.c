@@ -304,16 +304,8 @@ static bt_error ensure_acts(bt_model *m, int B, int T) {
  * log-sum-exps), every activation kept for backward. */
 static void train_linear(void *ctx, float *out, const float *in, bt_mat w, const float *bias,
                          int R, int IC, int OC) {
-  (void)ctx;
-  if (!w.transposed) {
-    bt_linear_forward(out, in, w.w, bias, R, IC, OC);
-    return;
-  }
-  bt_gemm_train(0, 0, R, OC, IC, in, IC, w.w, OC, out, OC, 0);
-  if (bias)
-    for (int r = 0; r < R; r++)
-      for (int j = 0; j < OC; j++)
-        out[(size_t)r * OC + j] += bias[j];
+  (void)ctx; /* the model's own view: never transposed */
+  bt_linear_forward(out, in, w.w, bias, R, IC, OC);
 }
 
 static void train_attend(void *ctx, int l, float *qkv, float *att) {
