@@ -62,6 +62,10 @@ typedef struct {
   int adapted; /* inf holds weights other than the checkpoint's */
   struct draft *draft; /* multi-row decoding of a lone stream (made on first use) */
   int spec_k;          /* rows per pass of it */
+  int prefill_threads, step_threads; /* bt_infer_set_threads, decode_window_spec */
+  int pair;            /* decode_window_spec's steps may run paired */
+  double pair_cost[2]; /* seconds a byte, unpaired and paired (pair_pick) */
+  unsigned pair_windows;
   uint64_t spec_passes, spec_bytes; /* statistics: passes run, bytes they decoded */
 } worker_t;
 
@@ -335,29 +339,43 @@ static int spec_rows(const bt_config *cfg) {
  * mixing predictor); `at` is its index in the chunk. */
 typedef int (*byte_decoder_fn)(void *ctx, const float *logits, uint64_t at);
 
+/* Whether the next window's steps run paired. Pairing halves a step's time
+ * on an idle machine and can double it on a busy one, where the helper
+ * spins on a core that other work wants; so the choice is measured, window
+ * by window: each mode's cost is a moving average of its windows' seconds a
+ * byte, and every 16th window runs the other mode to keep its cost fresh.
+ * The bits do not depend on the choice. */
+static int pair_pick(worker_t *w) {
+  if (!w->pair)
+    return 0;
+  const unsigned n = w->pair_windows++;
+  if (w->pair_cost[1] == 0)
+    return 1;
+  if (w->pair_cost[0] == 0)
+    return 0;
+  const int best = w->pair_cost[1] <= w->pair_cost[0];
+  return n % 16 == 15 ? !best : best;
+}
+
+static void pair_note(worker_t *w, int paired, double seconds, uint32_t bytes) {
+  if (!w->pair || bytes == 0)
+    return;
+  const double c = seconds / bytes, old = w->pair_cost[paired];
+  w->pair_cost[paired] = old == 0 ? c : 0.5 * old + 0.5 * c;
+}
+
 /*
  * Decodes window wn of a lone stream into h (the chunk's bytes), multi-row.
  * The stream's position of coded byte r is base + r, base = the window's
  * prefix; window 0 starts at BOS (reset here); a later one is prefilled with
  * its prefix, which gives the logits of its first byte.
  */
-static bt_error decode_window_spec(worker_t *w, uint8_t *h, window_t wn, byte_decoder_fn dec,
-                                   void *ctx) {
+/* The steps of decode_window_spec from coded byte r on. */
+static bt_error decode_steps(worker_t *w, uint8_t *h, window_t wn, uint32_t r, byte_decoder_fn dec,
+                             void *ctx) {
   const int K = w->spec_k, base = (int)wn.prefix;
   uint8_t in[SPEC_MAX];
   bt_error e;
-  uint32_t r = 0;
-  if (wn.prefix) {
-    int plen = (int)wn.prefix;
-    if ((e = bt_infer_prefill(w->inf, h + wn.start - wn.prefix, wn.prefix, &plen, 1, w->logits)))
-      return e;
-    h[wn.start] = (uint8_t)dec(ctx, w->logits, wn.start);
-    if (K > 1)
-      draft_update(w->draft, h, wn.start);
-    r = 1;
-  } else {
-    bt_infer_reset(w->inf, 1);
-  }
   while (r < wn.coded) {
     const uint64_t at = wn.start + r;
     int n = (int)(wn.coded - r < (uint32_t)K ? wn.coded - r : (uint32_t)K);
@@ -384,6 +402,56 @@ static bt_error decode_window_spec(worker_t *w, uint8_t *h, window_t wn, byte_de
       return e;
   }
   return BT_OK;
+}
+
+/*
+ * Decodes window wn of a lone stream into h (the chunk's bytes), multi-row.
+ * The stream's position of coded byte r is base + r, base = the window's
+ * prefix; window 0 starts at BOS (reset here); a later one is prefilled with
+ * its prefix, which gives the logits of its first byte. With w->pair the
+ * steps run paired (bt_infer_pair_begin): this thread decodes, a second one
+ * takes half of each step's work.
+ */
+static bt_error decode_window_spec(worker_t *w, uint8_t *h, window_t wn, byte_decoder_fn dec,
+                                   void *ctx) {
+  const int paired = pair_pick(w);
+  const double t0 = w->pair ? bt_now_s() : 0;
+  bt_error e;
+  uint32_t r = 0;
+  if (wn.prefix) {
+    int plen = (int)wn.prefix;
+    /* paired: the pair's team is awake from the window before */
+    bt_infer_set_threads(w->inf, paired ? 0 : w->prefill_threads);
+    e = bt_infer_prefill(w->inf, h + wn.start - wn.prefix, wn.prefix, &plen, 1, w->logits);
+    bt_infer_set_threads(w->inf, w->step_threads);
+    if (e)
+      return e;
+    h[wn.start] = (uint8_t)dec(ctx, w->logits, wn.start);
+    if (w->spec_k > 1)
+      draft_update(w->draft, h, wn.start);
+    r = 1;
+  } else {
+    bt_infer_reset(w->inf, 1);
+  }
+  if (!paired || r >= wn.coded) {
+    e = decode_steps(w, h, wn, r, dec, ctx);
+    if (!paired)
+      pair_note(w, 0, w->pair ? bt_now_s() - t0 : 0, wn.coded);
+    return e;
+  }
+  e = BT_OK;
+  bt_infer_pair_begin(w->inf);
+#pragma omp parallel num_threads(2)
+  {
+    if (omp_get_thread_num() == 0) {
+      e = decode_steps(w, h, wn, r, dec, ctx);
+      bt_infer_pair_end(w->inf);
+    } else {
+      bt_infer_pair_serve(w->inf);
+    }
+  }
+  pair_note(w, 1, bt_now_s() - t0, wn.coded);
+  return e;
 }
 
 /* BT_SPEC_STATS=1: the passes and the bytes they decoded, on stderr (the
@@ -705,7 +773,14 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   const uint64_t len = bt_container_chunk_len(h, id);
   uint8_t *res = jb->res + id * jb->clen;
   const int W = (int)a->window;
-  bt_infer_set_threads(w->inf, c->nw <= 1 ? 1 : 0); /* see decode_group */
+  /* A lone stream's steps run on one thread (decode_group). Its prefills
+   * run on all: the training step before each has just woken the team. */
+  w->step_threads = c->nw <= 1 ? 1 : 0;
+  w->prefill_threads = 0;
+  w->pair = c->nw <= 1 && omp_get_max_threads() > 1;
+  w->pair_cost[0] = w->pair_cost[1] = 0;
+  w->pair_windows = 0;
+  bt_infer_set_threads(w->inf, w->step_threads);
   bt_error e = adapt_begin(c, w, a);
   bt_bin_dec rc;
   bt_bin_dec_init(&rc, jb->in + jb->off[id], (size_t)(jb->off[id + 1] - jb->off[id]));
@@ -855,12 +930,18 @@ static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
   uint8_t *prefix = malloc((size_t)k * (P + 1));
   if (!prefix)
     return bt_fail(BT_ERR_NOMEM, "prefix buffer");
-  /* A lone stream (stream mode) decodes on one thread: its steps are too
-   * small to split, and a prefill split into ~50 parallel stages between
-   * 1024 serial steps waits on a sleeping second thread at each one (2 kB/s
-   * on a busy 2-core machine, against ~25 kB/s on one thread). */
+  /* A lone stream (stream mode) decodes on this thread: its steps are too
+   * small for a parallel region each, and a prefill split into ~50 parallel
+   * stages between 1024 serial steps waits on a sleeping second thread at
+   * each one (2 kB/s on a busy 2-core machine, against ~25 kB/s on one
+   * thread). Where there is a second thread, the steps may run paired
+   * instead (decode_window_spec), with the prefill on all threads. */
   bt_infer_set_threads(w->inf, c->nw <= 1 && k == 1 ? 1 : 0);
-  if (k == 1 && spec_rows(&c->cfg) > 1) {
+  w->step_threads = w->prefill_threads = c->nw <= 1 && k == 1 ? 1 : 0;
+  w->pair = c->nw <= 1 && k == 1 && omp_get_max_threads() > 1;
+  w->pair_cost[0] = w->pair_cost[1] = 0;
+  w->pair_windows = 0;
+  if (k == 1 && (spec_rows(&c->cfg) > 1 || w->pair)) {
     free(prefix);
     return decode_lone(c, w, jb, ids[0]);
   }

@@ -32,6 +32,8 @@
 
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +76,13 @@ struct bt_infer {
   float *ascratch;
   int ascratch_threads;
   int threads;         /* bt_infer_set_threads: 0 = all OpenMP threads */
+  /* bt_infer_pair_*: the job of each split call, posted by the owner, taken
+   * by whichever thread claims it first, finished by `done` if the helper
+   * took it (pair_split). */
+  int paired;
+  atomic_uint posted, claimed, done;
+  atomic_int stop;
+  struct pair_job *job;
 };
 
 static float *alloc_floats(size_t n) {
@@ -295,6 +304,8 @@ static void linear(float *out, const float *in, bt_mat W, const float *bias, int
 
 static bt_error ensure_scratch(bt_infer *inf) {
   int nt = omp_get_max_threads();
+  if (nt < 2)
+    nt = 2; /* pairing's second half */
   if (nt <= inf->ascratch_threads)
     return BT_OK;
   free(inf->ascratch);
@@ -358,15 +369,125 @@ static inline void attn_item(const attn_ctx *c, int it, float *sc) {
 /* The rows [r0, r1) of one forward_range call, as bt_forward's ctx. */
 typedef struct {
   bt_infer *inf;
-  int r0, R, par, tid, nblk;
+  int r0, R, par, tid, nblk, pair;
   const int *rs, *rp, *blk;
   attn_row_fn attn;
   attn_rows4_fn attn4;
 } rows_ctx;
 
+/* ---- pairing (bt_infer_pair_begin) ---- */
+
+/* One split call: columns [0, split) and [split, OC) of a linear step, or
+ * attention items [0, items / 2) and [items / 2, items). */
+typedef struct pair_job {
+  int attention;
+  float *out;
+  const float *in, *bias;
+  bt_mat W;
+  int R, IC, OC, split;
+  const attn_ctx *ac;
+  int items;
+} pair_job;
+
+/* The smallest linear step worth splitting, in FLOPs: a handoff costs the
+ * order of a cache line's round trip between the cores. */
+#define PAIR_MIN_FLOP 4e4
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* Columns [c0, c0 + cn) of out (R, OC) = in . W^T + bias. */
+static void linear_cols(const pair_job *j, int c0, int cn) {
+  const int tb = !j->W.transposed;
+  const long ldw = tb ? j->IC : j->OC;
+  bt_gemm_st(0, tb, j->R, cn, j->IC, j->in, j->IC, j->W.w + (tb ? (size_t)c0 * j->IC : (size_t)c0),
+             ldw, j->out + c0, j->OC, 0);
+  if (j->bias)
+    for (int r = 0; r < j->R; r++)
+      add_bias(j->out + (size_t)r * j->OC + c0, j->bias + c0, cn);
+}
+
+static void pair_run(bt_infer *inf, int half) {
+  const pair_job *j = inf->job;
+  if (j->attention) {
+    float *sc = inf->ascratch + (size_t)half * 4 * inf->Tr;
+    const int a = half ? j->items / 2 : 0, b = half ? j->items : j->items / 2;
+    for (int it = a; it < b; it++)
+      attn_item(j->ac, it, sc);
+  } else if (half) {
+    linear_cols(j, j->split, j->OC - j->split);
+  } else {
+    linear_cols(j, 0, j->split);
+  }
+}
+
+/* Posts *j, runs its first half, then its second unless the helper has
+ * claimed it, in which case waits for the helper to finish it. */
+static void pair_split(bt_infer *inf, pair_job *j) {
+  inf->job = j;
+  const unsigned p = atomic_load_explicit(&inf->posted, memory_order_relaxed) + 1;
+  atomic_store_explicit(&inf->posted, p, memory_order_release);
+  pair_run(inf, 0);
+  unsigned want = p - 1;
+  if (atomic_compare_exchange_strong_explicit(&inf->claimed, &want, p, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    pair_run(inf, 1);
+    return;
+  }
+  while (atomic_load_explicit(&inf->done, memory_order_acquire) != p)
+    cpu_relax();
+}
+
+void bt_infer_pair_begin(bt_infer *inf) {
+  atomic_store_explicit(&inf->stop, 0, memory_order_release);
+  inf->paired = 1;
+}
+
+void bt_infer_pair_end(bt_infer *inf) {
+  inf->paired = 0;
+  atomic_store_explicit(&inf->stop, 1, memory_order_release);
+}
+
+long bt_infer_pair_serve(bt_infer *inf) {
+  long taken = 0;
+  int idle = 0;
+  for (;;) {
+    const unsigned p = atomic_load_explicit(&inf->posted, memory_order_acquire);
+    unsigned want = p - 1;
+    if (atomic_load_explicit(&inf->claimed, memory_order_relaxed) == want &&
+        atomic_compare_exchange_strong_explicit(&inf->claimed, &want, p, memory_order_acq_rel,
+                                                memory_order_relaxed)) {
+      pair_run(inf, 1);
+      atomic_store_explicit(&inf->done, p, memory_order_release);
+      taken++;
+      idle = 0;
+      continue;
+    }
+    if (atomic_load_explicit(&inf->stop, memory_order_acquire))
+      return taken;
+    /* Spin through the gaps between calls (a byte's coding); yield when
+     * there is no work for longer, so that a busy machine's other threads
+     * get the core. */
+    if (++idle < 4096)
+      cpu_relax();
+    else
+      sched_yield();
+  }
+}
+
 static void rows_linear(void *ctx, float *out, const float *in, bt_mat w, const float *bias, int R,
                         int IC, int OC) {
-  linear(out, in, w, bias, R, IC, OC, ((const rows_ctx *)ctx)->par);
+  const rows_ctx *c = ctx;
+  if (c->pair && OC >= 32 && 2.0 * R * IC * OC >= PAIR_MIN_FLOP) {
+    pair_job j = {.out = out, .in = in, .bias = bias, .W = w, .R = R, .IC = IC, .OC = OC,
+                  .split = (OC / 2 + 15) / 16 * 16};
+    pair_split(c->inf, &j);
+    return;
+  }
+  linear(out, in, w, bias, R, IC, OC, c->par);
 }
 
 /* Rotary, K and V into the cache, then each row against its stream's cache. */
@@ -397,7 +518,10 @@ static void rows_attend(void *ctx, int l, float *qkv, float *att) {
   /* Attention: (block, head) items; cost grows with the position. */
   const int items = c->nblk * H;
   const attn_ctx ac = {inf, l, R, c->nblk, c->blk, rs, rp, qkv, att, c->attn, c->attn4};
-  if (par && items > 1) {
+  if (c->pair && items > 1) {
+    pair_job j = {.attention = 1, .ac = &ac, .items = items};
+    pair_split(inf, &j);
+  } else if (par && items > 1) {
 #pragma omp parallel
     {
       float *sc = inf->ascratch + (size_t)omp_get_thread_num() * 4 * Tr;
@@ -452,8 +576,8 @@ static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid)
     blk[nblk++] = r;
     r = e1;
   }
-  rows_ctx c = {inf, r0, R, tid < 0, tid, nblk, rs, rp, blk, BT_PICK_ISA(bt_infer_attn_row),
-                BT_PICK_ISA(bt_infer_attn_rows4)};
+  rows_ctx c = {inf, r0, R, tid < 0, tid, nblk, tid == 0 && inf->paired, rs, rp, blk,
+                BT_PICK_ISA(bt_infer_attn_row), BT_PICK_ISA(bt_infer_attn_rows4)};
   bt_forward(&rows_ops, &c, &inf->view, R, inf->rtok + r0, logits);
 }
 
@@ -462,7 +586,7 @@ static void forward_head(bt_infer *inf, const int *lrows, int nl, float *logits,
   const int C = inf->C;
   for (int i = 0; i < nl; i++)
     memcpy(inf->xl + (size_t)i * C, inf->x + (size_t)lrows[i] * C, (size_t)C * sizeof(float));
-  rows_ctx c = {.inf = inf, .par = par};
+  rows_ctx c = {.inf = inf, .par = par, .pair = !par && inf->paired};
   bt_forward_head(&rows_ops, &c, &inf->view, nl, inf->xl, logits);
 }
 

@@ -101,6 +101,20 @@ bt_error bt_infer_rewind(bt_infer *inf, int s, int pos);
  * depend on it. */
 void bt_infer_set_threads(bt_infer *inf, int n);
 
+/* Pairing: a second thread takes half of the work of each call's rows (the
+ * columns of every linear step, the heads of every attention), for a lone
+ * stream whose steps are too small to pay for a parallel region each.
+ * Between bt_infer_pair_begin and bt_infer_pair_end, called on the thread
+ * that makes the other calls, one other thread runs bt_infer_pair_serve,
+ * which returns once bt_infer_pair_end has been called. The caller never
+ * waits for a half the helper has not taken: with no helper, or one that is
+ * not running, it computes both halves itself. The bits do not depend on who
+ * computes which half (each output is one chain, kernels.h). */
+void bt_infer_pair_begin(bt_infer *inf);
+/* Returns the number of halves this call computed. */
+long bt_infer_pair_serve(bt_infer *inf);
+void bt_infer_pair_end(bt_infer *inf);
+
 /* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
 int bt_infer_position(const bt_infer *inf, int s);
 

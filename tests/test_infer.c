@@ -302,10 +302,85 @@ static void test_extend(void) {
   bt_model_free(m);
 }
 
+/* Paired steps (bt_infer_pair_begin) give the unpaired steps' bits, with a
+ * helper thread and with none (the caller then computes both halves), and
+ * prefill + paired steps too. Width 128, so the linear steps split. */
+static void test_pair(void) {
+  bt_config cfg = {2, 128, 4, 160};
+  bt_model *m = NULL;
+  bt_model_create(&m, &cfg);
+  bt_model_init(m, 31);
+  const int T = 150;
+  uint8_t *seq = malloc(T);
+  fill_bytes(seq, T, 32);
+  float *ref = malloc((size_t)T * V * sizeof(float)), *got = malloc((size_t)T * V * sizeof(float));
+  bt_isa isas[3];
+  const int ni = n_isas(isas);
+  for (int ii = 0; ii < ni; ii++) {
+    bt_isa_set(isas[ii]);
+    bt_infer *inf = NULL;
+    CHECK(bt_infer_create(&inf, m, 1, T) == BT_OK, "create");
+    bt_infer_set_threads(inf, 1);
+    CHECK(run_steps(inf, seq, 1, T, ref) == BT_OK, "steps");
+    /* no helper */
+    bt_infer_pair_begin(inf);
+    CHECK(run_steps(inf, seq, 1, T, got) == BT_OK, "paired steps, no helper");
+    bt_infer_pair_end(inf);
+    CHECK(first_diff_row(ref, got, T) < 0, "%s: paired steps with no helper give the bits",
+          bt_isa_name(isas[ii]));
+    /* a helper; its halves counted, so this test knows they ran */
+    long taken = 0;
+    bt_error e = BT_OK;
+    for (int tries = 0; tries < 3 && !taken; tries++) {
+      memset(got, 0, (size_t)T * V * sizeof(float));
+      bt_infer_pair_begin(inf);
+#pragma omp parallel num_threads(2)
+      {
+        if (omp_get_thread_num() == 0) {
+          e = run_steps(inf, seq, 1, T, got);
+          bt_infer_pair_end(inf);
+        } else {
+          taken = bt_infer_pair_serve(inf);
+        }
+      }
+      CHECK(e == BT_OK && first_diff_row(ref, got, T) < 0,
+            "%s: paired steps with a helper give the bits", bt_isa_name(isas[ii]));
+    }
+    CHECK(taken > 0, "%s: the helper computed halves (%ld)", bt_isa_name(isas[ii]), taken);
+    /* prefill of 100, then paired steps */
+    const int plen = 100;
+    float *lg = got + (size_t)plen * V;
+    CHECK(bt_infer_prefill(inf, seq, T, &plen, 1, lg) == BT_OK, "prefill");
+    bt_infer_pair_begin(inf);
+    int bad = memcmp(lg, ref + (size_t)plen * V, V * sizeof(float)) != 0;
+#pragma omp parallel num_threads(2)
+    {
+      if (omp_get_thread_num() == 0) {
+        for (int t = plen + 1; t < T && !bad; t++) {
+          if (bt_infer_step(inf, seq + t - 1, 1, lg) != BT_OK ||
+              memcmp(lg, ref + (size_t)t * V, V * sizeof(float)))
+            bad = 1;
+        }
+        bt_infer_pair_end(inf);
+      } else {
+        bt_infer_pair_serve(inf);
+      }
+    }
+    CHECK(!bad, "%s: prefill, then paired steps, give the bits", bt_isa_name(isas[ii]));
+    bt_infer_free(inf);
+  }
+  bt_isa_set(bt_isa_detect());
+  free(seq);
+  free(ref);
+  free(got);
+  bt_model_free(m);
+}
+
 int main(void) {
   printf("ISA: best %s\n", bt_isa_name(bt_isa_detect()));
   test_errors();
   test_extend();
+  test_pair();
   test_config((bt_config){2, 32, 2, 130}, 5, 130, 11, 1); /* hs 16 */
   test_config((bt_config){2, 64, 4, 130}, 3, 97, 12, 1);  /* hs 16 */
   test_config((bt_config){2, 48, 2, 64}, 4, 50, 13, 1);   /* hs 24: 8-wide PV passes */
