@@ -60,16 +60,26 @@ rc=0; "$TRAIN" --resume "$WORK/wsd2.h5" --steps 150 -T 2 -q "$WORK/small.txt" 2>
 [ "$rc" = 1 ] && grep -q "stable" "$WORK/ext2.err" && ok || bad "extension without the stable state: rc $rc, $(cat "$WORK/ext2.err")"
 
 # Checkpoints of format version 1 (before schedules) still resume, as cosine
-# runs of recipe v1; the golden file of version 2 reads as a WSD run.
+# runs of recipe v1 that sum each step's gradient over the whole batch (as
+# every run before format 3 did); the golden file of version 2 reads as a
+# WSD run.
 cp "$SRC/tests/corpus/ckpt/ok-train.h5" "$WORK/v1.h5"
 "$TRAIN" --resume "$WORK/v1.h5" --steps 4 -T 1 -q "$WORK/small.txt" 2>/dev/null || bad "a format-1 checkpoint does not resume"
 /usr/bin/python3 -c 'import h5py,sys
 def s(t, k): return t[k].decode() if isinstance(t[k], bytes) else t[k]
 f = h5py.File(sys.argv[1], "r"); t = f["train"].attrs
-assert int(f.attrs["format_version"]) == 2 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
+assert int(f.attrs["format_version"]) == 3 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
+assert s(t, "grad_sum") == "batch", dict(t)
 assert int(t["step"]) == 4, dict(t)' "$WORK/v1.h5" && ok || bad "the format-1 checkpoint resumed wrong"
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v2-wsd.h5" | grep -q "recipe      v1: wsd" && ok ||
   bad "the format-2 golden checkpoint does not read as a WSD run"
+# The golden file of version 3 (a run that sums its gradient per sequence)
+# resumes in that mode.
+cp "$SRC/tests/corpus/ckpt/ok-train-v3-seq.h5" "$WORK/v3.h5"
+"$BUILD/bt-ckpt" info "$WORK/v3.h5" | grep -q "gradient    one per sequence" && ok ||
+  bad "the format-3 golden checkpoint does not read as a per-sequence run"
+"$TRAIN" --resume "$WORK/v3.h5" --steps 5 -T 2 -q "$WORK/small.txt" 2>/dev/null &&
+  "$BUILD/bt-ckpt" info "$WORK/v3.h5" | grep -q "step 5 of 5" && ok || bad "the format-3 checkpoint does not resume"
 
 # Muon keeps its momentum in the checkpoint: a run stopped by SIGTERM and
 # resumed ends as the uninterrupted one, and it learns (its final loss is

@@ -42,10 +42,14 @@ int main(int argc, char **argv) {
     if (st.total_steps) {
       printf("  training    step %lld of %lld, %lld tokens, %.0f s, batch %d x %d, data %s\n"
              "  recipe      %s: %s, optimizer %s, lr %g to %g, wd %g, clip %g\n"
+             "  gradient    %s\n"
              "  best val    %.4f bits/byte\n",
              (long long)st.step, (long long)st.total_steps, (long long)st.tokens, st.elapsed_s, st.batch, st.seq,
              st.data_name, st.recipe, st.schedule == BT_SCHED_WSD ? "wsd" : "cosine",
              st.optimizer == BT_OPT_MUON ? "muon" : "adamw", st.lr, st.min_lr, st.weight_decay, st.clip,
+             st.grad_sum == BT_GRAD_SEQUENCES
+                 ? "one per sequence of the step, summed in a fixed order (any process layout)"
+                 : "summed over the whole batch at once (one process)",
              st.best_val_bpb);
       if (st.schedule == BT_SCHED_WSD)
         printf("  decay       the last %g of the steps, from step %lld\n", st.decay_frac,

@@ -20,7 +20,7 @@
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"
 #define FORMAT_NAME "bt-checkpoint"
-#define FORMAT_VERSION 2 /* read: 1 and 2 (ckpt.h) */
+#define FORMAT_VERSION 3 /* read: 1, 2 and 3 (ckpt.h) */
 
 /* ==================================================================== */
 /* float16 <-> float32, own code so the rounding is ours everywhere      */
@@ -356,6 +356,7 @@ static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
   r |= put_str(g, "recipe", st->recipe);
   r |= put_str(g, "optimizer", st->optimizer == BT_OPT_MUON ? "muon" : "adamw");
   r |= put_f64(g, "muon_momentum", st->muon_momentum);
+  r |= put_str(g, "grad_sum", st->grad_sum == BT_GRAD_SEQUENCES ? "sequences" : "batch");
   r |= put_u64(g, "seed", st->seed);
   r |= put_u64(g, "rng0", st->rng[0]);
   r |= put_u64(g, "rng1", st->rng[1]);
@@ -731,6 +732,14 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown optimizer '%.15s'", path, opt);
   }
   st->optimizer = strcmp(opt, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
+  char gsum[16] = "batch"; /* absent before format 3 */
+  if (!r && H5Aexists(g, "grad_sum") > 0)
+    r |= get_str(g, "grad_sum", gsum, sizeof gsum);
+  if (!r && strcmp(gsum, "batch") && strcmp(gsum, "sequences")) {
+    H5Gclose(g);
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown gradient sum '%.15s'", path, gsum);
+  }
+  st->grad_sum = strcmp(gsum, "sequences") == 0 ? BT_GRAD_SEQUENCES : BT_GRAD_BATCH;
   if (!r && strcmp(sched, "cosine") && strcmp(sched, "wsd")) {
     H5Gclose(g);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown schedule '%.15s'", path, sched);

@@ -13,9 +13,10 @@
  *   /train            (optional) full training state: attributes (step,
  *                     tokens, schedule, RNG, data cursor, ...), and
  *                     /train/adam_m/<name>, /train/adam_v/<name>, /train/log.
- * Format versions: 1, and 2, which adds the attributes schedule, decay_frac,
- * recipe, optimizer and muon_momentum to /train. Both are read; version 1
- * states are cosine AdamW runs of the recipe "v1".
+ * Format versions: 1; 2, which adds the attributes schedule, decay_frac,
+ * recipe, optimizer and muon_momentum to /train; 3, which adds grad_sum.
+ * All are read; version 1 states are cosine AdamW runs of the recipe "v1",
+ * and states before version 3 sum each step's gradient over the whole batch.
  * Writes are atomic: a temp file in the same folder, fsync, rename.
  */
 #ifndef BT_CKPT_H
@@ -54,6 +55,7 @@ typedef struct {
   char recipe[32];       /* bt-train --recipe the run started from ("v1", "v2", ...) */
   int32_t optimizer;     /* BT_OPT_ADAMW or BT_OPT_MUON (Muon on the layers' matrices) */
   double muon_momentum;
+  int32_t grad_sum;      /* BT_GRAD_BATCH or BT_GRAD_SEQUENCES (train/gradsum.h) */
   uint64_t seed;
   uint64_t rng[2];       /* the trainer's sampler state */
   double val_split;      /* fraction of DATA's tail held out (0: none) */
@@ -68,6 +70,11 @@ typedef struct {
 
 enum { BT_SCHED_COSINE = 0, BT_SCHED_WSD = 1 };
 enum { BT_OPT_ADAMW = 0, BT_OPT_MUON = 1 };
+/* How a step's gradient is summed: over the whole batch in one pass (runs
+ * begun before format 3), or as train/gradsum.h's fixed-order sum of one
+ * gradient per micro-batch of seq tokens, the same for any number of
+ * processes (train/dist.h). */
+enum { BT_GRAD_BATCH = 0, BT_GRAD_SEQUENCES = 1 };
 
 /* The step at which a WSD run of st's length starts its decay (total_steps
  * for cosine, which has no stable phase to extend). */

@@ -22,6 +22,8 @@
 #include "kernels/cli.h"
 #include "kernels/kernels.h"
 #include "train/ckpt.h"
+#include "train/dist.h"
+#include "train/gradsum.h"
 #include "train/model.h"
 
 static const char *g_prog = "bt-train";
@@ -528,8 +530,12 @@ static void check_writable_dir(const char *path) {
 
 int main(int argc, char **argv) {
   bt_cli_init(g_prog, "[--params 200K|800K|3.2M | --layers L --dim D --heads H] [options] DATA");
+  bt_dist_init(&argc, &argv);
+  const int rank = bt_dist_rank(), nranks = bt_dist_size();
   opts_t o;
   parse_args(argc, argv, &o);
+  if (rank > 0) /* rank 0 prints, logs and writes */
+    o.quiet = 1, o.verbose = 0;
   bt_cli_apply_isa();
   if (o.threads)
     bt_set_threads(o.threads);
@@ -574,7 +580,10 @@ int main(int argc, char **argv) {
     if (st.schedule == BT_SCHED_WSD && total > st.total_steps && st.step > bt_train_decay_start(&st))
       resume_stable(&o, &m, &st);
     st.total_steps = total;
-    if (st.threads && bt_get_threads() != st.threads)
+    /* A run that sums per sequence on bt's own GEMMs has the same bits on
+     * any thread count (train/gradsum.h). */
+    const int exact = st.grad_sum == BT_GRAD_SEQUENCES && bt_gemm_get_backend() == BT_GEMM_OWN;
+    if (st.threads && bt_get_threads() != st.threads && !exact && rank == 0)
       bt_msg("note: resuming with %d threads, the run used %d; "
              "the result may differ in the last bits",
              bt_get_threads(), st.threads);
@@ -609,6 +618,7 @@ int main(int argc, char **argv) {
     snprintf(st.recipe, sizeof st.recipe, "%s", o.recipe);
     st.optimizer = strcmp(o.optimizer, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
     st.muon_momentum = o.muon_momentum;
+    st.grad_sum = BT_GRAD_SEQUENCES;
     st.weight_decay = o.wd;
     st.beta1 = o.beta1;
     st.beta2 = o.beta2;
@@ -626,6 +636,17 @@ int main(int argc, char **argv) {
   if ((e = bt_train_state_check(&st, &cfg)))
     bt_die("%s%s", o.resume ? "cannot resume: " : "", bt_error_detail());
   const int B = st.batch, T = st.seq;
+  /* Ranks split each step's B micro-batches into runs of a power of two,
+   * so that their partial sums are subtrees of gradsum.h's order. */
+  const int per = B / nranks, first_mb = rank * per;
+  if (nranks > 1 && st.grad_sum != BT_GRAD_SEQUENCES)
+    bt_die("%s sums each step's gradient over the whole batch at once (a run begun before "
+           "bt 0.1's format 3); only one process can continue it",
+           o.resume);
+  if (nranks > 1 && (B % nranks || (per & (per - 1))))
+    bt_die("%d processes cannot share a batch of %d: each takes batch / processes sequences, "
+           "which must be a whole power of two",
+           nranks, B);
   const char *out = o.out;
   if (!out) {
     if (o.resume)
@@ -638,7 +659,8 @@ int main(int argc, char **argv) {
       out = out_default;
     }
   }
-  check_writable_dir(out);
+  if (rank == 0)
+    check_writable_dir(out);
 
   /* ---- data ---- */
   uint8_t *data = NULL, *val = NULL;
@@ -678,8 +700,8 @@ int main(int argc, char **argv) {
     snprintf(log_default, sizeof log_default, "%s.log.jsonl", out);
     log_path = log_default;
   }
-  FILE *jl = fopen(log_path, o.resume ? "a" : "w");
-  if (!jl)
+  FILE *jl = NULL;
+  if (rank == 0 && !(jl = fopen(log_path, o.resume ? "a" : "w")))
     bt_die("cannot write log %s: %s", log_path, strerror(errno));
 
   struct sigaction sa;
@@ -708,12 +730,27 @@ int main(int argc, char **argv) {
   int64_t last_saved = st.step;
   int saved_any = o.resume != NULL, rc = 0;
 
+  bt_gradsum gs;
+  bt_gradsum_init(&gs, np);
+  double *mb_loss = malloc(2 * (size_t)B * sizeof(double)); /* this rank's, then all */
+  if (!mb_loss)
+    bt_die("out of memory");
+  enum { STOP_BUDGET = 1 }; /* signals are >= 2 */
+
   while (st.step < st.total_steps) {
-    if (g_stop)
+    /* Every rank stops at the same step: on a signal to any, or when rank
+     * 0's time budget runs out. */
+    int why = g_stop ? (int)g_stop
+              : rank == 0 && o.time_budget > 0 && bt_now_s() - t_start >= o.time_budget ? STOP_BUDGET
+                                                                                        : 0;
+    if (nranks > 1)
+      why = bt_dist_max(why);
+    if (why > STOP_BUDGET)
+      g_stop = why;
+    if (why)
       break;
-    if (o.time_budget > 0 && bt_now_s() - t_start >= o.time_budget)
-      break;
-    if (st.schedule == BT_SCHED_WSD && st.step == bt_train_decay_start(&st) && st.step > 0) {
+    if (rank == 0 && st.schedule == BT_SCHED_WSD && st.step == bt_train_decay_start(&st) &&
+        st.step > 0) {
       /* The end of the stable phase: kept, so the run can be extended. */
       char sp[4200];
       snprintf(sp, sizeof sp, "%s.stable.h5", out);
@@ -721,23 +758,62 @@ int main(int argc, char **argv) {
       if ((e = bt_ckpt_save(sp, m, &st, BT_CKPT_F32)))
         die_bt(e, "cannot save the stable-phase checkpoint");
     }
-    const int Tk = seq_at(&st, st.step), Bk = B * (T / Tk);
+    /* The whole batch is drawn on every rank (the sampler's state stays
+     * one); micro-batch i is sequences [i q, (i + 1) q) of length Tk, T
+     * tokens, and this rank takes micro-batches [first_mb, first_mb + per). */
+    const int Tk = seq_at(&st, st.step), q = T / Tk, Bk = B * q;
     sample_batch(batch, data, n, Bk, Tk, st.rng);
-    float loss;
-    e = bt_model_forward(m, batch, Bk, Tk, &loss);
-    if (e == BT_ERR_NUMERIC) {
-      report_divergence(st.step + 1, "loss", out, last_saved, saved_any);
+    double loss = 0;
+    int diverged = 0;
+    if (st.grad_sum == BT_GRAD_BATCH) {
+      float l;
+      e = bt_model_forward(m, batch, Bk, Tk, &l);
+      diverged = e == BT_ERR_NUMERIC;
+      if (e && !diverged)
+        die_bt(e, "forward");
+      if (!diverged && (e = bt_model_backward(m)))
+        die_bt(e, "backward");
+      loss = l;
+    } else {
+      bt_gradsum_reset(&gs);
+      for (int i = 0; i < per && !diverged; i++) {
+        float l;
+        e = bt_model_forward(m, batch + (size_t)(first_mb + i) * q * Tk, q, Tk, &l);
+        diverged = e == BT_ERR_NUMERIC;
+        if (e && !diverged)
+          die_bt(e, "forward");
+        if (diverged)
+          break;
+        if ((e = bt_model_backward(m)))
+          die_bt(e, "backward");
+        if ((e = bt_gradsum_push(&gs, bt_model_grads(m), 1)))
+          die_bt(e, "gradient sum");
+        mb_loss[i] = l;
+      }
+      if (nranks > 1)
+        diverged = bt_dist_max(diverged);
+      if (!diverged) {
+        if ((e = bt_dist_allgather(mb_loss, per, mb_loss + B)))
+          die_bt(e, "losses");
+        for (int i = 0; i < B; i++) /* micro-batch order: the same on every layout */
+          loss += mb_loss[B + i];
+        loss /= B;
+        if ((e = bt_dist_sum_grads(&gs, per, bt_model_grads(m), np)))
+          die_bt(e, "gradient sum");
+        bt_scale(bt_model_grads(m), np, 1.0f / (float)B);
+      }
+    }
+    if (diverged) {
+      if (rank == 0)
+        report_divergence(st.step + 1, "loss", out, last_saved, saved_any);
       rc = 1;
       break;
     }
-    if (e)
-      die_bt(e, "forward");
-    if ((e = bt_model_backward(m)))
-      die_bt(e, "backward");
     grads = bt_model_grads(m);
     double norm = sqrt(bt_sumsq(grads, np));
     if (!isfinite(norm)) {
-      report_divergence(st.step + 1, "gradient", out, last_saved, saved_any);
+      if (rank == 0)
+        report_divergence(st.step + 1, "gradient", out, last_saved, saved_any);
       rc = 1;
       break;
     }
@@ -760,7 +836,7 @@ int main(int argc, char **argv) {
     window_tokens += (long long)B * T;
 
     int last = st.step == st.total_steps;
-    int do_val = val && (last || (o.val_every > 0 && st.step % o.val_every == 0));
+    int do_val = rank == 0 && val && (last || (o.val_every > 0 && st.step % o.val_every == 0));
     if (do_val) {
       double tv = bt_now_s();
       last_val = evaluate(m, val, nval, B, T, batch);
@@ -768,7 +844,7 @@ int main(int argc, char **argv) {
       if (!(st.best_val_bpb <= last_val))
         st.best_val_bpb = last_val;
     }
-    if (st.step % o.log_every == 0 || last || do_val) {
+    if (rank == 0 && (st.step % o.log_every == 0 || last || do_val)) {
       double t = bt_now_s();
       tok_s = window_tokens / (t - t_last);
       double row[BT_LOG_COLS] = {(double)st.step, (double)st.tokens, elapsed0 + t - t_start, lr,
@@ -792,7 +868,7 @@ int main(int argc, char **argv) {
                 row[BT_LOG_TRAIN_BPB], vb, tok_s, el, eta, tty ? "\033[K" : "\n");
       }
     }
-    if (st.step % o.ckpt_every == 0 || last) {
+    if (rank == 0 && (st.step % o.ckpt_every == 0 || last)) {
       st.elapsed_s = elapsed0 + bt_now_s() - t_start;
       if ((e = bt_ckpt_save(out, m, &st, BT_CKPT_F32)))
         die_bt(e, "cannot save checkpoint");
@@ -800,7 +876,7 @@ int main(int argc, char **argv) {
       saved_any = 1;
     }
   }
-  if (rc == 0 && last_saved != st.step) { /* stopped by a signal or the time budget */
+  if (rank == 0 && rc == 0 && last_saved != st.step) { /* stopped by a signal or the time budget */
     st.elapsed_s = elapsed0 + bt_now_s() - t_start;
     if ((e = bt_ckpt_save(out, m, &st, BT_CKPT_F32)))
       die_bt(e, "cannot save checkpoint");
@@ -817,7 +893,10 @@ int main(int argc, char **argv) {
     if (st.step < st.total_steps)
       bt_msg("continue with: bt-train --resume %s %s", out, o.data);
   }
-  fclose(jl);
+  if (jl)
+    fclose(jl);
+  bt_gradsum_free(&gs);
+  free(mb_loss);
   free(batch);
   if (val && o.val_split <= 0)
     free(val);

@@ -1,0 +1,180 @@
+/* dist.c - Open MPI, or one process (dist.h). */
+#include "train/dist.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef BT_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1, g_joined = 0;
+
+int bt_dist_rank(void) { return g_rank; }
+int bt_dist_size(void) { return g_size; }
+
+#ifdef BT_HAVE_MPI
+
+int bt_dist_built(void) { return 1; }
+
+/* Started by mpirun (Open MPI sets OMPI_COMM_WORLD_SIZE; PMI launchers
+ * PMI_SIZE or PMIX_RANK)? A process started alone never initialises MPI,
+ * which costs a second and may print warnings on a machine without a
+ * network. */
+static int launched(void) {
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+void bt_dist_init(int *argc, char ***argv) {
+  if (g_joined || !launched())
+    return;
+  int provided = 0;
+  /* OpenMP threads compute; only the main thread calls MPI. */
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    return;
+  g_joined = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  atexit(bt_dist_finalize);
+}
+
+void bt_dist_finalize(void) {
+  if (!g_joined)
+    return;
+  g_joined = 0;
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (!fin)
+    MPI_Finalize();
+}
+
+_Noreturn void bt_dist_abort(int code) {
+  if (g_joined && g_size > 1)
+    MPI_Abort(MPI_COMM_WORLD, code);
+  exit(code);
+}
+
+static bt_error mpi_fail(int rc, const char *what) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  return bt_fail(BT_ERR_IO, "MPI %s: %.*s", what, len, msg);
+}
+
+bt_error bt_dist_sum_grads(bt_gradsum *local, long items, float *out, size_t n) {
+  const float *mine = bt_gradsum_total(local);
+  if (!mine)
+    return bt_fail(BT_ERR_ARG, "no gradient to sum");
+  if (g_size == 1) {
+    memcpy(out, mine, n * sizeof(float));
+    return BT_OK;
+  }
+  if (n / (size_t)g_size > INT_MAX / 2 || n > (size_t)INT_MAX)
+    return bt_fail(BT_ERR_ARG, "%zu parameters are too many for one MPI message", n);
+  const int P = g_size;
+  int *cnt = malloc(4 * (size_t)P * sizeof(int));
+  if (!cnt)
+    return bt_fail(BT_ERR_NOMEM, "MPI counts");
+  int *off = cnt + P, *rcnt = cnt + 2 * P, *roff = cnt + 3 * P;
+  /* Slice r of every gradient goes to rank r. */
+  for (int r = 0; r < P; r++) {
+    const size_t a = n * (size_t)r / (size_t)P, b = n * (size_t)(r + 1) / (size_t)P;
+    off[r] = (int)a;
+    cnt[r] = (int)(b - a);
+  }
+  const int me = cnt[g_rank];
+  for (int r = 0; r < P; r++) {
+    rcnt[r] = me;
+    roff[r] = r * me;
+  }
+  float *recv = malloc(((size_t)P * (size_t)me + 1) * sizeof(float));
+  bt_gradsum part;
+  bt_gradsum_init(&part, (size_t)me);
+  bt_error e = BT_OK;
+  int rc;
+  if (!recv) {
+    e = bt_fail(BT_ERR_NOMEM, "MPI receive buffer");
+  } else if ((rc = MPI_Alltoallv(mine, cnt, off, MPI_FLOAT, recv, rcnt, roff, MPI_FLOAT,
+                                 MPI_COMM_WORLD)) != MPI_SUCCESS) {
+    e = mpi_fail(rc, "reduce-scatter of the gradient");
+  } else {
+    /* Rank order, each rank's partial covering `items` micro-batches. */
+    for (int r = 0; r < P && !e; r++)
+      e = bt_gradsum_push(&part, recv + (size_t)r * me, items);
+    const float *sum = e ? NULL : bt_gradsum_total(&part);
+    if (sum && (rc = MPI_Allgatherv(sum, me, MPI_FLOAT, out, cnt, off, MPI_FLOAT,
+                                    MPI_COMM_WORLD)) != MPI_SUCCESS)
+      e = mpi_fail(rc, "allgather of the gradient");
+  }
+  bt_gradsum_free(&part);
+  free(recv);
+  free(cnt);
+  return e;
+}
+
+bt_error bt_dist_allgather(const double *mine, int count, double *all) {
+  if (g_size == 1) {
+    memcpy(all, mine, (size_t)count * sizeof(double));
+    return BT_OK;
+  }
+  int rc = MPI_Allgather(mine, count, MPI_DOUBLE, all, count, MPI_DOUBLE, MPI_COMM_WORLD);
+  return rc == MPI_SUCCESS ? BT_OK : mpi_fail(rc, "allgather");
+}
+
+int bt_dist_max(int v) {
+  if (g_size == 1)
+    return v;
+  int out = v;
+  if (MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+    bt_dist_abort(1);
+  return out;
+}
+
+bt_error bt_dist_bcast(void *p, size_t bytes, int root) {
+  if (g_size == 1)
+    return BT_OK;
+  if (bytes > (size_t)INT_MAX)
+    return bt_fail(BT_ERR_ARG, "broadcast of %zu bytes", bytes);
+  int rc = MPI_Bcast(p, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
+  return rc == MPI_SUCCESS ? BT_OK : mpi_fail(rc, "broadcast");
+}
+
+void bt_dist_barrier(void) {
+  if (g_size > 1)
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+#else /* one process */
+
+int bt_dist_built(void) { return 0; }
+void bt_dist_init(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+}
+void bt_dist_finalize(void) {}
+_Noreturn void bt_dist_abort(int code) { exit(code); }
+
+bt_error bt_dist_sum_grads(bt_gradsum *local, long items, float *out, size_t n) {
+  (void)items;
+  const float *mine = bt_gradsum_total(local);
+  if (!mine)
+    return bt_fail(BT_ERR_ARG, "no gradient to sum");
+  memcpy(out, mine, n * sizeof(float));
+  return BT_OK;
+}
+
+bt_error bt_dist_allgather(const double *mine, int count, double *all) {
+  memcpy(all, mine, (size_t)count * sizeof(double));
+  return BT_OK;
+}
+int bt_dist_max(int v) { return v; }
+bt_error bt_dist_bcast(void *p, size_t bytes, int root) {
+  (void)p;
+  (void)bytes;
+  (void)root;
+  return BT_OK;
+}
+void bt_dist_barrier(void) {}
+
+#endif
