@@ -78,6 +78,9 @@ struct bt_codec {
   uint64_t max_size; /* bt_codec_set_max_size: 0 = the default rule */
   char name[BT_MODEL_NAME_MAX + 1]; /* written into containers */
   int adaptive;      /* bt_codec_set_adapt */
+  int part, nparts;  /* bt_codec_set_share */
+  bt_exchange_fn exchange;
+  void *exchange_user;
   bt_adapt adapt;
 };
 
@@ -135,6 +138,14 @@ void bt_codec_free(bt_codec *c) {
 }
 
 void bt_codec_set_max_size(bt_codec *c, uint64_t max_size) { c->max_size = max_size; }
+
+void bt_codec_set_share(bt_codec *c, int part, int nparts, bt_exchange_fn exchange, void *user) {
+  const int on = nparts > 1 && part >= 0 && part < nparts && exchange;
+  c->part = on ? part : 0;
+  c->nparts = on ? nparts : 1;
+  c->exchange = on ? exchange : NULL;
+  c->exchange_user = user;
+}
 
 
 void bt_adapt_default(bt_adapt *a) {
@@ -488,7 +499,8 @@ struct job {
   uint64_t base, all;    /* progress: bytes of earlier members; of all members */
   const bt_container_header *h;
   const uint8_t *in;
-  struct enc_chunk *ch;  /* compression: per-chunk results */
+  bt_chunk_result *ch;   /* compression: per-chunk results */
+  uint64_t first;        /* the first chunk of the job (count from there) */
   const uint64_t *off;   /* decompression: payload offsets, coded chunk ids, output */
   const uint64_t *ids;
   uint8_t *res;
@@ -518,7 +530,7 @@ static bt_error run_groups(bt_codec *c, const job_t *j) {
     for (uint64_t g = 0; g < ngroups && !e; g++) {
       uint64_t first = g * G;
       int k = (int)(j->count - first < G ? j->count - first : G);
-      e = j->run(c, &c->w[0], j, first, k);
+      e = j->run(c, &c->w[0], j, j->first + first, k);
       if (!e)
         job_progress(j, (first + (uint64_t)k) * j->clen);
     }
@@ -539,7 +551,7 @@ static bt_error run_groups(bt_codec *c, const job_t *j) {
         continue;
       uint64_t first = g * G;
       int k = (int)(j->count - first < G ? j->count - first : G);
-      ge = j->run(c, w, j, first, k);
+      ge = j->run(c, w, j, j->first + first, k);
 #pragma omp critical(bt_codec_progress)
       {
         if (ge && !e) {
@@ -561,12 +573,9 @@ static bt_error run_groups(bt_codec *c, const job_t *j) {
 /* Compression                                                          */
 /* ==================================================================== */
 
-typedef struct enc_chunk {
-  uint8_t *buf;   /* coded bytes (cap len-1: coded must be strictly smaller) */
-  size_t size;    /* final payload size; == len means stored raw */
-  uint64_t len;
-  double logloss, coded_bits;
-} enc_chunk_t;
+/* buf: capacity len - 1 (coded must be strictly smaller); size == len
+ * means stored raw. */
+typedef bt_chunk_result enc_chunk_t;
 
 /* Codes logits rows [p, p+cnt) of one window, predicting bytes x[p..]. */
 static void code_rows(bt_rc_enc *rc, enc_chunk_t *ch, const float *logits, const uint8_t *x,
@@ -837,12 +846,35 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
   uint32_t *sizes = calloc(nch ? nch : 1, sizeof *sizes);
   bt_error e = !ch || !sizes ? bt_fail(BT_ERR_NOMEM, "chunk table") : BT_OK;
   const int T = (int)(clen < (uint64_t)Wp ? (clen ? clen : 1) : (uint64_t)Wp);
-  if (!e && nch)
-    e = ensure_workers(c, T, nch, c->adaptive);
-  if (!e && nch) {
-    job_t jb = {.run = c->adaptive ? encode_adaptive : encode_group, .count = nch, .total = n, .clen = clen, .fn = fn, .user = user,
-                .all = n, .h = &h, .in = in, .ch = ch};
+  uint64_t lo = 0, hi = nch; /* this process's chunks */
+  if (c->nparts > 1)
+    bt_share_range(nch, c->part, c->nparts, &lo, &hi);
+  if (!e && hi > lo)
+    e = ensure_workers(c, T, hi - lo, c->adaptive);
+  if (!e && hi > lo) {
+    job_t jb = {.run = c->adaptive ? encode_adaptive : encode_group, .count = hi - lo, .total = n, .clen = clen, .fn = fn, .user = user,
+                .all = n, .h = &h, .in = in, .ch = ch, .first = lo};
     e = run_groups(c, &jb);
+  }
+  if (c->nparts > 1 && ch) {
+    if (e) { /* the detail lives in this thread's slot, which exchange may reuse */
+      char d[512];
+      snprintf(d, sizeof d, "%s", bt_error_detail());
+      bt_fail(e, "%s", d);
+    }
+    bt_error x = c->exchange(c->exchange_user, ch, nch, e);
+    if (!e)
+      e = x;
+    if (!e && c->part != 0) { /* process 0 writes the container */
+      for (uint64_t i = 0; i < nch; i++)
+        free(ch[i].buf);
+      free(ch);
+      free(sizes);
+      *out_len = 0;
+      if (st)
+        memset(st, 0, sizeof *st);
+      return BT_OK;
+    }
   }
   bt_codec_stats s;
   memset(&s, 0, sizeof s);

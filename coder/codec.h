@@ -60,6 +60,29 @@ bt_error bt_codec_set_adapt(bt_codec *c, const bt_adapt *a);
 /* The schedule `bt-compress --adapt` uses. */
 void bt_adapt_default(bt_adapt *a);
 
+/* Compression across processes (mpirun: train/dist.h). Process `part` of
+ * `nparts` codes only chunks [lo, hi) of bt_share_range, then calls
+ * exchange with its results (r[lo..hi) filled, status its own error or
+ * BT_OK). On process 0 exchange must fill every other chunk's entry (buf
+ * malloc'd, freed by the codec) and return the first error of any process;
+ * on the others it sends and returns. Process 0's output is the container,
+ * byte for byte what one process writes; the others' out_len is 0. Every
+ * process must make the same bt_compress calls. nparts 1: off. */
+typedef struct {
+  uint8_t *buf;   /* coded bytes, size of them valid (unused if stored raw) */
+  size_t size;    /* coded size; == len: the chunk is stored raw */
+  uint64_t len;   /* raw bytes of the chunk */
+  double logloss, coded_bits;
+} bt_chunk_result;
+typedef bt_error (*bt_exchange_fn)(void *user, bt_chunk_result *r, uint64_t n_chunks,
+                                   bt_error status);
+void bt_codec_set_share(bt_codec *c, int part, int nparts, bt_exchange_fn exchange, void *user);
+/* Chunks [*lo, *hi) of n that process part of nparts codes: even runs. */
+static inline void bt_share_range(uint64_t n, int part, int nparts, uint64_t *lo, uint64_t *hi) {
+  *lo = n * (uint64_t)part / (uint64_t)nparts;
+  *hi = n * (uint64_t)(part + 1) / (uint64_t)nparts;
+}
+
 const bt_config *bt_codec_config(const bt_codec *c);
 size_t bt_codec_num_params(const bt_codec *c);
 /* SHA-256 of the model's weights: the identity stored in every container. */

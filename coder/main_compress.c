@@ -43,6 +43,7 @@
 #include "kernels/cli.h"
 #include "kernels/kernels.h"
 #include "train/ckpt.h"
+#include "train/dist.h"
 
 #ifndef BT_DEFAULT_DECOMPRESS
 #define BT_DEFAULT_DECOMPRESS 0
@@ -496,6 +497,8 @@ static void pick_model_for(const uint8_t *in, size_t n) {
   g_ckpt_path = k->path;
 }
 
+static bt_error share_exchange(void *user, bt_chunk_result *r, uint64_t n, bt_error status);
+
 static int open_codec(const opts_t *o) {
   if (g_codec)
     return 0;
@@ -509,6 +512,8 @@ static int open_codec(const opts_t *o) {
     return -1;
   }
   bt_codec_set_max_size(g_codec, o->max_size);
+  if (o->mode == M_COMPRESS && bt_dist_size() > 1)
+    bt_codec_set_share(g_codec, bt_dist_rank(), bt_dist_size(), share_exchange, NULL);
   if (o->adapt && o->mode == M_COMPRESS) {
     const int ctx = bt_codec_config(g_codec)->ctx;
     bt_adapt a = o->ad;
@@ -519,6 +524,138 @@ static int open_codec(const opts_t *o) {
       return -1;
     }
   }
+  return 0;
+}
+
+/* ==================================================================== */
+/* mpirun: compression's chunks spread over the ranks                   */
+/* ==================================================================== */
+
+/* Rank 0 runs the command line as always; before each compression it sends
+ * the input to every rank, and each rank codes its run of the chunks
+ * (bt_codec_set_share); rank 0 gathers them and writes the container, the
+ * same bytes as one process. The other ranks touch no file. */
+typedef struct {
+  uint64_t more, n, chunk;
+} share_job;
+
+typedef struct {
+  int32_t status;
+  char detail[476];
+  uint64_t payload; /* coded bytes that follow the chunk table */
+} share_head;
+
+typedef struct {
+  uint64_t size, len;
+  double logloss, coded_bits;
+} share_meta;
+
+static bt_error share_exchange(void *user, bt_chunk_result *r, uint64_t n, bt_error status) {
+  (void)user;
+  const int me = bt_dist_rank(), P = bt_dist_size();
+  uint64_t lo, hi;
+  bt_error e;
+  if (me != 0) {
+    bt_share_range(n, me, P, &lo, &hi);
+    share_head h;
+    memset(&h, 0, sizeof h);
+    h.status = status;
+    if (status)
+      snprintf(h.detail, sizeof h.detail, "%s", bt_error_detail());
+    share_meta *m = calloc(hi - lo + 1, sizeof *m);
+    if (!m && !status) {
+      h.status = BT_ERR_NOMEM;
+      snprintf(h.detail, sizeof h.detail, "chunk table");
+    }
+    for (uint64_t i = lo; i < hi && !h.status; i++) {
+      m[i - lo] = (share_meta){r[i].size, r[i].len, r[i].logloss, r[i].coded_bits};
+      if (r[i].size < r[i].len)
+        h.payload += r[i].size;
+    }
+    e = bt_dist_send(&h, sizeof h, 0);
+    if (!e && !h.status)
+      e = bt_dist_send(m, (hi - lo) * sizeof *m, 0);
+    for (uint64_t i = lo; i < hi && !e && !h.status; i++)
+      if (r[i].size < r[i].len)
+        e = bt_dist_send(r[i].buf, r[i].size, 0);
+    free(m);
+    return e;
+  }
+  bt_error first = status;
+  char d[512] = "";
+  if (status)
+    snprintf(d, sizeof d, "%s", bt_error_detail());
+  for (int q = 1; q < P; q++) { /* every rank sends, whatever failed */
+    share_head h;
+    if ((e = bt_dist_recv(&h, sizeof h, q)))
+      return e;
+    h.detail[sizeof h.detail - 1] = '\0';
+    if (h.status) {
+      if (!first) {
+        first = (bt_error)h.status;
+        snprintf(d, sizeof d, "rank %d: %s", q, h.detail);
+      }
+      continue;
+    }
+    bt_share_range(n, q, P, &lo, &hi);
+    share_meta *m = malloc((hi - lo + 1) * sizeof *m);
+    if (!m)
+      return bt_fail(BT_ERR_NOMEM, "chunk table");
+    e = bt_dist_recv(m, (hi - lo) * sizeof *m, q);
+    for (uint64_t i = lo; i < hi && !e; i++) {
+      const share_meta *x = &m[i - lo];
+      r[i].size = (size_t)x->size;
+      r[i].len = x->len;
+      r[i].logloss = x->logloss;
+      r[i].coded_bits = x->coded_bits;
+      if (x->size < x->len) {
+        if (!(r[i].buf = malloc(x->size ? x->size : 1)))
+          e = bt_fail(BT_ERR_NOMEM, "chunk buffer");
+        else
+          e = bt_dist_recv(r[i].buf, x->size, q);
+      }
+    }
+    free(m);
+    if (e)
+      return e;
+  }
+  return first ? bt_fail(first, "%s", d) : BT_OK;
+}
+
+/* Rank 0: the next compression's input, to every rank (more = 0: the end). */
+static void share_announce(int more, const uint8_t *in, size_t n, uint32_t chunk) {
+  if (bt_dist_size() < 2)
+    return;
+  share_job j = {(uint64_t)more, n, chunk};
+  if (bt_dist_bcast(&j, sizeof j, 0) || (more && bt_dist_bcast((void *)in, n, 0))) {
+    bt_msg("MPI: %s", bt_error_detail());
+    bt_dist_abort(1);
+  }
+}
+
+/* Ranks > 0: code their share of each input rank 0 announces. */
+static int share_worker(const opts_t *o) {
+  if (open_codec(o))
+    bt_dist_abort(1); /* every rank fails: rank 0 could not know */
+  for (;;) {
+    share_job j;
+    if (bt_dist_bcast(&j, sizeof j, 0))
+      bt_dist_abort(1);
+    if (!j.more)
+      break;
+    uint8_t *in = malloc(j.n ? j.n : 1);
+    size_t cap = bt_compress_bound(j.n, (uint32_t)j.chunk);
+    uint8_t *res = malloc(cap ? cap : 1);
+    if (!in || !res)
+      bt_dist_abort(1);
+    if (bt_dist_bcast(in, j.n, 0))
+      bt_dist_abort(1);
+    size_t res_n = 0;
+    bt_compress(g_codec, in, j.n, (uint32_t)j.chunk, res, &res_n, NULL, NULL, NULL); /* errors go to rank 0 */
+    free(in);
+    free(res);
+  }
+  bt_codec_free(g_codec);
   return 0;
 }
 
@@ -902,6 +1039,7 @@ static int process(const char *in_path, const opts_t *o, list_totals *tot) {
       bt_msg("out of memory");
       goto done;
     }
+    share_announce(1, in, n, (uint32_t)o->chunk);
     e = bt_compress(g_codec, in, n, (uint32_t)o->chunk, res, &res_n, &st, pf, &pr);
   } else {
     e = bt_decompress(g_codec, in, n, &res, &res_n, &st, pf, &pr);
@@ -989,6 +1127,7 @@ done:
 /* ==================================================================== */
 
 int main(int argc, char **argv) {
+  bt_dist_init(&argc, &argv);
   g_prog = BT_DEFAULT_DECOMPRESS ? "bt-decompress" : "bt-compress";
   bt_cli_init(g_prog, "[-d|-t|-l] [-c] [-k] [-f] [-o FILE] [--ckpt FILE] [--chunk N] [-T N] [FILE...]");
   opts_t o = {.mode = BT_DEFAULT_DECOMPRESS ? M_DECOMPRESS : M_COMPRESS, .chunk = 2048};
@@ -1142,6 +1281,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   g_ckpt_given = o.ckpt || model || (getenv("BT_CKPT") && *getenv("BT_CKPT"));
+  if (bt_dist_rank() > 0) /* mpirun: compression's chunks are shared; the rest is rank 0's */
+    return o.mode == M_COMPRESS ? share_worker(&o) : 0;
   install_signal_cleanup();
   int errors = 0, warnings = 0;
   list_totals tot;
@@ -1157,6 +1298,8 @@ int main(int argc, char **argv) {
   }
   if (o.mode == M_LIST && tot.files)
     list_totals_row(&o, &tot);
+  if (o.mode == M_COMPRESS)
+    share_announce(0, NULL, 0, 0);
   bt_codec_free(g_codec);
   return errors ? ST_ERROR : warnings ? ST_WARN : ST_OK;
 }

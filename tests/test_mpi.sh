@@ -74,4 +74,26 @@ cp "$SRC/tests/corpus/ckpt/ok-train.h5" "$WORK/v2.h5"
 rc=0; "${MPI[@]}" -np 2 "$TRAIN" --resume "$WORK/v2.h5" --steps 6 -T 1 -q "$WORK/small.txt" 2>"$WORK/v2.err" || rc=$?
 [ "$rc" -ne 0 ] && grep -q "only one process can continue it" "$WORK/v2.err" && ok ||
   bad "a whole-batch run under 2 ranks: rc $rc, $(head -c 300 "$WORK/v2.err")"
+
+# bt-compress under mpirun: the chunks (or adaptive segments) spread over
+# the ranks, rank 0 writes the single-process bytes; several files in one
+# run; decompression runs on rank 0; a model no rank can load fails the run.
+C="$BUILD/bt-compress"; CK="$SRC/checkpoints/bt-200K.h5"
+text_slice 20000 > "$WORK/c.txt"
+cp "$WORK/c.txt" "$WORK/c2.txt"
+"$C" --ckpt "$CK" --chunk 2048 -T 2 -c "$WORK/c.txt" > "$WORK/c.ref.bt" || bad "compress failed"
+"$C" --ckpt "$CK" --adapt --segment 8192 -T 2 -c "$WORK/c.txt" > "$WORK/a.ref.bt" || bad "adaptive compress failed"
+for np in 2 3; do
+  "${MPI[@]}" -np $np "$C" --ckpt "$CK" --chunk 2048 -T 1 -o "$WORK/c$np.bt" "$WORK/c.txt" &&
+    cmp -s "$WORK/c$np.bt" "$WORK/c.ref.bt" && ok || bad "$np ranks: chunked output differs from one process"
+  "${MPI[@]}" -np $np "$C" --ckpt "$CK" --adapt --segment 8192 -T 1 -o "$WORK/a$np.bt" "$WORK/c.txt" &&
+    cmp -s "$WORK/a$np.bt" "$WORK/a.ref.bt" && ok || bad "$np ranks: adaptive segments differ from one process"
+done
+"${MPI[@]}" -np 2 "$C" --ckpt "$CK" --chunk 2048 -T 1 -k "$WORK/c.txt" "$WORK/c2.txt" &&
+  cmp -s "$WORK/c.txt.bt" "$WORK/c.ref.bt" && cmp -s "$WORK/c2.txt.bt" "$WORK/c.ref.bt" && ok ||
+  bad "2 ranks, two files: outputs differ from one process"
+"${MPI[@]}" -np 2 "$BUILD/bt-decompress" --ckpt "$CK" -T 1 -c "$WORK/a2.bt" > "$WORK/a2.out" &&
+  cmp -s "$WORK/a2.out" "$WORK/c.txt" && ok || bad "bt-decompress under 2 ranks does not round-trip"
+rc=0; "${MPI[@]}" -np 2 "$C" --ckpt "$WORK/none.h5" -T 1 -o "$WORK/none.bt" "$WORK/c.txt" 2>/dev/null || rc=$?
+[ "$rc" -ne 0 ] && [ ! -e "$WORK/none.bt" ] && ok || bad "a missing model under 2 ranks: rc $rc"
 summary

@@ -131,13 +131,41 @@ int bt_dist_max(int v) {
   return out;
 }
 
+/* MPI counts are ints: big messages go in pieces. */
+#define PIECE ((size_t)1 << 30)
+
 bt_error bt_dist_bcast(void *p, size_t bytes, int root) {
   if (g_size == 1)
     return BT_OK;
-  if (bytes > (size_t)INT_MAX)
-    return bt_fail(BT_ERR_ARG, "broadcast of %zu bytes", bytes);
-  int rc = MPI_Bcast(p, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
-  return rc == MPI_SUCCESS ? BT_OK : mpi_fail(rc, "broadcast");
+  for (size_t o = 0; o < bytes || (o == 0 && bytes == 0); o += PIECE) {
+    const size_t k = bytes - o < PIECE ? bytes - o : PIECE;
+    int rc = MPI_Bcast((char *)p + o, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS)
+      return mpi_fail(rc, "broadcast");
+    if (bytes == 0)
+      break;
+  }
+  return BT_OK;
+}
+
+bt_error bt_dist_send(const void *p, size_t bytes, int dest) {
+  for (size_t o = 0; o < bytes; o += PIECE) {
+    const size_t k = bytes - o < PIECE ? bytes - o : PIECE;
+    int rc = MPI_Send((const char *)p + o, (int)k, MPI_BYTE, dest, 7, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS)
+      return mpi_fail(rc, "send");
+  }
+  return BT_OK;
+}
+
+bt_error bt_dist_recv(void *p, size_t bytes, int src) {
+  for (size_t o = 0; o < bytes; o += PIECE) {
+    const size_t k = bytes - o < PIECE ? bytes - o : PIECE;
+    int rc = MPI_Recv((char *)p + o, (int)k, MPI_BYTE, src, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS)
+      return mpi_fail(rc, "receive");
+  }
+  return BT_OK;
 }
 
 void bt_dist_barrier(void) {
@@ -176,5 +204,15 @@ bt_error bt_dist_bcast(void *p, size_t bytes, int root) {
   return BT_OK;
 }
 void bt_dist_barrier(void) {}
+bt_error bt_dist_send(const void *p, size_t bytes, int dest) {
+  (void)p;
+  (void)bytes;
+  return bt_fail(BT_ERR_ARG, "send to rank %d: one process", dest);
+}
+bt_error bt_dist_recv(void *p, size_t bytes, int src) {
+  (void)p;
+  (void)bytes;
+  return bt_fail(BT_ERR_ARG, "receive from rank %d: one process", src);
+}
 
 #endif

@@ -51,6 +51,9 @@ int bt_dist_max(int v);
 /* bytes at p from rank root to every rank. */
 bt_error bt_dist_bcast(void *p, size_t bytes, int root);
 void bt_dist_barrier(void);
+/* bytes at p to rank dest / from rank src (blocking, any size). */
+bt_error bt_dist_send(const void *p, size_t bytes, int dest);
+bt_error bt_dist_recv(void *p, size_t bytes, int src);
 
 #ifdef __cplusplus
 }
