@@ -79,7 +79,7 @@ struct bt_infer {
   /* bt_infer_pair_*: the job of each split call, posted by the owner, taken
    * by whichever thread claims it first, finished by `done` if the helper
    * took it (pair_split). */
-  int paired;
+  int paired, pair_wait;
   atomic_uint posted, claimed, done;
   atomic_int stop;
   struct pair_job *job;
@@ -432,7 +432,7 @@ static void pair_split(bt_infer *inf, pair_job *j) {
   atomic_store_explicit(&inf->posted, p, memory_order_release);
   pair_run(inf, 0);
   unsigned want = p - 1;
-  if (atomic_compare_exchange_strong_explicit(&inf->claimed, &want, p, memory_order_acq_rel,
+  if (!inf->pair_wait && atomic_compare_exchange_strong_explicit(&inf->claimed, &want, p, memory_order_acq_rel,
                                               memory_order_acquire)) {
     pair_run(inf, 1);
     return;
@@ -445,6 +445,8 @@ void bt_infer_pair_begin(bt_infer *inf) {
   atomic_store_explicit(&inf->stop, 0, memory_order_release);
   inf->paired = 1;
 }
+
+void bt_infer_pair_wait_for_helper(bt_infer *inf, int on) { inf->pair_wait = on; }
 
 void bt_infer_pair_end(bt_infer *inf) {
   inf->paired = 0;

@@ -113,6 +113,10 @@ void bt_infer_set_threads(bt_infer *inf, int n);
 void bt_infer_pair_begin(bt_infer *inf);
 /* Returns the number of halves this call computed. */
 long bt_infer_pair_serve(bt_infer *inf);
+/* For tests: with on, the caller never computes a second half itself but
+ * waits for the helper to, so the helper's path is sure to run (there must
+ * be one, or the caller waits forever). */
+void bt_infer_pair_wait_for_helper(bt_infer *inf, int on);
 void bt_infer_pair_end(bt_infer *inf);
 
 /* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
