@@ -81,6 +81,9 @@ struct bt_codec {
   int part, nparts;  /* bt_codec_set_share */
   bt_exchange_fn exchange;
   void *exchange_user;
+  int dpart, dnparts; /* bt_codec_set_decode_share */
+  bt_dexchange_fn dexchange;
+  void *dexchange_user;
   bt_adapt adapt;
 };
 
@@ -138,6 +141,15 @@ void bt_codec_free(bt_codec *c) {
 }
 
 void bt_codec_set_max_size(bt_codec *c, uint64_t max_size) { c->max_size = max_size; }
+
+void bt_codec_set_decode_share(bt_codec *c, int part, int nparts, bt_dexchange_fn exchange,
+                               void *user) {
+  const int on = nparts > 1 && part >= 0 && part < nparts && exchange;
+  c->dpart = on ? part : 0;
+  c->dnparts = on ? nparts : 1;
+  c->dexchange = on ? exchange : NULL;
+  c->dexchange_user = user;
+}
 
 void bt_codec_set_share(bt_codec *c, int part, int nparts, bt_exchange_fn exchange, void *user) {
   const int on = nparts > 1 && part >= 0 && part < nparts && exchange;
@@ -1061,24 +1073,46 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
   const int Wp = h->adaptive ? (int)h->adapt.window : W; /* positions per pass */
   const int T = (int)(clen < (uint64_t)Wp ? (clen ? clen : 1) : (uint64_t)Wp);
   bt_error e = BT_OK;
-  if (ncoded)
-    e = ensure_workers(c, T, ncoded, h->adaptive);
-  if (!e && ncoded) {
+  uint64_t lo = 0, hi = ncoded; /* this process's coded chunks */
+  const int shared = c->dnparts > 1;
+  if (shared)
+    bt_share_range(ncoded, c->dpart, c->dnparts, &lo, &hi);
+  if (hi > lo)
+    e = ensure_workers(c, T, hi - lo, h->adaptive);
+  if (!e && hi > lo) {
     job_t jb = *proto;
     jb.run = h->adaptive ? decode_adaptive : decode_group;
-    jb.count = ncoded;
+    jb.count = hi - lo;
     jb.total = h->orig_size;
     jb.clen = clen;
     jb.h = h;
     jb.in = in;
     jb.off = off;
-    jb.ids = ids;
+    jb.ids = ids + lo;
     jb.res = res;
     e = run_groups(c, &jb);
   }
+  if (shared) {
+    bt_span *sp = calloc(ncoded ? ncoded : 1, sizeof *sp);
+    if (!sp && !e)
+      e = bt_fail(BT_ERR_NOMEM, "span list");
+    for (uint64_t i = 0; sp && i < ncoded; i++)
+      sp[i] = (bt_span){ids[i] * clen, bt_container_chunk_len(h, ids[i])};
+    if (e) { /* the detail lives in this thread's slot, which exchange may reuse */
+      char d[512];
+      snprintf(d, sizeof d, "%s", bt_error_detail());
+      bt_fail(e, "%s", d);
+    }
+    /* with no span list (e set) the spans are not read */
+    e = c->dexchange(c->dexchange_user, 0, res, sp, ncoded, e);
+    free(sp);
+  }
   free(ids);
-  if (!e && bt_crc32(0, res, h->orig_size) != h->orig_crc)
-    e = bt_fail(BT_ERR_CHECKSUM, "decoded data does not match its CRC-32 (damaged file?)");
+  bt_error crc = BT_OK;
+  if (!e && c->dpart == 0 && bt_crc32(0, res, h->orig_size) != h->orig_crc)
+    crc = bt_fail(BT_ERR_CHECKSUM, "decoded data does not match its CRC-32 (damaged file?)");
+  if (!e)
+    e = shared ? c->dexchange(c->dexchange_user, 1, NULL, NULL, 0, crc) : crc;
   *stored_out += stored;
   return e;
 }

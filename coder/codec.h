@@ -77,6 +77,22 @@ typedef struct {
 typedef bt_error (*bt_exchange_fn)(void *user, bt_chunk_result *r, uint64_t n_chunks,
                                    bt_error status);
 void bt_codec_set_share(bt_codec *c, int part, int nparts, bt_exchange_fn exchange, void *user);
+/* Decompression across processes: process `part` of `nparts` decodes only
+ * its run (bt_share_range) of each member's coded chunks, then calls
+ * exchange(user, 0, res, spans, n, status): spans[0..n) are where each coded
+ * chunk of the member lands in res; process 0 must receive the others'
+ * runs. It is called again, verdict = 1, with process 0's verdict on the
+ * member's CRC-32 as status (the others pass BT_OK; res, spans unused). Each call must return
+ * the same status on every process (process 0's), so all stop together;
+ * process 0's output is the decoded data, the others' is not. */
+typedef struct {
+  uint64_t at, len;
+} bt_span;
+typedef bt_error (*bt_dexchange_fn)(void *user, int verdict, uint8_t *res, const bt_span *spans,
+                                    uint64_t n, bt_error status);
+void bt_codec_set_decode_share(bt_codec *c, int part, int nparts, bt_dexchange_fn exchange,
+                               void *user);
+
 /* Chunks [*lo, *hi) of n that process part of nparts codes: even runs. */
 static inline void bt_share_range(uint64_t n, int part, int nparts, uint64_t *lo, uint64_t *hi) {
   *lo = n * (uint64_t)part / (uint64_t)nparts;

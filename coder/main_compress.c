@@ -498,6 +498,8 @@ static void pick_model_for(const uint8_t *in, size_t n) {
 }
 
 static bt_error share_exchange(void *user, bt_chunk_result *r, uint64_t n, bt_error status);
+static bt_error share_dexchange(void *user, int verdict, uint8_t *res, const bt_span *sp, uint64_t n,
+                                bt_error status);
 
 static int open_codec(const opts_t *o) {
   if (g_codec)
@@ -514,6 +516,8 @@ static int open_codec(const opts_t *o) {
   bt_codec_set_max_size(g_codec, o->max_size);
   if (o->mode == M_COMPRESS && bt_dist_size() > 1)
     bt_codec_set_share(g_codec, bt_dist_rank(), bt_dist_size(), share_exchange, NULL);
+  if ((o->mode == M_DECOMPRESS || o->mode == M_TEST) && bt_dist_size() > 1)
+    bt_codec_set_decode_share(g_codec, bt_dist_rank(), bt_dist_size(), share_dexchange, NULL);
   if (o->adapt && o->mode == M_COMPRESS) {
     const int ctx = bt_codec_config(g_codec)->ctx;
     bt_adapt a = o->ad;
@@ -536,7 +540,7 @@ static int open_codec(const opts_t *o) {
  * (bt_codec_set_share); rank 0 gathers them and writes the container, the
  * same bytes as one process. The other ranks touch no file. */
 typedef struct {
-  uint64_t more, n, chunk;
+  uint64_t more, n, chunk, decompress;
 } share_job;
 
 typedef struct {
@@ -622,11 +626,70 @@ static bt_error share_exchange(void *user, bt_chunk_result *r, uint64_t n, bt_er
   return first ? bt_fail(first, "%s", d) : BT_OK;
 }
 
-/* Rank 0: the next compression's input, to every rank (more = 0: the end). */
-static void share_announce(int more, const uint8_t *in, size_t n, uint32_t chunk) {
+/* Decompression's exchange (bt_codec_set_decode_share): the other ranks
+ * send their decoded runs (or their error) to rank 0, and every rank returns
+ * rank 0's status, so all stop at the same member. */
+static bt_error share_dexchange(void *user, int verdict, uint8_t *res, const bt_span *sp, uint64_t n,
+                                bt_error status) {
+  (void)user;
+  const int me = bt_dist_rank(), P = bt_dist_size();
+  bt_error e = BT_OK;
+  if (!verdict) {
+    uint64_t lo, hi;
+    if (me != 0) {
+      bt_share_range(n, me, P, &lo, &hi);
+      share_head h;
+      memset(&h, 0, sizeof h);
+      h.status = status;
+      if (status)
+        snprintf(h.detail, sizeof h.detail, "%s", bt_error_detail());
+      e = bt_dist_send(&h, sizeof h, 0);
+      for (uint64_t i = lo; i < hi && !e && !status; i++)
+        e = bt_dist_send(res + sp[i].at, (size_t)sp[i].len, 0);
+    } else {
+      char d[512] = "";
+      if (status)
+        snprintf(d, sizeof d, "%s", bt_error_detail());
+      for (int q = 1; q < P && !e; q++) { /* every rank sends, whatever failed */
+        share_head h;
+        if ((e = bt_dist_recv(&h, sizeof h, q)))
+          break;
+        h.detail[sizeof h.detail - 1] = '\0';
+        if (h.status) {
+          if (!status) {
+            status = (bt_error)h.status;
+            snprintf(d, sizeof d, "rank %d: %s", q, h.detail);
+          }
+          continue;
+        }
+        bt_share_range(n, q, P, &lo, &hi);
+        for (uint64_t i = lo; i < hi && !e; i++)
+          e = bt_dist_recv(res + sp[i].at, (size_t)sp[i].len, q);
+      }
+      if (e) /* MPI itself failed: the ranks cannot agree any more */
+        bt_dist_abort(1);
+      if (status)
+        bt_fail(status, "%s", d);
+    }
+    if (e)
+      bt_dist_abort(1);
+  }
+  /* Rank 0's status, to every rank. */
+  char d[512];
+  snprintf(d, sizeof d, "%s", status ? bt_error_detail() : "");
+  int32_t st = me == 0 ? (int32_t)status : 0;
+  if (bt_dist_bcast(&st, sizeof st, 0))
+    bt_dist_abort(1);
+  if (me == 0)
+    return status ? bt_fail(status, "%s", d) : BT_OK;
+  return st ? bt_fail((bt_error)st, "failed on another rank") : BT_OK;
+}
+
+/* Rank 0: the next input, to every rank (more = 0: the end). */
+static void share_announce(int more, const uint8_t *in, size_t n, uint32_t chunk, int decompress) {
   if (bt_dist_size() < 2)
     return;
-  share_job j = {(uint64_t)more, n, chunk};
+  share_job j = {(uint64_t)more, n, chunk, (uint64_t)decompress};
   if (bt_dist_bcast(&j, sizeof j, 0) || (more && bt_dist_bcast((void *)in, n, 0))) {
     bt_msg("MPI: %s", bt_error_detail());
     bt_dist_abort(1);
@@ -635,7 +698,7 @@ static void share_announce(int more, const uint8_t *in, size_t n, uint32_t chunk
 
 /* Ranks > 0: code their share of each input rank 0 announces. */
 static int share_worker(const opts_t *o) {
-  if (open_codec(o))
+  if (o->mode == M_COMPRESS && open_codec(o))
     bt_dist_abort(1); /* every rank fails: rank 0 could not know */
   for (;;) {
     share_job j;
@@ -644,14 +707,21 @@ static int share_worker(const opts_t *o) {
     if (!j.more)
       break;
     uint8_t *in = malloc(j.n ? j.n : 1);
-    size_t cap = bt_compress_bound(j.n, (uint32_t)j.chunk);
-    uint8_t *res = malloc(cap ? cap : 1);
-    if (!in || !res)
-      bt_dist_abort(1);
-    if (bt_dist_bcast(in, j.n, 0))
+    if (!in || bt_dist_bcast(in, j.n, 0))
       bt_dist_abort(1);
     size_t res_n = 0;
-    bt_compress(g_codec, in, j.n, (uint32_t)j.chunk, res, &res_n, NULL, NULL, NULL); /* errors go to rank 0 */
+    uint8_t *res = NULL;
+    if (j.decompress) { /* the same model rank 0 picked, from the file */
+      pick_model_for(in, j.n);
+      if (open_codec(o))
+        bt_dist_abort(1);
+      bt_decompress(g_codec, in, j.n, &res, &res_n, NULL, NULL, NULL); /* errors go to rank 0 */
+    } else {
+      size_t cap = bt_compress_bound(j.n, (uint32_t)j.chunk);
+      if (!(res = malloc(cap ? cap : 1)))
+        bt_dist_abort(1);
+      bt_compress(g_codec, in, j.n, (uint32_t)j.chunk, res, &res_n, NULL, NULL, NULL);
+    }
     free(in);
     free(res);
   }
@@ -1039,9 +1109,10 @@ static int process(const char *in_path, const opts_t *o, list_totals *tot) {
       bt_msg("out of memory");
       goto done;
     }
-    share_announce(1, in, n, (uint32_t)o->chunk);
+    share_announce(1, in, n, (uint32_t)o->chunk, 0);
     e = bt_compress(g_codec, in, n, (uint32_t)o->chunk, res, &res_n, &st, pf, &pr);
   } else {
+    share_announce(1, in, n, 0, 1);
     e = bt_decompress(g_codec, in, n, &res, &res_n, &st, pf, &pr);
   }
   if (pf && g_tty_progress)
@@ -1282,7 +1353,7 @@ int main(int argc, char **argv) {
   }
   g_ckpt_given = o.ckpt || model || (getenv("BT_CKPT") && *getenv("BT_CKPT"));
   if (bt_dist_rank() > 0) /* mpirun: compression's chunks are shared; the rest is rank 0's */
-    return o.mode == M_COMPRESS ? share_worker(&o) : 0;
+    return o.mode == M_COMPRESS || o.mode == M_DECOMPRESS || o.mode == M_TEST ? share_worker(&o) : 0;
   install_signal_cleanup();
   int errors = 0, warnings = 0;
   list_totals tot;
@@ -1298,8 +1369,8 @@ int main(int argc, char **argv) {
   }
   if (o.mode == M_LIST && tot.files)
     list_totals_row(&o, &tot);
-  if (o.mode == M_COMPRESS)
-    share_announce(0, NULL, 0, 0);
+  if (o.mode == M_COMPRESS || o.mode == M_DECOMPRESS || o.mode == M_TEST)
+    share_announce(0, NULL, 0, 0, 0);
   bt_codec_free(g_codec);
   return errors ? ST_ERROR : warnings ? ST_WARN : ST_OK;
 }

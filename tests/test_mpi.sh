@@ -75,9 +75,11 @@ rc=0; "${MPI[@]}" -np 2 "$TRAIN" --resume "$WORK/v2.h5" --steps 6 -T 1 -q "$WORK
 [ "$rc" -ne 0 ] && grep -q "only one process can continue it" "$WORK/v2.err" && ok ||
   bad "a whole-batch run under 2 ranks: rc $rc, $(head -c 300 "$WORK/v2.err")"
 
-# bt-compress under mpirun: the chunks (or adaptive segments) spread over
-# the ranks, rank 0 writes the single-process bytes; several files in one
-# run; decompression runs on rank 0; a model no rank can load fails the run.
+# bt-compress and bt-decompress under mpirun: the chunks (or adaptive
+# segments) spread over the ranks, rank 0 writes the single-process bytes;
+# several files in one run; concatenated members; damage that only one rank
+# sees fails the run with status 1 (and no rank hangs); a model no rank can
+# load fails the run.
 C="$BUILD/bt-compress"; CK="$SRC/checkpoints/bt-200K.h5"
 text_slice 20000 > "$WORK/c.txt"
 cp "$WORK/c.txt" "$WORK/c2.txt"
@@ -92,8 +94,23 @@ done
 "${MPI[@]}" -np 2 "$C" --ckpt "$CK" --chunk 2048 -T 1 -k "$WORK/c.txt" "$WORK/c2.txt" &&
   cmp -s "$WORK/c.txt.bt" "$WORK/c.ref.bt" && cmp -s "$WORK/c2.txt.bt" "$WORK/c.ref.bt" && ok ||
   bad "2 ranks, two files: outputs differ from one process"
-"${MPI[@]}" -np 2 "$BUILD/bt-decompress" --ckpt "$CK" -T 1 -c "$WORK/a2.bt" > "$WORK/a2.out" &&
-  cmp -s "$WORK/a2.out" "$WORK/c.txt" && ok || bad "bt-decompress under 2 ranks does not round-trip"
+D="$BUILD/bt-decompress"
+for np in 2 3; do
+  for f in c a; do
+    timeout 120 "${MPI[@]}" -np $np "$D" -T 1 -c "$WORK/$f.ref.bt" > "$WORK/$f$np.out" &&
+      cmp -s "$WORK/$f$np.out" "$WORK/c.txt" && ok || bad "bt-decompress under $np ranks: $f.ref.bt does not round-trip"
+  done
+done
+cat "$WORK/c.ref.bt" "$WORK/a.ref.bt" > "$WORK/cat.bt"
+timeout 120 "${MPI[@]}" -np 2 "$D" -T 1 -c "$WORK/cat.bt" > "$WORK/cat.out" &&
+  cmp -s "$WORK/cat.out" <(cat "$WORK/c.txt" "$WORK/c.txt") && ok || bad "bt-decompress under 2 ranks: concatenated members"
+timeout 120 "${MPI[@]}" -np 2 "$D" -T 1 -t "$WORK/c.ref.bt" "$WORK/a.ref.bt" && ok || bad "bt-decompress -t under 2 ranks"
+# Damage in the last segment, which rank 2 of 3 decodes.
+/usr/bin/python3 -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); b[-50]^=0xff; b[-60]^=0xff; open(sys.argv[2],"wb").write(b)' \
+  "$WORK/a.ref.bt" "$WORK/bad.bt"
+rc=0; timeout 120 "${MPI[@]}" -np 3 "$D" -T 1 -c "$WORK/bad.bt" > /dev/null 2> "$WORK/bad.err" || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && head -n 1 "$WORK/bad.err" | grep -q "rank 2" && ok ||
+  bad "damage one rank sees: rc $rc, $(head -c 300 "$WORK/bad.err")"
 rc=0; "${MPI[@]}" -np 2 "$C" --ckpt "$WORK/none.h5" -T 1 -o "$WORK/none.bt" "$WORK/c.txt" 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] && [ ! -e "$WORK/none.bt" ] && ok || bad "a missing model under 2 ranks: rc $rc"
 summary
