@@ -111,6 +111,13 @@ timeout 120 "${MPI[@]}" -np 2 "$D" -T 1 -t "$WORK/c.ref.bt" "$WORK/a.ref.bt" && 
 rc=0; timeout 120 "${MPI[@]}" -np 3 "$D" -T 1 -c "$WORK/bad.bt" > /dev/null 2> "$WORK/bad.err" || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && head -n 1 "$WORK/bad.err" | grep -q "rank 2" && ok ||
   bad "damage one rank sees: rc $rc, $(head -c 300 "$WORK/bad.err")"
+# bt-eval under 2 ranks: the same rates (the speed columns aside).
+EV=("$BUILD/bt-eval" --ckpt "$CK" --compressors bt-200K,gzip --datasets text --max-bytes 40960 -q -T 1 --no-cache)
+"${EV[@]}" > "$WORK/e1.md" || bad "bt-eval failed"
+timeout 300 "${MPI[@]}" -np 2 "${EV[@]}" > "$WORK/e2.md" || bad "bt-eval under 2 ranks failed"
+rows() { grep '^| bt-200K\|^| 2048 \| bt-200K\|bt-200K |' "$1" | cut -d'|' -f1-7; }
+[ -n "$(rows "$WORK/e1.md")" ] && [ "$(rows "$WORK/e1.md")" = "$(rows "$WORK/e2.md")" ] && ok ||
+  bad "bt-eval under 2 ranks: rates differ: $(rows "$WORK/e2.md")"
 rc=0; "${MPI[@]}" -np 2 "$C" --ckpt "$WORK/none.h5" -T 1 -o "$WORK/none.bt" "$WORK/c.txt" 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] && [ ! -e "$WORK/none.bt" ] && ok || bad "a missing model under 2 ranks: rc $rc"
 summary

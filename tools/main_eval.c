@@ -19,12 +19,14 @@
 
 #include "coder/codec.h"
 #include "coder/coder.h"
+#include "coder/share.h"
 #include "data/data.h"
 #include "data/prepare.h"
 #include "data/sha256.h"
 #include "kernels/cli.h"
 #include "kernels/kernels.h"
 #include "tools/baselines.h"
+#include "train/dist.h"
 
 /* The default --max-bytes: bytes evaluated per data set (384 chunks of 2048).
  * The default run, six baselines and the three presets on all four sets,
@@ -641,6 +643,7 @@ static unsigned long long parse_count(const char *opt, const char *s, unsigned l
 }
 
 int main(int argc, char **argv) {
+  bt_dist_init(&argc, &argv);
   bt_cli_init(g_prog, "[--ckpt M.h5 ...] [--max-bytes N] [--chunk N] [--datasets LIST]\n"
               "       [--compressors LIST] [--csv OUT.csv] [--data DIR] [--source SET=SRC]");
   enum { O_CKPT = 256, O_MAX, O_CHUNK, O_SETS, O_COMPS, O_CSV, O_DATA, O_SOURCE, O_NOCACHE };
@@ -716,6 +719,18 @@ int main(int argc, char **argv) {
   }
   if (g_nbl == 0 && g_nmodels == 0) bt_usage_error("nothing to run: no compressor selected and no checkpoint found");
   if (open_models()) return 1;
+  /* mpirun: every rank runs the same rows; each codes its run of a row's
+   * chunks (coder/share.h), rank 0 gathers them, and only rank 0 reports. */
+  if (bt_dist_size() > 1) {
+    for (int i = 0; i < g_nmodels; i++)
+      bt_codec_set_share(g_models[i].codec, bt_dist_rank(), bt_dist_size(), bt_share_exchange, NULL);
+    if (bt_dist_rank() > 0) {
+      g_opt.quiet = 1, g_opt.verbose = 0, g_opt.tty = 0;
+      csv = NULL;
+      if (!freopen("/dev/null", "w", stdout))
+        return 1;
+    }
+  }
 
   /* rows in table order: baselines whole, baselines chunked, transformers */
   g_nrows = g_nsets * (2 * g_nbl + g_nmodels);
