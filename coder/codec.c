@@ -869,11 +869,6 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
     e = run_groups(c, &jb);
   }
   if (c->nparts > 1 && ch) {
-    if (e) { /* the detail lives in this thread's slot, which exchange may reuse */
-      char d[512];
-      snprintf(d, sizeof d, "%s", bt_error_detail());
-      bt_fail(e, "%s", d);
-    }
     bt_error x = c->exchange(c->exchange_user, ch, nch, e);
     if (!e)
       e = x;
@@ -1098,11 +1093,6 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
       e = bt_fail(BT_ERR_NOMEM, "span list");
     for (uint64_t i = 0; sp && i < ncoded; i++)
       sp[i] = (bt_span){ids[i] * clen, bt_container_chunk_len(h, ids[i])};
-    if (e) { /* the detail lives in this thread's slot, which exchange may reuse */
-      char d[512];
-      snprintf(d, sizeof d, "%s", bt_error_detail());
-      bt_fail(e, "%s", d);
-    }
     /* with no span list (e set) the spans are not read */
     e = c->dexchange(c->dexchange_user, 0, res, sp, ncoded, e);
     free(sp);

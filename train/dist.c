@@ -16,8 +16,6 @@ int bt_dist_size(void) { return g_size; }
 
 #ifdef BT_HAVE_MPI
 
-int bt_dist_built(void) { return 1; }
-
 /* Started by mpirun (Open MPI sets OMPI_COMM_WORLD_SIZE; PMI launchers
  * PMI_SIZE or PMIX_RANK)? A process started alone never initialises MPI,
  * which costs a second and may print warnings on a machine without a
@@ -168,14 +166,9 @@ bt_error bt_dist_recv(void *p, size_t bytes, int src) {
   return BT_OK;
 }
 
-void bt_dist_barrier(void) {
-  if (g_size > 1)
-    MPI_Barrier(MPI_COMM_WORLD);
-}
 
 #else /* one process */
 
-int bt_dist_built(void) { return 0; }
 void bt_dist_init(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
@@ -203,7 +196,6 @@ bt_error bt_dist_bcast(void *p, size_t bytes, int root) {
   (void)root;
   return BT_OK;
 }
-void bt_dist_barrier(void) {}
 bt_error bt_dist_send(const void *p, size_t bytes, int dest) {
   (void)p;
   (void)bytes;

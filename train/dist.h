@@ -31,8 +31,6 @@ void bt_dist_init(int *argc, char ***argv);
 void bt_dist_finalize(void);
 int bt_dist_rank(void);
 int bt_dist_size(void);
-/* 1 if built with MPI. */
-int bt_dist_built(void);
 
 /* Ends every rank of the job with exit status code (MPI_Abort); the one-
  * process case exits. For errors on one rank, which the others cannot see. */
@@ -50,7 +48,6 @@ bt_error bt_dist_allgather(const double *mine, int count, double *all);
 int bt_dist_max(int v);
 /* bytes at p from rank root to every rank. */
 bt_error bt_dist_bcast(void *p, size_t bytes, int root);
-void bt_dist_barrier(void);
 /* bytes at p to rank dest / from rank src (blocking, any size). */
 bt_error bt_dist_send(const void *p, size_t bytes, int dest);
 bt_error bt_dist_recv(void *p, size_t bytes, int src);

@@ -19,13 +19,6 @@ void bt_gradsum_free(bt_gradsum *g) {
 
 void bt_gradsum_reset(bt_gradsum *g) { g->top = 0; }
 
-long bt_gradsum_items(const bt_gradsum *g) {
-  long s = 0;
-  for (int i = 0; i < g->top; i++)
-    s += g->size[i];
-  return s;
-}
-
 bt_error bt_gradsum_push(bt_gradsum *g, const float *x, long items) {
   if (items < 1 || (items & (items - 1)))
     return bt_fail(BT_ERR_ARG, "a gradient sum of %ld items (not a power of two)", items);

@@ -49,8 +49,6 @@ bt_error bt_gradsum_push(bt_gradsum *g, const float *x, long items);
 /* The total: merges what remains and returns it (n floats, owned by g,
  * valid until the next push or reset), or NULL if nothing was pushed. */
 const float *bt_gradsum_total(bt_gradsum *g);
-/* Items pushed so far. */
-long bt_gradsum_items(const bt_gradsum *g);
 
 #ifdef __cplusplus
 }
