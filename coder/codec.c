@@ -25,20 +25,18 @@
 
 #include "coder/cm.h"
 #include "coder/coder.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 #include "kernels/kernels.h"
 #include "infer/infer.h"
-#include "kernels/cli.h"
+#include "kernels/clock.h"
 #include "train/ckpt.h"
 
 /* Per-thread KV cache budget: it sets how many chunks one thread decodes in
  * lockstep. Decoding reads a stream's whole cache for every byte, so the
- * group must stay small enough to live in the caches of one core (the L3
- * share of two cores: measured on the 200K model, one thread, 2048-byte
- * chunks: 4 streams 28 kB/s, 8 streams 25, 16 streams 21). At least
+ * group must stay small enough to live in the caches of one core. At least
  * MIN_STREAMS, though, and more for big models: each step also reads all
- * the weights once, for the whole group (the 3.2M model: 2.3 kB/s with 4
- * streams, 2.7 with 8). */
+ * the weights once, for the whole group. (The measurements that set these:
+ * docs/measurements.md.) */
 #define CACHE_BUDGET ((size_t)8 << 20)
 #define MIN_STREAMS 4
 #define WEIGHT_SHARE ((size_t)2 << 20)
@@ -85,6 +83,8 @@ struct bt_codec {
   bt_dexchange_fn dexchange;
   void *dexchange_user;
   bt_adapt adapt;
+  int threads;       /* bt_codec_set_threads: 0 = the caller's */
+  uint64_t spec_passes, spec_bytes; /* this call's multi-row passes (spec_tally) */
 };
 
 static void free_workers(bt_codec *c) {
@@ -189,6 +189,8 @@ bt_error bt_codec_set_adapt(bt_codec *c, const bt_adapt *a) {
 const bt_config *bt_codec_config(const bt_codec *c) { return &c->cfg; }
 size_t bt_codec_num_params(const bt_codec *c) { return bt_model_num_params(c->m); }
 const uint8_t *bt_codec_weights_sha256(const bt_codec *c) { return c->sha; }
+const char *bt_codec_model_name(const bt_codec *c) { return c->name; }
+void bt_codec_set_threads(bt_codec *c, int n) { c->threads = n > 0 ? n : 0; }
 
 size_t bt_compress_bound(uint64_t n, uint32_t chunk) {
   return (size_t)bt_container_bound(n, chunk, chunk == 0);
@@ -342,11 +344,10 @@ static void draft_guess(const draft_t *d, const uint8_t *h, uint64_t i, uint8_t 
 }
 
 /* Rows per pass. A wrong guess costs a row's compute, and a row's cost is
- * mostly attention over its context and the GEMMs, which grow with the rows:
- * on a 2-core Zen 4 the draft's guesses hold about half the time (1.9 bytes
- * a pass of 4), and a pass of 4 rows costs about 2.3 times one, for every
- * preset, so every preset decodes one row a pass (docs/decoding.md: a first
- * measurement that favoured 4 rows for the 3.2M did not survive repeats).
+ * mostly attention over its context and the GEMMs, which grow with the rows.
+ * As measured (docs/decoding.md), the draft's guesses hold about half the
+ * time and a pass of 4 rows costs more than the two rows it gains, for every
+ * preset, so every preset decodes one row a pass.
  * BT_SPEC_K (1..16) sets it, to measure it elsewhere. */
 static int spec_rows(const bt_config *cfg) {
   const char *e = getenv("BT_SPEC_K");
@@ -477,13 +478,14 @@ static bt_error decode_window_spec(worker_t *w, uint8_t *h, window_t wn, byte_de
   return e;
 }
 
-/* BT_SPEC_STATS=1: the passes and the bytes they decoded, on stderr (the
- * draft's acceptance: docs/decoding.md). */
-static void spec_report(const worker_t *w) {
-  if (getenv("BT_SPEC_STATS"))
-    fprintf(stderr, "multi-row decoding: %d rows a pass, %llu passes, %llu bytes, %.3f bytes a pass\n",
-            w->spec_k, (unsigned long long)w->spec_passes, (unsigned long long)w->spec_bytes,
-            (double)w->spec_bytes / (double)(w->spec_passes ? w->spec_passes : 1));
+/* Adds a stream's passes and the bytes they decoded to the call's totals
+ * (bt_codec_stats: the draft's acceptance, docs/decoding.md). */
+static void spec_tally(bt_codec *c, worker_t *w) {
+#pragma omp atomic
+  c->spec_passes += w->spec_passes;
+#pragma omp atomic
+  c->spec_bytes += w->spec_bytes;
+  w->spec_passes = w->spec_bytes = 0;
 }
 
 /* Sets the worker's rows per pass, with a fresh draft if more than one. */
@@ -822,12 +824,12 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   }
   if (!e && rc.pos > rc.len + 4)
     e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode (reads past its end)", (unsigned long long)id);
-  spec_report(w);
+  spec_tally(c, w);
   return e;
 }
 
-bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
-                     size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user) {
+static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
+                             size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user) {
   double t0 = bt_now_s();
   const int stream = chunk == 0;
   const int W = c->cfg.ctx;
@@ -949,7 +951,7 @@ static bt_error decode_lone(bt_codec *c, worker_t *w, const job_t *jb, uint64_t 
   }
   if (!e && bt_rc_dec_corrupt(&rc))
     e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode", (unsigned long long)id);
-  spec_report(w);
+  spec_tally(c, w);
   return e;
 }
 
@@ -972,8 +974,8 @@ static bt_error decode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
   /* A lone stream (stream mode) decodes on this thread: its steps are too
    * small for a parallel region each, and a prefill split into ~50 parallel
    * stages between 1024 serial steps waits on a sleeping second thread at
-   * each one (2 kB/s on a busy 2-core machine, against ~25 kB/s on one
-   * thread). Where there is a second thread, the steps may run paired
+   * each one, which ran ten times slower than one thread
+   * (docs/measurements.md). Where there is a second thread, the steps may run paired
    * instead (decode_window_spec), with the prefill on all threads. */
   bt_infer_set_threads(w->inf, c->nw <= 1 && k == 1 ? 1 : 0);
   w->step_threads = w->prefill_threads = c->nw <= 1 && k == 1 ? 1 : 0;
@@ -1118,8 +1120,8 @@ typedef struct {
   size_t at, len; /* the member is in[at .. at+len) */
 } member_t;
 
-bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
-                       bt_codec_stats *st, bt_progress_fn fn, void *user) {
+static bt_error decompress_run(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
+                               bt_codec_stats *st, bt_progress_fn fn, void *user) {
   double t0 = bt_now_s();
   *out = NULL;
   *n = 0;
@@ -1194,6 +1196,7 @@ bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out
       e = bt_fail(BT_ERR_NOMEM, "output of %llu bytes", (unsigned long long)total);
   }
   /* Pass 2: decode the members in order into one buffer. */
+  c->spec_passes = c->spec_bytes = 0;
   job_t proto = {.fn = fn, .user = user, .all = total};
   for (uint64_t i = 0, base = 0; !e && i < nm; i++) {
     proto.base = base;
@@ -1221,10 +1224,113 @@ bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out
   s.n_chunks = chunks;
   s.n_members = nm;
   s.stored_chunks = stored;
+  s.spec_passes = c->spec_passes;
+  s.spec_bytes = c->spec_bytes;
   s.seconds = bt_now_s() - t0;
   if (st)
     *st = s;
   *out = res;
   *n = (size_t)total;
   return BT_OK;
+}
+
+/* ==================================================================== */
+/* The public calls: threads as the codec says, then the run            */
+/* ==================================================================== */
+
+bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
+                     size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user) {
+  int saved[2];
+  if (c->threads) {
+    bt_threads_save(saved);
+    bt_set_threads(c->threads);
+  }
+  bt_error e = compress_run(c, in, n, chunk, out, out_len, st, fn, user);
+  if (c->threads)
+    bt_threads_restore(saved);
+  return e;
+}
+
+bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
+                       bt_codec_stats *st, bt_progress_fn fn, void *user) {
+  int saved[2];
+  if (c->threads) {
+    bt_threads_save(saved);
+    bt_set_threads(c->threads);
+  }
+  bt_error e = decompress_run(c, in, len, out, n, st, fn, user);
+  if (c->threads)
+    bt_threads_restore(saved);
+  return e;
+}
+
+/* All of f, malloc'd. */
+static bt_error read_stream(FILE *f, uint8_t **buf, size_t *n) {
+  size_t cap = 1 << 16, len = 0;
+  uint8_t *p = malloc(cap);
+  if (!p)
+    return bt_fail(BT_ERR_NOMEM, "input buffer");
+  for (;;) {
+    if (len == cap) {
+      uint8_t *q = cap > SIZE_MAX / 2 ? NULL : realloc(p, cap * 2);
+      if (!q) {
+        free(p);
+        return bt_fail(BT_ERR_NOMEM, "input buffer of %zu bytes", cap * 2);
+      }
+      p = q;
+      cap *= 2;
+    }
+    size_t k = fread(p + len, 1, cap - len, f);
+    len += k;
+    if (k == 0) {
+      if (ferror(f)) {
+        free(p);
+        return bt_fail(BT_ERR_IO, "read error on the input stream");
+      }
+      break;
+    }
+  }
+  *buf = p;
+  *n = len;
+  return BT_OK;
+}
+
+static bt_error write_stream(FILE *f, const uint8_t *p, size_t n) {
+  if ((n && fwrite(p, 1, n, f) != n) || fflush(f) != 0)
+    return bt_fail(BT_ERR_IO, "write error on the output stream");
+  return BT_OK;
+}
+
+bt_error bt_compress_stream(bt_codec *c, FILE *in, FILE *out, uint32_t chunk, bt_codec_stats *st,
+                            bt_progress_fn fn, void *user) {
+  uint8_t *src, *dst = NULL;
+  size_t n, len = 0;
+  bt_error e = read_stream(in, &src, &n);
+  if (e)
+    return e;
+  const size_t cap = bt_compress_bound(n, chunk);
+  if (!(dst = malloc(cap ? cap : 1)))
+    e = bt_fail(BT_ERR_NOMEM, "output buffer of %zu bytes", cap);
+  if (!e)
+    e = bt_compress(c, src, n, chunk, dst, &len, st, fn, user);
+  if (!e)
+    e = write_stream(out, dst, len);
+  free(src);
+  free(dst);
+  return e;
+}
+
+bt_error bt_decompress_stream(bt_codec *c, FILE *in, FILE *out, bt_codec_stats *st, bt_progress_fn fn,
+                              void *user) {
+  uint8_t *src, *dst = NULL;
+  size_t n, len = 0;
+  bt_error e = read_stream(in, &src, &n);
+  if (e)
+    return e;
+  e = bt_decompress(c, src, n, &dst, &len, st, fn, user);
+  if (!e)
+    e = write_stream(out, dst, len);
+  free(src);
+  free(dst);
+  return e;
 }

@@ -10,8 +10,10 @@
 #ifndef BT_CODEC_H
 #define BT_CODEC_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "coder/coder.h"
 #include "kernels/error.h"
@@ -31,6 +33,8 @@ typedef struct {
   uint64_t stored_chunks; /* chunks kept raw because coding would not shrink them */
   double logloss_bits;    /* the model's summed -log2 p over all bytes (coded chunks and stored ones) */
   double coded_bits;      /* summed -log2 of the quantised frequencies actually coded */
+  uint64_t spec_passes;   /* decompression: the model's passes over guessed rows, */
+  uint64_t spec_bytes;    /*   and the bytes they decoded (their ratio: the draft's acceptance) */
   double seconds;         /* wall time */
 } bt_codec_stats;
 
@@ -39,6 +43,14 @@ typedef void (*bt_progress_fn)(void *user, uint64_t done, uint64_t total);
 
 /* Loads the checkpoint at path and prepares inference. *out owned by caller. */
 bt_error bt_codec_open(bt_codec **out, const char *ckpt_path);
+/* The model called `name` on the search path (bt_model_resolve), or the
+ * file `name` if it holds a '/'. BT_ERR_NOT_FOUND if there is none. */
+bt_error bt_codec_open_model(bt_codec **out, const char *name);
+/* The model the bt file in[0..len) was made with, found on the search path
+ * by the weights hash its first member records: the file alone is enough
+ * to decompress it. BT_ERR_FORMAT/CORRUPT if in is not a bt file,
+ * BT_ERR_MISMATCH (naming the model and hash) if no model there has it. */
+bt_error bt_codec_open_for(bt_codec **out, const uint8_t *in, size_t len);
 /* Frees; NULL is fine. */
 void bt_codec_free(bt_codec *c);
 /* Decompression's resource bound. Its cost grows linearly with the size a
@@ -99,10 +111,50 @@ static inline void bt_share_range(uint64_t n, int part, int nparts, uint64_t *lo
   *hi = n * (uint64_t)(part + 1) / (uint64_t)nparts;
 }
 
+/* The model's identity. */
 const bt_config *bt_codec_config(const bt_codec *c);
 size_t bt_codec_num_params(const bt_codec *c);
-/* SHA-256 of the model's weights: the identity stored in every container. */
+/* SHA-256 of the model's weights: the identity stored in every container
+ * (`bt-ckpt info` prints the same hash). */
 const uint8_t *bt_codec_weights_sha256(const bt_codec *c);
+/* The name containers record: the file's name without ".h5" ("bt-800K"),
+ * cut to BT_MODEL_NAME_MAX printable bytes. */
+const char *bt_codec_model_name(const bt_codec *c);
+
+/* Threads for this codec's calls: n > 0 runs them on n threads and gives
+ * the caller's OpenMP and BLAS settings back when each returns; 0 (the
+ * default) uses whatever the caller's settings are. The output never
+ * depends on it. */
+void bt_codec_set_threads(bt_codec *c, int n);
+
+/* ---- Models by name and by hash ----
+ * The search path, in order: each folder of $BT_MODEL_PATH (colon-
+ * separated); share/bt/models (then share/bt) of the install the library
+ * or program is in; the source tree's checkpoints/ when run from a build
+ * folder beside it. Never the current folder: a name means the same
+ * wherever a program runs. */
+#define BT_MODEL_DIRS_MAX 16
+/* Fills dirs with up to cap folders; returns how many. */
+int bt_model_search_path(char (*dirs)[PATH_MAX], int cap);
+/* path gets the file of model `name`: name itself if it holds a '/', else
+ * bt-NAME.h5, NAME.h5 or NAME in the first folder that has one.
+ * BT_ERR_NOT_FOUND if none does. */
+bt_error bt_model_resolve(const char *name, char *path, size_t cap);
+typedef struct {
+  char name[64];       /* the file's name without ".h5" (cut to fit): "bt-800K" */
+  char path[PATH_MAX];
+  bt_config cfg;
+  size_t params;
+  uint8_t sha256[32];  /* of the weights */
+  uint64_t bytes;      /* the file's size */
+} bt_model_info;
+/* Every model on the search path, one per weights hash (the first on the
+ * path wins), sorted by name; `extra` (a checkpoint file, or NULL) comes
+ * first. Writes up to cap entries; returns how many there are. */
+int bt_model_list(const char *extra, bt_model_info *out, int cap);
+/* The model whose weights have this hash (extra, then the search path).
+ * BT_ERR_NOT_FOUND if none. */
+bt_error bt_model_find_sha256(const uint8_t sha256[32], const char *extra, bt_model_info *out);
 
 /* Largest container for n input bytes at this chunk size (0 = stream mode):
  * n + 64 + 4 * chunks. */
@@ -123,6 +175,16 @@ bt_error bt_compress(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, u
  * from another checkpoint gives BT_ERR_MISMATCH naming the expected one. */
 bt_error bt_decompress(bt_codec *c, const uint8_t *in, size_t len, uint8_t **out, size_t *n,
                        bt_codec_stats *st, bt_progress_fn fn, void *user);
+
+/* The same through stdio streams: reads `in` to its end (a container holds
+ * its size and chunk table up front, so the whole input is read first),
+ * then writes the container, or the decoded bytes, to `out` and flushes it.
+ * The bytes are bt_compress's and bt_decompress's. A read or write error is
+ * BT_ERR_IO; nothing is written to out unless coding succeeded. */
+bt_error bt_compress_stream(bt_codec *c, FILE *in, FILE *out, uint32_t chunk, bt_codec_stats *st,
+                            bt_progress_fn fn, void *user);
+bt_error bt_decompress_stream(bt_codec *c, FILE *in, FILE *out, bt_codec_stats *st, bt_progress_fn fn,
+                              void *user);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/sha256.h"
+#include "kernels/hash.h"
 
 /* ---- little-endian fields ---- */
 

@@ -20,7 +20,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -39,8 +38,8 @@
 #include "coder/coder.h"
 #include "coder/cm.h"
 #include "kernels/fileio.h"
-#include "data/sha256.h"
-#include "kernels/cli.h"
+#include "kernels/hash.h"
+#include "tools/cli.h"
 #include "kernels/kernels.h"
 #include "train/ckpt.h"
 #include "coder/share.h"
@@ -311,163 +310,46 @@ static void on_progress(void *user, uint64_t done, uint64_t total) {
 /* Checkpoints: the default one, and names for weights hashes           */
 /* ==================================================================== */
 
-/* The model search path: each folder of $BT_MODEL_PATH (colon-separated),
- * then the install's share/bt/models (and share/bt), then the source tree's
- * checkpoints/ when the program runs from a build folder beside it. Never
- * the current folder: what a name means must not depend on where one is. */
-#define MAX_MODEL_DIRS 16
-static char g_dirs[MAX_MODEL_DIRS][PATH_MAX];
-static int g_ndirs = -1;
+/* The model search path is the library's (codec.h's bt_model_*): each
+ * folder of $BT_MODEL_PATH, the install's share/bt/models, the source
+ * tree's checkpoints/ from a build folder; never the current folder. */
 
-static int model_dirs(void) {
-  if (g_ndirs >= 0)
-    return g_ndirs;
-  g_ndirs = 0;
-  const char *env = getenv("BT_MODEL_PATH");
-  for (const char *p = env; p && *p && g_ndirs < MAX_MODEL_DIRS;) {
-    const char *c = strchr(p, ':');
-    size_t l = c ? (size_t)(c - p) : strlen(p);
-    if (l > 0 && l < PATH_MAX)
-      snprintf(g_dirs[g_ndirs++], PATH_MAX, "%.*s", (int)l, p);
-    p = c ? c + 1 : p + l;
-  }
-  char exe[PATH_MAX];
-  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (k > 0) {
-    exe[k] = '\0';
-    char *dir = dirname(exe);
-    const char *rel[] = {"/../share/bt/models", "/../share/bt", "/../checkpoints"};
-    for (size_t i = 0; i < sizeof rel / sizeof rel[0] && g_ndirs < MAX_MODEL_DIRS; i++)
-      if ((size_t)snprintf(g_dirs[g_ndirs], PATH_MAX, "%s%s", dir, rel[i]) < PATH_MAX)
-        g_ndirs++;
-  }
-  return g_ndirs;
-}
-
-/* The file of model NAME: a path as it is, else bt-NAME.h5, NAME.h5 or NAME
- * in the first folder of the search path that has one. NULL if none. */
-static const char *resolve_model(const char *name) {
-  static char path[PATH_MAX + 80];
-  if (strchr(name, '/'))
-    return name;
-  for (int i = 0; i < model_dirs(); i++) {
-    const char *form[] = {"%s/bt-%s.h5", "%s/%s.h5", "%s/%s"};
-    for (size_t j = 0; j < sizeof form / sizeof form[0]; j++) {
-      snprintf(path, sizeof path, form[j], g_dirs[i], name);
-      struct stat sb;
-      if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, R_OK) == 0)
-        return path;
-    }
-  }
-  return NULL;
-}
-
-/* --ckpt, -m NAME, $BT_CKPT, or the shipped 200K on the search path. */
+/* --ckpt, -m NAME, $BT_CKPT, or the shipped 200K on the search path; NULL
+ * if a name is not found. */
 static const char *find_ckpt(const char *given, const char *name) {
+  static char path[PATH_MAX];
   if (given)
     return given;
-  if (name)
-    return resolve_model(name);
   const char *env = getenv("BT_CKPT");
-  if (env && *env)
+  if (!name && env && *env)
     return env;
-  return resolve_model("200K");
+  return bt_model_resolve(name ? name : "200K", path, sizeof path) == BT_OK ? path : NULL;
 }
 
-/* Known models: name (the file name without .h5), file, config and weights
- * hash, from --ckpt and every checkpoint on the search path. */
-typedef struct {
-  char name[64];
-  char path[PATH_MAX];
-  bt_config cfg;
-  uint8_t sha[32];
-  long long bytes;
-} known_model;
-#define MAX_KNOWN 64
-static known_model g_known[MAX_KNOWN];
-static int g_nknown = -1;
-
-static void add_known(const char *path) {
-  if (g_nknown >= MAX_KNOWN)
-    return;
-  known_model k;
-  struct stat sb;
-  if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || bt_ckpt_read_info(path, &k.cfg, k.sha) != BT_OK)
-    return;
-  k.bytes = (long long)sb.st_size;
-  char b[PATH_MAX];
-  snprintf(b, sizeof b, "%s", path);
-  char *base = basename(b);
-  size_t l = strlen(base);
-  if (l > 3 && strcmp(base + l - 3, ".h5") == 0)
-    base[l - 3] = '\0';
-  snprintf(k.name, sizeof k.name, "%s", base);
-  snprintf(k.path, sizeof k.path, "%s", path);
-  for (int i = 0; i < g_nknown; i++)
-    if (memcmp(g_known[i].sha, k.sha, 32) == 0)
-      return; /* the first on the search path wins */
-  g_known[g_nknown++] = k;
-}
-
-static int by_name(const void *a, const void *b) {
-  return strcmp(((const known_model *)a)->name, ((const known_model *)b)->name);
-}
-
-static void scan_models(const char *ckpt) {
-  if (g_nknown >= 0)
-    return;
-  g_nknown = 0;
-  if (ckpt)
-    add_known(ckpt);
-  for (int i = 0; i < model_dirs(); i++) {
-    DIR *d = opendir(g_dirs[i]);
-    if (!d)
-      continue;
-    char *names[MAX_KNOWN];
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && n < MAX_KNOWN) {
-      size_t l = strlen(de->d_name);
-      if (de->d_name[0] != '.' && l > 3 && strcmp(de->d_name + l - 3, ".h5") == 0)
-        names[n++] = strdup(de->d_name);
-    }
-    closedir(d);
-    for (int j = 0; j < n; j++) {
-      char path[PATH_MAX + 300];
-      if (names[j] && (size_t)snprintf(path, sizeof path, "%s/%s", g_dirs[i], names[j]) < sizeof path)
-        add_known(path);
-      free(names[j]);
-    }
-  }
-}
-
-/* The model with these weights, or NULL. */
-static const known_model *find_model(const uint8_t sha[32], const char *ckpt) {
-  scan_models(ckpt);
-  for (int i = 0; i < g_nknown; i++)
-    if (memcmp(g_known[i].sha, sha, 32) == 0)
-      return &g_known[i];
-  return NULL;
-}
-
-/* Its name, or "?". */
+/* The name of the model with these weights (the --ckpt file first, then
+ * the search path), or "?". */
 static const char *model_name(const uint8_t sha[32], const char *ckpt) {
-  const known_model *k = find_model(sha, ckpt);
-  return k ? k->name : "?";
+  static bt_model_info m;
+  return bt_model_find_sha256(sha, ckpt, &m) == BT_OK ? m.name : "?";
 }
 
 /* --list-models: every checkpoint on the search path. */
 static int list_models(void) {
-  scan_models(NULL);
-  qsort(g_known, (size_t)g_nknown, sizeof g_known[0], by_name);
+  enum { MAX_MODELS = 64 };
+  bt_model_info *all = malloc(MAX_MODELS * sizeof *all);
+  if (!all)
+    bt_die("out of memory");
+  int n = bt_model_list(NULL, all, MAX_MODELS);
+  if (n > MAX_MODELS)
+    n = MAX_MODELS;
   printf("%-12s %10s %10s  %-64s  %s\n", "Model", "Params", "Size", "Weights SHA-256", "File");
-  for (int i = 0; i < g_nknown; i++)
-  {
+  for (int i = 0; i < n; i++) {
     char hex[65];
-    bt_sha256_hex(g_known[i].sha, hex);
-    printf("%-12s %10zu %10lld  %s  %s\n", g_known[i].name, bt_config_num_params(&g_known[i].cfg),
-           g_known[i].bytes, hex, g_known[i].path);
+    bt_sha256_hex(all[i].sha256, hex);
+    printf("%-12s %10zu %10llu  %s  %s\n", all[i].name, all[i].params, (unsigned long long)all[i].bytes,
+           hex, all[i].path);
   }
+  free(all);
   return 0;
 }
 
@@ -490,12 +372,13 @@ static void pick_model_for(const uint8_t *in, size_t n) {
   free(off);
   if (g_codec && memcmp(bt_codec_weights_sha256(g_codec), h.ckpt_sha256, 32) == 0)
     return;
-  const known_model *k = find_model(h.ckpt_sha256, NULL);
-  if (!k || (g_ckpt_path && strcmp(k->path, g_ckpt_path) == 0))
+  static bt_model_info k;
+  if (bt_model_find_sha256(h.ckpt_sha256, NULL, &k) != BT_OK ||
+      (g_ckpt_path && strcmp(k.path, g_ckpt_path) == 0))
     return;
   bt_codec_free(g_codec);
   g_codec = NULL;
-  g_ckpt_path = k->path;
+  g_ckpt_path = k.path;
 }
 
 
@@ -614,6 +497,10 @@ static void report(const char *name, const bt_codec_stats *s, int decompress) {
   else if (!decompress)
     fprintf(stderr, "%s: adjusted rate not shown: the input is smaller than the model's %.0f bytes\n",
             name, model_bytes);
+  if (decompress && s->spec_passes)
+    fprintf(stderr, "%s: multi-row decoding: %llu passes decoded %llu bytes, %.3f bytes a pass\n", name,
+            (unsigned long long)s->spec_passes, (unsigned long long)s->spec_bytes,
+            (double)s->spec_bytes / (double)s->spec_passes);
 }
 
 /* ---- -l ---- */

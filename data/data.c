@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/sha256.h"
+#include "kernels/hash.h"
 #include "kernels/fileio.h"
 
 #ifndef PATH_MAX

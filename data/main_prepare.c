@@ -13,8 +13,8 @@
 
 #include "data/data.h"
 #include "data/prepare.h"
-#include "data/sha256.h"
-#include "kernels/cli.h"
+#include "kernels/hash.h"
+#include "tools/cli.h"
 
 static const char *g_prog = "bt-prepare";
 

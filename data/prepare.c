@@ -28,7 +28,7 @@
 
 #include "data/data.h"
 #include "kernels/fileio.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096

@@ -21,6 +21,7 @@ const char *bt_error_name(bt_error e) {
       [BT_ERR_NETWORK] = "download failed",
       [BT_ERR_INTERRUPTED] = "interrupted",
       [BT_ERR_LIMIT] = "beyond the size limit",
+      [BT_ERR_NOT_FOUND] = "not found",
   };
   if ((int)e < 0 || e >= BT_ERR__COUNT || !names[e])
     return "unknown error";

@@ -25,6 +25,7 @@ typedef enum {
   BT_ERR_NETWORK = 10,   /* a download failed */
   BT_ERR_INTERRUPTED = 11, /* stopped by a signal */
   BT_ERR_LIMIT = 12,     /* beyond a resource limit the caller set (e.g. --max-size) */
+  BT_ERR_NOT_FOUND = 13, /* no such model on the search path */
   BT_ERR__COUNT
 } bt_error;
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 void openblas_set_num_threads(int num_threads); /* from libopenblas */
+int openblas_get_num_threads(void);
 
 static int g_isa = -1; /* -1: not yet resolved */
 
@@ -70,3 +71,13 @@ void bt_set_threads(int n) {
 }
 
 int bt_get_threads(void) { return omp_get_max_threads(); }
+
+void bt_threads_save(int saved[2]) {
+  saved[0] = omp_get_max_threads();
+  saved[1] = openblas_get_num_threads();
+}
+
+void bt_threads_restore(const int saved[2]) {
+  omp_set_num_threads(saved[0]);
+  openblas_set_num_threads(saved[1]);
+}

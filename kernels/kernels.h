@@ -43,6 +43,10 @@ int bt_isa_parse(const char *s, bt_isa *out);
 /* Sets the kernels' thread count (OpenMP and OpenBLAS). n <= 0: leave default. */
 void bt_set_threads(int n);
 int bt_get_threads(void);
+/* The calling thread's OpenMP and BLAS thread counts, to give back after a
+ * library call changed them (codec.h's bt_codec_set_threads). */
+void bt_threads_save(int saved[2]);
+void bt_threads_restore(const int saved[2]);
 
 /* A 64-byte aligned buffer of at least `bytes` for the calling thread, slot
  * 0..3, kept and reused by later calls (contents not preserved when it grows).

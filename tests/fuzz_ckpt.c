@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/sha256.h"
+#include "kernels/hash.h"
 #include "train/ckpt.h"
 
 #define UB 512

@@ -31,7 +31,7 @@
 
 #include "coder/codec.h"
 #include "coder/coder.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 
 #ifndef BT_FUZZ_DEFAULT_CKPT
 #define BT_FUZZ_DEFAULT_CKPT "checkpoints/bt-200K.h5"

@@ -11,7 +11,7 @@
  * Builds:
  *   libFuzzer:  clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
  *                 tests/fuzz_container.c coder/rc.c coder/quant.c \
- *                 coder/container.c data/sha256.c kernels/error.c -lm
+ *                 coder/container.c kernels/hash.c kernels/error.c -lm
  *   standalone: -DBT_FUZZ_STANDALONE gives a main that runs files or folders:
  *                 fuzz_container [FILE|DIR]...
  *               Names say what to expect: "ok-*" must parse, decode and match
@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "coder/coder.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 
 /* A hostile header can claim 2^48 bytes; decoding is skipped above this. */
 #define FUZZ_MAX_DECODE 8192u

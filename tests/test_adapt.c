@@ -12,7 +12,7 @@
 #include "coder/cm.h"
 #include "coder/codec.h"
 #include "coder/coder.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 #include "infer/infer.h"
 #include "kernels/kernels.h"
 #include "train/ckpt.h"

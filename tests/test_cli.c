@@ -1,11 +1,11 @@
 /*
- * test_cli.c - the one number syntax of every bt program (kernels/cli.h):
+ * test_cli.c - the one number syntax of every bt program (tools/cli.h):
  * counts and sizes with suffixes, decimals and exponents that come out
  * whole, durations, and everything else refused.
  */
 #include "tests/check.h"
 
-#include "kernels/cli.h"
+#include "tools/cli.h"
 
 int main(void) {
   static const struct {

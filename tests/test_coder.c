@@ -7,7 +7,7 @@
 #include "tests/check.h"
 
 #include "coder/coder.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 
 static uint64_t rng_state = 0x243F6A8885A308D3ULL;
 static uint64_t rnd(void) { return check_rng_next_(&rng_state); }

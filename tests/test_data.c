@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 #include "kernels/error.h"
 
 static char g_tmp[512];

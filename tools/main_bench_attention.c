@@ -3,12 +3,12 @@
  * shapes (B=8, T=2048), per SIMD path and thread count, as GFLOP/s and as a
  * share of the measured FMA peak. A benchmark, not a test.
  *
- *   bt-bench-attention [-B N] [-T N] [-n reps] [-t maxthreads]
+ *   bt-bench-attention [-B N] [-L len] [-n reps] [-T maxthreads]
  *
  * FLOPs are counted causally: forward 2 * (T(T+1)/2) * hs * 2 per (b,h)
  * (S = Q K^T and O = P V), backward 2.5 times that (S again, dP, dQ, dK, dV).
  */
-#include "kernels/cli.h"
+#include "tools/cli.h"
 #include "kernels/kernels.h"
 
 #include <omp.h>
@@ -25,7 +25,7 @@ static void fill(float *x, size_t n, uint64_t seed, float scale) {
   }
 }
 
-#define USAGE "usage: bt-bench-attention [-B N] [-T N] [-n reps] [-t maxthreads]\n"
+#define USAGE "usage: bt-bench-attention [-B N] [-L len] [-n reps] [-T maxthreads]\n"
 static void usage(void) {
   fputs(USAGE, stderr);
   exit(1);
@@ -44,9 +44,9 @@ int main(int argc, char **argv) {
       usage();
     int v = (int)bt_cli_count(argv[i], argv[i + 1], 1, 1 << 20);
     if (!strcmp(argv[i], "-B")) B = v;
-    else if (!strcmp(argv[i], "-T")) T = v;
+    else if (!strcmp(argv[i], "-L")) T = v;
     else if (!strcmp(argv[i], "-n")) reps = v;
-    else if (!strcmp(argv[i], "-t")) maxth = v;
+    else if (!strcmp(argv[i], "-T")) maxth = v;
     else usage();
   }
   static const struct { const char *name; int C, H; } presets[] = {

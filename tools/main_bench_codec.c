@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cli.h"
+#include "tools/cli.h"
 #include "coder/codec.h"
 #include "kernels/kernels.h"
 

@@ -5,7 +5,7 @@
  *
  *   bt-bench-gemm [-s big|small|all] [-T maxthreads] [-r seconds]
  */
-#include "kernels/cli.h"
+#include "tools/cli.h"
 #include "kernels/kernels.h"
 
 #include <omp.h>
@@ -56,8 +56,12 @@ int main(int argc, char **argv) {
       set = argv[++i];
     else if (!strcmp(argv[i], "-T") && i + 1 < argc)
       maxt = (int)bt_cli_count("-T", argv[++i], 1, 4096);
-    else if (!strcmp(argv[i], "-r") && i + 1 < argc)
-      g_min_time = atof(argv[++i]);
+    else if (!strcmp(argv[i], "-r") && i + 1 < argc) {
+      double r;
+      if (bt_parse_duration(argv[++i], &r) != 0 || r <= 0)
+        bt_usage_error("-r wants a duration (0.2, 2s), not '%s'", argv[i]);
+      g_min_time = r;
+    }
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return 0;

@@ -4,7 +4,7 @@
  * KV cache (decompression), in bytes per second over all streams, at 1..N
  * threads, and their ratio. A benchmark, not a test.
  *
- *   bt-bench-infer [-p preset] [-c chunks] [-n streams] [-T len] [-t maxthreads]
+ *   bt-bench-infer [-p preset] [-c chunks] [-n streams] [-L len] [-T maxthreads]
  *                  [-m both|batched|incr]
  *
  * Batched: c chunks of T bytes in one call. Incremental: n streams stepped in
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cli.h"
+#include "tools/cli.h"
 #include "infer/infer.h"
 #include "kernels/kernels.h"
 #include "train/model.h"
@@ -25,7 +25,7 @@
 static double now(void) { return omp_get_wtime(); }
 
 #define USAGE                                                                                  \
-  "usage: bt-bench-infer [-p 200K|800K|3.2M] [-c chunks] [-n streams] [-T len] [-t maxthreads] " \
+  "usage: bt-bench-infer [-p 200K|800K|3.2M] [-c chunks] [-n streams] [-L len] [-T maxthreads] " \
   "[-m both|batched|incr]\n"
 static void usage(void) {
   fputs(USAGE, stderr);
@@ -58,8 +58,8 @@ int main(int argc, char **argv) {
     int x = (int)bt_cli_count(a, v, 1, 1 << 20);
     if (!strcmp(a, "-c")) chunks = x;
     else if (!strcmp(a, "-n")) streams = x;
-    else if (!strcmp(a, "-T")) T = x;
-    else if (!strcmp(a, "-t")) maxth = x;
+    else if (!strcmp(a, "-L")) T = x;
+    else if (!strcmp(a, "-T")) maxth = x;
     else usage();
   }
   static const char *presets[] = {"200K", "800K", "3.2M"};
@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
     bt_config cfg;
     bt_config_preset(presets[p], &cfg);
     if (T > cfg.ctx) {
-      fprintf(stderr, "bt-bench-infer: -T %d exceeds the context %d\n", T, cfg.ctx);
+      fprintf(stderr, "bt-bench-infer: -L %d exceeds the context %d\n", T, cfg.ctx);
       return 1;
     }
     bt_model *m = NULL;

@@ -10,7 +10,7 @@
  * (LayerNorm backward reads inp and dout twice: its dw/db pass is separate).
  * A benchmark, not a test: nothing is checked.
  */
-#include "kernels/cli.h"
+#include "tools/cli.h"
 #include "kernels/kernels.h"
 
 #include <omp.h>

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "data/data.h"
-#include "kernels/cli.h"
+#include "tools/cli.h"
 #include "kernels/kernels.h"
 #include "train/model.h"
 

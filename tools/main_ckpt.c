@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "data/sha256.h"
-#include "kernels/cli.h"
+#include "kernels/hash.h"
+#include "tools/cli.h"
 #include "train/ckpt.h"
 
 static int fail(const char *what, bt_error e) {

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "infer/infer.h"
-#include "kernels/cli.h"
+#include "tools/cli.h"
 #include "tools/baselines.h"
 #include "train/ckpt.h"
 

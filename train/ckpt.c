@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "kernels/fileio.h"
-#include "data/sha256.h"
+#include "kernels/hash.h"
 
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "data/data.h"
-#include "data/sha256.h"
-#include "kernels/cli.h"
+#include "kernels/hash.h"
+#include "tools/cli.h"
 #include "kernels/kernels.h"
 #include "train/ckpt.h"
 #include "train/dist.h"
@@ -225,11 +225,13 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     case O_CTXWARM: {
       size_t len = strlen(optarg);
       if (len > 1 && optarg[len - 1] == '%') {
-        char *end;
-        o->ctx_warmup_frac = strtod(optarg, &end) / 100;
-        o->ctx_warmup = 0; /* given */
-        if (end != optarg + len - 1 || !(o->ctx_warmup_frac >= 0 && o->ctx_warmup_frac <= 1))
+        char pct[64];
+        double v;
+        snprintf(pct, sizeof pct, "%.*s", (int)(len - 1), optarg);
+        if (len > sizeof pct || bt_parse_real(pct, 0, 100, &v) != 0)
           bt_usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
+        o->ctx_warmup_frac = v / 100;
+        o->ctx_warmup = 0; /* given */
       } else if ((o->ctx_warmup = parse_count(optarg)) < 0)
         bt_usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
       break;

@@ -1,8 +1,8 @@
 /*
- * sha256.c - SHA-256 (FIPS 180-4), MD5 (RFC 1321) and CRC-32 (zlib's), all
+ * hash.c - SHA-256 (FIPS 180-4), MD5 (RFC 1321) and CRC-32 (zlib's), all
  * byte-order independent: words are assembled from bytes explicitly.
  */
-#include "data/sha256.h"
+#include "kernels/hash.h"
 
 #include <pthread.h>
 #include <string.h>

@@ -1,12 +1,15 @@
 /*
  * cli.h - what every bt program shares on its command line: its name at the
  * head of each message (as gzip and xz print theirs), the usage-error exit,
- * and a monotonic clock for progress and throughput.
+ * and the one number syntax (sizes, durations, reals). The clock is
+ * kernels/clock.h.
  */
 #ifndef BT_CLI_H
 #define BT_CLI_H
 
 #include <stdint.h>
+
+#include "kernels/clock.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,8 +55,6 @@ int bt_parse_duration(const char *s, double *out);
  * success, -1 otherwise (*out untouched). */
 int bt_parse_real(const char *s, double lo, double hi, double *out);
 
-/* Seconds on the monotonic clock. */
-double bt_now_s(void);
 
 #ifdef __cplusplus
 }

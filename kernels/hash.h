@@ -1,11 +1,11 @@
 /*
- * sha256.h - checksums written for bt: SHA-256 (FIPS 180-4), MD5 (RFC 1321,
+ * hash.h - checksums written for bt: SHA-256 (FIPS 180-4), MD5 (RFC 1321,
  * only to check enwik9 against the MD5 its publisher lists) and the zlib
  * CRC-32 (reflected polynomial 0xEDB88320) for container checksums.
  * No allocation, no global state beyond a table built once; thread-safe.
  */
-#ifndef BT_SHA256_H
-#define BT_SHA256_H
+#ifndef BT_HASH_H
+#define BT_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* cli.c - see cli.h. */
-#include "kernels/cli.h"
+#include "tools/cli.h"
 
 #include "kernels/kernels.h"
 
@@ -155,10 +155,4 @@ int bt_parse_real(const char *s, double lo, double hi, double *out) {
     return -1;
   *out = v;
   return 0;
-}
-
-double bt_now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
