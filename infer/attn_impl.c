@@ -275,7 +275,7 @@ BT_INLINE float v_fold_max(v16 a) {
  * SC_U tiles at a time: SC_U independent FMA chains hide the FMA latency.
  * Dims go in pairs (one load), each lane's chain still in order d, d+1.
  * K streams in order, which the hardware prefetches as well as software
- * prefetches did (measured); V is prefetched in softmax_e. */
+ * prefetches did (docs/measurements.md); V is prefetched in softmax_e. */
 #define SC_U 8
 BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, int nt, const int hs,
                            float scale) {

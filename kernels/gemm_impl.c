@@ -25,8 +25,8 @@
  *  - Small M with tb == 0: B is read in place too (no packing), except the
  *    last partial panel. With tb == 1 packing is a transpose (TB x TB blocks
  *    in registers); for small M it costs about as much as the product.
- * Measured on Zen 5 (one core, fp32 FMA peak ~218 GFLOP/s): 14x32 and 6x64
- * tiles both reach ~222 GFLOP/s on L1-resident panels; 14x32 is kept.
+ * The AVX-512 tile is 14x32: of the tiles measured (docs/measurements.md),
+ * it and 6x64 ran at the core's FMA peak on L1-resident panels.
  */
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"

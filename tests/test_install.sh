@@ -42,6 +42,21 @@ cmake -S "$SRC/tests/consumer" -B "$WORK/consumer-build" -DCMAKE_PREFIX_PATH="$P
   && ok || bad "find_package(btcodec) consumer: $(tail -5 "$WORK/cmake.log")"
 expect 0 "" "the find_package consumer runs" -- "$WORK/consumer-build/consumer" "$P/share/bt/models/bt-800K.h5" "$WORK/f" "$WORK/lib2.bt"
 cmp -s "$WORK/lib2.bt" "$WORK/cli.bt" && ok || bad "the CMake consumer and bt-compress make different bytes"
+# docs/example.c, built against the moved prefix and run from /: a model by
+# name (from the library's own folder), by the file alone, streams, threads
+if command -v pkg-config >/dev/null; then
+  flags=$(PKG_CONFIG_PATH="$M/lib/pkgconfig" pkg-config --cflags --libs btcodec)
+  cc "${SAN[@]}" -o "$WORK/example" "$SRC/docs/example.c" $flags -Wl,-rpath,"$M/lib" 2> "$WORK/cc.log" \
+    && ok || bad "building docs/example.c: $(head -5 "$WORK/cc.log")"
+  expect 0 "" "example c 800K from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$WORK/example' c 800K '$WORK/f' '$WORK/ex.bt'"
+  cmp -s "$WORK/ex.bt" "$WORK/cli.bt" && ok || bad "docs/example.c and bt-compress -m 800K make different bytes"
+  expect 0 "" "example d finds the model from the file" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$WORK/example' d '$WORK/f.bt' '$WORK/ex.out'"
+  cmp -s "$WORK/ex.out" "$WORK/f" && ok || bad "docs/example.c decodes differently"
+  expect 0 "" "example l lists the installed models" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$WORK/example' l"
+  grep -q "^bt-3.2M	.*$M/lib/../share/bt/models/bt-3.2M.h5\$" "$WORK/stdout" && ok || bad "example l: $(cat "$WORK/stdout")"
+  expect 1 "^example: opening the model: not found: no model '9M' on the model search path" \
+    "example c with an unknown model" -- sh -c "cd / && '$WORK/example' c 9M '$WORK/f' '$WORK/ex2.bt'"
+fi
 if command -v ldd >/dev/null; then
   ldd "$P/lib/libbtcodec.so" | grep -Eq 'libjpeg|libpng|libFLAC|liblzma' && bad "libbtcodec links an image, audio or xz library" || ok
 fi
