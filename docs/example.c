@@ -7,7 +7,7 @@
  *   example l                    list the models on the search path
  *
  * Build it against an installed bt:
- *   cc -o example example.c $(pkg-config --cflags --libs btcodec)
+ *   cc -o example example.c $(pkg-config --cflags --libs libbtcodec)
  * or in CMake: find_package(btcodec) and link bt::btcodec.
  * The files it writes are byte for byte what `bt-compress -m MODEL --chunk
  * 2048` and `bt-decompress` write (tests/test_install.sh checks it).

@@ -45,7 +45,7 @@ cmp -s "$WORK/lib2.bt" "$WORK/cli.bt" && ok || bad "the CMake consumer and bt-co
 # docs/example.c, built against the moved prefix and run from /: a model by
 # name (from the library's own folder), by the file alone, streams, threads
 if command -v pkg-config >/dev/null; then
-  flags=$(PKG_CONFIG_PATH="$M/lib/pkgconfig" pkg-config --cflags --libs btcodec)
+  flags=$(PKG_CONFIG_PATH="$M/lib/pkgconfig" pkg-config --cflags --libs libbtcodec) && ok || bad "pkg-config libbtcodec failed"
   cc "${SAN[@]}" -o "$WORK/example" "$SRC/docs/example.c" $flags -Wl,-rpath,"$M/lib" 2> "$WORK/cc.log" \
     && ok || bad "building docs/example.c: $(head -5 "$WORK/cc.log")"
   expect 0 "" "example c 800K from /" -- sh -c "cd / && env -u BT_CKPT -u BT_MODEL_PATH '$WORK/example' c 800K '$WORK/f' '$WORK/ex.bt'"
