@@ -75,19 +75,8 @@ static bt_error load(const char *path) {
   return e ? e : e2;
 }
 
-/* Fuzzing parses in this process (bt_ckpt_set_sandbox(0)), so the fuzzer
- * sees into bt's code and libhdf5's; users' loads run in a child, which the
- * replay (and BT_FUZZ_SANDBOX=1) keeps. libhdf5's own crashes are then
- * expected: run with -fork=1 -ignore_crashes=1 and triage (docs/safety.md). */
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc;
-  (void)argv;
-  const char *sb = getenv("BT_FUZZ_SANDBOX");
-  bt_ckpt_set_sandbox(sb && *sb == '1');
-  return 0;
-}
-
+/* Loading parses with bt's own HDF5 reader (train/h5r.h), in this process:
+ * every crash or sanitizer report is a finding. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *path = scratch_path();

@@ -204,9 +204,8 @@ def main():
         check(rc == 1 and "multiple of 16" in err and err.count(p) == 2 and "\ufffd" not in err,
               f"config error detail: {err.strip()}")
 
-        # ---- libhdf5 itself: a resealed file on which libhdf5 1.10 reads freed
-        # memory (found by tests/fuzz_ckpt.c); the parse runs in a child, so the
-        # caller refuses it cleanly (under ASan too, where the child dies) ----
+        # ---- a resealed file on which libhdf5 1.10 reads freed memory (found
+        # by tests/fuzz_ckpt.c); bt's own reader (train/h5r.c) refuses it ----
         uaf = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "ckpt",
                            "bad-corrupt-hdf5-use-after-free.h5")
         refused("a file that makes libhdf5 read freed memory", load(uaf), "cannot load checkpoint")

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <H5PLpublic.h>
 #include <hdf5.h>
 #include <math.h>
 #include <libgen.h>
@@ -11,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kernels/fileio.h"
 #include "kernels/hash.h"
+#include "train/h5r.h"
 
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"
@@ -121,53 +120,18 @@ static int put_str(hid_t o, const char *n, const char *s) {
   return r;
 }
 
-/* Reads a scalar numeric attribute, converted to mem_type. -1 if absent/bad. */
-static int attr_get(hid_t obj, const char *name, hid_t mem_type, void *val) {
-  if (H5Aexists(obj, name) <= 0)
-    return -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0)
-    return -1;
-  hid_t sp = H5Aget_space(a), ft = H5Aget_type(a);
-  int ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 && ft >= 0 &&
-           H5Tget_class(ft) != H5T_STRING && H5Aread(a, mem_type, val) >= 0;
-  if (ft >= 0)
-    H5Tclose(ft);
-  if (sp >= 0)
-    H5Sclose(sp);
-  H5Aclose(a);
-  return ok ? 0 : -1;
-}
-static int get_i64(hid_t o, const char *n, int64_t *v) { return attr_get(o, n, H5T_NATIVE_INT64, v); }
-static int get_u64(hid_t o, const char *n, uint64_t *v) { return attr_get(o, n, H5T_NATIVE_UINT64, v); }
-static int get_f64(hid_t o, const char *n, double *v) { return attr_get(o, n, H5T_NATIVE_DOUBLE, v); }
+/* Reading goes through bt's own HDF5 reader (train/h5r.h), never libhdf5:
+ * a checkpoint may be hostile. An object is its parsed header and the file. */
+typedef struct {
+  const h5r_file *f;
+  h5r_obj o;
+} obj;
 
-/* Reads a fixed-length string attribute into buf (always terminated). */
-static int get_str(hid_t obj, const char *name, char *buf, size_t cap) {
-  if (H5Aexists(obj, name) <= 0)
-    return -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0)
-    return -1;
-  hid_t ft = H5Aget_type(a);
-  int ok = -1;
-  if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
-    size_t sz = H5Tget_size(ft);
-    char *tmp = sz > 0 && sz < (1 << 20) ? calloc(1, sz + 1) : NULL;
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, sz);
-    if (tmp && H5Aread(a, mt, tmp) >= 0) {
-      snprintf(buf, cap, "%s", tmp);
-      ok = 0;
-    }
-    H5Tclose(mt);
-    free(tmp);
-  }
-  if (ft >= 0)
-    H5Tclose(ft);
-  H5Aclose(a);
-  return ok;
-}
+static int get_i64(const obj *o, const char *n, int64_t *v) { return h5r_attr_i64(&o->o, n, v); }
+static int get_u64(const obj *o, const char *n, uint64_t *v) { return h5r_attr_u64(&o->o, n, v); }
+static int get_f64(const obj *o, const char *n, double *v) { return h5r_attr_f64(&o->o, n, v); }
+static int get_str(const obj *o, const char *n, char *buf, size_t cap) { return h5r_attr_str(&o->o, n, buf, cap); }
+static int has_attr(const obj *o, const char *n) { return h5r_find_attr(&o->o, n) != NULL; }
 
 /* Writes one float tensor as float32 or float16. */
 static int put_tensor(hid_t grp, const bt_tensor_info *t, const float *data, int dtype) {
@@ -195,38 +159,49 @@ static int put_tensor(hid_t grp, const bt_tensor_info *t, const float *data, int
 
 /* ---- hostile files: what an object may be before it is read ---- */
 
-/* name must be a hard link in loc: soft links could point anywhere in the
- * file and external links into other files (or devices). */
-static bt_error want_hard_link(hid_t loc, const char *name, const char *where) {
-  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-    return bt_fail(BT_ERR_CORRUPT, "missing %s/%s", where, name);
-  H5L_info_t li;
-  if (H5Lget_info(loc, name, &li, H5P_DEFAULT) < 0 || li.type != H5L_TYPE_HARD)
-    return bt_fail(BT_ERR_FORMAT, "%s/%s is not stored in the file itself (a soft or external link)",
-                   where, name);
-  return BT_OK;
+/* The object linked as name in group loc, which must be a hard link: soft
+ * links could point anywhere in the file and external links into other
+ * files (or devices). BT_ERR_NOT_FOUND if there is no such link. */
+static bt_error open_link(const obj *loc, const char *name, const char *where, obj *out) {
+  uint64_t addr;
+  int soft;
+  bt_error e = h5r_child(loc->f, &loc->o, name, &addr, &soft);
+  if (e == BT_ERR_NOT_FOUND)
+    return bt_fail(BT_ERR_NOT_FOUND, "missing %s/%s", where, name);
+  if (e == BT_ERR_FORMAT) {
+    char d[300];
+    snprintf(d, sizeof d, "%s", bt_error_detail());
+    return bt_fail(BT_ERR_FORMAT, "%s/%s is not stored in the file itself (a soft or external link: %s)",
+                   where, name, d);
+  }
+  if (e)
+    return e;
+  out->f = loc->f;
+  return h5r_object(loc->f, addr, &out->o);
+}
+
+/* The same, with a missing link an error. */
+static bt_error want_link(const obj *loc, const char *name, const char *where, obj *out) {
+  bt_error e = open_link(loc, name, where, out);
+  return e == BT_ERR_NOT_FOUND ? bt_fail(BT_ERR_CORRUPT, "%s", bt_error_detail()) : e;
 }
 
 /* A dataset must keep its npoints elements of elem bytes inside this file,
  * uncompressed: no external storage (a tensor was read from /dev/zero that
- * way), no virtual layout, no filters (a few bytes could inflate to any
- * size, and filters are plugins), and storage that the file really holds. */
-static bt_error check_storage(hid_t d, hsize_t npoints, size_t elem, const char *where, const char *name) {
-  hid_t pl = H5Dget_create_plist(d);
-  if (pl < 0)
-    return bt_fail(BT_ERR_CORRUPT, "%s/%s: cannot read its storage properties", where, name);
-  int next = H5Pget_external_count(pl), nfilt = H5Pget_nfilters(pl);
-  H5D_layout_t lay = H5Pget_layout(pl);
-  H5Pclose(pl);
-  if (next != 0)
+ * way), no filters (a few bytes could inflate to any size, and filters are
+ * plugins), and storage that the file really holds. */
+static bt_error check_storage(const obj *d, uint64_t npoints, size_t elem, const char *where, const char *name) {
+  if (d->o.external)
     return bt_fail(BT_ERR_FORMAT, "%s/%s is stored in external files; refused", where, name);
-  if (nfilt != 0)
+  if (d->o.filtered)
     return bt_fail(BT_ERR_FORMAT, "%s/%s is filtered (compressed); bt writes tensors uncompressed", where,
                    name);
-  if (lay != H5D_CONTIGUOUS && lay != H5D_CHUNKED && lay != H5D_COMPACT)
-    return bt_fail(BT_ERR_FORMAT, "%s/%s has an unsupported storage layout", where, name);
-  hsize_t want = npoints * (hsize_t)elem, got = H5Dget_storage_size(d);
-  if (lay == H5D_CHUNKED ? got < want : got != want)
+  uint64_t got;
+  bt_error e = h5r_storage_size(d->f, &d->o, &got);
+  if (e)
+    return e;
+  const uint64_t want = npoints * (uint64_t)elem;
+  if (d->o.layout == H5R_CHUNKED ? got < want : got != want)
     return bt_fail(BT_ERR_CORRUPT, "%s/%s holds %llu bytes of storage, its shape needs %llu", where, name,
                    (unsigned long long)got, (unsigned long long)want);
   return BT_OK;
@@ -234,94 +209,83 @@ static bt_error check_storage(hid_t d, hsize_t npoints, size_t elem, const char 
 
 /* Opens tensor t in grp after checking its link, rank, shape, type and
  * storage; *elem gets its element size (4: float32, 2: float16). */
-static bt_error open_tensor(hid_t grp, const bt_tensor_info *t, const char *where, hid_t *out, size_t *elem) {
-  bt_error e = want_hard_link(grp, t->name, where);
+static bt_error open_tensor(const obj *grp, const bt_tensor_info *t, const char *where, obj *d, size_t *elem) {
+  bt_error e = want_link(grp, t->name, where, d);
   if (e)
     return e;
-  hid_t d = H5Dopen2(grp, t->name, H5P_DEFAULT);
-  if (d < 0)
-    return bt_fail(BT_ERR_CORRUPT, "cannot open tensor %s/%s", where, t->name);
-  hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
-  hsize_t dims[8];
-  int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-  if (nd != t->ndim || H5Sget_simple_extent_dims(sp, dims, NULL) != nd) {
-    e = bt_fail(BT_ERR_MISMATCH, "tensor %s/%s has rank %d, expected %d", where, t->name, nd, t->ndim);
-  } else {
-    for (int i = 0; i < nd && !e; i++)
-      if (dims[i] != t->shape[i])
-        e = bt_fail(BT_ERR_MISMATCH, "tensor %s/%s has dim %d = %llu, expected %zu", where,
-                    t->name, i, (unsigned long long)dims[i], t->shape[i]);
-  }
-  size_t sz = ft >= 0 ? H5Tget_size(ft) : 0;
-  if (!e && (ft < 0 || H5Tget_class(ft) != H5T_FLOAT || (sz != 4 && sz != 2)))
-    e = bt_fail(BT_ERR_FORMAT, "tensor %s/%s is not float32 or float16", where, t->name);
-  if (!e)
-    e = check_storage(d, (hsize_t)t->size, sz, where, t->name);
-  if (ft >= 0)
-    H5Tclose(ft);
-  if (sp >= 0)
-    H5Sclose(sp);
-  if (e) {
-    H5Dclose(d);
+  if (!d->o.is_dataset)
+    return bt_fail(BT_ERR_CORRUPT, "%s/%s is not a dataset", where, t->name);
+  const int nd = d->o.ndim;
+  if (nd != t->ndim)
+    return bt_fail(BT_ERR_MISMATCH, "tensor %s/%s has rank %d, expected %d", where, t->name, nd, t->ndim);
+  for (int i = 0; i < nd; i++)
+    if (d->o.dims[i] != t->shape[i])
+      return bt_fail(BT_ERR_MISMATCH, "tensor %s/%s has dim %d = %llu, expected %zu", where, t->name, i,
+                     (unsigned long long)d->o.dims[i], t->shape[i]);
+  const size_t sz = d->o.type.size;
+  if (d->o.type.cls != H5R_FLOAT || (sz != 4 && sz != 2))
+    return bt_fail(BT_ERR_FORMAT, "tensor %s/%s is not float32 or float16", where, t->name);
+  if ((e = check_storage(d, (uint64_t)t->size, sz, where, t->name)))
     return e;
-  }
-  *out = d;
   *elem = sz;
   return BT_OK;
 }
 
 /* Checks every tensor of layout t in grp without reading one, and adds up
  * the bytes they take in the file. */
-static bt_error check_tensors(hid_t grp, const bt_tensor_info *t, const char *where, uint64_t *bytes) {
-  for (int i = 0; i < BT_NUM_TENSORS; i++) {
-    hid_t d;
+static bt_error check_tensors(const obj *grp, const bt_tensor_info *t, const char *where, uint64_t *bytes) {
+  obj *d = malloc(sizeof *d);
+  if (!d)
+    return bt_fail(BT_ERR_NOMEM, "checkpoint reader");
+  bt_error e = BT_OK;
+  for (int i = 0; i < BT_NUM_TENSORS && !e; i++) {
     size_t elem;
-    bt_error e = open_tensor(grp, &t[i], where, &d, &elem);
-    if (e)
-      return e;
-    *bytes += (uint64_t)t[i].size * elem;
-    H5Dclose(d);
+    if (!(e = open_tensor(grp, &t[i], where, d, &elem)))
+      *bytes += (uint64_t)t[i].size * elem;
   }
-  return BT_OK;
+  free(d);
+  return e;
 }
 
 /* Reads one tensor, checking link, rank, shape, type (float32 or float16)
- * and storage first. */
-static bt_error get_tensor(hid_t grp, const bt_tensor_info *t, float *out, const char *where) {
-  hid_t d;
-  size_t sz;
-  bt_error e = open_tensor(grp, t, where, &d, &sz);
-  if (e)
-    return e;
-  if (sz == 4) {
-    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-      e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
-  } else {
-    uint16_t *h = malloc(t->size * sizeof *h);
-    hid_t mt = f16_type();
-    if (!h)
-      e = bt_fail(BT_ERR_NOMEM, "reading %s", t->name);
-    else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, h) < 0)
-      e = bt_fail(BT_ERR_CORRUPT, "cannot read tensor %s/%s", where, t->name);
-    for (size_t i = 0; !e && i < t->size; i++)
-      out[i] = f16_to_f32(h[i]);
-    H5Tclose(mt);
-    free(h);
+ * and storage first. The file is little-endian, as is every machine bt
+ * builds for; the bytes are assembled explicitly all the same. */
+static bt_error get_tensor(const obj *grp, const bt_tensor_info *t, float *out, const char *where) {
+  obj *d = malloc(sizeof *d);
+  if (!d)
+    return bt_fail(BT_ERR_NOMEM, "checkpoint reader");
+  size_t sz = 0;
+  bt_error e = open_tensor(grp, t, where, d, &sz);
+  uint8_t *raw = e ? NULL : malloc(t->size * sz);
+  if (!e && !raw)
+    e = bt_fail(BT_ERR_NOMEM, "reading %s", t->name);
+  if (!e && (e = h5r_read(d->f, &d->o, raw, (uint64_t)t->size * sz))) {
+    char dd[300];
+    snprintf(dd, sizeof dd, "%s", bt_error_detail());
+    e = bt_fail(e, "cannot read tensor %s/%s: %s", where, t->name, dd);
   }
-  H5Dclose(d);
+  for (size_t i = 0; !e && i < t->size; i++) {
+    if (sz == 4) {
+      const uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 | (uint32_t)raw[4 * i + 2] << 16 |
+                         (uint32_t)raw[4 * i + 3] << 24;
+      memcpy(&out[i], &u, sizeof u);
+    } else {
+      out[i] = f16_to_f32((uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8));
+    }
+  }
+  free(raw);
+  free(d);
   return e;
 }
 
 /* Opens group name in loc, a hard link. */
-static bt_error open_group(hid_t loc, const char *name, const char *where, hid_t *g) {
-  bt_error e = want_hard_link(loc, name, where);
+static bt_error open_group(const obj *loc, const char *name, const char *where, obj *g) {
+  bt_error e = want_link(loc, name, where, g);
   if (e)
     return e;
-  H5O_info_t oi;
-  if (H5Oget_info_by_name(loc, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
+  if (!g->o.is_group && !g->o.new_links)
     return bt_fail(BT_ERR_CORRUPT, "%s/%s is not a group", where, name);
-  *g = H5Gopen2(loc, name, H5P_DEFAULT);
-  return *g < 0 ? bt_fail(BT_ERR_CORRUPT, "cannot open %s/%s", where, name) : BT_OK;
+  return BT_OK;
 }
 
 /* ==================================================================== */
@@ -509,8 +473,10 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
 /* Load                                                                 */
 /* ==================================================================== */
 
-/* Checks the user block and the SHA-256 of the rest before HDF5 sees it. */
-static bt_error verify_file(const char *path, uint64_t *file_size) {
+/* Reads the whole file into *buf (malloc'd) after checking the user block,
+ * then the SHA-256 of the rest, before any parsing. */
+static bt_error read_verified(const char *path, uint8_t **buf, uint64_t *file_size) {
+  *buf = NULL;
   /* O_NONBLOCK: a FIFO given as a checkpoint must fail, not hang the open. */
   int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
@@ -518,6 +484,7 @@ static bt_error verify_file(const char *path, uint64_t *file_size) {
   bt_error e = BT_OK;
   struct stat sb;
   unsigned char ub[UB_SIZE];
+  uint8_t *p = NULL;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
     e = bt_fail(BT_ERR_IO, "%s is not a regular file", path);
   } else if (sb.st_size < UB_SIZE || pread(fd, ub, UB_SIZE, 0) != UB_SIZE ||
@@ -530,34 +497,29 @@ static bt_error verify_file(const char *path, uint64_t *file_size) {
     if (size != (uint64_t)sb.st_size) {
       e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s is truncated or damaged (%lld bytes, expected %llu)",
                   path, (long long)sb.st_size, (unsigned long long)size);
+    } else if (size > SIZE_MAX || !(p = malloc((size_t)size))) {
+      e = bt_fail(BT_ERR_NOMEM, "checkpoint %s: %llu bytes", path, (unsigned long long)size);
+    } else if (bt_read_full(fd, p, (size_t)size) != 0) {
+      e = bt_fail(BT_ERR_IO, "read %s: %s", path, errno ? strerror(errno) : "the file shrank");
+    } else if (memcmp(p, ub, UB_SIZE) != 0) {
+      e = bt_fail(BT_ERR_IO, "%s changed while it was read", path);
     } else {
-      bt_sha256_ctx c;
-      bt_sha256_init(&c);
-      static _Thread_local unsigned char buf[1 << 16];
-      off_t off = UB_SIZE;
-      for (;;) {
-        ssize_t k = pread(fd, buf, sizeof buf, off);
-        if (k < 0) {
-          e = bt_fail(BT_ERR_IO, "read %s: %s", path, strerror(errno));
-          break;
-        }
-        if (k == 0)
-          break;
-        bt_sha256_update(&c, buf, (size_t)k);
-        off += k;
-      }
       uint8_t dig[32];
-      bt_sha256_final(&c, dig);
-      if (!e && memcmp(dig, ub + 16, 32) != 0)
+      bt_sha256(p + UB_SIZE, (size_t)size - UB_SIZE, dig);
+      if (memcmp(dig, ub + 16, 32) != 0)
         e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s is damaged (checksum mismatch)", path);
       *file_size = size;
     }
   }
   close(fd);
+  if (e)
+    free(p);
+  else
+    *buf = p;
   return e;
 }
 
-static bt_error read_config(hid_t f, const char *path, bt_config *cfg) {
+static bt_error read_config(const obj *f, const char *path, bt_config *cfg) {
   char fmt[64] = "";
   int64_t ver = 0, L = 0, C = 0, H = 0, T = 0, V = 0;
   if (get_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, FORMAT_NAME) != 0)
@@ -583,31 +545,54 @@ static bt_error read_config(hid_t f, const char *path, bt_config *cfg) {
   return BT_OK;
 }
 
-/* Verifies the file's own checksum, then opens it with libhdf5. */
-static bt_error open_verified(const char *path, hid_t *f, uint64_t *file_size) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  /* A checkpoint is data: never let it load filter plugins. */
-  H5PLset_loading_state(0);
-  uint64_t size = 0;
-  bt_error e = verify_file(path, &size);
-  if (e)
-    return e;
-  if (file_size)
-    *file_size = size;
-  *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  return *f < 0 ? bt_fail(BT_ERR_CORRUPT, "libhdf5 cannot open %s", path) : BT_OK;
+/* An open checkpoint: the file in memory and its root group. */
+typedef struct {
+  uint8_t *buf;
+  uint64_t size;
+  h5r_file f;
+  obj root;
+} ckpt_file;
+
+/* Verifies the file's own checksum, then parses its superblock and root. */
+static bt_error open_verified(const char *path, ckpt_file *c) {
+  memset(c, 0, sizeof *c);
+  bt_error e = read_verified(path, &c->buf, &c->size);
+  if (!e)
+    e = h5r_open(&c->f, c->buf, c->size);
+  if (!e) {
+    c->root.f = &c->f;
+    e = h5r_object(&c->f, c->f.root, &c->root.o);
+  }
+  if (!e && !c->root.o.is_group)
+    e = bt_fail(BT_ERR_CORRUPT, "HDF5: the root is not a group");
+  if (e) {
+    char d[400];
+    snprintf(d, sizeof d, "%s", bt_error_detail());
+    free(c->buf);
+    c->buf = NULL;
+    return strncmp(d, "HDF5: ", 6) == 0 ? bt_fail(e, "%s: %s", path, d) : bt_fail(e, "%s", d);
+  }
+  return BT_OK;
+}
+
+static void close_file(ckpt_file *c) {
+  free(c->buf);
+  c->buf = NULL;
 }
 
 static bt_error read_info_direct(const char *path, bt_config *cfg, uint8_t weights_sha256[32]) {
-  hid_t f;
-  bt_error e = open_verified(path, &f, NULL);
-  if (e)
-    return e;
-  e = read_config(f, path, cfg);
-  char hex[80] = "";
-  if (!e && (get_str(f, "weights_sha256", hex, sizeof hex) || bt_sha256_parse_hex(hex, weights_sha256)))
-    e = bt_fail(BT_ERR_CORRUPT, "%s: no valid weights_sha256", path);
-  H5Fclose(f);
+  ckpt_file *c = malloc(sizeof *c);
+  if (!c)
+    return bt_fail(BT_ERR_NOMEM, "checkpoint reader");
+  bt_error e = open_verified(path, c);
+  if (!e) {
+    e = read_config(&c->root, path, cfg);
+    char hex[80] = "";
+    if (!e && (get_str(&c->root, "weights_sha256", hex, sizeof hex) || bt_sha256_parse_hex(hex, weights_sha256)))
+      e = bt_fail(BT_ERR_CORRUPT, "%s: no valid weights_sha256", path);
+    close_file(c);
+  }
+  free(c);
   return e;
 }
 
@@ -678,14 +663,23 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
   return BT_OK;
 }
 
-static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char *path, uint64_t file_size) {
+static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const char *path, uint64_t file_size) {
   memset(st, 0, sizeof *st);
-  if (H5Lexists(f, "train", H5P_DEFAULT) <= 0)
-    return BT_OK;
-  hid_t g;
-  bt_error e = open_group(f, "train", "", &g);
-  if (e)
+  obj *gs = malloc(3 * sizeof *gs); /* /train and its two moment groups */
+  if (!gs)
+    return bt_fail(BT_ERR_NOMEM, "checkpoint reader");
+  obj *g = &gs[0];
+  bt_error e = open_link(f, "train", "", g);
+  if (e == BT_ERR_NOT_FOUND) {
+    free(gs);
+    return BT_OK; /* a model without training state */
+  }
+  if (!e && !g->o.is_group)
+    e = bt_fail(BT_ERR_CORRUPT, "/train is not a group");
+  if (e) {
+    free(gs);
     return e;
+  }
   int64_t batch = 0, seq = 0, threads = 0;
   char hex[80] = "";
   int r = 0;
@@ -713,14 +707,14 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
   r |= get_u64(g, "data_size", &st->data_size);
   r |= get_str(g, "data_sha256", hex, sizeof hex);
   int64_t ctx_min = 0; /* absent in checkpoints from before context warmup */
-  if (H5Aexists(g, "ctx_min") > 0) {
+  if (has_attr(g, "ctx_min")) {
     r |= get_i64(g, "ctx_min", &ctx_min);
     r |= get_i64(g, "ctx_warmup_steps", &st->ctx_warmup_steps);
   }
   /* Absent in format version 1: a cosine run of recipe v1. */
   char sched[16] = "cosine", opt[16] = "adamw";
   snprintf(st->recipe, sizeof st->recipe, "v1");
-  if (H5Aexists(g, "schedule") > 0) {
+  if (has_attr(g, "schedule")) {
     r |= get_str(g, "schedule", sched, sizeof sched);
     r |= get_f64(g, "decay_frac", &st->decay_frac);
     r |= get_str(g, "recipe", st->recipe, sizeof st->recipe);
@@ -728,31 +722,31 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
     r |= get_f64(g, "muon_momentum", &st->muon_momentum);
   }
   if (!r && strcmp(opt, "adamw") && strcmp(opt, "muon")) {
-    H5Gclose(g);
+    free(gs);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown optimizer '%.15s'", path, opt);
   }
   st->optimizer = strcmp(opt, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
   char gsum[16] = "batch"; /* absent before format 3 */
-  if (!r && H5Aexists(g, "grad_sum") > 0)
+  if (!r && has_attr(g, "grad_sum"))
     r |= get_str(g, "grad_sum", gsum, sizeof gsum);
   if (!r && strcmp(gsum, "batch") && strcmp(gsum, "sequences")) {
-    H5Gclose(g);
+    free(gs);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown gradient sum '%.15s'", path, gsum);
   }
   st->grad_sum = strcmp(gsum, "sequences") == 0 ? BT_GRAD_SEQUENCES : BT_GRAD_BATCH;
   if (!r && strcmp(sched, "cosine") && strcmp(sched, "wsd")) {
-    H5Gclose(g);
+    free(gs);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown schedule '%.15s'", path, sched);
   }
   st->schedule = strcmp(sched, "wsd") == 0 ? BT_SCHED_WSD : BT_SCHED_COSINE;
   if (r || bt_sha256_parse_hex(hex, st->data_sha256)) {
-    H5Gclose(g);
+    free(gs);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state is incomplete", path);
   }
   /* Ranges first, in 64 bits, then the narrowing. */
   if (batch < 1 || batch > BT_TRAIN_MAX_BATCH || seq < 1 || seq > 65536 || threads < 0 || threads > 4096 ||
       ctx_min < 0 || ctx_min > 65536) {
-    H5Gclose(g);
+    free(gs);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: batch %lld, sequence %lld, threads %lld or ctx_min %lld "
                    "out of range", path, (long long)batch, (long long)seq, (long long)threads, (long long)ctx_min);
   }
@@ -763,18 +757,18 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
   if ((e = bt_train_state_check(st, bt_model_config(m)))) {
     char d[512];
     snprintf(d, sizeof d, "%s", bt_error_detail());
-    H5Gclose(g);
+    free(gs);
     return bt_fail(e, "%s: %s", path, d);
   }
   /* The moments: checked whole (links, shapes, storage within the file)
    * before the model allocates them. */
   const bt_tensor_info *t = bt_model_tensors(m);
   const char *names[2] = {"adam_m", "adam_v"};
-  hid_t mg[2] = {-1, -1};
+  obj *mg = gs + 1;
   uint64_t bytes = 0;
   for (int k = 0; k < 2 && !e; k++)
     if (!(e = open_group(g, names[k], "/train", &mg[k])))
-      e = check_tensors(mg[k], t, names[k], &bytes);
+      e = check_tensors(&mg[k], t, names[k], &bytes);
   if (!e && bytes > file_size)
     e = bt_fail(BT_ERR_CORRUPT, "%s: the optimizer state claims %llu bytes, more than the file", path,
                 (unsigned long long)bytes);
@@ -787,35 +781,31 @@ static bt_error read_train(hid_t f, bt_model *m, bt_train_state *st, const char 
   }
   for (int k = 0; k < 2 && !e; k++)
     for (int i = 0; i < BT_NUM_TENSORS && !e; i++)
-      e = get_tensor(mg[k], &t[i], mom[k] + t[i].offset, names[k]);
-  for (int k = 0; k < 2; k++)
-    if (mg[k] >= 0)
-      H5Gclose(mg[k]);
-  if (!e && H5Lexists(g, "log", H5P_DEFAULT) > 0 && !(e = want_hard_link(g, "log", "/train"))) {
-    hid_t d = H5Dopen2(g, "log", H5P_DEFAULT);
-    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-    hsize_t dims[2] = {0, 0};
-    if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 ||
-        H5Sget_simple_extent_dims(sp, dims, NULL) != 2 || dims[1] != BT_LOG_COLS ||
-        dims[0] > (hsize_t)st->step + 1 || dims[0] > (1u << 26)) {
-      e = bt_fail(BT_ERR_CORRUPT, "%s: bad /train/log (%llu rows for %lld steps)", path,
-                  (unsigned long long)dims[0], (long long)st->step);
-    } else if (dims[0] && !(e = check_storage(d, dims[0] * BT_LOG_COLS, 8, "/train", "log"))) {
-      if (dims[0] * BT_LOG_COLS * 8 > file_size)
+      e = get_tensor(&mg[k], &t[i], mom[k] + t[i].offset, names[k]);
+  obj *d = mg; /* the moments are read: its slot holds the log */
+  bt_error le = e ? BT_OK : open_link(g, "log", "/train", d);
+  if (!e && le == BT_OK) {
+    const uint64_t rows = d->o.dims[0];
+    if (!d->o.is_dataset || d->o.ndim != 2 || d->o.dims[1] != BT_LOG_COLS || rows > (uint64_t)st->step + 1 ||
+        rows > (1u << 26) || d->o.type.cls != H5R_FLOAT || d->o.type.size != 8) {
+      e = bt_fail(BT_ERR_CORRUPT, "%s: bad /train/log (%llu rows of float64 for %lld steps)", path,
+                  (unsigned long long)rows, (long long)st->step);
+    } else if (rows && !(e = check_storage(d, rows * BT_LOG_COLS, 8, "/train", "log"))) {
+      if (rows * BT_LOG_COLS * 8 > file_size)
         e = bt_fail(BT_ERR_CORRUPT, "%s: /train/log claims more bytes than the file", path);
-      else if (!(st->log = malloc(dims[0] * BT_LOG_COLS * sizeof(double))))
+      else if (!(st->log = malloc(rows * BT_LOG_COLS * sizeof(double))))
         e = bt_fail(BT_ERR_NOMEM, "log");
-      else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->log) < 0)
-        e = bt_fail(BT_ERR_CORRUPT, "%s: cannot read /train/log", path);
-      else
-        st->log_rows = dims[0];
+      else if ((e = h5r_read(d->f, &d->o, st->log, rows * BT_LOG_COLS * sizeof(double)))) {
+        char dd[300];
+        snprintf(dd, sizeof dd, "%s", bt_error_detail());
+        e = bt_fail(e, "%s: cannot read /train/log: %s", path, dd);
+      } else
+        st->log_rows = rows;
     }
-    if (sp >= 0)
-      H5Sclose(sp);
-    if (d >= 0)
-      H5Dclose(d);
+  } else if (!e && le != BT_ERR_NOT_FOUND) {
+    e = le;
   }
-  H5Gclose(g);
+  free(gs);
   if (e)
     bt_train_state_clear(st);
   return e;
@@ -825,11 +815,21 @@ static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st
   *out = NULL;
   if (st)
     memset(st, 0, sizeof *st);
-  hid_t f, g = -1;
-  uint64_t file_size = 0;
-  bt_error e = open_verified(path, &f, &file_size);
-  if (e)
+  ckpt_file *c = malloc(sizeof *c);
+  obj *g = malloc(sizeof *g);
+  if (!c || !g) {
+    free(c);
+    free(g);
+    return bt_fail(BT_ERR_NOMEM, "checkpoint reader");
+  }
+  bt_error e = open_verified(path, c);
+  if (e) {
+    free(c);
+    free(g);
     return e;
+  }
+  const obj *f = &c->root;
+  const uint64_t file_size = c->size;
   bt_config cfg;
   bt_model *m = NULL;
   e = read_config(f, path, &cfg);
@@ -843,7 +843,7 @@ static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st
   uint64_t bytes = 0;
   if (!e) {
     bt_param_layout(&cfg, layout);
-    if (!(e = open_group(f, "params", "", &g)))
+    if (!(e = open_group(f, "params", "", g)))
       e = check_tensors(g, layout, "params", &bytes);
   }
   if (!e && bytes > file_size)
@@ -856,8 +856,6 @@ static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st
     for (int i = 0; i < BT_NUM_TENSORS && !e; i++)
       e = get_tensor(g, &t[i], bt_model_params(m) + t[i].offset, "params");
   }
-  if (g >= 0)
-    H5Gclose(g);
   if (!e) {
     char want[80] = "", got[65];
     uint8_t dig[32];
@@ -868,7 +866,9 @@ static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st
   }
   if (!e && st)
     e = read_train(f, m, st, path, file_size);
-  H5Fclose(f);
+  close_file(c);
+  free(c);
+  free(g);
   if (e) {
     bt_model_free(m);
     return e;
@@ -877,173 +877,8 @@ static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st
   return BT_OK;
 }
 
-/* ==================================================================== */
-/* The sandbox: libhdf5 parses in a child process                       */
-/* ==================================================================== */
-
-/* libhdf5 1.10 is not memory-safe on hostile files (fuzzing found a
- * use-after-free in H5Aexists on a resealed checkpoint; see docs/safety.md).
- * So the parse runs in a forked child with its stderr on /dev/null, which
- * sends back what it read through a pipe; the parent checks all of it
- * again. A crash, a hang-free abort or garbage from the child is a clean
- * BT_ERR_CORRUPT here, never memory corruption in the caller. */
-
-static int g_sandbox = 1;
-
-void bt_ckpt_set_sandbox(int on) { g_sandbox = on; }
-
-#define SB_MAGIC 0x62747362u /* "btsb" */
-
-/* What the child sends: magic, error, detail, then the payload, then magic. */
-typedef struct {
-  uint32_t magic;
-  int32_t err;
-  char detail[512];
-  bt_config cfg;
-  uint8_t sha[32];
-  int32_t has_model, has_state;
-  bt_train_state st; /* log: sent after, as log_rows x BT_LOG_COLS doubles */
-} sb_head;
-
-enum { SB_INFO, SB_LOAD };
-
-static void child_main(int fd, int what, const char *path, int want_state) {
-  int devnull = open("/dev/null", O_WRONLY);
-  if (devnull >= 0) {
-    dup2(devnull, 2);
-    dup2(devnull, 1);
-  }
-  sb_head h;
-  memset(&h, 0, sizeof h);
-  h.magic = SB_MAGIC;
-  bt_model *m = NULL;
-  bt_error e;
-  if (what == SB_INFO) {
-    e = read_info_direct(path, &h.cfg, h.sha);
-  } else {
-    e = load_direct(path, &m, want_state ? &h.st : NULL);
-    if (!e) {
-      h.cfg = *bt_model_config(m);
-      h.has_model = 1;
-      h.has_state = want_state && h.st.total_steps != 0;
-    }
-  }
-  h.err = e;
-  snprintf(h.detail, sizeof h.detail, "%s", e ? bt_error_detail() : "");
-  double *log = h.st.log;
-  h.st.log = NULL;
-  int bad = bt_write_full(fd, &h, sizeof h);
-  if (!bad && h.has_model) {
-    size_t n = bt_model_num_params(m);
-    bad |= bt_write_full(fd, bt_model_params(m), n * sizeof(float));
-    if (h.has_state) {
-      bad |= bt_write_full(fd, bt_model_adam_m(m), n * sizeof(float));
-      bad |= bt_write_full(fd, bt_model_adam_v(m), n * sizeof(float));
-      bad |= bt_write_full(fd, log, h.st.log_rows * BT_LOG_COLS * sizeof(double));
-    }
-  }
-  uint32_t end = SB_MAGIC;
-  bad |= bt_write_full(fd, &end, sizeof end);
-  _exit(bad ? 3 : 0);
-}
-
-/* Runs the parse in a child; fills *h, and for SB_LOAD *out and st. */
-static bt_error sandboxed(int what, const char *path, bt_config *cfg, uint8_t sha[32], bt_model **out,
-                          bt_train_state *st) {
-  struct stat sb;
-  if (stat(path, &sb) != 0)
-    return bt_fail(BT_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-  int pfd[2];
-  if (pipe(pfd) != 0)
-    return bt_fail(BT_ERR_IO, "pipe: %s", strerror(errno));
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(pfd[0]);
-    close(pfd[1]);
-    return bt_fail(BT_ERR_IO, "fork: %s", strerror(errno));
-  }
-  if (pid == 0) {
-    close(pfd[0]);
-    child_main(pfd[1], what, path, st != NULL);
-  }
-  close(pfd[1]);
-  sb_head h;
-  bt_model *m = NULL;
-  bt_error e = BT_OK;
-  int got = bt_read_full(pfd[0], &h, sizeof h) == 0 && h.magic == SB_MAGIC;
-  if (got && h.err) {
-    h.detail[sizeof h.detail - 1] = '\0';
-    e = bt_fail(h.err > 0 && h.err < BT_ERR__COUNT ? (bt_error)h.err : BT_ERR_CORRUPT, "%s", h.detail);
-  } else if (got) {
-    /* Trust nothing: the config, the sizes against the file, the state. */
-    if (bt_config_check(&h.cfg) != BT_OK)
-      got = 0;
-    else if (what == SB_LOAD && h.has_model) {
-      uint64_t n = bt_config_num_params(&h.cfg);
-      if (!(n * 2 <= (uint64_t)sb.st_size) || bt_model_create(&m, &h.cfg) != BT_OK)
-        got = 0;
-      if (got)
-        got = bt_read_full(pfd[0], bt_model_params(m), n * sizeof(float)) == 0;
-      if (got && h.has_state) {
-        h.st.log = NULL;
-        h.st.data_name[sizeof h.st.data_name - 1] = '\0';
-        float *am = bt_model_adam_m(m), *av = bt_model_adam_v(m);
-        got = st && am && av && bt_train_state_check(&h.st, &h.cfg) == BT_OK &&
-              h.st.log_rows <= (size_t)h.st.step + 1 && n * 10 <= (uint64_t)sb.st_size &&
-              h.st.log_rows * BT_LOG_COLS * 8 <= (uint64_t)sb.st_size;
-        got = got && bt_read_full(pfd[0], am, n * sizeof(float)) == 0 &&
-              bt_read_full(pfd[0], av, n * sizeof(float)) == 0;
-        if (got && h.st.log_rows) {
-          h.st.log = malloc(h.st.log_rows * BT_LOG_COLS * sizeof(double));
-          got = h.st.log && bt_read_full(pfd[0], h.st.log, h.st.log_rows * BT_LOG_COLS * sizeof(double)) == 0;
-        }
-      } else if (got && st) {
-        memset(&h.st, 0, sizeof h.st);
-      }
-    } else if (what == SB_LOAD) {
-      got = 0;
-    }
-    uint32_t end = 0;
-    got = got && bt_read_full(pfd[0], &end, sizeof end) == 0 && end == SB_MAGIC;
-  }
-  close(pfd[0]);
-  int status = 0;
-  pid_t w;
-  while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
-  }
-  if (w == pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0) && !(got && h.err))
-    got = 0;
-  if (!got && !e) {
-    if (w == pid && WIFSIGNALED(status))
-      e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s crashed libhdf5 (signal %d): a damaged or hostile file", path,
-                  WTERMSIG(status));
-    else
-      e = bt_fail(BT_ERR_CORRUPT, "checkpoint %s could not be parsed (libhdf5 failed on it)", path);
-  }
-  if (e) {
-    bt_model_free(m);
-    if (got && h.has_state)
-      free(h.st.log);
-    if (st)
-      memset(st, 0, sizeof *st);
-    return e;
-  }
-  if (cfg)
-    *cfg = h.cfg;
-  if (sha)
-    memcpy(sha, h.sha, 32);
-  if (out)
-    *out = m;
-  if (st)
-    *st = h.st;
-  return BT_OK;
-}
-
 bt_error bt_ckpt_read_info(const char *path, bt_config *cfg, uint8_t weights_sha256[32]) {
-  if (!g_sandbox)
-    return read_info_direct(path, cfg, weights_sha256);
-  return sandboxed(SB_INFO, path, cfg, weights_sha256, NULL, NULL);
+  return read_info_direct(path, cfg, weights_sha256);
 }
 
 bt_error bt_ckpt_read_config(const char *path, bt_config *cfg) {
@@ -1055,7 +890,5 @@ bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st) {
   *out = NULL;
   if (st)
     memset(st, 0, sizeof *st);
-  if (!g_sandbox)
-    return load_direct(path, out, st);
-  return sandboxed(SB_LOAD, path, NULL, NULL, out, st);
+  return load_direct(path, out, st);
 }

@@ -119,11 +119,8 @@ bt_error bt_ckpt_read_info(const char *path, bt_config *cfg, uint8_t weights_sha
 bt_error bt_ckpt_load(const char *path, bt_model **out, bt_train_state *st);
 
 /* bt_ckpt_load, bt_ckpt_read_info and bt_ckpt_read_config parse the file
- * with libhdf5 in a forked child process, which sends back what it read for
- * the caller's process to check again: libhdf5 is not memory-safe on hostile
- * files, and a crash there becomes BT_ERR_CORRUPT. on = 0 parses in the
- * calling process (the fuzz target does, to see bt's own code). */
-void bt_ckpt_set_sandbox(int on);
+ * with bt's own HDF5 reader (train/h5r.h), in memory and bounds-checked;
+ * libhdf5, which is not memory-safe on hostile files, only writes. */
 
 /* SHA-256 of the parameter block as float32 little-endian: the model's identity. */
 void bt_model_weights_sha256(bt_model *m, uint8_t out[32]);
