@@ -82,10 +82,75 @@ bt_gemm_backend bt_gemm_get_backend(void) {
 
 void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,
                    const float *B, int ldb, float *C, int ldc, int accumulate) {
-  if (bt_gemm_get_backend() == BT_GEMM_BLAS)
+  const bt_gemm_backend be = bt_gemm_get_backend();
+  if (be == BT_GEMM_BLAS)
     bt_gemm_blas(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+  else if (be == BT_GEMM_BF16)
+    bt_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
   else
     bt_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+/* ---- bfloat16 inputs (kernels/gemm_bf16.c has the AVX512_BF16 kernel) ---- */
+
+#ifdef BT_HAVE_BF16_KERNEL
+void bt_gemm_bf16_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                         float *C, int ldc, int accumulate);
+#endif
+
+int bt_bf16_available(void) {
+#ifdef BT_HAVE_BF16_KERNEL
+  static int has = -1;
+  if (has < 0)
+    has = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+  return has && bt_isa_get() == BT_ISA_AVX512;
+#else
+  return 0;
+#endif
+}
+
+/* Subnormals read, or written, as zero of the same sign. */
+static inline float bf16_daz(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0)
+    u &= 0x80000000u;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+static inline float bf16_in(float x) { return bf16_daz(bt_bf16_to_f32(bt_f32_to_bf16(x))); }
+
+void bt_gemm_bf16_ref(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                      const float *B, int ldb, float *C, int ldc, int accumulate) {
+#pragma omp parallel for schedule(static) if ((long)M * N * K > (1L << 20))
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      float acc = accumulate ? C[(long)m * ldc + n] : 0.0f;
+      for (int k = 0; k < K; k += 2) {
+        const float a0 = bf16_in(ta ? A[(long)k * lda + m] : A[(long)m * lda + k]);
+        const float b0 = bf16_in(tb ? B[(long)n * ldb + k] : B[(long)k * ldb + n]);
+        float a1 = 0, b1 = 0;
+        if (k + 1 < K) {
+          a1 = bf16_in(ta ? A[(long)(k + 1) * lda + m] : A[(long)m * lda + k + 1]);
+          b1 = bf16_in(tb ? B[(long)n * ldb + k + 1] : B[(long)(k + 1) * ldb + n]);
+        }
+        acc = bf16_daz(fmaf(a1, b1, bf16_daz(acc)));
+        acc = bf16_daz(fmaf(a0, b0, acc));
+      }
+      C[(long)m * ldc + n] = acc;
+    }
+}
+
+void bt_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                  const float *B, int ldb, float *C, int ldc, int accumulate) {
+#ifdef BT_HAVE_BF16_KERNEL
+  if (bt_bf16_available()) {
+    bt_gemm_bf16_avx512(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+    return;
+  }
+#endif
+  bt_gemm_bf16_ref(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 /* ==================================================================== */

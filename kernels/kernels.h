@@ -115,9 +115,25 @@ void bt_gemm_naive(int ta, int tb, int M, int N, int K, const float *A, int lda,
 void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,
                   const float *B, int ldb, float *C, int ldc, int accumulate);
 
+/* bfloat16 inputs, float32 accumulation (bt-train --precision bf16): op(A)
+ * and op(B) rounded to bfloat16 (bt_f32_to_bf16), k taken in pairs, each
+ * pair p doing what AVX512_BF16's vdpbf16ps does:
+ *   acc = ftz(fma(a[2p+1], b[2p+1], daz(acc)));  acc = ftz(fma(a[2p], b[2p], acc))
+ * (subnormal bfloat16 inputs read as zero; a K that is odd ends with a zero
+ * pair member), from +0 or C's old value. bt_gemm_bf16 runs it with
+ * vdpbf16ps where bt_bf16_available(), else the scalar reference: the same
+ * bits either way, on any thread count. Not used for coding. */
+void bt_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                  const float *B, int ldb, float *C, int ldc, int accumulate);
+void bt_gemm_bf16_ref(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                      const float *B, int ldb, float *C, int ldc, int accumulate);
+/* 1 if the CPU has AVX512_BF16, this build has its kernel, and the active
+ * ISA is avx512. */
+int bt_bf16_available(void);
+
 /* Which GEMM the training ops called from this thread use: own kernels
- * (bit-portable) or OpenBLAS. The setting is per thread. */
-typedef enum { BT_GEMM_AUTO = 0, BT_GEMM_OWN = 1, BT_GEMM_BLAS = 2 } bt_gemm_backend;
+ * (bit-portable), OpenBLAS, or bfloat16 inputs. The setting is per thread. */
+typedef enum { BT_GEMM_AUTO = 0, BT_GEMM_OWN = 1, BT_GEMM_BLAS = 2, BT_GEMM_BF16 = 3 } bt_gemm_backend;
 void bt_gemm_set_backend(bt_gemm_backend b);
 /* This thread's setting as given (AUTO stays AUTO), to restore it later. */
 bt_gemm_backend bt_gemm_backend_setting(void);

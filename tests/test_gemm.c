@@ -302,6 +302,80 @@ static void test_linear_gradcheck(void) {
   CHECK(worst < 1e-4, "finite-difference rel err %g", worst);
 }
 
+/* ---- bfloat16 inputs: the AVX512_BF16 kernel against its scalar reference ---- */
+static void test_bf16(void) {
+  /* the reference against double precision on bfloat16-rounded inputs */
+  shape s0 = fixed_shape(0, 1, 37, 29, 301, 0);
+  bufs b;
+  make(&b, &s0, 77);
+  memcpy(b.Cgot, b.C0, b.nc * sizeof(float));
+  bt_gemm_bf16_ref(s0.ta, s0.tb, s0.M, s0.N, s0.K, b.A, s0.lda, b.B, s0.ldb, b.Cgot, s0.ldc, 0);
+  double worst = 0;
+  for (int m = 0; m < s0.M; m++)
+    for (int n = 0; n < s0.N; n++) {
+      double want = 0, mag = 0;
+      for (int k = 0; k < s0.K; k++) {
+        double x = bt_bf16_to_f32(bt_f32_to_bf16(b.A[(size_t)m * s0.lda + k])) *
+                   (double)bt_bf16_to_f32(bt_f32_to_bf16(b.B[(size_t)n * s0.ldb + k]));
+        want += x;
+        mag += fabs(x);
+      }
+      worst = fmax(worst, fabs(b.Cgot[(size_t)m * s0.ldc + n] - want) / (mag + 1e-30));
+    }
+  CHECK(worst < 1e-5, "bf16 reference: relative error %g against double on rounded inputs", worst);
+  /* and the fp32 GEMM differs from it by about bf16's rounding, not more */
+  double dmax = 0;
+  for (int m = 0; m < s0.M; m++)
+    for (int n = 0; n < s0.N; n++)
+      dmax = fmax(dmax, fabs(b.Cgot[(size_t)m * s0.ldc + n] - b.Cref[(size_t)m * s0.ldc + n]));
+  CHECK(dmax > 0 && dmax < 0.2, "bf16 against fp32: max difference %g", dmax);
+  unmake(&b);
+  if (!bt_bf16_available()) {
+    printf("bf16: this CPU or build lacks AVX512_BF16; the kernel is not run (reference only)\n");
+    return;
+  }
+  /* the kernel, bit for bit: shapes of every edge, 1 and 2 threads, with
+   * subnormals, infinities and NaNs among the inputs */
+  enum { NRAND = 60 };
+  shape shapes[NRAND + 16];
+  int ns = 0;
+  for (int i = 0; i < NRAND; i++)
+    shapes[ns++] = random_shape(80);
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      shapes[ns++] = fixed_shape(ta, tb, 150, 70, 513, (ta + tb) & 1);
+      shapes[ns++] = fixed_shape(ta, tb, 13, 33, 1, 1);
+      shapes[ns++] = fixed_shape(ta, tb, 24, 64, 0, ta);
+      shapes[ns++] = fixed_shape(ta, tb, 1, 1, 2, 0);
+    }
+  int fails = 0;
+  for (int si = 0; si < ns; si++) {
+    const shape *s = &shapes[si];
+    make(&b, s, 5000 + si);
+    if (si % 3 == 0 && b.na > 8 && b.nb > 8) {
+      b.A[1] = 1e-40f;  /* subnormal: read as zero */
+      b.A[3] = -0.0f;
+      b.B[2] = 3e-39f;
+      b.B[5] = INFINITY;
+      b.A[7] = NAN;
+    }
+    memcpy(b.Cref, b.C0, b.nc * sizeof(float));
+    bt_gemm_bf16_ref(s->ta, s->tb, s->M, s->N, s->K, b.A, s->lda, b.B, s->ldb, b.Cref, s->ldc, s->acc);
+    for (int nt = 1; nt <= 2; nt++) {
+      omp_set_num_threads(nt);
+      memcpy(b.Cgot, b.C0, b.nc * sizeof(float));
+      bt_gemm_bf16(s->ta, s->tb, s->M, s->N, s->K, b.A, s->lda, b.B, s->ldb, b.Cgot, s->ldc, s->acc);
+      int ok = memcmp(b.Cgot, b.Cref, b.nc * sizeof(float)) == 0;
+      if (!ok && fails++ < 5)
+        fprintf(stderr, "bf16 mismatch: threads %d ta %d tb %d M %d N %d K %d acc %d\n", nt, s->ta, s->tb, s->M,
+                s->N, s->K, s->acc);
+      CHECK(ok, "bf16 kernel, shape %d, threads %d", si, nt);
+    }
+    unmake(&b);
+  }
+  omp_set_num_threads(2);
+}
+
 static void test_peak(void) {
   double p = bt_peak_gflops(bt_isa_detect(), 1);
   CHECK(p > 0.1 && p < 1e5, "peak %g GFLOP/s", p);
@@ -317,6 +391,7 @@ int main(void) {
   test_linear_backend(BT_GEMM_BLAS);
   test_linear_backend(BT_GEMM_AUTO);
   test_linear_gradcheck();
+  test_bf16();
   test_peak();
   return check_summary("test_gemm");
 }

@@ -131,15 +131,20 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < maxb; i++) B[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
 
   printf("# GFLOP/s (best of repeats); pct = own avx512 / measured avx512 peak at the same "
-         "threads\n");
+         "threads; bf16x = bf16 inputs (AVX512_BF16) / own avx512 fp32\n");
   printf("%-14s %2s %2s %6s %5s %6s |", "shape", "ta", "tb", "M", "N", "K");
   for (int isa = best; isa >= BT_ISA_SCALAR; isa--)
     for (int t = 1; t <= maxt; t++)
       printf(" %6s/%d", bt_isa_name((bt_isa)isa), t);
   for (int t = 1; t <= maxt; t++)
     printf("   blas/%d", t);
+  const int bf16 = bt_bf16_available();
+  for (int t = 1; bf16 && t <= maxt; t++)
+    printf("   bf16/%d", t);
   for (int t = 1; t <= maxt; t++)
     printf("  pct/%d", t);
+  for (int t = 1; bf16 && t <= maxt; t++)
+    printf(" bf16x/%d", t);
   printf("\n");
   fflush(stdout);
   for (int i = 0; i < ns; i++) {
@@ -168,9 +173,17 @@ int main(int argc, char **argv) {
       printf(" %8.1f", time_gemm(bt_gemm_blas, s, A, B, C));
       fflush(stdout);
     }
+    double b16[8] = {0};
+    for (int t = 1; bf16 && t <= maxt && t < 8; t++) {
+      bt_set_threads(t);
+      printf(" %8.1f", b16[t] = time_gemm(bt_gemm_bf16, s, A, B, C));
+      fflush(stdout);
+    }
     for (int t = 1; t <= maxt && t < 8; t++)
       if (best == BT_ISA_AVX512 && peak[BT_ISA_AVX512][t] > 0)
         printf(" %5.0f%%", 100.0 * own512[t] / peak[BT_ISA_AVX512][t]);
+    for (int t = 1; bf16 && t <= maxt && t < 8; t++) /* bf16 against the own fp32 kernel */
+      printf(" %6.2fx", own512[t] > 0 ? b16[t] / own512[t] : 0.0);
     printf("\n");
     fflush(stdout);
   }

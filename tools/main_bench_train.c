@@ -65,8 +65,8 @@ int main(int argc, char **argv) {
   bt_cli_init("bt-bench-train", "[options] (see --help)");
   bt_cli_apply_isa();
   const char *presets = "200K,800K,3.2M";
-  int B = 8, T = 2048, steps = 3, threads = 2, json = 0;
-#define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--json]\n"
+  int B = 8, T = 2048, steps = 3, threads = 2, json = 0, bf16 = 0;
+#define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--precision fp32|bf16] [--json]\n"
   if (bt_cli_wants_help(argc, argv)) {
     fputs(USAGE, stdout);
     return 0;
@@ -78,6 +78,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = (int)bt_cli_count("--steps", argv[++i], 1, 1 << 20);
     else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads = (int)bt_cli_count("-T", argv[++i], 1, 4096);
     else if (!strcmp(argv[i], "--json")) json = 1;
+    else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+      const char *p = argv[++i];
+      if (strcmp(p, "fp32") && strcmp(p, "bf16"))
+        bt_usage_error("--precision wants fp32 or bf16, not '%s'", p);
+      bf16 = !strcmp(p, "bf16");
+    }
     else {
       fputs(USAGE, stderr);
       return 1;
@@ -88,6 +94,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   bt_set_threads(threads);
+  if (bf16) {
+    if (!bt_bf16_available())
+      bt_die("--precision bf16: this CPU (or build, or BT_ISA) lacks AVX512_BF16");
+    bt_gemm_set_backend(BT_GEMM_BF16);
+  }
   double peak = 0; /* best of a few: a busy moment only lowers a trial */
   for (int i = 0; i < 5; i++) {
     double p = bt_peak_gflops(bt_isa_get(), threads);
@@ -95,7 +106,7 @@ int main(int argc, char **argv) {
   }
   if (!json)
     printf("isa %s, %d threads, gemm backend %s, measured fp32 FMA peak %.1f GFLOP/s\n",
-           bt_isa_name(bt_isa_get()), threads, bt_gemm_get_backend() == BT_GEMM_OWN ? "own" : "openblas", peak);
+           bt_isa_name(bt_isa_get()), threads, bt_gemm_get_backend() == BT_GEMM_OWN ? "own" : bf16 ? "own bf16" : "openblas", peak);
   /* Real text when it is there; the throughput does not depend on it. */
   uint8_t *text = NULL;
   size_t ntext = 0;

@@ -43,6 +43,7 @@ int main(int argc, char **argv) {
       printf("  training    step %lld of %lld, %lld tokens, %.0f s, batch %d x %d, data %s\n"
              "  recipe      %s: %s, optimizer %s, lr %g to %g, wd %g, clip %g\n"
              "  gradient    %s\n"
+             "  precision   %s\n"
              "  best val    %.4f bits/byte\n",
              (long long)st.step, (long long)st.total_steps, (long long)st.tokens, st.elapsed_s, st.batch, st.seq,
              st.data_name, st.recipe, st.schedule == BT_SCHED_WSD ? "wsd" : "cosine",
@@ -50,6 +51,8 @@ int main(int argc, char **argv) {
              st.grad_sum == BT_GRAD_SEQUENCES
                  ? "one per sequence of the step, summed in a fixed order (any process layout)"
                  : "summed over the whole batch at once (one process)",
+             st.precision == BT_PREC_BF16 ? "bf16 inputs to the training GEMMs, fp32 accumulation and weights"
+                                          : "fp32",
              st.best_val_bpb);
       if (st.schedule == BT_SCHED_WSD)
         printf("  decay       the last %g of the steps, from step %lld\n", st.decay_frac,

@@ -19,7 +19,7 @@
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"
 #define FORMAT_NAME "bt-checkpoint"
-#define FORMAT_VERSION 3 /* read: 1, 2 and 3 (ckpt.h) */
+#define FORMAT_VERSION 4 /* read: 1 to 4 (ckpt.h) */
 
 /* ==================================================================== */
 /* float16 <-> float32, own code so the rounding is ours everywhere      */
@@ -321,6 +321,7 @@ static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
   r |= put_str(g, "optimizer", st->optimizer == BT_OPT_MUON ? "muon" : "adamw");
   r |= put_f64(g, "muon_momentum", st->muon_momentum);
   r |= put_str(g, "grad_sum", st->grad_sum == BT_GRAD_SEQUENCES ? "sequences" : "batch");
+  r |= put_str(g, "precision", st->precision == BT_PREC_BF16 ? "bf16" : "fp32");
   r |= put_u64(g, "seed", st->seed);
   r |= put_u64(g, "rng0", st->rng[0]);
   r |= put_u64(g, "rng1", st->rng[1]);
@@ -657,6 +658,8 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
     BAD("optimizer %d is unknown", st->optimizer);
   if (out_of(st->muon_momentum, 0, 1) || st->muon_momentum >= 1)
     BAD("Muon momentum %g is outside [0, 1)", st->muon_momentum);
+  if (st->precision != BT_PREC_FP32 && st->precision != BT_PREC_BF16)
+    BAD("precision %d is unknown", st->precision);
   if (memchr(st->recipe, 0, sizeof st->recipe) == NULL)
     BAD("recipe name is not terminated");
 #undef BAD
@@ -734,6 +737,14 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown gradient sum '%.15s'", path, gsum);
   }
   st->grad_sum = strcmp(gsum, "sequences") == 0 ? BT_GRAD_SEQUENCES : BT_GRAD_BATCH;
+  char prec[16] = "fp32"; /* absent before format 4 */
+  if (!r && has_attr(g, "precision"))
+    r |= get_str(g, "precision", prec, sizeof prec);
+  if (!r && strcmp(prec, "fp32") && strcmp(prec, "bf16")) {
+    free(gs);
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown precision '%.15s'", path, prec);
+  }
+  st->precision = strcmp(prec, "bf16") == 0 ? BT_PREC_BF16 : BT_PREC_FP32;
   if (!r && strcmp(sched, "cosine") && strcmp(sched, "wsd")) {
     free(gs);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown schedule '%.15s'", path, sched);

@@ -14,8 +14,9 @@
  *                     tokens, schedule, RNG, data cursor, ...), and
  *                     /train/adam_m/<name>, /train/adam_v/<name>, /train/log.
  * Format versions: 1; 2, which adds the attributes schedule, decay_frac,
- * recipe, optimizer and muon_momentum to /train; 3, which adds grad_sum.
- * All are read; version 1 states are cosine AdamW runs of the recipe "v1",
+ * recipe, optimizer and muon_momentum to /train; 3, which adds grad_sum; 4,
+ * which adds precision ("fp32" or "bf16": the training GEMMs' inputs).
+ * All are read; states before version 4 trained in fp32; version 1 states are cosine AdamW runs of the recipe "v1",
  * and states before version 3 sum each step's gradient over the whole batch.
  * Writes are atomic: a temp file in the same folder, fsync, rename.
  */
@@ -56,6 +57,7 @@ typedef struct {
   int32_t optimizer;     /* BT_OPT_ADAMW or BT_OPT_MUON (Muon on the layers' matrices) */
   double muon_momentum;
   int32_t grad_sum;      /* BT_GRAD_BATCH or BT_GRAD_SEQUENCES (train/gradsum.h) */
+  int32_t precision;     /* BT_PREC_FP32 or BT_PREC_BF16 (kernels.h's bt_gemm_bf16) */
   uint64_t seed;
   uint64_t rng[2];       /* the trainer's sampler state */
   double val_split;      /* fraction of DATA's tail held out (0: none) */
@@ -70,6 +72,7 @@ typedef struct {
 
 enum { BT_SCHED_COSINE = 0, BT_SCHED_WSD = 1 };
 enum { BT_OPT_ADAMW = 0, BT_OPT_MUON = 1 };
+enum { BT_PREC_FP32 = 0, BT_PREC_BF16 = 1 };
 /* How a step's gradient is summed: over the whole batch in one pass (runs
  * begun before format 3), or as train/gradsum.h's fixed-order sum of one
  * gradient per micro-batch of seq tokens, the same for any number of

@@ -48,7 +48,7 @@ typedef struct {
   double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
   unsigned long long seed;
   int seed_set, lr_set; /* flags given explicitly */
-  const char *recipe, *schedule, *optimizer;
+  const char *recipe, *schedule, *optimizer, *precision;
   double decay, muon_momentum;
 } opts_t;
 
@@ -113,6 +113,11 @@ static void usage(FILE *f) {
           "  --optimizer O     adamw, or muon: orthogonalised momentum (Newton-Schulz) on the\n"
           "                    layers' matrices, AdamW on the rest, one --lr for both\n"
           "  --muon-momentum X Muon's momentum (default 0.95)\n"
+          "  --precision P     fp32 (default), bf16: the training GEMMs take bfloat16 inputs\n"
+          "                    with fp32 accumulation and fp32 weights (CPUs with AVX512_BF16),\n"
+          "                    or auto: bf16 where the CPU has it for models of dim >= 256;\n"
+          "                    recorded in the checkpoint,\n"
+          "                    and a resume keeps the run's unless given\n"
           "  --clip X          clip the global gradient norm (default 1.0; 0 = off)\n"
           "  --beta1/--beta2 X AdamW betas (default 0.9, 0.95)\n"
           "  --seed S          RNG seed for init and sampling (default 1)\n"
@@ -162,7 +167,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
          O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
          O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA, O_RECIPE,
-         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM };
+         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -174,7 +179,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"val-every", 1, 0, O_VALEVERY}, {"val-bytes", 1, 0, O_VALBYTES},
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
       {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"recipe", 1, 0, O_RECIPE},
-      {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER},
+      {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER}, {"precision", 1, 0, O_PRECISION},
       {"muon-momentum", 1, 0, O_MUONMOM}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -276,6 +281,11 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       if (strcmp(optarg, "adamw") && strcmp(optarg, "muon"))
         bt_usage_error("invalid value for --optimizer: '%s' (adamw or muon)", optarg);
       o->optimizer = optarg;
+      break;
+    case O_PRECISION:
+      if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16") && strcmp(optarg, "auto"))
+        bt_usage_error("invalid value for --precision: '%s' (fp32, bf16 or auto)", optarg);
+      o->precision = optarg;
       break;
     case O_MUONMOM:
       o->muon_momentum = parse_real("--muon-momentum", optarg);
@@ -584,7 +594,8 @@ int main(int argc, char **argv) {
     st.total_steps = total;
     /* A run that sums per sequence on bt's own GEMMs has the same bits on
      * any thread count (train/gradsum.h). */
-    const int exact = st.grad_sum == BT_GRAD_SEQUENCES && bt_gemm_get_backend() == BT_GEMM_OWN;
+    const int exact = st.grad_sum == BT_GRAD_SEQUENCES &&
+                      (bt_gemm_get_backend() == BT_GEMM_OWN || st.precision == BT_PREC_BF16);
     if (st.threads && bt_get_threads() != st.threads && !exact && rank == 0)
       bt_msg("note: resuming with %d threads, the run used %d; "
              "the result may differ in the last bits",
@@ -621,6 +632,7 @@ int main(int argc, char **argv) {
     st.optimizer = strcmp(o.optimizer, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
     st.muon_momentum = o.muon_momentum;
     st.grad_sum = BT_GRAD_SEQUENCES;
+    st.precision = BT_PREC_FP32;
     st.weight_decay = o.wd;
     st.beta1 = o.beta1;
     st.beta2 = o.beta2;
@@ -641,6 +653,20 @@ int main(int argc, char **argv) {
   /* Ranks split each step's B micro-batches into runs of a power of two,
    * so that their partial sums are subtrees of gradsum.h's order. */
   const int per = B / nranks, first_mb = rank * per;
+  /* --precision: the run's, or the flag's (a resume may change it) */
+  if (o.precision)
+    /* auto: bf16 where the CPU has it and the model is wide enough for the
+     * GEMMs to pay for their packing (docs/measurements.md: d_model 256) */
+    st.precision = !strcmp(o.precision, "bf16") ||
+                           (!strcmp(o.precision, "auto") && bt_bf16_available() && bt_model_config(m)->d_model >= 256)
+                       ? BT_PREC_BF16
+                       : BT_PREC_FP32;
+  if (st.precision == BT_PREC_BF16) {
+    if (!bt_bf16_available())
+      bt_die("%s: bf16 training needs AVX512_BF16, which this CPU (or build, or BT_ISA) lacks; "
+             "--precision fp32 goes on in fp32", o.resume ? o.resume : "--precision bf16");
+    bt_gemm_set_backend(BT_GEMM_BF16);
+  }
   if (nranks > 1 && st.grad_sum != BT_GRAD_SEQUENCES)
     bt_die("%s sums each step's gradient over the whole batch at once (a run begun before "
            "bt 0.1's format 3); only one process can continue it",
