@@ -178,12 +178,19 @@ void bt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 void bt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean,
                            const float *rstd, int N, int C);
+/* The same with dinp overwritten: the bits of += onto zeros, without clearing dinp first. */
+void bt_layernorm_backward_set(float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, const float *mean,
+                           const float *rstd, int N, int C);
 
 /* GELU, tanh approximation (PyTorch approximate='tanh', jax.nn.gelu default):
  * out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 void bt_gelu_forward(float *out, const float *inp, size_t n);
 /* dinp (n) += dout * gelu'(inp) */
 void bt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* The same with dinp overwritten: the bits of += onto zeros, without the
+ * clearing (so -0 stays +0). */
+void bt_gelu_backward_set(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* Rotary tables cos, sin (T, hs/2): angle(t,i) = t * 10000^(-2i/hs).
  * Computed with bt's own double-precision sin/cos/exp: identical everywhere. */

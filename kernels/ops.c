@@ -22,8 +22,13 @@ BT_DECLARE_ISA3(void, bt_layernorm_forward,
 BT_DECLARE_ISA3(void, bt_layernorm_backward,
                 (float *dinp, float *dw, float *db, const float *dout, const float *inp,
                  const float *w, const float *mean, const float *rstd, int N, int C))
+BT_DECLARE_ISA3(void, bt_layernorm_backward_set,
+                (float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                 const float *w, const float *mean, const float *rstd, int N, int C))
 BT_DECLARE_ISA3(void, bt_gelu_forward, (float *out, const float *inp, size_t n))
 BT_DECLARE_ISA3(void, bt_gelu_backward,
+                (float *dinp, const float *inp, const float *dout, size_t n))
+BT_DECLARE_ISA3(void, bt_gelu_backward_set,
                 (float *dinp, const float *inp, const float *dout, size_t n))
 BT_DECLARE_ISA3(void, bt_rope_forward,
                 (float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C, int H))
@@ -67,12 +72,22 @@ void bt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
   BT_PICK_ISA(bt_layernorm_backward)(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
 }
 
+void bt_layernorm_backward_set(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean,
+                               const float *rstd, int N, int C) {
+  BT_PICK_ISA(bt_layernorm_backward_set)(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+}
+
 void bt_gelu_forward(float *out, const float *inp, size_t n) {
   BT_PICK_ISA(bt_gelu_forward)(out, inp, n);
 }
 
 void bt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
   BT_PICK_ISA(bt_gelu_backward)(dinp, inp, dout, n);
+}
+
+void bt_gelu_backward_set(float *dinp, const float *inp, const float *dout, size_t n) {
+  BT_PICK_ISA(bt_gelu_backward_set)(dinp, inp, dout, n);
 }
 
 void bt_rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C,

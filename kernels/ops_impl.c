@@ -240,9 +240,10 @@ static inline void ln_dwdb_strip(float *dw, float *db, const float *dout, const 
   }
 }
 
-void BT_ISA_FN(bt_layernorm_backward)(float *dinp, float *dw, float *db, const float *dout,
-                                      const float *inp, const float *w, const float *mean,
-                                      const float *rstd, int N, int C) {
+/* set: dinp = 0 + ..., the bits of += onto zeros without clearing dinp first. */
+static inline __attribute__((always_inline)) void ln_backward(float *dinp, float *dw, float *db, const float *dout,
+                                                              const float *inp, const float *w, const float *mean,
+                                                              const float *rstd, int N, int C, const int set) {
   /* dinp: independent rows */
 #pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
   for (int n = 0; n < N; n++) {
@@ -270,7 +271,7 @@ void BT_ISA_FN(bt_layernorm_backward)(float *dinp, float *dw, float *db, const f
     for (int c = 0; c < C; c++) {
       float wg = w[c] * g[c];
       float xh = (x[c] - m) * rs;
-      dx[c] += rs * (wg - m1 - xh * m2);
+      dx[c] = (set ? 0.0f : dx[c]) + rs * (wg - m1 - xh * m2);
     }
   }
 
@@ -284,6 +285,18 @@ void BT_ISA_FN(bt_layernorm_backward)(float *dinp, float *dw, float *db, const f
     else
       ln_dwdb_strip(dw + c0, db + c0, dout + c0, inp + c0, mean, rstd, N, C, wd);
   }
+}
+
+void BT_ISA_FN(bt_layernorm_backward)(float *dinp, float *dw, float *db, const float *dout,
+                                      const float *inp, const float *w, const float *mean,
+                                      const float *rstd, int N, int C) {
+  ln_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, 0);
+}
+
+void BT_ISA_FN(bt_layernorm_backward_set)(float *dinp, float *dw, float *db, const float *dout,
+                                          const float *inp, const float *w, const float *mean,
+                                          const float *rstd, int N, int C) {
+  ln_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, 1);
 }
 
 /* ==================================================================== */
@@ -317,7 +330,8 @@ void BT_ISA_FN(bt_gelu_forward)(float *out, const float *inp, size_t n) {
 /* With s = sigmoid(2u) and e = exp(-2u), 1 - s = e s, so
  * gelu'(x) = s + x s (1 - s) 2u' = s + 2 x u' e s^2,  u' = k (1 + 3 a x^2).
  * -2u is capped at 87 so that e stays finite (s is then ~1e-38 anyway). */
-void BT_ISA_FN(bt_gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n) {
+static inline __attribute__((always_inline)) void gelu_backward(float *dinp, const float *inp, const float *dout,
+                                                                size_t n, const int set) {
   ptrdiff_t nn = (ptrdiff_t)n;
 #pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
   for (ptrdiff_t i = 0; i < nn; i++) {
@@ -329,8 +343,16 @@ void BT_ISA_FN(bt_gelu_backward)(float *dinp, const float *inp, const float *dou
     float s = 1.0f / (1.0f + e);
     float du = GELU_K * (1.0f + 3.0f * GELU_A * x2);
     float d = s + 2.0f * x * du * (e * s) * s;
-    dinp[i] += dout[i] * d;
+    dinp[i] = (set ? 0.0f : dinp[i]) + dout[i] * d;
   }
+}
+
+void BT_ISA_FN(bt_gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n) {
+  gelu_backward(dinp, inp, dout, n, 0);
+}
+
+void BT_ISA_FN(bt_gelu_backward_set)(float *dinp, const float *inp, const float *dout, size_t n) {
+  gelu_backward(dinp, inp, dout, n, 1);
 }
 
 /* ==================================================================== */

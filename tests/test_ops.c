@@ -494,6 +494,47 @@ static void test_layernorm(int N, int C) {
   free(c.dinp0), free(c.dw0), free(c.db0);
 }
 
+/* The _set variants (dinp overwritten) give the bits of clearing dinp to
+ * +0 and accumulating, on every ISA path: a -0 result stays +0 as 0 + -0 is. */
+static void test_set_variants(int N, int C) {
+  const size_t nc = (size_t)N * C;
+  float *inp = xmalloc(nc), *w = xmalloc(C), *b = xmalloc(C), *dout = xmalloc(nc), *mean = xmalloc(N),
+        *rstd = xmalloc(N), *tmp = xmalloc(4 * nc);
+  float *acc = xmalloc(4 * nc), *set = xmalloc(4 * nc), *dw = xmalloc(2 * C), *dw2 = xmalloc(2 * C);
+  check_fill(inp, nc, 50, 3.0f);
+  check_fill(w, C, 51, 1.0f);
+  check_fill(b, C, 52, 1.0f);
+  check_fill(dout, nc, 53, 1.0f);
+  for (size_t i = 0; i < nc; i += 7)
+    dout[i] = -0.0f; /* makes -0 products */
+  bt_layernorm_forward(tmp, mean, rstd, inp, w, b, N, C);
+  for (int isa = BT_ISA_SCALAR; isa <= (int)g_best; isa++) {
+    bt_isa_set((bt_isa)isa);
+    memset(acc, 0, nc * sizeof *acc);
+    memset(dw, 0, 2 * C * sizeof *dw);
+    memset(dw2, 0, 2 * C * sizeof *dw2);
+    for (size_t i = 0; i < nc; i++)
+      set[i] = NAN; /* what was there must not matter */
+    bt_layernorm_backward(acc, dw, dw + C, dout, inp, w, mean, rstd, N, C);
+    bt_layernorm_backward_set(set, dw2, dw2 + C, dout, inp, w, mean, rstd, N, C);
+    CHECK(!memcmp(acc, set, nc * sizeof *acc) && !memcmp(dw, dw2, 2 * C * sizeof *dw),
+          "layernorm_backward_set differs from clear + accumulate on %s", bt_isa_name((bt_isa)isa));
+    memset(acc, 0, 4 * nc * sizeof *acc);
+    for (size_t i = 0; i < 4 * nc; i++)
+      set[i] = NAN;
+    check_fill(tmp, 4 * nc, 54, 4.0f);
+    for (size_t i = 0; i < 4 * nc; i += 5)
+      tmp[i] = -0.0f; /* gelu'(x) dout with dout = -0 */
+    bt_gelu_backward(acc, tmp, tmp, 4 * nc);
+    bt_gelu_backward_set(set, tmp, tmp, 4 * nc);
+    CHECK(!memcmp(acc, set, 4 * nc * sizeof *acc), "gelu_backward_set differs from clear + accumulate on %s",
+          bt_isa_name((bt_isa)isa));
+  }
+  bt_isa_set(g_best);
+  free(inp), free(w), free(b), free(dout), free(mean), free(rstd), free(tmp), free(acc), free(set), free(dw),
+      free(dw2);
+}
+
 static void test_elementwise(size_t n) {
   ew_ctx c = {.n = n};
   c.inp = xmalloc(n), c.dout = xmalloc(n), c.dinp0 = xmalloc(n);
@@ -757,6 +798,8 @@ int main(void) {
   test_layernorm(5, 3);
   test_elementwise(100003); /* above the parallel threshold, odd tail */
   test_elementwise(37);
+  test_set_variants(70, 256);
+  test_set_variants(3, 5);
   test_sumsq(2 * 256 * 4096 + 12345); /* three rounds of blocks */
   test_sumsq(1000);
   test_rope(2, 40, 48, 3); /* hs = 16 */

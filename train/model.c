@@ -389,20 +389,17 @@ bt_error bt_model_backward(bt_model *m) {
     const bt_layer_view *w = &v->layer[l];
     train_bufs(m, l, &b);
     /* x_{l+1} = LN2(res2) */
-    memset(a->dres, 0, NC * sizeof(float));
-    bt_layernorm_backward(a->dres, GRAD(w->ln2_w), GRAD(w->ln2_b), a->dx, b.res2, w->ln2_w,
-                          b.mean2, b.rstd2, N, C);
+    bt_layernorm_backward_set(a->dres, GRAD(w->ln2_w), GRAD(w->ln2_b), a->dx, b.res2, w->ln2_w,
+                              b.mean2, b.rstd2, N, C);
     /* res2 = h + W2 gelu(W1 h + b1) + b2 */
     memcpy(a->dh, a->dres, NC * sizeof(float));
     bt_linear_backward_set(a->dbig, GRAD(w->proj.w), GRAD(w->proj_b), a->dres, b.fcg, w->proj.w, N,
                        4 * C, C);
-    memset(a->dbig2, 0, 4 * NC * sizeof(float));
-    bt_gelu_backward(a->dbig2, b.fch, a->dbig, 4 * NC);
+    bt_gelu_backward_set(a->dbig2, b.fch, a->dbig, 4 * NC);
     bt_linear_backward(a->dh, GRAD(w->fc.w), GRAD(w->fc_b), a->dbig2, b.h, w->fc.w, N, C, 4 * C);
     /* h = LN1(res1) */
-    memset(a->dres, 0, NC * sizeof(float));
-    bt_layernorm_backward(a->dres, GRAD(w->ln1_w), GRAD(w->ln1_b), a->dh, b.res1, w->ln1_w,
-                          b.mean1, b.rstd1, N, C);
+    bt_layernorm_backward_set(a->dres, GRAD(w->ln1_w), GRAD(w->ln1_b), a->dh, b.res1, w->ln1_w,
+                              b.mean1, b.rstd1, N, C);
     /* res1 = x + Wo att(rope(qkv)) */
     memcpy(a->dx, a->dres, NC * sizeof(float));
     bt_linear_backward_set(a->tmp, GRAD(w->attn_o.w), NULL, a->dres, b.att, w->attn_o.w, N, C, C);
