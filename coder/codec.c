@@ -67,6 +67,21 @@ typedef struct {
   uint64_t spec_passes, spec_bytes; /* statistics: passes run, bytes they decoded */
 } worker_t;
 
+/* One direction's work spread over processes: this one's part of nparts. */
+typedef struct {
+  int part, nparts;
+  void *user;
+} share_t;
+
+/* Off (one process) unless the part is valid and there is an exchange. */
+static int set_share(share_t *s, int part, int nparts, int has_exchange, void *user) {
+  const int on = nparts > 1 && part >= 0 && part < nparts && has_exchange;
+  s->part = on ? part : 0;
+  s->nparts = on ? nparts : 1;
+  s->user = user;
+  return on;
+}
+
 struct bt_codec {
   bt_model *m;
   bt_config cfg;
@@ -76,12 +91,9 @@ struct bt_codec {
   uint64_t max_size; /* bt_codec_set_max_size: 0 = the default rule */
   char name[BT_MODEL_NAME_MAX + 1]; /* written into containers */
   int adaptive;      /* bt_codec_set_adapt */
-  int part, nparts;  /* bt_codec_set_share */
+  share_t enc, dec;  /* bt_codec_set_share, bt_codec_set_decode_share */
   bt_exchange_fn exchange;
-  void *exchange_user;
-  int dpart, dnparts; /* bt_codec_set_decode_share */
   bt_dexchange_fn dexchange;
-  void *dexchange_user;
   bt_adapt adapt;
   int threads;       /* bt_codec_set_threads: 0 = the caller's */
   uint64_t spec_passes, spec_bytes; /* this call's multi-row passes (spec_tally) */
@@ -144,19 +156,11 @@ void bt_codec_set_max_size(bt_codec *c, uint64_t max_size) { c->max_size = max_s
 
 void bt_codec_set_decode_share(bt_codec *c, int part, int nparts, bt_dexchange_fn exchange,
                                void *user) {
-  const int on = nparts > 1 && part >= 0 && part < nparts && exchange;
-  c->dpart = on ? part : 0;
-  c->dnparts = on ? nparts : 1;
-  c->dexchange = on ? exchange : NULL;
-  c->dexchange_user = user;
+  c->dexchange = set_share(&c->dec, part, nparts, exchange != NULL, user) ? exchange : NULL;
 }
 
 void bt_codec_set_share(bt_codec *c, int part, int nparts, bt_exchange_fn exchange, void *user) {
-  const int on = nparts > 1 && part >= 0 && part < nparts && exchange;
-  c->part = on ? part : 0;
-  c->nparts = on ? nparts : 1;
-  c->exchange = on ? exchange : NULL;
-  c->exchange_user = user;
+  c->exchange = set_share(&c->enc, part, nparts, exchange != NULL, user) ? exchange : NULL;
 }
 
 
@@ -861,8 +865,8 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   bt_error e = !ch || !sizes ? bt_fail(BT_ERR_NOMEM, "chunk table") : BT_OK;
   const int T = (int)(clen < (uint64_t)Wp ? (clen ? clen : 1) : (uint64_t)Wp);
   uint64_t lo = 0, hi = nch; /* this process's chunks */
-  if (c->nparts > 1)
-    bt_share_range(nch, c->part, c->nparts, &lo, &hi);
+  if (c->enc.nparts > 1)
+    bt_share_range(nch, c->enc.part, c->enc.nparts, &lo, &hi);
   if (!e && hi > lo)
     e = ensure_workers(c, T, hi - lo, c->adaptive);
   if (!e && hi > lo) {
@@ -870,11 +874,11 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
                 .all = n, .h = &h, .in = in, .ch = ch, .first = lo};
     e = run_groups(c, &jb);
   }
-  if (c->nparts > 1 && ch) {
-    bt_error x = c->exchange(c->exchange_user, ch, nch, e);
+  if (c->enc.nparts > 1 && ch) {
+    bt_error x = c->exchange(c->enc.user, ch, nch, e);
     if (!e)
       e = x;
-    if (!e && c->part != 0) { /* process 0 writes the container */
+    if (!e && c->enc.part != 0) { /* process 0 writes the container */
       for (uint64_t i = 0; i < nch; i++)
         free(ch[i].buf);
       free(ch);
@@ -1071,9 +1075,9 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
   const int T = (int)(clen < (uint64_t)Wp ? (clen ? clen : 1) : (uint64_t)Wp);
   bt_error e = BT_OK;
   uint64_t lo = 0, hi = ncoded; /* this process's coded chunks */
-  const int shared = c->dnparts > 1;
+  const int shared = c->dec.nparts > 1;
   if (shared)
-    bt_share_range(ncoded, c->dpart, c->dnparts, &lo, &hi);
+    bt_share_range(ncoded, c->dec.part, c->dec.nparts, &lo, &hi);
   if (hi > lo)
     e = ensure_workers(c, T, hi - lo, h->adaptive);
   if (!e && hi > lo) {
@@ -1096,15 +1100,15 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
     for (uint64_t i = 0; sp && i < ncoded; i++)
       sp[i] = (bt_span){ids[i] * clen, bt_container_chunk_len(h, ids[i])};
     /* with no span list (e set) the spans are not read */
-    e = c->dexchange(c->dexchange_user, 0, res, sp, ncoded, e);
+    e = c->dexchange(c->dec.user, 0, res, sp, ncoded, e);
     free(sp);
   }
   free(ids);
   bt_error crc = BT_OK;
-  if (!e && c->dpart == 0 && bt_crc32(0, res, h->orig_size) != h->orig_crc)
+  if (!e && c->dec.part == 0 && bt_crc32(0, res, h->orig_size) != h->orig_crc)
     crc = bt_fail(BT_ERR_CHECKSUM, "decoded data does not match its CRC-32 (damaged file?)");
   if (!e)
-    e = shared ? c->dexchange(c->dexchange_user, 1, NULL, NULL, 0, crc) : crc;
+    e = shared ? c->dexchange(c->dec.user, 1, NULL, NULL, 0, crc) : crc;
   *stored_out += stored;
   return e;
 }

@@ -2,6 +2,7 @@
 #include "train/dist.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,18 @@ void bt_dist_init(int *argc, char ***argv) {
   atexit(bt_dist_finalize);
 }
 
+/* The exchange's buffers, kept from step to step (a step's gradient is the
+ * same size every time): the counts, the receive buffer, the partial sum. */
+static int *g_cnt;
+static float *g_recv;
+static size_t g_recv_cap, g_part_n = SIZE_MAX;
+static bt_gradsum g_part;
+
 void bt_dist_finalize(void) {
+  free(g_cnt);
+  free(g_recv);
+  bt_gradsum_free(&g_part);
+  g_cnt = NULL, g_recv = NULL, g_recv_cap = 0, g_part_n = SIZE_MAX;
   if (!g_joined)
     return;
   g_joined = 0;
@@ -71,10 +83,9 @@ bt_error bt_dist_sum_grads(bt_gradsum *local, long items, float *out, size_t n) 
   if (n / (size_t)g_size > INT_MAX / 2 || n > (size_t)INT_MAX)
     return bt_fail(BT_ERR_ARG, "%zu parameters are too many for one MPI message", n);
   const int P = g_size;
-  int *cnt = malloc(4 * (size_t)P * sizeof(int));
-  if (!cnt)
+  if (!g_cnt && !(g_cnt = malloc(4 * (size_t)P * sizeof(int))))
     return bt_fail(BT_ERR_NOMEM, "MPI counts");
-  int *off = cnt + P, *rcnt = cnt + 2 * P, *roff = cnt + 3 * P;
+  int *cnt = g_cnt, *off = cnt + P, *rcnt = cnt + 2 * P, *roff = cnt + 3 * P;
   /* Slice r of every gradient goes to rank r. */
   for (int r = 0; r < P; r++) {
     const size_t a = n * (size_t)r / (size_t)P, b = n * (size_t)(r + 1) / (size_t)P;
@@ -86,28 +97,35 @@ bt_error bt_dist_sum_grads(bt_gradsum *local, long items, float *out, size_t n) 
     rcnt[r] = me;
     roff[r] = r * me;
   }
-  float *recv = malloc(((size_t)P * (size_t)me + 1) * sizeof(float));
-  bt_gradsum part;
-  bt_gradsum_init(&part, (size_t)me);
+  const size_t want = (size_t)P * (size_t)me + 1;
+  if (want > g_recv_cap) {
+    free(g_recv);
+    g_recv_cap = 0;
+    if (!(g_recv = malloc(want * sizeof(float))))
+      return bt_fail(BT_ERR_NOMEM, "MPI receive buffer");
+    g_recv_cap = want;
+  }
+  if (g_part_n != (size_t)me) {
+    bt_gradsum_free(&g_part);
+    bt_gradsum_init(&g_part, (size_t)me);
+    g_part_n = (size_t)me;
+  }
+  bt_gradsum_reset(&g_part);
+  float *recv = g_recv;
   bt_error e = BT_OK;
   int rc;
-  if (!recv) {
-    e = bt_fail(BT_ERR_NOMEM, "MPI receive buffer");
-  } else if ((rc = MPI_Alltoallv(mine, cnt, off, MPI_FLOAT, recv, rcnt, roff, MPI_FLOAT,
-                                 MPI_COMM_WORLD)) != MPI_SUCCESS) {
+  if ((rc = MPI_Alltoallv(mine, cnt, off, MPI_FLOAT, recv, rcnt, roff, MPI_FLOAT, MPI_COMM_WORLD)) !=
+      MPI_SUCCESS) {
     e = mpi_fail(rc, "reduce-scatter of the gradient");
   } else {
     /* Rank order, each rank's partial covering `items` micro-batches. */
     for (int r = 0; r < P && !e; r++)
-      e = bt_gradsum_push(&part, recv + (size_t)r * me, items);
-    const float *sum = e ? NULL : bt_gradsum_total(&part);
-    if (sum && (rc = MPI_Allgatherv(sum, me, MPI_FLOAT, out, cnt, off, MPI_FLOAT,
-                                    MPI_COMM_WORLD)) != MPI_SUCCESS)
+      e = bt_gradsum_push(&g_part, recv + (size_t)r * me, items);
+    const float *sum = e ? NULL : bt_gradsum_total(&g_part);
+    if (sum && (rc = MPI_Allgatherv(sum, me, MPI_FLOAT, out, cnt, off, MPI_FLOAT, MPI_COMM_WORLD)) !=
+                   MPI_SUCCESS)
       e = mpi_fail(rc, "allgather of the gradient");
   }
-  bt_gradsum_free(&part);
-  free(recv);
-  free(cnt);
   return e;
 }
 
