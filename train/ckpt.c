@@ -666,6 +666,16 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
   return BT_OK;
 }
 
+/* A two-valued setting read as a string: *out gets va or vb; anything else
+ * is BT_ERR_CORRUPT naming it. */
+static bt_error pick(const char *v, const char *a, int32_t va, const char *b, int32_t vb, const char *what,
+                     const char *path, int32_t *out) {
+  if (strcmp(v, a) && strcmp(v, b))
+    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown %s '%.15s'", path, what, v);
+  *out = strcmp(v, b) == 0 ? vb : va;
+  return BT_OK;
+}
+
 static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const char *path, uint64_t file_size) {
   memset(st, 0, sizeof *st);
   obj *gs = malloc(3 * sizeof *gs); /* /train and its two moment groups */
@@ -724,32 +734,19 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
     r |= get_str(g, "optimizer", opt, sizeof opt);
     r |= get_f64(g, "muon_momentum", &st->muon_momentum);
   }
-  if (!r && strcmp(opt, "adamw") && strcmp(opt, "muon")) {
-    free(gs);
-    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown optimizer '%.15s'", path, opt);
-  }
-  st->optimizer = strcmp(opt, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
-  char gsum[16] = "batch"; /* absent before format 3 */
+  char gsum[16] = "batch", prec[16] = "fp32"; /* absent before formats 3 and 4 */
   if (!r && has_attr(g, "grad_sum"))
     r |= get_str(g, "grad_sum", gsum, sizeof gsum);
-  if (!r && strcmp(gsum, "batch") && strcmp(gsum, "sequences")) {
-    free(gs);
-    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown gradient sum '%.15s'", path, gsum);
-  }
-  st->grad_sum = strcmp(gsum, "sequences") == 0 ? BT_GRAD_SEQUENCES : BT_GRAD_BATCH;
-  char prec[16] = "fp32"; /* absent before format 4 */
   if (!r && has_attr(g, "precision"))
     r |= get_str(g, "precision", prec, sizeof prec);
-  if (!r && strcmp(prec, "fp32") && strcmp(prec, "bf16")) {
+  if (!r && ((e = pick(opt, "adamw", BT_OPT_ADAMW, "muon", BT_OPT_MUON, "optimizer", path, &st->optimizer)) ||
+             (e = pick(gsum, "batch", BT_GRAD_BATCH, "sequences", BT_GRAD_SEQUENCES, "gradient sum", path,
+                       &st->grad_sum)) ||
+             (e = pick(prec, "fp32", BT_PREC_FP32, "bf16", BT_PREC_BF16, "precision", path, &st->precision)) ||
+             (e = pick(sched, "cosine", BT_SCHED_COSINE, "wsd", BT_SCHED_WSD, "schedule", path, &st->schedule)))) {
     free(gs);
-    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown precision '%.15s'", path, prec);
+    return e;
   }
-  st->precision = strcmp(prec, "bf16") == 0 ? BT_PREC_BF16 : BT_PREC_FP32;
-  if (!r && strcmp(sched, "cosine") && strcmp(sched, "wsd")) {
-    free(gs);
-    return bt_fail(BT_ERR_CORRUPT, "%s: training state: unknown schedule '%.15s'", path, sched);
-  }
-  st->schedule = strcmp(sched, "wsd") == 0 ? BT_SCHED_WSD : BT_SCHED_COSINE;
   if (r || bt_sha256_parse_hex(hex, st->data_sha256)) {
     free(gs);
     return bt_fail(BT_ERR_CORRUPT, "%s: training state is incomplete", path);

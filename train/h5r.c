@@ -229,10 +229,9 @@ bt_error h5r_object(const h5r_file *f, uint64_t addr, h5r_obj *o) {
     return UNSUPPORTED("object header version 2 (bt checkpoints have 1)");
   if (h[0] != 1)
     return CORRUPT("object header at %llu has version %d", (unsigned long long)addr, h[0]);
-  const uint64_t nmsg = le(h + 2, 2);
   struct { uint64_t addr, len; } blk[MAX_BLOCKS];
   int nb = 1, have_space = 0, have_type = 0, have_layout = 0;
-  uint64_t npoints = 0, seen = 0;
+  uint64_t npoints, seen = 0;
   blk[0].addr = addr + 16;
   blk[0].len = le(h + 8, 4);
   bt_error e = BT_OK;
@@ -293,7 +292,6 @@ bt_error h5r_object(const h5r_file *f, uint64_t addr, h5r_obj *o) {
       off += 8 + sz;
     }
   }
-  (void)nmsg;
   if (e)
     return e;
   if (o->dense_attrs)
@@ -303,7 +301,6 @@ bt_error h5r_object(const h5r_file *f, uint64_t addr, h5r_obj *o) {
     if (o->ndim == 0) /* scalar */
       o->dims[0] = 1;
   }
-  (void)npoints;
   return BT_OK;
 }
 
@@ -356,22 +353,37 @@ static bt_error walk_snod(group_walk *w, uint64_t addr) {
   return BT_OK;
 }
 
+/* A version-1 B-tree node of `type` (0: group, 1: chunks) at addr, whose
+ * keys of key_size bytes and 8-byte children alternate (key0 child0 ...
+ * key_n) after a 24-byte header: *t the whole node, *level, *n children.
+ * Levels must descend from max_level; *visited bounds the nodes walked. */
+static bt_error btree_node(const h5r_file *f, uint64_t addr, int type, uint64_t key_size, int max_level,
+                           uint64_t *visited, const uint8_t **t, int *level, uint64_t *n) {
+  const char *what = type ? "chunk" : "group";
+  const uint8_t *h = span(f, addr, 24);
+  if (!h || memcmp(h, "TREE", 4) != 0 || h[4] != type)
+    return CORRUPT("bad %s B-tree node", what);
+  *level = h[5];
+  *n = le(h + 6, 2);
+  if (*level > max_level)
+    return CORRUPT("%s B-tree levels do not descend", what);
+  if (++*visited > 65536)
+    return CORRUPT("%s B-tree too large", what);
+  if (*n > MAX_ENTRIES || !(*t = span(f, addr, 24 + (key_size + 8) * *n + key_size)))
+    return CORRUPT("%s B-tree node outside the file", what);
+  return BT_OK;
+}
+
 static bt_error walk_group_tree(group_walk *w, uint64_t addr, int max_level) {
-  const uint8_t *t = span(w->f, addr, 24);
-  if (!t || memcmp(t, "TREE", 4) != 0 || t[4] != 0)
-    return CORRUPT("bad group B-tree node");
-  const int level = t[5];
-  const uint64_t n = le(t + 6, 2);
-  if (level > max_level)
-    return CORRUPT("group B-tree levels do not descend");
-  if (++w->visited > 65536)
-    return CORRUPT("group B-tree too large");
-  /* keys and children alternate: key0 child0 key1 ... key_n (8 bytes each) */
-  if (n > MAX_ENTRIES || !(t = span(w->f, addr, 24 + 16 * n + 8)))
-    return CORRUPT("group B-tree node outside the file");
+  const uint8_t *t;
+  int level;
+  uint64_t n;
+  bt_error e = btree_node(w->f, addr, 0, 8, max_level, &w->visited, &t, &level, &n);
+  if (e)
+    return e;
   for (uint64_t i = 0; i < n; i++) {
     const uint64_t child = le(t + 24 + 16 * i + 8, 8);
-    bt_error e = level == 0 ? walk_snod(w, child) : walk_group_tree(w, child, level - 1);
+    e = level == 0 ? walk_snod(w, child) : walk_group_tree(w, child, level - 1);
     if (e)
       return e;
   }
@@ -524,17 +536,12 @@ static void copy_chunk(chunk_walk *w, const uint8_t *src, const uint64_t *off) {
 static bt_error walk_chunk_tree(chunk_walk *w, uint64_t addr, int max_level) {
   const h5r_obj *d = w->d;
   const uint64_t ks = 8 + 8 * (uint64_t)d->chunk_ndim; /* size, filter mask, offsets */
-  const uint8_t *t = span(w->f, addr, 24);
-  if (!t || memcmp(t, "TREE", 4) != 0 || t[4] != 1)
-    return CORRUPT("bad chunk B-tree node");
-  const int level = t[5];
-  const uint64_t n = le(t + 6, 2);
-  if (level > max_level)
-    return CORRUPT("chunk B-tree levels do not descend");
-  if (++w->visited > 65536)
-    return CORRUPT("chunk B-tree too large");
-  if (n > MAX_ENTRIES || !(t = span(w->f, addr, 24 + (ks + 8) * n + ks)))
-    return CORRUPT("chunk B-tree node outside the file");
+  const uint8_t *t;
+  int level;
+  uint64_t n;
+  bt_error e = btree_node(w->f, addr, 1, ks, max_level, &w->visited, &t, &level, &n);
+  if (e)
+    return e;
   uint64_t chunk_bytes = d->type.size;
   for (int i = 0; i < d->chunk_ndim - 1; i++)
     chunk_bytes *= d->chunk[i];
@@ -542,7 +549,7 @@ static bt_error walk_chunk_tree(chunk_walk *w, uint64_t addr, int max_level) {
     const uint8_t *key = t + 24 + (ks + 8) * i;
     const uint64_t child = le(key + ks, 8);
     if (level > 0) {
-      bt_error e = walk_chunk_tree(w, child, level - 1);
+      e = walk_chunk_tree(w, child, level - 1);
       if (e)
         return e;
       continue;
