@@ -326,11 +326,28 @@ static const char *find_ckpt(const char *given, const char *name) {
   return bt_model_resolve(name ? name : "200K", path, sizeof path) == BT_OK ? path : NULL;
 }
 
-/* The name of the model with these weights (the --ckpt file first, then
- * the search path), or "?". */
+/* The models on the search path, with `ckpt` (the --ckpt file, or NULL)
+ * first. Scanned once a run: each scan reads and hashes every checkpoint
+ * on the path, and -l and multi-file decompression ask once a file. */
+static const bt_model_info *known_model(const uint8_t sha[32], const char *ckpt) {
+  enum { MAX_MODELS = 64 };
+  static bt_model_info known[MAX_MODELS];
+  static int n = -1;
+  if (n < 0) {
+    n = bt_model_list(ckpt, known, MAX_MODELS);
+    if (n > MAX_MODELS)
+      n = MAX_MODELS;
+  }
+  for (int i = 0; i < n; i++)
+    if (!memcmp(known[i].sha256, sha, 32))
+      return &known[i];
+  return NULL;
+}
+
+/* The name of the model with these weights, or "?". */
 static const char *model_name(const uint8_t sha[32], const char *ckpt) {
-  static bt_model_info m;
-  return bt_model_find_sha256(sha, ckpt, &m) == BT_OK ? m.name : "?";
+  const bt_model_info *m = known_model(sha, ckpt);
+  return m ? m->name : "?";
 }
 
 /* --list-models: every checkpoint on the search path. */
@@ -372,13 +389,12 @@ static void pick_model_for(const uint8_t *in, size_t n) {
   free(off);
   if (g_codec && memcmp(bt_codec_weights_sha256(g_codec), h.ckpt_sha256, 32) == 0)
     return;
-  static bt_model_info k;
-  if (bt_model_find_sha256(h.ckpt_sha256, NULL, &k) != BT_OK ||
-      (g_ckpt_path && strcmp(k.path, g_ckpt_path) == 0))
+  const bt_model_info *k = known_model(h.ckpt_sha256, NULL);
+  if (!k || (g_ckpt_path && strcmp(k->path, g_ckpt_path) == 0))
     return;
   bt_codec_free(g_codec);
   g_codec = NULL;
-  g_ckpt_path = k.path;
+  g_ckpt_path = k->path;
 }
 
 
