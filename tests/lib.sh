@@ -29,6 +29,10 @@ expect() {
   fi
 }
 
+# A per-command time limit of N seconds, stretched by BT_TIMEOUT_SCALE
+# (set to 10 for the slow tests in a sanitizer build).
+tlimit() { echo $(($1 * ${BT_TIMEOUT_SCALE:-1})); }
+
 # A slice of real text: N bytes of the validation set.
 text_slice() { xz -dc "$BT_DATA/text/wiki-valid10m.txt.xz" | head -c "$1"; }
 

@@ -97,24 +97,24 @@ done
 D="$BUILD/bt-decompress"
 for np in 2 3; do
   for f in c a; do
-    timeout 120 "${MPI[@]}" -np $np "$D" -T 1 -c "$WORK/$f.ref.bt" > "$WORK/$f$np.out" &&
+    timeout $(tlimit 120) "${MPI[@]}" -np $np "$D" -T 1 -c "$WORK/$f.ref.bt" > "$WORK/$f$np.out" &&
       cmp -s "$WORK/$f$np.out" "$WORK/c.txt" && ok || bad "bt-decompress under $np ranks: $f.ref.bt does not round-trip"
   done
 done
 cat "$WORK/c.ref.bt" "$WORK/a.ref.bt" > "$WORK/cat.bt"
-timeout 120 "${MPI[@]}" -np 2 "$D" -T 1 -c "$WORK/cat.bt" > "$WORK/cat.out" &&
+timeout $(tlimit 120) "${MPI[@]}" -np 2 "$D" -T 1 -c "$WORK/cat.bt" > "$WORK/cat.out" &&
   cmp -s "$WORK/cat.out" <(cat "$WORK/c.txt" "$WORK/c.txt") && ok || bad "bt-decompress under 2 ranks: concatenated members"
-timeout 120 "${MPI[@]}" -np 2 "$D" -T 1 -t "$WORK/c.ref.bt" "$WORK/a.ref.bt" && ok || bad "bt-decompress -t under 2 ranks"
+timeout $(tlimit 120) "${MPI[@]}" -np 2 "$D" -T 1 -t "$WORK/c.ref.bt" "$WORK/a.ref.bt" && ok || bad "bt-decompress -t under 2 ranks"
 # Damage in the last segment, which rank 2 of 3 decodes.
 /usr/bin/python3 -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); b[-50]^=0xff; b[-60]^=0xff; open(sys.argv[2],"wb").write(b)' \
   "$WORK/a.ref.bt" "$WORK/bad.bt"
-rc=0; timeout 120 "${MPI[@]}" -np 3 "$D" -T 1 -c "$WORK/bad.bt" > /dev/null 2> "$WORK/bad.err" || rc=$?
+rc=0; timeout $(tlimit 120) "${MPI[@]}" -np 3 "$D" -T 1 -c "$WORK/bad.bt" > /dev/null 2> "$WORK/bad.err" || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && head -n 1 "$WORK/bad.err" | grep -q "rank 2" && ok ||
   bad "damage one rank sees: rc $rc, $(head -c 300 "$WORK/bad.err")"
 # bt-eval under 2 ranks: the same rates (the speed columns aside).
 EV=("$BUILD/bt-eval" --ckpt "$CK" --compressors bt-200K,gzip --datasets text --max-bytes 40960 -q -T 1 --no-cache)
 "${EV[@]}" > "$WORK/e1.md" || bad "bt-eval failed"
-timeout 300 "${MPI[@]}" -np 2 "${EV[@]}" > "$WORK/e2.md" || bad "bt-eval under 2 ranks failed"
+timeout $(tlimit 300) "${MPI[@]}" -np 2 "${EV[@]}" > "$WORK/e2.md" || bad "bt-eval under 2 ranks failed"
 rows() { grep '^| bt-200K\|^| 2048 \| bt-200K\|bt-200K |' "$1" | cut -d'|' -f1-7; }
 [ -n "$(rows "$WORK/e1.md")" ] && [ "$(rows "$WORK/e1.md")" = "$(rows "$WORK/e2.md")" ] && ok ||
   bad "bt-eval under 2 ranks: rates differ: $(rows "$WORK/e2.md")"
