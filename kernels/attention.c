@@ -5,6 +5,7 @@
  */
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
+#include "kernels/prof.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -16,19 +17,26 @@ BT_DECLARE_ISA3(int, bt_attention_backward_impl,
                 (float *dqkv, const float *dout, const float *qkv, const float *out,
                  const float *lse, int B, int T, int C, int H))
 
+/* QK^T and PV over the causal pairs, all heads: 4 C FLOPs a pair. */
+static double attention_flops(int B, int T, int C) { return 4.0 * B * (double)T * (T + 1) / 2 * C; }
+
 void bt_attention_forward(float *out, float *lse, const float *qkv, int B, int T,
                           int C, int H) {
+  const double t0 = bt_prof_begin();
   /* Out of memory: the references need none, only time. */
   if (BT_PICK_ISA(bt_attention_forward_impl)(out, lse, qkv, B, T, C, H) != 0)
     bt_attention_forward_naive(out, lse, qkv, B, T, C, H);
+  bt_prof_end(BT_PROF_ATTN_FWD, t0, attention_flops(B, T, C));
 }
 
 void bt_attention_backward(float *dqkv, const float *dout, const float *qkv,
                            const float *out, const float *lse, int B, int T, int C,
                            int H) {
+  const double t0 = bt_prof_begin();
   /* The kernels fail before writing anything, so this never adds twice. */
   if (BT_PICK_ISA(bt_attention_backward_impl)(dqkv, dout, qkv, out, lse, B, T, C, H) != 0)
     bt_attention_backward_naive(dqkv, dout, qkv, out, lse, B, T, C, H);
+  bt_prof_end(BT_PROF_ATTN_BWD, t0, 2.0 * attention_flops(B, T, C)); /* dP, dQ, dK, dV */
 }
 
 /* ==================================================================== */

@@ -5,6 +5,7 @@
  */
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
+#include "kernels/prof.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -77,7 +78,12 @@ bt_gemm_backend bt_gemm_backend_setting(void) { return g_backend; }
 bt_gemm_backend bt_gemm_get_backend(void) {
   if (g_backend != BT_GEMM_AUTO)
     return g_backend;
-  return bt_isa_get() == BT_ISA_AVX512 ? BT_GEMM_OWN : BT_GEMM_BLAS;
+  /* Own kernels on both SIMD paths: measured faster than OpenBLAS's
+   * Haswell kernels over whole training steps of every preset, and their
+   * bits depend on neither the thread count nor the path
+   * (docs/measurements.md, "Own GEMMs on AVX2"). The scalar path's fmaf
+   * loops are ~1 GFLOP/s: OpenBLAS there. */
+  return bt_isa_get() >= BT_ISA_AVX2 ? BT_GEMM_OWN : BT_GEMM_BLAS;
 }
 
 void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,
@@ -159,12 +165,7 @@ void bt_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda,
 
 #define LIN_PAR_MIN_ELEMS (1L << 15)
 
-void bt_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N,
-                       int IC, int OC) {
-  // out (N,OC) = inp (N,IC) . w^T (OC,IC)^T, then + bias (OC)
-  bt_gemm_train(0, 1, N, OC, IC, inp, IC, w, IC, out, OC, 0);
-  if (!bias)
-    return;
+static void add_bias(float *out, const float *bias, int N, int OC) {
 #pragma omp parallel for schedule(static) \
     if (!omp_in_parallel() && (long)N * OC >= LIN_PAR_MIN_ELEMS)
   for (int n = 0; n < N; n++) {
@@ -174,18 +175,30 @@ void bt_linear_forward(float *out, const float *inp, const float *w, const float
   }
 }
 
+void bt_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                       int IC, int OC) {
+  const double t0 = bt_prof_begin();
+  // out (N,OC) = inp (N,IC) . w^T (OC,IC)^T, then + bias (OC)
+  bt_gemm_train(0, 1, N, OC, IC, inp, IC, w, IC, out, OC, 0);
+  if (bias)
+    add_bias(out, bias, N, OC);
+  bt_prof_end(BT_PROF_LINEAR_FWD, t0, 2.0 * N * IC * OC);
+}
+
 static void linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                             const float *inp, const float *w, int N, int IC, int OC,
                             int acc_dinp);
 
 void bt_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC) {
-  linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, 1);
+  BT_PROF_CALL(BT_PROF_LINEAR_BWD, (dinp ? 4.0 : 2.0) * N * IC * OC,
+               linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, 1));
 }
 
 void bt_linear_backward_set(float *dinp, float *dw, float *dbias, const float *dout,
                             const float *inp, const float *w, int N, int IC, int OC) {
-  linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, 0);
+  BT_PROF_CALL(BT_PROF_LINEAR_BWD, (dinp ? 4.0 : 2.0) * N * IC * OC,
+               linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, 0));
 }
 
 static void linear_backward(float *dinp, float *dw, float *dbias, const float *dout,

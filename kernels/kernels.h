@@ -137,7 +137,7 @@ typedef enum { BT_GEMM_AUTO = 0, BT_GEMM_OWN = 1, BT_GEMM_BLAS = 2, BT_GEMM_BF16
 void bt_gemm_set_backend(bt_gemm_backend b);
 /* This thread's setting as given (AUTO stays AUTO), to restore it later. */
 bt_gemm_backend bt_gemm_backend_setting(void);
-/* Resolves AUTO: own kernels on AVX-512, OpenBLAS otherwise. */
+/* Resolves AUTO: own kernels on AVX2 and AVX-512, OpenBLAS on the scalar path. */
 bt_gemm_backend bt_gemm_get_backend(void);
 /* Dispatches to bt_gemm or bt_gemm_blas by the backend above. */
 void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,

@@ -7,6 +7,7 @@
 #include "kernels/kernels.h"
 #include "kernels/bf16.h"
 #include "kernels/mathfn.h"
+#include "kernels/prof.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -53,74 +54,78 @@ BT_DECLARE_ISA3(void, bt_exp_vec, (float *out, const float *in, size_t n))
 
 void bt_embedding_forward(float *out, const uint8_t *tok, const float *wte, int N, int C,
                           float scale) {
-  BT_PICK_ISA(bt_embedding_forward)(out, tok, wte, N, C, scale);
+  BT_PROF_CALL(BT_PROF_EMBED, 0, BT_PICK_ISA(bt_embedding_forward)(out, tok, wte, N, C, scale));
 }
 
 void bt_embedding_backward(float *dwte, const float *dout, const uint8_t *tok, int N, int C,
                            float scale) {
-  BT_PICK_ISA(bt_embedding_backward)(dwte, dout, tok, N, C, scale);
+  BT_PROF_CALL(BT_PROF_EMBED, 0, BT_PICK_ISA(bt_embedding_backward)(dwte, dout, tok, N, C, scale));
 }
 
 void bt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *w, const float *b, int N, int C) {
-  BT_PICK_ISA(bt_layernorm_forward)(out, mean, rstd, inp, w, b, N, C);
+  BT_PROF_CALL(BT_PROF_LAYERNORM, 0, BT_PICK_ISA(bt_layernorm_forward)(out, mean, rstd, inp, w, b, N, C));
 }
 
 void bt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean,
                            const float *rstd, int N, int C) {
-  BT_PICK_ISA(bt_layernorm_backward)(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+  BT_PROF_CALL(BT_PROF_LAYERNORM, 0, BT_PICK_ISA(bt_layernorm_backward)(dinp, dw, db, dout, inp, w, mean, rstd, N, C));
 }
 
 void bt_layernorm_backward_set(float *dinp, float *dw, float *db, const float *dout,
                                const float *inp, const float *w, const float *mean,
                                const float *rstd, int N, int C) {
-  BT_PICK_ISA(bt_layernorm_backward_set)(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+  BT_PROF_CALL(BT_PROF_LAYERNORM, 0, BT_PICK_ISA(bt_layernorm_backward_set)(dinp, dw, db, dout, inp, w, mean, rstd, N, C));
 }
 
 void bt_gelu_forward(float *out, const float *inp, size_t n) {
-  BT_PICK_ISA(bt_gelu_forward)(out, inp, n);
+  BT_PROF_CALL(BT_PROF_GELU, 0, BT_PICK_ISA(bt_gelu_forward)(out, inp, n));
 }
 
 void bt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-  BT_PICK_ISA(bt_gelu_backward)(dinp, inp, dout, n);
+  BT_PROF_CALL(BT_PROF_GELU, 0, BT_PICK_ISA(bt_gelu_backward)(dinp, inp, dout, n));
 }
 
 void bt_gelu_backward_set(float *dinp, const float *inp, const float *dout, size_t n) {
-  BT_PICK_ISA(bt_gelu_backward_set)(dinp, inp, dout, n);
+  BT_PROF_CALL(BT_PROF_GELU, 0, BT_PICK_ISA(bt_gelu_backward_set)(dinp, inp, dout, n));
 }
 
 void bt_rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C,
                      int H) {
-  BT_PICK_ISA(bt_rope_forward)(qkv, cos_t, sin_t, B, T, C, H);
+  BT_PROF_CALL(BT_PROF_ROPE, 0, BT_PICK_ISA(bt_rope_forward)(qkv, cos_t, sin_t, B, T, C, H));
 }
 
 void bt_rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int C,
                       int H) {
-  BT_PICK_ISA(bt_rope_backward)(dqkv, cos_t, sin_t, B, T, C, H);
+  BT_PROF_CALL(BT_PROF_ROPE, 0, BT_PICK_ISA(bt_rope_backward)(dqkv, cos_t, sin_t, B, T, C, H));
 }
 
 void bt_crossentropy_forward(float *losses, const float *logits, const uint8_t *targets, int N,
                              int V) {
-  BT_PICK_ISA(bt_crossentropy_forward)(losses, logits, targets, N, V);
+  BT_PROF_CALL(BT_PROF_LOSS, 0, BT_PICK_ISA(bt_crossentropy_forward)(losses, logits, targets, N, V));
 }
 
 void bt_crossentropy_backward(float *dlogits, const float *logits, const uint8_t *targets,
                               int N, int V, float dloss) {
-  BT_PICK_ISA(bt_crossentropy_backward)(dlogits, logits, targets, N, V, dloss);
+  BT_PROF_CALL(BT_PROF_LOSS, 0, BT_PICK_ISA(bt_crossentropy_backward)(dlogits, logits, targets, N, V, dloss));
 }
 
 void bt_adamw_update(float *params, const float *grads, float *m, float *v, size_t n, float lr,
                      float beta1, float beta2, float eps, float weight_decay, int t) {
-  BT_PICK_ISA(bt_adamw_update)(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
+  BT_PROF_CALL(BT_PROF_OPTIM, 0, BT_PICK_ISA(bt_adamw_update)(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t));
 }
 
-double bt_sumsq(const float *g, size_t n) { return BT_PICK_ISA(bt_sumsq)(g, n); }
+double bt_sumsq(const float *g, size_t n) {
+  double r;
+  BT_PROF_CALL(BT_PROF_OPTIM, 0, r = BT_PICK_ISA(bt_sumsq)(g, n));
+  return r;
+}
 
-void bt_scale(float *x, size_t n, float s) { BT_PICK_ISA(bt_scale)(x, n, s); }
+void bt_scale(float *x, size_t n, float s) { BT_PROF_CALL(BT_PROF_OPTIM, 0, BT_PICK_ISA(bt_scale)(x, n, s)); }
 
 void bt_add(float *out, const float *a, const float *b, size_t n) {
-  BT_PICK_ISA(bt_add)(out, a, b, n);
+  BT_PROF_CALL(BT_PROF_OPTIM, 0, BT_PICK_ISA(bt_add)(out, a, b, n));
 }
 
 /* ==================================================================== */

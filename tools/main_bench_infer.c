@@ -5,10 +5,11 @@
  * threads, and their ratio. A benchmark, not a test.
  *
  *   bt-bench-infer [-p preset] [-c chunks] [-n streams] [-L len] [-T maxthreads]
- *                  [-m both|batched|incr]
+ *                  [-m both|batched|incr] [-k rows]
  *
  * Batched: c chunks of T bytes in one call. Incremental: n streams stepped in
- * lockstep through T positions. FLOPs per byte are counted as 2 per weight of
+ * lockstep through T positions, -k rows per stream a pass (bt_infer_extend, as
+ * multi-row decoding does when every guess holds; 1: bt_infer_step). FLOPs per byte are counted as 2 per weight of
  * the matrices plus 4 t C per layer for attention at position t.
  */
 #include <omp.h>
@@ -26,7 +27,7 @@ static double now(void) { return omp_get_wtime(); }
 
 #define USAGE                                                                                  \
   "usage: bt-bench-infer [-p 200K|800K|3.2M] [-c chunks] [-n streams] [-L len] [-T maxthreads] " \
-  "[-m both|batched|incr]\n"
+  "[-m both|batched|incr] [-k rows]\n"
 static void usage(void) {
   fputs(USAGE, stderr);
   exit(1);
@@ -36,7 +37,7 @@ int main(int argc, char **argv) {
   bt_cli_init("bt-bench-infer", "[options] (see --help)");
   bt_cli_apply_isa();
   const char *only = NULL;
-  int chunks = 4, streams = 32, T = 2048, maxth = 2, mode = 3;
+  int chunks = 4, streams = 32, T = 2048, maxth = 2, mode = 3, K = 1;
   if (bt_cli_wants_help(argc, argv)) {
     fputs(USAGE, stdout);
     return 0;
@@ -60,11 +61,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "-n")) streams = x;
     else if (!strcmp(a, "-L")) T = x;
     else if (!strcmp(a, "-T")) maxth = x;
+    else if (!strcmp(a, "-k")) K = x;
     else usage();
   }
   static const char *presets[] = {"200K", "800K", "3.2M"};
-  printf("bt inference, isa %s; batched: %d chunks x %d; incremental: %d streams x %d steps\n",
-         bt_isa_name(bt_isa_get()), chunks, T, streams, T);
+  printf("bt inference, isa %s; batched: %d chunks x %d; incremental: %d streams x %d positions, "
+         "%d a pass\n", bt_isa_name(bt_isa_get()), chunks, T, streams, T, K);
   printf("%-5s %3s | %12s %8s | %12s %8s | %6s\n", "model", "thr", "batched B/s", "GFLOP/s",
          "increm. B/s", "GFLOP/s", "ratio");
   for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
@@ -90,9 +92,10 @@ int main(int argc, char **argv) {
     const double C = cfg.d_model, L = cfg.n_layer;
     const double flops_byte = 2.0 * (L * 12 * C * C + BT_VOCAB * C) + 4.0 * L * C * (T + 1) / 2.0;
     size_t nb = (size_t)(chunks > streams ? chunks : streams) * T;
-    uint8_t *seq = malloc(nb), *tok = malloc((size_t)streams);
+    uint8_t *seq = malloc(nb), *tok = malloc((size_t)streams * K);
+    int *rows = malloc((size_t)streams * sizeof *rows);
     float *lg = malloc(nb * BT_VOCAB * sizeof(float));
-    if (!seq || !tok || !lg) {
+    if (!seq || !tok || !lg || !rows) {
       fprintf(stderr, "bt-bench-infer: out of memory\n");
       return 1;
     }
@@ -112,10 +115,18 @@ int main(int argc, char **argv) {
       tb = now() - t0;
       bt_infer_reset(inf, streams);
       t0 = now();
-      for (int t = 0; t < T && !e && (mode & 2); t++) {
+      for (int t = 0; t < T && !e && (mode & 2) && K == 1; t++) {
         for (int k = 0; k < streams; k++)
           tok[k] = t ? seq[(size_t)k * T + t - 1] : 0;
         e = bt_infer_step(inf, t ? tok : NULL, streams, lg);
+      }
+      for (int t = 0; t < T && !e && (mode & 2) && K > 1; t += K) {
+        for (int k = 0; k < streams; k++) {
+          rows[k] = T - t < K ? T - t : K;
+          for (int r = 0; r < rows[k]; r++)
+            tok[(size_t)k * K + r] = t + r ? seq[(size_t)k * T + t + r - 1] : 0;
+        }
+        e = bt_infer_extend(inf, tok, (size_t)K, rows, streams, lg);
       }
       ti = now() - t0;
       if (e) {
@@ -141,6 +152,7 @@ int main(int argc, char **argv) {
     free(seq);
     free(tok);
     free(lg);
+    free(rows);
     bt_infer_free(inf);
     bt_model_free(m);
   }

@@ -18,6 +18,7 @@
 #include "data/data.h"
 #include "tools/cli.h"
 #include "kernels/kernels.h"
+#include "kernels/prof.h"
 #include "train/model.h"
 
 static void die(const char *what) {
@@ -61,12 +62,43 @@ static void bench_attention(int B, int T, int C, int H, double *fwd, double *bwd
   free(qkv); free(out); free(lse); free(dout); free(dqkv);
 }
 
+static const char *backend_name(int bf16) {
+  return bf16 ? "own bf16" : bt_gemm_get_backend() == BT_GEMM_OWN ? "own" : "openblas";
+}
+
+/* Each kernel kind's share of the timed steps (kernels/prof.h), its time a
+ * step and, where it counts FLOPs, its GFLOP/s; "other" is the rest of the
+ * step (the model's own glue: residual adds, copies, gradient clearing). */
+static void print_kernels(const bt_prof *pr, double total, int steps, int json) {
+  double rest = total;
+  if (!json)
+    printf("       %-14s %8s %7s %9s\n", "kernel", "ms/step", "share", "GFLOP/s");
+  for (int k = 0; k <= BT_PROF_KINDS; k++) {
+    const int other = k == BT_PROF_KINDS;
+    const double sec = other ? (rest > 0 ? rest : 0) : pr->seconds[k];
+    const double gfs = !other && pr->flops[k] > 0 && sec > 0 ? pr->flops[k] / sec * 1e-9 : 0;
+    const char *name = other ? "other" : bt_prof_name((bt_prof_kind)k);
+    if (!other)
+      rest -= sec;
+    if (json)
+      printf("%s{\"kernel\":\"%s\",\"ms\":%.2f,\"share\":%.4f,\"gflops\":%.1f}", k ? "," : "", name,
+             1e3 * sec / steps, sec / total, gfs);
+    else if (gfs > 0)
+      printf("       %-14s %8.1f %6.1f%% %9.1f\n", name, 1e3 * sec / steps, 100 * sec / total, gfs);
+    else
+      printf("       %-14s %8.1f %6.1f%% %9s\n", name, 1e3 * sec / steps, 100 * sec / total, "-");
+  }
+  if (json)
+    printf("]}\n");
+}
+
 int main(int argc, char **argv) {
   bt_cli_init("bt-bench-train", "[options] (see --help)");
   bt_cli_apply_isa();
   const char *presets = "200K,800K,3.2M";
   int B = 8, T = 2048, steps = 3, threads = 2, json = 0, bf16 = 0;
-#define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--precision fp32|bf16] [--json]\n"
+  const char *gemm = NULL;
+#define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--precision fp32|bf16] [--gemm own|blas] [--json]\n"
   if (bt_cli_wants_help(argc, argv)) {
     fputs(USAGE, stdout);
     return 0;
@@ -78,6 +110,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = (int)bt_cli_count("--steps", argv[++i], 1, 1 << 20);
     else if (!strcmp(argv[i], "-T") && i + 1 < argc) threads = (int)bt_cli_count("-T", argv[++i], 1, 4096);
     else if (!strcmp(argv[i], "--json")) json = 1;
+    else if (!strcmp(argv[i], "--gemm") && i + 1 < argc) {
+      gemm = argv[++i];
+      if (strcmp(gemm, "own") && strcmp(gemm, "blas"))
+        bt_usage_error("--gemm wants own or blas, not '%s'", gemm);
+    }
     else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
       const char *p = argv[++i];
       if (strcmp(p, "fp32") && strcmp(p, "bf16"))
@@ -94,6 +131,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   bt_set_threads(threads);
+  if (gemm) /* fp32 only: the backend bt-train's auto would not pick, for comparing */
+    bt_gemm_set_backend(!strcmp(gemm, "own") ? BT_GEMM_OWN : BT_GEMM_BLAS);
   if (bf16) {
     if (!bt_bf16_available())
       bt_die("--precision bf16: this CPU (or build, or BT_ISA) lacks AVX512_BF16");
@@ -106,7 +145,7 @@ int main(int argc, char **argv) {
   }
   if (!json)
     printf("isa %s, %d threads, gemm backend %s, measured fp32 FMA peak %.1f GFLOP/s\n",
-           bt_isa_name(bt_isa_get()), threads, bt_gemm_get_backend() == BT_GEMM_OWN ? "own" : bf16 ? "own bf16" : "openblas", peak);
+           bt_isa_name(bt_isa_get()), threads, backend_name(bf16), peak);
   /* Real text when it is there; the throughput does not depend on it. */
   uint8_t *text = NULL;
   size_t ntext = 0;
@@ -137,6 +176,7 @@ int main(int argc, char **argv) {
     if (bt_model_forward(m, text, B, T, &loss) || bt_model_backward(m)) die("warmup");
     bt_model_adamw(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
     double tf = 0, tb = 0, ta = 0;
+    bt_prof_enable(1); /* the kernels' shares of the timed steps */
     for (int s = 0; s < steps; s++) {
       double t0 = bt_now_s();
       if (bt_model_forward(m, text, B, T, &loss)) die("forward");
@@ -146,6 +186,8 @@ int main(int argc, char **argv) {
       bt_model_adamw(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 2);
       tf += t1 - t0, tb += t2 - t1, ta += bt_now_s() - t2;
     }
+    const bt_prof pr = bt_prof_totals();
+    bt_prof_enable(0);
     size_t np = bt_model_num_params(m);
     double fpt = 6.0 * (double)np + 6.0 * L * (double)T * C;
     double tps = (double)steps * B * T / (tf + tb);
@@ -154,13 +196,15 @@ int main(int argc, char **argv) {
       printf("{\"preset\":\"%s\",\"params\":%zu,\"batch\":%d,\"ctx\":%d,\"threads\":%d,\"isa\":\"%s\","
              "\"linear_gflops\":%.1f,\"attn_fwd_gflops\":%.1f,\"attn_bwd_gflops\":%.1f,"
              "\"fwd_ms\":%.1f,\"bwd_ms\":%.1f,\"adam_ms\":%.1f,\"tokens_per_s\":%.1f,"
-             "\"tokens_per_s_with_adam\":%.1f,\"flops_per_token\":%.0f,\"gflops\":%.1f,\"peak_gflops\":%.1f,\"mfu\":%.4f}\n",
+             "\"tokens_per_s_with_adam\":%.1f,\"flops_per_token\":%.0f,\"gflops\":%.1f,\"peak_gflops\":%.1f,\"mfu\":%.4f,"
+             "\"gemm\":\"%s\",\"kernels\":[",
              tok, np, B, T, threads, bt_isa_name(bt_isa_get()), lin, af, ab, 1e3 * tf / steps,
              1e3 * tb / steps, 1e3 * ta / steps, tps, (double)steps * B * T / (tf + tb + ta), fpt, gf,
-             peak, gf / peak);
+             peak, gf / peak, backend_name(bf16));
     else
       printf("%-6s %9zu %10.1f %10.1f %10.1f %9.1f %9.1f %9.1f %12.0f %12.1f %6.1f%%\n", tok, np, lin, af,
              ab, 1e3 * tf / steps, 1e3 * tb / steps, 1e3 * ta / steps, tps, gf, 100 * gf / peak);
+    print_kernels(&pr, tf + tb + ta, steps, json);
     fflush(stdout);
     bt_model_free(m);
   }
