@@ -12,6 +12,12 @@ wsha() { /usr/bin/python3 -c 'import h5py,sys; a=h5py.File(sys.argv[1],"r").attr
 
 "$TRAIN" "${ARGS[@]}" -o "$WORK/full.h5" "$WORK/small.txt" || bad "uninterrupted run failed"
 ref=$(wsha "$WORK/full.h5")
+# Training runs bt's own GEMMs on both SIMD paths: the same run on the AVX2
+# path and one thread has the same bits (the scalar path uses OpenBLAS).
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  env BT_ISA=avx2 "$TRAIN" "${ARGS[@]}" -T 1 -o "$WORK/avx2.h5" "$WORK/small.txt" || bad "AVX2 run failed"
+  [ "$(wsha "$WORK/avx2.h5")" = "$ref" ] && ok || bad "the AVX2 path on 1 thread trains other bits than the default path on 2"
+fi
 
 # Kill at a random moment (after the first checkpoint exists), then resume until done.
 "$TRAIN" "${ARGS[@]}" -o "$WORK/part.h5" "$WORK/small.txt" &
