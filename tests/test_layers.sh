@@ -15,6 +15,7 @@ declare -A DEPS=(
   [dist]="kernels base"
   [share]="coder infer model kernels base dist"
   [data]="base"
+  [tok]="base"
   [eval]="base"
   [cli]="kernels base"
 )
@@ -48,8 +49,9 @@ check_prefix '^(png_|jpeg_|FLAC__)' "data eval" "an image or audio codec"
 check_prefix '^lzma_' "data eval" "liblzma"
 check_prefix '^(MPI_|ompi_)' "dist" "MPI"
 
-# The library returns errors as codes: nothing in it prints or exits.
-for m in $LIBRARY; do
+# The library returns errors as codes: nothing in it prints or exits (nor in
+# the tokenizer, which checkpoints and the coder are to carry).
+for m in $LIBRARY tok; do
   hits=$(used "$m" | grep -E '^(printf|fprintf|vfprintf|puts|fputs|putchar|fputc|perror|exit|abort|stderr|stdout|__printf_chk|__fprintf_chk|__vfprintf_chk)$' | head -3)
   [ -z "$hits" ] && ok || bad "library module $m prints or exits ($(echo $hits))"
 done

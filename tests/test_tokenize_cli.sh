@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# bt-tokenize: train writes one file per size (the smaller a prefix of the
+# larger), encode/decode round-trips text and binary bytes through files and
+# pipes, stats reports bytes per token, and errors exit 1 with one message.
+source "$(dirname "$0")/lib.sh"
+TK="$BUILD/bt-tokenize"
+text_slice 200000 > "$WORK/t.txt"
+cd "$WORK"
+expect 0 "" "train two sizes" -- "$TK" train --vocab 300,1K -o "$WORK/b" t.txt
+[ -s b-300.btok ] && [ -s b-1K.btok ] && ok || bad "train did not write b-300.btok and b-1K.btok"
+[ "$(stat -c %s b-300.btok)" -eq $((20 + 8 * 44 + 32)) ] && ok || bad "b-300.btok has the wrong size"
+cmp -s <(head -c $((20 + 8 * 44)) b-1K.btok | tail -c +21) <(head -c $((20 + 8 * 44)) b-300.btok | tail -c +21) &&
+  ok || bad "the 300-token merges are not the first of the 1K's"
+expect 1 "already exists" "train does not replace without -f" -- "$TK" train --vocab 300 -o "$WORK/b" t.txt
+expect 0 "" "train -f replaces" -- "$TK" train --vocab 300 -o "$WORK/b" -f t.txt
+head -c 30000 "$BUILD/bt-tokenize" > bin.dat
+for f in t.txt bin.dat; do
+  "$TK" encode -t b-1K.btok "$f" "$f.tok" && "$TK" decode -t b-1K.btok "$f.tok" "$f.out" && cmp -s "$f" "$f.out" &&
+    ok || bad "$f does not round-trip through files"
+  "$TK" encode -t b-1K.btok < "$f" | "$TK" decode -t b-1K.btok | cmp -s - "$f" && ok || bad "$f does not round-trip through pipes"
+done
+[ "$(stat -c %s t.txt.tok)" -lt "$(stat -c %s t.txt)" ] && ok || bad "1K tokens (2 bytes each) do not shrink text"
+"$TK" stats -t b-300.btok,b-1K.btok t.txt > st.md || bad "stats failed"
+grep -q '^| b-1K.btok | 1000 |' st.md && ok || bad "stats: no 1K row: $(cat st.md)"
+expect 1 "already exists" "encode does not replace an output without -f" -- "$TK" encode -t b-1K.btok t.txt t.txt.tok
+printf 'abc' > odd.tok
+expect 1 "not a whole number" "an odd-length token file" -- "$TK" decode -t b-1K.btok odd.tok x.out
+printf '\xff\xff' > big.tok
+expect 1 "outside the vocabulary" "a token id >= V" -- "$TK" decode -t b-1K.btok big.tok x.out
+[ ! -e x.out ] && ok || bad "a failed decode left its output"
+expect 1 "not a bt tokenizer" "a file that is not a tokenizer" -- "$TK" encode -t t.txt t.txt y.tok
+expect 1 "cannot open" "a missing tokenizer" -- "$TK" encode -t nope.btok t.txt y.tok
+expect 1 "unknown command" "an unknown command" -- "$TK" frobnicate
+expect 1 "invalid value for --vocab" "a vocabulary of 256" -- "$TK" train --vocab 256 t.txt
+expect 0 "" "--help" -- "$TK" --help
+summary
