@@ -153,8 +153,9 @@ static bt_error from_merges(bt_bpe **out, uint32_t (*merge)[2], int vocab) {
     while (t->pkey[s] && t->pkey[s] != k)
       s = (s + 1) & (t->pcap - 1);
     if (t->pkey[s]) {
+      const uint32_t first = t->pval[s] - 1;
       bt_bpe_free(t);
-      return bt_fail(BT_ERR_CORRUPT, "merge %d repeats merge %u (%u, %u)", i, t->pval[s] - 1, a, b);
+      return bt_fail(BT_ERR_CORRUPT, "merge %d repeats merge %u (%u, %u)", i, first, a, b);
     }
     t->pkey[s] = k;
     t->pval[s] = (uint32_t)i + 1;
