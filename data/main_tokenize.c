@@ -67,30 +67,6 @@ static bt_bpe *load_tok(const char *path) {
   return t;
 }
 
-/* The whole of IN (a path or "-") */
-static uint8_t *read_all(const char *path, size_t *n) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f)
-    bt_die("%s: %s", path, strerror(errno));
-  size_t cap = 1 << 16, len = 0;
-  uint8_t *b = malloc(cap);
-  for (;;) {
-    if (!b)
-      bt_die("out of memory reading %s", path);
-    len += fread(b + len, 1, cap - len, f);
-    if (len < cap)
-      break;
-    cap *= 2;
-    b = realloc(b, cap);
-  }
-  if (ferror(f))
-    bt_die("cannot read %s", path);
-  if (f != stdin)
-    fclose(f);
-  *n = len;
-  return b;
-}
-
 /* Writes n bytes to OUT (a path, "-" or NULL: stdout) */
 static void write_all(const char *path, const void *p, size_t n, int force) {
   if (!path || !strcmp(path, "-")) {
@@ -185,7 +161,7 @@ static int cmd_code(const opts_t *o, int encode) {
     bt_usage_error("%s needs -t TOK.btok", o->cmd);
   bt_bpe *t = load_tok(o->tok);
   size_t n;
-  uint8_t *in = read_all(o->npos ? o->pos[0] : "-", &n);
+  uint8_t *in = bt_cli_read_all(o->npos ? o->pos[0] : "-", &n);
   const char *out = o->npos > 1 ? o->pos[1] : NULL;
   if (encode) {
     uint32_t *tok = malloc((n ? n : 1) * sizeof *tok);

@@ -156,3 +156,28 @@ int bt_parse_real(const char *s, double lo, double hi, double *out) {
   *out = v;
   return 0;
 }
+
+uint8_t *bt_cli_read_all(const char *path, size_t *n) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+  if (!f)
+    bt_die("cannot open %s: %s", path, strerror(errno));
+  size_t cap = 1 << 16, len = 0;
+  uint8_t *b = malloc(cap);
+  for (size_t got; b && (got = fread(b + len, 1, cap - len, f)) > 0;) {
+    len += got;
+    if (len == cap) {
+      uint8_t *nb = cap <= (SIZE_MAX >> 1) ? realloc(b, cap *= 2) : NULL;
+      if (!nb)
+        free(b);
+      b = nb;
+    }
+  }
+  if (!b)
+    bt_die("out of memory reading %s", path);
+  if (ferror(f))
+    bt_die("cannot read %s: %s", path, strerror(errno));
+  if (f != stdin)
+    fclose(f);
+  *n = len;
+  return b;
+}

@@ -7,6 +7,7 @@
 #ifndef BT_CLI_H
 #define BT_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/clock.h"
@@ -54,6 +55,11 @@ int bt_parse_duration(const char *s, double *out);
 /* A finite real number in [lo, hi] (strtod's syntax, nothing after it). 0 on
  * success, -1 otherwise (*out untouched). */
 int bt_parse_real(const char *s, double lo, double hi, double *out);
+
+/* The whole of path ("-": stdin) in one malloc'd buffer (free it), its
+ * length in *n. Exits 1 with a message if it cannot be opened or read, or
+ * does not fit in memory. */
+uint8_t *bt_cli_read_all(const char *path, size_t *n);
 
 
 #ifdef __cplusplus

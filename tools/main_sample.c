@@ -108,32 +108,6 @@ static int draw(const double lp[256], double temp, int topk, uint64_t *rng, int 
   return b;
 }
 
-/* The whole of path ('-': stdin). */
-static uint8_t *read_all(const char *path, size_t *n) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f)
-    bt_die("cannot open %s: %s", path, strerror(errno));
-  size_t cap = 1 << 16, len = 0;
-  uint8_t *b = malloc(cap);
-  for (size_t got; b && (got = fread(b + len, 1, cap - len, f)) > 0;) {
-    len += got;
-    if (len == cap) {
-      uint8_t *nb = cap <= (SIZE_MAX >> 1) ? realloc(b, cap *= 2) : NULL;
-      if (!nb)
-        free(b);
-      b = nb;
-    }
-  }
-  if (!b)
-    bt_die("out of memory reading %s", path);
-  if (ferror(f))
-    bt_die("cannot read %s: %s", path, strerror(errno));
-  if (f != stdin)
-    fclose(f);
-  *n = len;
-  return b;
-}
-
 static int is_checkpoint(const char *s) {
   size_t n = strlen(s);
   return n > 3 && strcmp(s + n - 3, ".h5") == 0;
@@ -190,7 +164,7 @@ int main(int argc, char **argv) {
   if (optind != argc - 1)
     bt_usage_error(optind >= argc ? "no PROMPT_FILE given" : "more than one PROMPT_FILE given");
   size_t np = 0;
-  uint8_t *prompt = read_all(argv[optind], &np);
+  uint8_t *prompt = bt_cli_read_all(argv[optind], &np);
   bt_error e;
   /* The history: the prompt, then the samples. */
   uint8_t *x = malloc(np + nbytes + 1);
