@@ -290,18 +290,28 @@ typedef struct {
   size_t ntouched, ctouched;
 } trainer;
 
+/* p (with *cap elements of elem bytes) reallocated to twice *cap, or to
+ * first if empty; *cap updated. NULL if out of memory (p still valid). */
+static void *grow(void *p, size_t *cap, size_t elem, size_t first) {
+  const size_t c = *cap ? 2 * *cap : first;
+  if (c < *cap || c > SIZE_MAX / elem)
+    return NULL;
+  void *q = realloc(p, c * elem);
+  if (q)
+    *cap = c;
+  return q;
+}
+
 static int heap_before(const heap_t *x, const heap_t *y) {
   return x->count != y->count ? x->count > y->count : x->key < y->key;
 }
 
 static int heap_push(trainer *tr, int64_t count, uint64_t key) {
   if (tr->nheap == tr->cheap) {
-    size_t c = tr->cheap ? 2 * tr->cheap : 1024;
-    heap_t *h = realloc(tr->heap, c * sizeof *h);
+    heap_t *h = grow(tr->heap, &tr->cheap, sizeof *h, 1024);
     if (!h)
       return -1;
     tr->heap = h;
-    tr->cheap = c;
   }
   size_t i = tr->nheap++;
   const heap_t e = {count, key};
@@ -356,12 +366,10 @@ static long pair_at(trainer *tr, uint64_t key) {
     j = (j + 1) & (tr->pscap - 1);
   }
   if (tr->npairs == tr->cpairs) {
-    size_t c = tr->cpairs ? 2 * tr->cpairs : 1 << 15;
-    pair_t *p = realloc(tr->pairs, c * sizeof *p);
+    pair_t *p = grow(tr->pairs, &tr->cpairs, sizeof *p, 1 << 15);
     if (!p)
       return -1;
     tr->pairs = p;
-    tr->cpairs = c;
   }
   tr->pairs[tr->npairs] = (pair_t){.key = key};
   tr->pslot[j] = (uint32_t)tr->npairs + 1;
@@ -378,24 +386,22 @@ static int pair_add(trainer *tr, uint32_t a, uint32_t b, int64_t d, uint32_t w, 
   p->count += d;
   if (list) {
     if (p->nw == p->cw) {
-      uint32_t c = p->cw ? 2 * p->cw : 4;
-      uint32_t *x = realloc(p->w, c * sizeof *x);
+      size_t c = p->cw; /* 32 bits in the pair, which there are many of */
+      uint32_t *x = c <= UINT32_MAX / 2 ? grow(p->w, &c, sizeof *x, 4) : NULL;
       if (!x)
         return -1;
       p->w = x;
-      p->cw = c;
+      p->cw = (uint32_t)c;
     }
     p->w[p->nw++] = w;
   }
   if (p->stamp != stamp) {
     p->stamp = stamp;
     if (tr->ntouched == tr->ctouched) {
-      size_t c = tr->ctouched ? 2 * tr->ctouched : 1024;
-      uint32_t *x = realloc(tr->touched, c * sizeof *x);
+      uint32_t *x = grow(tr->touched, &tr->ctouched, sizeof *x, 1024);
       if (!x)
         return -1;
       tr->touched = x;
-      tr->ctouched = c;
     }
     tr->touched[tr->ntouched++] = (uint32_t)i;
   }
