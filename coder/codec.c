@@ -132,6 +132,13 @@ bt_error bt_codec_open(bt_codec **out, const char *ckpt_path) {
     return e;
   }
   c->cfg = *bt_model_config(c->m);
+  if (c->cfg.vocab != BT_VOCAB) { /* the coder's symbols are bytes */
+    e = bt_fail(BT_ERR_ARG, "%s is a model of %d BPE tokens; bt compresses with byte models", ckpt_path,
+                c->cfg.vocab);
+    bt_model_free(c->m);
+    free(c);
+    return e;
+  }
   bt_model_weights_sha256(c->m, c->sha);
   /* The name: the file's, without folders and ".h5", cut to fit. */
   const char *base = strrchr(ckpt_path, '/');

@@ -69,7 +69,7 @@ struct bt_infer {
   /* rows: up to G per forward_rows call */
   int G;
   float *x, *qkv, *att, *tmp, *h, *fc, *mean, *rstd, *xl; /* (G, C|3C|4C), (G) */
-  uint8_t *rtok;       /* (G) input byte of each row */
+  uint16_t *rtok;      /* (G) input token of each row */
   int *rstream, *rpos, *lrows; /* (G) */
   int *ablk;           /* (G) first row of each attention block (up to 4 rows) */
   /* attention scratch: four rows of scores per thread */
@@ -185,7 +185,7 @@ bt_error bt_infer_create(bt_infer **out, const bt_model *m, int max_streams, int
   inf->mean = alloc_floats(G);
   inf->rstd = alloc_floats(G);
   inf->xl = alloc_floats(G * C);
-  inf->rtok = malloc(G);
+  inf->rtok = malloc(G * sizeof *inf->rtok);
   inf->rstream = malloc(G * sizeof(int));
   inf->rpos = malloc(G * sizeof(int));
   inf->lrows = malloc(G * sizeof(int));
@@ -640,7 +640,7 @@ static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, flo
       while (b < R && rs[b] == rs[b - 1])
         b++;
       if (a < b)
-        forward_range(inf, a, b, logits + (size_t)a * BT_VOCAB, t);
+        forward_range(inf, a, b, logits + (size_t)a * inf->view.vocab, t);
     }
     return BT_OK;
   }
@@ -654,10 +654,30 @@ static bt_error forward_rows(bt_infer *inf, int R, const int *lrows, int nl, flo
 /* Public passes                                                         */
 /* ==================================================================== */
 
-bt_error bt_infer_batched(bt_infer *inf, const uint8_t *seq, int n, int T, float *logits) {
+/* A pass's inputs: bytes or tokens (one of the two is set). */
+typedef struct {
+  const uint8_t *b;
+  const uint16_t *w;
+} inputs_t;
+
+static inline uint16_t input_at(inputs_t in, size_t i) { return in.b ? in.b[i] : in.w[i]; }
+/* (a byte is in every vocabulary: V >= 256) */
+
+/* BT_ERR_ARG if a token of a pass is outside the model's vocabulary. */
+static bt_error check_token(const bt_infer *inf, uint16_t t) {
+  if (t >= inf->view.vocab)
+    return bt_fail(BT_ERR_ARG, "token %d is outside the vocabulary of %d", t, inf->view.vocab);
+  return BT_OK;
+}
+
+static bt_error batched(bt_infer *inf, inputs_t seq, int n, int T, float *logits) {
   if (n < 1 || n > inf->max_streams || T < 1 || T > inf->max_T)
     return bt_fail(BT_ERR_ARG, "batched pass of %d x %d does not fit %d streams x %d positions",
                    n, T, inf->max_streams, inf->max_T);
+  if (seq.w)
+    for (size_t i = 0; i < (size_t)n * T; i++)
+      if (check_token(inf, seq.w[i]))
+        return BT_ERR_ARG;
   /* Whole sequences per call, as many as fit G rows. */
   const int per = inf->G / T;
   for (int s0 = 0; s0 < n; s0 += per) {
@@ -668,10 +688,10 @@ bt_error bt_infer_batched(bt_infer *inf, const uint8_t *seq, int n, int T, float
       for (int p = 0; p < T; p++, r++) {
         inf->rstream[r] = s;
         inf->rpos[r] = p;
-        inf->rtok[r] = p == 0 ? BT_BOS : seq[(size_t)s * T + p - 1];
+        inf->rtok[r] = p == 0 ? BT_BOS : input_at(seq, (size_t)s * T + p - 1);
       }
     }
-    bt_error e = forward_rows(inf, r, NULL, 0, logits + (size_t)s0 * T * BT_VOCAB);
+    bt_error e = forward_rows(inf, r, NULL, 0, logits + (size_t)s0 * T * inf->view.vocab);
     if (e)
       return e;
     for (int s = s0; s < s0 + ns; s++)
@@ -680,20 +700,22 @@ bt_error bt_infer_batched(bt_infer *inf, const uint8_t *seq, int n, int T, float
   return BT_OK;
 }
 
-bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits) {
+static bt_error step(bt_infer *inf, inputs_t tok, int n, float *logits) {
   if (n < 1 || n > inf->max_streams)
     return bt_fail(BT_ERR_ARG, "step of %d streams (at most %d)", n, inf->max_streams);
   for (int s = 0; s < n; s++) {
     if (inf->pos[s] >= inf->max_T)
       return bt_fail(BT_ERR_ARG, "stream %d is full (%d positions)", s, inf->max_T);
-    if (inf->pos[s] > 0 && !tok)
+    if (inf->pos[s] > 0 && !tok.b && !tok.w)
       return bt_fail(BT_ERR_ARG, "stream %d is at position %d: step needs its input byte", s,
                      inf->pos[s]);
+    if (inf->pos[s] > 0 && check_token(inf, input_at(tok, (size_t)s)))
+      return BT_ERR_ARG;
   }
   for (int s = 0; s < n; s++) {
     inf->rstream[s] = s;
     inf->rpos[s] = inf->pos[s];
-    inf->rtok[s] = inf->pos[s] == 0 ? BT_BOS : tok[s];
+    inf->rtok[s] = inf->pos[s] == 0 ? BT_BOS : input_at(tok, (size_t)s);
   }
   bt_error e = forward_rows(inf, n, NULL, 0, logits);
   if (e)
@@ -703,14 +725,18 @@ bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits) 
   return BT_OK;
 }
 
-bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const int *len, int n,
-                          float *logits) {
+static bt_error prefill(bt_infer *inf, inputs_t seq, size_t ld, const int *len, int n,
+                       float *logits) {
   if (n < 1 || n > inf->max_streams)
     return bt_fail(BT_ERR_ARG, "prefill of %d streams (at most %d)", n, inf->max_streams);
   for (int s = 0; s < n; s++)
     if (len[s] < 0 || len[s] + 1 > inf->max_T || (len[s] > 0 && ld < (size_t)len[s]))
       return bt_fail(BT_ERR_ARG, "prefix %d of stream %d does not fit %d positions", len[s], s,
                      inf->max_T);
+  for (int s = 0; s < n; s++)
+    for (int p = 0; p < len[s]; p++)
+      if (check_token(inf, input_at(seq, (size_t)s * ld + p)))
+        return BT_ERR_ARG;
   bt_infer_reset(inf, n);
   /* Rows stream by stream, cut into calls of at most G rows; a stream may
    * span two calls, the later one continuing the cache of the earlier. */
@@ -719,13 +745,13 @@ bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const in
     for (int p = 0; p <= len[s]; p++) {
       inf->rstream[r] = s;
       inf->rpos[r] = p;
-      inf->rtok[r] = p == 0 ? BT_BOS : seq[(size_t)s * ld + p - 1];
+      inf->rtok[r] = p == 0 ? BT_BOS : input_at(seq, (size_t)s * ld + p - 1);
       if (p == len[s])
         inf->lrows[nl++] = r;
       r++;
       if (r == inf->G || (s == n - 1 && p == len[s])) {
         bt_error e = forward_rows(inf, r, inf->lrows, logits ? nl : 0,
-                                  logits ? logits + (size_t)lbase * BT_VOCAB : NULL);
+                                  logits ? logits + (size_t)lbase * inf->view.vocab : NULL);
         if (e)
           return e;
         for (int i = 0; i < r; i++)
@@ -740,8 +766,8 @@ bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const in
 
 int bt_infer_max_rows(const bt_infer *inf) { return inf->G; }
 
-bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int *nrows, int n,
-                         float *logits) {
+static bt_error extend(bt_infer *inf, inputs_t tok, size_t ld, const int *nrows, int n,
+                      float *logits) {
   if (n < 1 || n > inf->max_streams)
     return bt_fail(BT_ERR_ARG, "extend of %d streams (at most %d)", n, inf->max_streams);
   long total = 0;
@@ -750,6 +776,9 @@ bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int
       return bt_fail(BT_ERR_ARG, "%d rows of stream %d at position %d do not fit %d positions",
                      nrows[s], s, inf->pos[s], inf->max_T);
     total += nrows[s];
+    for (int i = 0; i < nrows[s]; i++)
+      if (inf->pos[s] + i > 0 && check_token(inf, input_at(tok, (size_t)s * ld + i)))
+        return BT_ERR_ARG;
   }
   if (total > inf->G)
     return bt_fail(BT_ERR_ARG, "%ld rows in one pass (at most %d)", total, inf->G);
@@ -761,7 +790,7 @@ bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int
       const int p = inf->pos[s] + i;
       inf->rstream[r] = s;
       inf->rpos[r] = p;
-      inf->rtok[r] = p == 0 ? BT_BOS : tok[(size_t)s * ld + i];
+      inf->rtok[r] = p == 0 ? BT_BOS : input_at(tok, (size_t)s * ld + i);
     }
   bt_error e = forward_rows(inf, r, NULL, 0, logits);
   if (e)
@@ -769,6 +798,42 @@ bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int
   for (int s = 0; s < n; s++)
     inf->pos[s] += nrows[s];
   return BT_OK;
+}
+
+bt_error bt_infer_batched(bt_infer *inf, const uint8_t *seq, int n, int T, float *logits) {
+  return batched(inf, (inputs_t){.b = seq}, n, T, logits);
+}
+
+bt_error bt_infer_batched_tokens(bt_infer *inf, const uint16_t *seq, int n, int T, float *logits) {
+  return batched(inf, (inputs_t){.w = seq}, n, T, logits);
+}
+
+bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits) {
+  return step(inf, (inputs_t){.b = tok}, n, logits);
+}
+
+bt_error bt_infer_step_tokens(bt_infer *inf, const uint16_t *tok, int n, float *logits) {
+  return step(inf, (inputs_t){.w = tok}, n, logits);
+}
+
+bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const int *len, int n,
+                          float *logits) {
+  return prefill(inf, (inputs_t){.b = seq}, ld, len, n, logits);
+}
+
+bt_error bt_infer_prefill_tokens(bt_infer *inf, const uint16_t *seq, size_t ld, const int *len,
+                                 int n, float *logits) {
+  return prefill(inf, (inputs_t){.w = seq}, ld, len, n, logits);
+}
+
+bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int *nrows, int n,
+                         float *logits) {
+  return extend(inf, (inputs_t){.b = tok}, ld, nrows, n, logits);
+}
+
+bt_error bt_infer_extend_tokens(bt_infer *inf, const uint16_t *tok, size_t ld, const int *nrows,
+                                int n, float *logits) {
+  return extend(inf, (inputs_t){.w = tok}, ld, nrows, n, logits);
 }
 
 bt_error bt_infer_rewind(bt_infer *inf, int s, int pos) {

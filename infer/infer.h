@@ -13,6 +13,11 @@
  * Positions: the model's input at position 0 is BOS (0); at position p > 0 it
  * is the byte p-1 of the sequence. The logits at position p predict byte p.
  *
+ * Tokens: a model of V > 256 (a BPE vocabulary) reads tokens through the
+ * _tokens form of each pass (uint16_t inputs, each < V, else BT_ERR_ARG);
+ * logits are (rows, V). The byte forms work on any model, bytes being the
+ * first 256 tokens; "byte" below means a token for those.
+ *
  * Threads: calls parallelise with OpenMP over rows, heads and streams (never
  * inside a sum). One bt_infer must not be used by two threads at once.
  */
@@ -52,16 +57,17 @@ bt_error bt_infer_set_weights(bt_infer *inf, const bt_model *m);
 size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T);
 
 /* Teacher-forced pass over n sequences seq (n, T), 1 <= n <= max_streams,
- * 1 <= T <= max_T: logits (n, T, 256), row t from BOS, seq[0..t-1].
+ * 1 <= T <= max_T: logits (n, T, V), row t from BOS, seq[0..t-1].
  * Also leaves streams 0..n-1 at position T with their caches filled, so
  * bt_infer_step can continue them (its next input is seq[T-1]).
  * Logits are caller-owned. BT_ERR_ARG, BT_ERR_NOMEM. */
 bt_error bt_infer_batched(bt_infer *inf, const uint8_t *seq, int n, int T, float *logits);
+bt_error bt_infer_batched_tokens(bt_infer *inf, const uint16_t *seq, int n, int T, float *logits);
 
 /* Starts streams 0..n-1 over at position 0 (n <= max_streams). */
 void bt_infer_reset(bt_infer *inf, int n);
 
-/* Feeds one input per stream to streams 0..n-1 and returns logits (n, 256)
+/* Feeds one input per stream to streams 0..n-1 and returns logits (n, V)
  * for each stream's next position. A stream at position 0 is always fed BOS
  * (its tok entry is not read); otherwise tok[s] is the byte the previous call
  * predicted for stream s. tok may be NULL when every stream is at position 0.
@@ -69,26 +75,31 @@ void bt_infer_reset(bt_infer *inf, int n);
  * byte 1; ... Streams may be at different positions (after a prefill).
  * BT_ERR_ARG (a stream would pass max_T, or tok missing) with nothing done. */
 bt_error bt_infer_step(bt_infer *inf, const uint8_t *tok, int n, float *logits);
+bt_error bt_infer_step_tokens(bt_infer *inf, const uint16_t *tok, int n, float *logits);
 
 /* Runs known prefixes: for each stream s < n, restarts it and feeds BOS and
  * its first len[s] bytes, seq + s * ld (len[s] >= 0, len[s] + 1 <= max_T),
  * in batched passes. Same result as bt_infer_reset then len[s] + 1 steps:
- * stream s ends at position len[s] + 1, and logits (n, 256), if not NULL,
+ * stream s ends at position len[s] + 1, and logits (n, V), if not NULL,
  * gets the last step's logits, which predict byte len[s]; bt_infer_step then
  * continues with tok[s] = that byte. BT_ERR_ARG, BT_ERR_NOMEM. */
 bt_error bt_infer_prefill(bt_infer *inf, const uint8_t *seq, size_t ld, const int *len, int n,
                           float *logits);
+bt_error bt_infer_prefill_tokens(bt_infer *inf, const uint16_t *seq, size_t ld, const int *len,
+                                 int n, float *logits);
 
 /* Several positions per stream in one pass (multi-row decoding): stream s
  * (s < n) is fed nrows[s] >= 0 inputs tok + s * ld, at its next positions;
  * its first row at position 0 is fed BOS (that tok entry is not read).
- * logits (sum of nrows, 256) get the rows in order, stream by stream, each
+ * logits (sum of nrows, V) get the rows in order, stream by stream, each
  * equal bit for bit to what bt_infer_step would give for that input. The
  * streams advance by nrows[s]; bt_infer_rewind takes back rows whose inputs
  * were guesses that proved wrong. At most bt_infer_max_rows rows in all.
  * BT_ERR_ARG with nothing done. */
 bt_error bt_infer_extend(bt_infer *inf, const uint8_t *tok, size_t ld, const int *nrows, int n,
                          float *logits);
+bt_error bt_infer_extend_tokens(bt_infer *inf, const uint16_t *tok, size_t ld, const int *nrows,
+                                int n, float *logits);
 /* Most rows one bt_infer_extend call takes. */
 int bt_infer_max_rows(const bt_infer *inf);
 /* Moves stream s back to position pos (0 <= pos <= its position): later

@@ -164,10 +164,10 @@ void bt_linear_backward_set(float *dinp, float *dw, float *dbias, const float *d
 /* ==================================================================== */
 
 /* out (N,C) = wte[tok[n]] (wte is (V,C)) * scale. */
-void bt_embedding_forward(float *out, const uint8_t *tok, const float *wte,
+void bt_embedding_forward(float *out, const uint16_t *tok, const float *wte,
                           int N, int C, float scale);
 /* dwte (V,C) += scatter of dout (N,C) * scale by tok (N). */
-void bt_embedding_backward(float *dwte, const float *dout, const uint8_t *tok,
+void bt_embedding_backward(float *dwte, const float *dout, const uint16_t *tok,
                            int N, int C, float scale);
 
 /* out (N,C) = (inp - mean) * rstd * w + b per row, eps = 1e-5 (biased
@@ -209,10 +209,10 @@ void bt_rope_backward(float *dqkv, const float *cos_t, const float *sin_t,
 /* Softmax cross-entropy over V classes. losses (N) = -ln softmax(logits)[target]
  * in nats, from logits (N,V). */
 void bt_crossentropy_forward(float *losses, const float *logits,
-                             const uint8_t *targets, int N, int V);
+                             const uint16_t *targets, int N, int V);
 /* dlogits (N,V) += (softmax(logits) - onehot(target)) * dloss (scalar, e.g. 1/N). */
 void bt_crossentropy_backward(float *dlogits, const float *logits,
-                              const uint8_t *targets, int N, int V, float dloss);
+                              const uint16_t *targets, int N, int V, float dloss);
 
 /* AdamW (decoupled weight decay, Loshchilov & Hutter), step t >= 1:
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
@@ -229,8 +229,8 @@ void bt_scale(float *x, size_t n, float s);
 void bt_add(float *out, const float *a, const float *b, size_t n);
 
 /* ---- naive references (kernels/ops_ref.c), same contracts ---- */
-void bt_embedding_forward_naive(float *out, const uint8_t *tok, const float *wte, int N, int C, float scale);
-void bt_embedding_backward_naive(float *dwte, const float *dout, const uint8_t *tok, int N, int C, float scale);
+void bt_embedding_forward_naive(float *out, const uint16_t *tok, const float *wte, int N, int C, float scale);
+void bt_embedding_backward_naive(float *dwte, const float *dout, const uint16_t *tok, int N, int C, float scale);
 void bt_layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp,
                                 const float *w, const float *b, int N, int C);
 void bt_layernorm_backward_naive(float *dinp, float *dw, float *db, const float *dout,
@@ -240,8 +240,8 @@ void bt_gelu_forward_naive(float *out, const float *inp, size_t n);
 void bt_gelu_backward_naive(float *dinp, const float *inp, const float *dout, size_t n);
 void bt_rope_forward_naive(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C, int H);
 void bt_rope_backward_naive(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int C, int H);
-void bt_crossentropy_forward_naive(float *losses, const float *logits, const uint8_t *targets, int N, int V);
-void bt_crossentropy_backward_naive(float *dlogits, const float *logits, const uint8_t *targets, int N, int V, float dloss);
+void bt_crossentropy_forward_naive(float *losses, const float *logits, const uint16_t *targets, int N, int V);
+void bt_crossentropy_backward_naive(float *dlogits, const float *logits, const uint16_t *targets, int N, int V, float dloss);
 void bt_adamw_update_naive(float *params, const float *grads, float *m, float *v, size_t n, float lr,
                            float beta1, float beta2, float eps, float weight_decay, int t);
 

@@ -14,9 +14,9 @@
 
 /* Prototypes of the per-ISA copies; they must match ops_impl.c. */
 BT_DECLARE_ISA3(void, bt_embedding_forward,
-                (float *out, const uint8_t *tok, const float *wte, int N, int C, float scale))
+                (float *out, const uint16_t *tok, const float *wte, int N, int C, float scale))
 BT_DECLARE_ISA3(void, bt_embedding_backward,
-                (float *dwte, const float *dout, const uint8_t *tok, int N, int C, float scale))
+                (float *dwte, const float *dout, const uint16_t *tok, int N, int C, float scale))
 BT_DECLARE_ISA3(void, bt_layernorm_forward,
                 (float *out, float *mean, float *rstd, const float *inp, const float *w,
                  const float *b, int N, int C))
@@ -36,9 +36,9 @@ BT_DECLARE_ISA3(void, bt_rope_forward,
 BT_DECLARE_ISA3(void, bt_rope_backward,
                 (float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int C, int H))
 BT_DECLARE_ISA3(void, bt_crossentropy_forward,
-                (float *losses, const float *logits, const uint8_t *targets, int N, int V))
+                (float *losses, const float *logits, const uint16_t *targets, int N, int V))
 BT_DECLARE_ISA3(void, bt_crossentropy_backward,
-                (float *dlogits, const float *logits, const uint8_t *targets, int N, int V,
+                (float *dlogits, const float *logits, const uint16_t *targets, int N, int V,
                  float dloss))
 BT_DECLARE_ISA3(void, bt_adamw_update,
                 (float *params, const float *grads, float *m, float *v, size_t n, float lr,
@@ -52,12 +52,12 @@ BT_DECLARE_ISA3(void, bt_exp_vec, (float *out, const float *in, size_t n))
 /* Dispatch                                                              */
 /* ==================================================================== */
 
-void bt_embedding_forward(float *out, const uint8_t *tok, const float *wte, int N, int C,
+void bt_embedding_forward(float *out, const uint16_t *tok, const float *wte, int N, int C,
                           float scale) {
   BT_PROF_CALL(BT_PROF_EMBED, 0, BT_PICK_ISA(bt_embedding_forward)(out, tok, wte, N, C, scale));
 }
 
-void bt_embedding_backward(float *dwte, const float *dout, const uint8_t *tok, int N, int C,
+void bt_embedding_backward(float *dwte, const float *dout, const uint16_t *tok, int N, int C,
                            float scale) {
   BT_PROF_CALL(BT_PROF_EMBED, 0, BT_PICK_ISA(bt_embedding_backward)(dwte, dout, tok, N, C, scale));
 }
@@ -101,12 +101,12 @@ void bt_rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B
   BT_PROF_CALL(BT_PROF_ROPE, 0, BT_PICK_ISA(bt_rope_backward)(dqkv, cos_t, sin_t, B, T, C, H));
 }
 
-void bt_crossentropy_forward(float *losses, const float *logits, const uint8_t *targets, int N,
+void bt_crossentropy_forward(float *losses, const float *logits, const uint16_t *targets, int N,
                              int V) {
   BT_PROF_CALL(BT_PROF_LOSS, 0, BT_PICK_ISA(bt_crossentropy_forward)(losses, logits, targets, N, V));
 }
 
-void bt_crossentropy_backward(float *dlogits, const float *logits, const uint8_t *targets,
+void bt_crossentropy_backward(float *dlogits, const float *logits, const uint16_t *targets,
                               int N, int V, float dloss) {
   BT_PROF_CALL(BT_PROF_LOSS, 0, BT_PICK_ISA(bt_crossentropy_backward)(dlogits, logits, targets, N, V, dloss));
 }

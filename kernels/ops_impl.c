@@ -121,7 +121,7 @@ static inline void embedding_row(float *dst, const float *src, int C, float scal
     dst[c] = src[c] * scale;
 }
 
-void BT_ISA_FN(bt_embedding_forward)(float *out, const uint8_t *tok, const float *wte,
+void BT_ISA_FN(bt_embedding_forward)(float *out, const uint16_t *tok, const float *wte,
                                      int N, int C, float scale) {
   if (N >= PAR_MIN_ROWS) {
 #pragma omp parallel for schedule(static)
@@ -136,7 +136,7 @@ void BT_ISA_FN(bt_embedding_forward)(float *out, const uint8_t *tok, const float
 /* Threads split the columns into 32-wide strips; within a strip the rows are
  * added in increasing n, exactly as the naive loop does. */
 #define EMB_STRIP 32
-void BT_ISA_FN(bt_embedding_backward)(float *dwte, const float *dout, const uint8_t *tok,
+void BT_ISA_FN(bt_embedding_backward)(float *dwte, const float *dout, const uint16_t *tok,
                                       int N, int C, float scale) {
   int nstrip = (C + EMB_STRIP - 1) / EMB_STRIP;
 #pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
@@ -407,7 +407,7 @@ void BT_ISA_FN(bt_rope_backward)(float *dqkv, const float *cos_t, const float *s
 /* ==================================================================== */
 
 void BT_ISA_FN(bt_crossentropy_forward)(float *losses, const float *logits,
-                                        const uint8_t *targets, int N, int V) {
+                                        const uint16_t *targets, int N, int V) {
 #pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
   for (int n = 0; n < N; n++) {
     const float *z = logits + (size_t)n * V;
@@ -421,7 +421,7 @@ void BT_ISA_FN(bt_crossentropy_forward)(float *losses, const float *logits,
 }
 
 void BT_ISA_FN(bt_crossentropy_backward)(float *dlogits, const float *logits,
-                                         const uint8_t *targets, int N, int V, float dloss) {
+                                         const uint16_t *targets, int N, int V, float dloss) {
 #pragma omp parallel for schedule(static) if (N >= PAR_MIN_ROWS)
   for (int n = 0; n < N; n++) {
     const float *z = logits + (size_t)n * V;

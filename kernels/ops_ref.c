@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-void bt_embedding_forward_naive(float *out, const uint8_t *tok, const float *wte, int N, int C,
+void bt_embedding_forward_naive(float *out, const uint16_t *tok, const float *wte, int N, int C,
                                 float scale) {
   for (int n = 0; n < N; n++)
     for (int c = 0; c < C; c++)
@@ -18,7 +18,7 @@ void bt_embedding_forward_naive(float *out, const uint8_t *tok, const float *wte
 }
 
 /* Row by row in float, as the fast path: this is a float scatter-add. */
-void bt_embedding_backward_naive(float *dwte, const float *dout, const uint8_t *tok, int N,
+void bt_embedding_backward_naive(float *dwte, const float *dout, const uint16_t *tok, int N,
                                  int C, float scale) {
   for (int n = 0; n < N; n++)
     for (int c = 0; c < C; c++)
@@ -134,7 +134,7 @@ static double lse_naive(const float *z, int V) {
   return mx + log(s);
 }
 
-void bt_crossentropy_forward_naive(float *losses, const float *logits, const uint8_t *targets,
+void bt_crossentropy_forward_naive(float *losses, const float *logits, const uint16_t *targets,
                                    int N, int V) {
   for (int n = 0; n < N; n++) {
     const float *z = logits + (size_t)n * V;
@@ -143,7 +143,7 @@ void bt_crossentropy_forward_naive(float *losses, const float *logits, const uin
   }
 }
 
-void bt_crossentropy_backward_naive(float *dlogits, const float *logits, const uint8_t *targets,
+void bt_crossentropy_backward_naive(float *dlogits, const float *logits, const uint16_t *targets,
                                     int N, int V, float dloss) {
   for (int n = 0; n < N; n++) {
     const float *z = logits + (size_t)n * V;

@@ -57,7 +57,7 @@ static void train_steps(const bt_config *cfg, const uint8_t *seq, int T, uint8_t
 }
 
 static void test_training_step_bits(void) {
-  const bt_config cfg = {2, 64, 4, 256}; /* head size 16, as the 200K's */
+  const bt_config cfg = {2, 64, 4, 256, BT_VOCAB}; /* head size 16, as the 200K's */
   uint8_t seq[256];
   fill_text(seq, sizeof seq, 3);
   bt_isa isas[3];
@@ -130,7 +130,7 @@ static void test_cm_roundtrip(void) {
  * a checkpoint, one file per ISA path and thread count, all byte-identical,
  * each decoded under every path and thread count. */
 static void test_codec_bits(void) {
-  const bt_config cfg = {2, 64, 4, 256};
+  const bt_config cfg = {2, 64, 4, 256, BT_VOCAB};
   bt_model *m = NULL;
   CHECK(bt_model_create(&m, &cfg) == BT_OK, "model");
   bt_model_init(m, 11);

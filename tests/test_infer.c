@@ -205,7 +205,7 @@ done:
 }
 
 static void test_errors(void) {
-  bt_config cfg = {1, 32, 2, 40};
+  bt_config cfg = {1, 32, 2, 40, BT_VOCAB};
   bt_model *m = NULL;
   bt_model_create(&m, &cfg);
   bt_model_init(m, 1);
@@ -237,7 +237,7 @@ static void test_errors(void) {
  * some of them fed wrong bytes and rewound, give every row the bits of the
  * plain steps, on every ISA path. */
 static void test_extend(void) {
-  bt_config cfg = {2, 64, 4, 96};
+  bt_config cfg = {2, 64, 4, 96, BT_VOCAB};
   bt_model *m = NULL;
   bt_model_create(&m, &cfg);
   bt_model_init(m, 21);
@@ -306,7 +306,7 @@ static void test_extend(void) {
  * helper thread and with none (the caller then computes both halves), and
  * prefill + paired steps too. Width 128, so the linear steps split. */
 static void test_pair(void) {
-  bt_config cfg = {2, 128, 4, 160};
+  bt_config cfg = {2, 128, 4, 160, BT_VOCAB};
   bt_model *m = NULL;
   bt_model_create(&m, &cfg);
   bt_model_init(m, 31);
@@ -386,16 +386,116 @@ static void test_pair(void) {
   bt_model_free(m);
 }
 
+/* A model of V > 256 tokens (a BPE vocabulary): the token passes agree bit
+ * for bit with each other on every path and thread count, stay close to the
+ * training forward, read a byte input as that token, and refuse a token
+ * outside the vocabulary. */
+static void test_tokens(void) {
+  const int TV = 1000, n = 3, T = 70;
+  const bt_config cfg = {2, 64, 4, 80, TV};
+  bt_model *m = NULL;
+  CHECK(bt_model_create(&m, &cfg) == BT_OK, "tokens: create");
+  if (!m)
+    return;
+  bt_model_init(m, 21);
+  CHECK(bt_model_num_params(m) == bt_config_num_params(&cfg) &&
+            bt_model_tensors(m)[BT_T_OUT_B].size == (size_t)TV &&
+            bt_model_tensors(m)[BT_T_EMBED].shape[0] == (size_t)TV,
+        "tokens: the embedding and head have V rows");
+  const size_t NT = (size_t)n * T;
+  uint16_t *seq = malloc(NT * sizeof *seq);
+  uint64_t st = 99;
+  for (size_t i = 0; i < NT; i++) /* a few frequent tokens, so attention sees repeats */
+    seq[i] = (uint16_t)(check_rng_next_(&st) % 3 ? 256 + check_rng_next_(&st) % 9 : check_rng_next_(&st) % TV);
+  float *ref = malloc(NT * TV * sizeof(float)), *got = malloc(NT * TV * sizeof(float));
+  float *lg = malloc((size_t)n * TV * sizeof(float));
+  uint16_t *tok = malloc((size_t)n * sizeof *tok);
+  bt_infer *inf = NULL;
+  CHECK(bt_infer_create(&inf, m, n, T) == BT_OK, "tokens: infer create: %s", bt_error_detail());
+  if (!inf)
+    goto done;
+  omp_set_num_threads(2);
+  CHECK(bt_infer_batched_tokens(inf, seq, n, T, ref) == BT_OK, "tokens: batched");
+  CHECK(bt_model_forward_tokens(m, seq, n, T, NULL) == BT_OK, "tokens: model forward");
+  double md = 0;
+  for (size_t i = 0; i < NT * TV; i++) {
+    const double d = fabs((double)bt_model_logits(m)[i] - ref[i]);
+    md = d > md ? d : md;
+  }
+  CHECK(md <= 2e-2, "tokens: |batched - training forward| max %.3g", md);
+  printf("tokens V%d: logits hash %016llx, |diff| to training forward: max %.2g\n", TV,
+         (unsigned long long)fnv1a(ref, NT * TV * sizeof(float), 0xcbf29ce484222325ULL), md);
+  bt_isa isas[3];
+  const int ni = n_isas(isas);
+  const bt_isa isa0 = bt_isa_get();
+  for (int ii = 0; ii < ni; ii++)
+    for (int th = 1; th <= 2; th++) {
+      bt_isa_set(isas[ii]);
+      omp_set_num_threads(th);
+      bt_infer_reset(inf, n);
+      int bad = 0;
+      for (int t = 0; t < T; t++) {
+        for (int s = 0; s < n; s++)
+          tok[s] = t ? seq[(size_t)s * T + t - 1] : 0;
+        CHECK(bt_infer_step_tokens(inf, t ? tok : NULL, n, lg) == BT_OK, "tokens: step");
+        for (int s = 0; s < n; s++)
+          bad += memcmp(lg + (size_t)s * TV, ref + ((size_t)s * T + t) * TV, TV * sizeof(float)) != 0;
+      }
+      CHECK(!bad, "tokens: steps %s %d threads differ from batched in %d rows", bt_isa_name(isas[ii]), th,
+            bad);
+    }
+  bt_isa_set(isa0);
+  omp_set_num_threads(2);
+  { /* prefill half, extend the rest in one pass */
+    int len[3], nrows[3];
+    for (int s = 0; s < n; s++)
+      len[s] = T / 2 - 1, nrows[s] = T - T / 2;
+    CHECK(bt_infer_prefill_tokens(inf, seq, (size_t)T, len, n, lg) == BT_OK, "tokens: prefill");
+    int bad = 0;
+    for (int s = 0; s < n; s++)
+      bad += memcmp(lg + (size_t)s * TV, ref + ((size_t)s * T + len[s]) * TV, TV * sizeof(float)) != 0;
+    CHECK(bt_infer_extend_tokens(inf, seq + T / 2 - 1, (size_t)T, nrows, n, got) == BT_OK, "tokens: extend");
+    for (int s = 0; s < n; s++)
+      bad += memcmp(got + (size_t)s * nrows[s] * TV, ref + ((size_t)s * T + T / 2) * TV,
+                    (size_t)nrows[s] * TV * sizeof(float)) != 0;
+    CHECK(!bad, "tokens: prefill + extend differ from batched for %d streams", bad);
+  }
+  { /* bytes are the first 256 tokens */
+    uint8_t *b = malloc(NT);
+    uint16_t *w = malloc(NT * sizeof *w);
+    for (size_t i = 0; i < NT; i++)
+      w[i] = b[i] = (uint8_t)(seq[i] * 7);
+    CHECK(bt_infer_batched(inf, b, n, T, ref) == BT_OK && bt_infer_batched_tokens(inf, w, n, T, got) == BT_OK &&
+              !memcmp(ref, got, NT * TV * sizeof(float)),
+          "tokens: a byte input is not read as that token");
+    free(b);
+    free(w);
+  }
+  /* refused, with nothing done: a token past V in each pass */
+  seq[5] = (uint16_t)TV;
+  CHECK(bt_infer_batched_tokens(inf, seq, n, T, got) == BT_ERR_ARG, "tokens: batched takes a token >= V");
+  bt_infer_reset(inf, n);
+  CHECK(bt_infer_step_tokens(inf, NULL, n, lg) == BT_OK, "tokens: first step");
+  CHECK(bt_infer_step_tokens(inf, seq + 5, 1, lg) == BT_ERR_ARG && bt_infer_position(inf, 0) == 1,
+        "tokens: step takes a token >= V");
+  CHECK(bt_model_forward_tokens(m, seq, n, T, NULL) == BT_ERR_ARG, "tokens: the model takes a token >= V");
+done:
+  bt_infer_free(inf);
+  bt_model_free(m);
+  free(seq), free(ref), free(got), free(lg), free(tok);
+}
+
 int main(void) {
   printf("ISA: best %s\n", bt_isa_name(bt_isa_detect()));
+  test_tokens();
   test_errors();
   test_extend();
   test_pair();
-  test_config((bt_config){2, 32, 2, 130}, 5, 130, 11, 1); /* hs 16 */
-  test_config((bt_config){2, 64, 4, 130}, 3, 97, 12, 1);  /* hs 16 */
-  test_config((bt_config){2, 48, 2, 64}, 4, 50, 13, 1);   /* hs 24: 8-wide PV passes */
-  test_config((bt_config){1, 32, 4, 40}, 2, 33, 14, 1);   /* hs 8 */
-  test_config((bt_config){1, 128, 4, 40}, 2, 40, 15, 1);  /* hs 32, 800K width */
-  test_config((bt_config){1, 256, 8, 64}, 2, 64, 16, 0);  /* 3.2M width */
+  test_config((bt_config){2, 32, 2, 130, BT_VOCAB}, 5, 130, 11, 1); /* hs 16 */
+  test_config((bt_config){2, 64, 4, 130, BT_VOCAB}, 3, 97, 12, 1);  /* hs 16 */
+  test_config((bt_config){2, 48, 2, 64, BT_VOCAB}, 4, 50, 13, 1);   /* hs 24: 8-wide PV passes */
+  test_config((bt_config){1, 32, 4, 40, BT_VOCAB}, 2, 33, 14, 1);   /* hs 8 */
+  test_config((bt_config){1, 128, 4, 40, BT_VOCAB}, 2, 40, 15, 1);  /* hs 32, 800K width */
+  test_config((bt_config){1, 256, 8, 64, BT_VOCAB}, 2, 64, 16, 0);  /* 3.2M width */
   return check_summary("test_infer");
 }

@@ -65,10 +65,10 @@ static void check_op(const char *name, op_run fast, op_run naive, const void *ct
   free(res);
 }
 
-static void fill_tokens(uint8_t *t, size_t n, uint64_t seed, int V) {
+static void fill_tokens(uint16_t *t, size_t n, uint64_t seed, int V) {
   uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
   for (size_t i = 0; i < n; i++)
-    t[i] = (uint8_t)(check_rng_next_(&s) % (uint64_t)V);
+    t[i] = (uint16_t)(check_rng_next_(&s) % (uint64_t)V);
 }
 
 /* ==================================================================== */
@@ -78,7 +78,7 @@ static void fill_tokens(uint8_t *t, size_t n, uint64_t seed, int V) {
 typedef struct {
   int N, C, V;
   float scale;
-  uint8_t *tok;
+  uint16_t *tok;
   float *wte, *dout, *dwte0;
 } emb_ctx;
 
@@ -227,7 +227,7 @@ static void rope_bwd_n(const void *p, float *r) {
 typedef struct {
   int N, V;
   float dloss;
-  uint8_t *tgt;
+  uint16_t *tgt;
   float *logits, *dlogits0;
 } ce_ctx;
 
@@ -334,7 +334,7 @@ static double gelu_loss(void *p) {
 typedef struct {
   int N, C;
   float scale;
-  uint8_t *tok;
+  uint16_t *tok;
   float *wte, *r, *out;
 } emb_fd;
 static double emb_loss(void *p) {
@@ -358,7 +358,7 @@ static double rope_loss(void *p) {
 typedef struct {
   int N, V;
   float dloss;
-  uint8_t *tgt;
+  uint16_t *tgt;
   float *logits, *losses;
 } ce_fd;
 static double ce_loss(void *p) {
@@ -409,7 +409,7 @@ static void test_fd(void) {
   { /* embedding: wte, repeated tokens */
     emb_fd c = {.N = 20, .C = 19, .scale = 1.7f};
     int V = 5;
-    c.tok = malloc((size_t)c.N);
+    c.tok = malloc((size_t)c.N * sizeof *c.tok);
     fill_tokens(c.tok, c.N, 7, V);
     c.wte = xmalloc((size_t)V * c.C), c.r = xmalloc((size_t)c.N * c.C);
     c.out = xmalloc((size_t)c.N * c.C);
@@ -438,7 +438,7 @@ static void test_fd(void) {
   { /* cross-entropy */
     ce_fd c = {.N = 4, .V = 29, .dloss = 0.25f};
     size_t nv = (size_t)c.N * c.V;
-    c.tgt = malloc((size_t)c.N);
+    c.tgt = malloc((size_t)c.N * sizeof *c.tgt);
     fill_tokens(c.tgt, c.N, 12, c.V);
     c.logits = xmalloc(nv), c.losses = xmalloc(c.N);
     check_fill(c.logits, nv, 13, 3.0f);
@@ -456,7 +456,7 @@ static void test_fd(void) {
 
 static void test_embedding(int N, int C, int V) {
   emb_ctx c = {.N = N, .C = C, .V = V, .scale = 0.75f};
-  c.tok = malloc((size_t)N);
+  c.tok = malloc((size_t)N * sizeof *c.tok);
   fill_tokens(c.tok, N, 20, V);
   c.wte = xmalloc((size_t)V * C), c.dout = xmalloc((size_t)N * C);
   c.dwte0 = xmalloc((size_t)V * C);
@@ -613,7 +613,7 @@ static void test_rope(int B, int T, int C, int H) {
 static void test_crossentropy(int N, int V, float spread) {
   ce_ctx c = {.N = N, .V = V, .dloss = 1.0f / (float)N};
   size_t nv = (size_t)N * V;
-  c.tgt = malloc((size_t)N);
+  c.tgt = malloc((size_t)N * sizeof *c.tgt);
   fill_tokens(c.tgt, N, 70, V);
   c.logits = xmalloc(nv), c.dlogits0 = xmalloc(nv);
   check_fill(c.logits, nv, 71, spread);
@@ -793,6 +793,7 @@ int main(void) {
   test_fd();
   test_embedding(300, 75, 20);  /* tails: C not a multiple of 16 */
   test_embedding(130, 256, 256);
+  test_embedding(200, 64, 20000); /* a BPE vocabulary: tokens past one byte */
   test_layernorm(131, 75);
   test_layernorm(70, 256);
   test_layernorm(5, 3);
@@ -806,6 +807,8 @@ int main(void) {
   test_rope(3, 33, 256, 4); /* hs = 64 */
   test_rope(1, 7, 12, 2);   /* hs = 6: a 3-wide half */
   test_crossentropy(100, 256, 4.0f);
+  test_crossentropy(40, 1000, 4.0f); /* a 1K vocabulary, not a multiple of 16 */
+  test_crossentropy(9, 20000, 8.0f);
   test_crossentropy(77, 77, 30.0f); /* peaked rows */
   test_crossentropy(3, 1, 1.0f);
   test_adamw(100003);

@@ -31,18 +31,21 @@ from btref import TENSORS, adamw, forward, load_params  # noqa: E402
 check = Tally("torch_xcheck")
 
 
-def run_case(tool, L, C, H, T, B, seed):
+def run_case(tool, L, C, H, T, B, seed, V=256):
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([tool, d, str(L), str(C), str(H), str(T), str(B), str(seed)], check=True)
+        subprocess.run([tool, d, str(L), str(C), str(H), str(T), str(B), str(seed), str(V)], check=True)
         cfg, P = load_params(os.path.join(d, "model.h5"))
         check(cfg["num_params"] == sum(p.numel() for p in P.values()), "num_params attribute matches the tensors")
-        seq = torch.tensor(np.fromfile(os.path.join(d, "seq.bin"), dtype=np.uint8).astype(np.int64)).view(B, T)
-        bt_logits = torch.tensor(np.fromfile(os.path.join(d, "logits.bin"), dtype=np.float32)).view(B, T, 256)
+        check(int(cfg["vocab"]) == V and P["embed"].shape[0] == V and P["out_b"].numel() == V,
+              f"the checkpoint holds a vocabulary of {V}")
+        seq = torch.tensor(np.fromfile(os.path.join(d, "seq.bin"), dtype="<u2").astype(np.int64)).view(B, T)
+        check(int(seq.max()) < V and (V == 256 or int(seq.max()) >= 256), "the tokens span the vocabulary")
+        bt_logits = torch.tensor(np.fromfile(os.path.join(d, "logits.bin"), dtype=np.float32)).view(B, T, V)
         bt_grads = np.fromfile(os.path.join(d, "grads.bin"), dtype=np.float32)
         bt_loss = float(open(os.path.join(d, "loss.txt")).read())
         bt_adam = [float(x) for x in open(os.path.join(d, "adam_losses.txt")).read().split()]
 
-    name = f"L={L} C={C} H={H} T={T} B={B}"
+    name = f"L={L} C={C} H={H} T={T} B={B} V={V}"
     for p in P.values():
         p.requires_grad_(True)
     logits, loss = forward(P, seq, L, C, H)
@@ -88,6 +91,7 @@ def main():
     run_case(tool, 2, 32, 2, 33, 3, 1)    # hs 16, T not a multiple of any block
     run_case(tool, 4, 64, 4, 128, 2, 2)   # the 200K preset's widths
     run_case(tool, 1, 64, 2, 70, 1, 3)    # hs 32
+    run_case(tool, 2, 64, 4, 96, 2, 4, V=1000)  # a 1K BPE vocabulary (V not a multiple of 16)
     return check.report()
 
 

@@ -14,19 +14,18 @@ TENSORS = ["embed", "qkv_w", "attn_out_w", "ln1_w", "ln1_b", "fc_w", "fc_b",
 DECAY = {"qkv_w", "attn_out_w", "fc_w", "proj_w", "out_w"}
 
 
-def shapes(L, C):
-    V = 256
+def shapes(L, C, V=256):
     return {"embed": (V, C), "qkv_w": (L, 3 * C, C), "attn_out_w": (L, C, C),
             "ln1_w": (L, C), "ln1_b": (L, C), "fc_w": (L, 4 * C, C), "fc_b": (L, 4 * C),
             "proj_w": (L, C, 4 * C), "proj_b": (L, C), "ln2_w": (L, C), "ln2_b": (L, C),
             "out_w": (V, C), "out_b": (V,)}
 
 
-def init_params(L, C, dtype=torch.float32, seed=0):
+def init_params(L, C, dtype=torch.float32, seed=0, V=256):
     """Random parameters with bt's init scheme (not bit-identical to bt's)."""
     g = torch.Generator().manual_seed(seed)
     P = {}
-    for n, s in shapes(L, C).items():
+    for n, s in shapes(L, C, V).items():
         if n in ("ln1_w", "ln2_w"):
             P[n] = torch.ones(s, dtype=dtype)
         elif n.endswith("_b"):
@@ -39,7 +38,7 @@ def init_params(L, C, dtype=torch.float32, seed=0):
 
 def load_params(path, dtype=torch.float64):
     with h5py.File(path, "r") as f:
-        cfg = {k: int(f.attrs[k]) for k in ("n_layer", "d_model", "n_head", "ctx", "num_params")}
+        cfg = {k: int(f.attrs[k]) for k in ("n_layer", "d_model", "n_head", "ctx", "vocab", "num_params")}
         P = {n: torch.tensor(np.array(f["params"][n]), dtype=dtype) for n in TENSORS}
     return cfg, P
 
@@ -54,7 +53,8 @@ def rope(x, T, hs):
 
 
 def forward(P, seq, L, C, H):
-    """Returns (logits (B,T,256), mean cross-entropy in nats) for seq (B,T) int64."""
+    """Returns (logits (B,T,V), mean cross-entropy in nats) for tokens seq (B,T) int64;
+    V is the output layer's size (256 for bytes)."""
     B, T = seq.shape
     hs = C // H
     inp = torch.cat([torch.zeros(B, 1, dtype=torch.long), seq[:, :-1]], dim=1)
@@ -73,7 +73,7 @@ def forward(P, seq, L, C, H):
         x = F.layer_norm(h + f @ P["proj_w"][l].T + P["proj_b"][l], (C,), P["ln2_w"][l],
                          P["ln2_b"][l], 1e-5)
     logits = x @ P["out_w"].T + P["out_b"]
-    loss = F.cross_entropy(logits.reshape(-1, 256), seq.reshape(-1))
+    loss = F.cross_entropy(logits.reshape(-1, P["out_b"].numel()), seq.reshape(-1))
     return logits, loss
 
 

@@ -47,7 +47,7 @@ static int cmp_d(const void *a, const void *b) {
 
 /* All buffers of the benchmark. */
 static struct {
-  uint8_t *tok;
+  uint16_t *tok;
   float *wte, *dwte, *x, *y, *dx, *dy, *w, *b, *dw, *db, *mean, *rstd;
   float *h, *dh, *gh, *qkv, *cs, *sn, *logits, *dlogits, *losses;
   float *p, *g, *m, *v;
@@ -131,11 +131,11 @@ int main(int argc, char **argv) {
     reps = 1;
   bt_set_threads(threads);
 
-  s.tok = malloc(N);
+  s.tok = malloc((size_t)N * sizeof *s.tok);
   if (!s.tok)
     return 1;
   for (int n = 0; n < N; n++)
-    s.tok[n] = (uint8_t)((n * 2654435761u) >> 24);
+    s.tok[n] = (uint16_t)((n * 2654435761u) >> 24);
   s.wte = alloc_fill((size_t)V * C, 1, 0.02f), s.dwte = alloc_fill((size_t)V * C, 2, 0);
   s.x = alloc_fill((size_t)N * C, 3, 1), s.y = alloc_fill((size_t)N * C, 4, 1);
   s.dx = alloc_fill((size_t)N * C, 5, 1), s.dy = alloc_fill((size_t)N * C, 6, 1e-3f);

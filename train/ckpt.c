@@ -1,6 +1,8 @@
 /* ckpt.c - HDF5 checkpoints: atomic writes, checked reads (see ckpt.h). */
 #include "train/ckpt.h"
 
+#include "data/bpe.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -19,7 +21,7 @@
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"
 #define FORMAT_NAME "bt-checkpoint"
-#define FORMAT_VERSION 4 /* read: 1 to 4 (ckpt.h) */
+#define FORMAT_VERSION 5 /* read: 1 to 5 (ckpt.h) */
 
 /* ==================================================================== */
 /* float16 <-> float32, own code so the rounding is ours everywhere      */
@@ -157,6 +159,18 @@ static int put_tensor(hid_t grp, const bt_tensor_info *t, const float *data, int
   return ok ? 0 : -1;
 }
 
+/* Writes n bytes as a 1-D uint8 dataset. */
+static int put_bytes(hid_t loc, const char *name, const uint8_t *p, size_t n) {
+  hsize_t dims[1] = {n};
+  hid_t sp = H5Screate_simple(1, dims, NULL);
+  hid_t d = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, p) >= 0;
+  if (d >= 0)
+    H5Dclose(d);
+  H5Sclose(sp);
+  return ok ? 0 : -1;
+}
+
 /* ---- hostile files: what an object may be before it is read ---- */
 
 /* The object linked as name in group loc, which must be a hard link: soft
@@ -183,7 +197,11 @@ static bt_error open_link(const obj *loc, const char *name, const char *where, o
 /* The same, with a missing link an error. */
 static bt_error want_link(const obj *loc, const char *name, const char *where, obj *out) {
   bt_error e = open_link(loc, name, where, out);
-  return e == BT_ERR_NOT_FOUND ? bt_fail(BT_ERR_CORRUPT, "%s", bt_error_detail()) : e;
+  if (e != BT_ERR_NOT_FOUND)
+    return e;
+  char d[300]; /* bt_fail formats into the buffer bt_error_detail returns */
+  snprintf(d, sizeof d, "%s", bt_error_detail());
+  return bt_fail(BT_ERR_CORRUPT, "%s", d);
 }
 
 /* A dataset must keep its npoints elements of elem bytes inside this file,
@@ -418,6 +436,13 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
     unlink(tmp);
     return bt_fail(BT_ERR_NOMEM, "optimizer state");
   }
+  size_t tok_len;
+  const uint8_t *tok = bt_model_tokenizer(m, &tok_len);
+  if ((cfg->vocab > BT_VOCAB) != (tok_len > 0)) {
+    unlink(tmp);
+    return bt_fail(BT_ERR_ARG, cfg->vocab > BT_VOCAB ? "a model of %d tokens is saved with its tokenizer"
+                                                     : "a byte model (V %d) has no tokenizer", cfg->vocab);
+  }
 
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
   H5Pset_userblock(fcpl, UB_SIZE);
@@ -439,7 +464,7 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
   r |= put_i64(f, "d_model", cfg->d_model);
   r |= put_i64(f, "n_head", cfg->n_head);
   r |= put_i64(f, "ctx", cfg->ctx);
-  r |= put_i64(f, "vocab", BT_VOCAB);
+  r |= put_i64(f, "vocab", cfg->vocab);
   r |= put_i64(f, "num_params", (int64_t)bt_model_num_params(m));
   r |= put_str(f, "weights_sha256", hex);
   r |= put_str(f, "dtype", dtype == BT_CKPT_F16 ? "float16" : "float32");
@@ -452,6 +477,8 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
     r |= put_tensor(g, &t[i], params + t[i].offset, dtype);
   if (g >= 0)
     H5Gclose(g);
+  if (!r && tok_len)
+    r |= put_bytes(f, "tokenizer", tok, tok_len);
   if (!r && st)
     r |= write_train(f, m, st);
   r |= H5Fclose(f) < 0;
@@ -531,8 +558,11 @@ static bt_error read_config(const obj *f, const char *path, bt_config *cfg) {
   if (get_i64(f, "n_layer", &L) || get_i64(f, "d_model", &C) || get_i64(f, "n_head", &H) ||
       get_i64(f, "ctx", &T) || get_i64(f, "vocab", &V))
     return bt_fail(BT_ERR_CORRUPT, "%s lacks its model config", path);
-  if (V != BT_VOCAB || L < 1 || L > 64 || C < 1 || C > 4096 || H < 1 || H > 4096 || T < 1 || T > 65536)
+  /* Tokens past the bytes came with format 5. */
+  if (V < BT_VOCAB || V > (ver >= 5 ? BT_MAX_VOCAB : BT_VOCAB) || L < 1 || L > 64 || C < 1 || C > 4096 ||
+      H < 1 || H > 4096 || T < 1 || T > 65536)
     return bt_fail(BT_ERR_FORMAT, "%s has an unsupported config", path);
+  cfg->vocab = (int)V;
   cfg->n_layer = (int)L;
   cfg->d_model = (int)C;
   cfg->n_head = (int)H;
@@ -819,6 +849,52 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
   return e;
 }
 
+/* /tokenizer of a model of V > 256: a 1-D uint8 dataset holding a .btok
+ * image that parses (its own SHA-256 included) to a vocabulary of V. */
+static bt_error read_tokenizer(const obj *f, bt_model *m, const char *path) {
+  obj *d = malloc(sizeof *d);
+  if (!d)
+    return bt_fail(BT_ERR_NOMEM, "checkpoint reader");
+  const int V = bt_model_config(m)->vocab;
+  uint8_t *img = NULL;
+  uint64_t n = 0;
+  bt_error e = want_link(f, "tokenizer", "", d);
+  if (e) {
+    char dd[300];
+    snprintf(dd, sizeof dd, "%s", bt_error_detail());
+    e = bt_fail(e, "%s: a model of %d tokens without its tokenizer: %s", path, V, dd);
+  }
+  if (!e && (!d->o.is_dataset || d->o.ndim != 1 || d->o.type.cls != H5R_INT || d->o.type.size != 1))
+    e = bt_fail(BT_ERR_CORRUPT, "%s: /tokenizer is not a 1-D dataset of bytes", path);
+  if (!e) {
+    n = d->o.dims[0];
+    /* 8 merge bytes a token past the bytes, a header and a digest */
+    if (n > 64 + 8 * (uint64_t)V)
+      e = bt_fail(BT_ERR_CORRUPT, "%s: /tokenizer claims %llu bytes, too many for %d tokens", path,
+                  (unsigned long long)n, V);
+  }
+  if (!e)
+    e = check_storage(d, n, 1, "", "tokenizer");
+  if (!e && !(img = malloc(n ? n : 1)))
+    e = bt_fail(BT_ERR_NOMEM, "tokenizer");
+  if (!e)
+    e = h5r_read(d->f, &d->o, img, n);
+  bt_bpe *bpe = NULL;
+  if (!e && (e = bt_bpe_parse(&bpe, img, n))) {
+    char dd[300];
+    snprintf(dd, sizeof dd, "%s", bt_error_detail());
+    e = bt_fail(BT_ERR_CORRUPT, "%s: its tokenizer: %s", path, dd);
+  }
+  if (!e && bt_bpe_vocab(bpe) != V)
+    e = bt_fail(BT_ERR_CORRUPT, "%s: its tokenizer has %d tokens, the model %d", path, bt_bpe_vocab(bpe), V);
+  if (!e)
+    e = bt_model_set_tokenizer(m, img, n);
+  bt_bpe_free(bpe);
+  free(img);
+  free(d);
+  return e;
+}
+
 static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st) {
   *out = NULL;
   if (st)
@@ -872,6 +948,8 @@ static bt_error load_direct(const char *path, bt_model **out, bt_train_state *st
     if (get_str(f, "weights_sha256", want, sizeof want) || strcmp(want, got) != 0)
       e = bt_fail(BT_ERR_CORRUPT, "%s: weights do not match their SHA-256", path);
   }
+  if (!e && cfg.vocab > BT_VOCAB)
+    e = read_tokenizer(f, m, path);
   if (!e && st)
     e = read_train(f, m, st, path, file_size);
   close_file(c);

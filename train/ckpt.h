@@ -10,12 +10,15 @@
  *              weights_sha256 (hex, of the float32 parameter block), dtype.
  *   /params/<name>   one dataset per tensor (model.h names and shapes),
  *                    float32, or float16 when saved with BT_CKPT_F16.
+ *   /tokenizer        (V > 256 only; format 5) the model's tokenizer: its
+ *                     .btok file image (data/bpe.h) as a 1-D uint8 dataset.
  *   /train            (optional) full training state: attributes (step,
  *                     tokens, schedule, RNG, data cursor, ...), and
  *                     /train/adam_m/<name>, /train/adam_v/<name>, /train/log.
  * Format versions: 1; 2, which adds the attributes schedule, decay_frac,
  * recipe, optimizer and muon_momentum to /train; 3, which adds grad_sum; 4,
- * which adds precision ("fp32" or "bf16": the training GEMMs' inputs).
+ * which adds precision ("fp32" or "bf16": the training GEMMs' inputs); 5,
+which allows vocab > 256 with /tokenizer.
  * All are read; states before version 4 trained in fp32; version 1 states are cosine AdamW runs of the recipe "v1",
  * and states before version 3 sum each step's gradient over the whole batch.
  * Writes are atomic: a temp file in the same folder, fsync, rename.

@@ -10,6 +10,7 @@ void bt_model_view_of(bt_model_view *v, const bt_config *cfg, const bt_tensor_in
   const size_t C = (size_t)cfg->d_model, CC = C * C;
   v->n_layer = cfg->n_layer;
   v->d_model = cfg->d_model;
+  v->vocab = bt_config_vocab(cfg);
   v->embed = P + t[BT_T_EMBED].offset;
   v->out = (bt_mat){P + t[BT_T_OUT_W].offset, transposed};
   v->out_b = P + t[BT_T_OUT_B].offset;
@@ -47,7 +48,7 @@ static void layer_forward(const bt_forward_ops *ops, void *ctx, const bt_layer_v
 }
 
 void bt_forward(const bt_forward_ops *ops, void *ctx, const bt_model_view *v, int R,
-                const uint8_t *tok, float *logits) {
+                const uint16_t *tok, float *logits) {
   const int C = v->d_model;
   bt_layer_bufs b;
   ops->bufs(ctx, 0, &b);
@@ -58,10 +59,10 @@ void bt_forward(const bt_forward_ops *ops, void *ctx, const bt_model_view *v, in
     layer_forward(ops, ctx, &v->layer[l], l, R, C, &b);
   }
   if (logits)
-    ops->linear(ctx, logits, b.xout, v->out, v->out_b, R, C, BT_VOCAB);
+    ops->linear(ctx, logits, b.xout, v->out, v->out_b, R, C, v->vocab);
 }
 
 void bt_forward_head(const bt_forward_ops *ops, void *ctx, const bt_model_view *v, int R,
                      const float *x, float *logits) {
-  ops->linear(ctx, logits, x, v->out, v->out_b, R, v->d_model, BT_VOCAB);
+  ops->linear(ctx, logits, x, v->out, v->out_b, R, v->d_model, v->vocab);
 }

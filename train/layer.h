@@ -48,7 +48,7 @@ typedef struct {
 } bt_layer_view;
 
 typedef struct {
-  int n_layer, d_model;
+  int n_layer, d_model, vocab;
   const float *embed; /* (V, C) */
   bt_mat out;         /* (V, C) */
   const float *out_b; /* (V) */
@@ -94,7 +94,7 @@ typedef struct {
 /* The forward of R rows: x = embed[tok] * sqrt(C), the layers, then, if
  * logits is not NULL, logits (R, V) = Wout x + bout. */
 void bt_forward(const bt_forward_ops *ops, void *ctx, const bt_model_view *v, int R,
-                const uint8_t *tok, float *logits);
+                const uint16_t *tok, float *logits);
 
 /* The final projection alone, of R rows x (R, C): logits (R, V). */
 void bt_forward_head(const bt_forward_ops *ops, void *ctx, const bt_model_view *v, int R,

@@ -46,8 +46,11 @@ struct bt_model {
   size_t acts_cap; /* floats */
   acts_t a;
   int B, T; /* shape of the last forward (0: none) */
-  uint8_t *inp, *tgt; /* (B,T) shifted inputs and targets */
+  uint16_t *inp, *tgt; /* (B,T) shifted inputs and targets */
+  uint16_t *wide;      /* (B,T) bt_model_forward's bytes as tokens */
   size_t tok_cap;
+  uint8_t *tokenizer; /* .btok image (V > 256), or NULL */
+  size_t tokenizer_len;
 };
 
 /* ==================================================================== */
@@ -59,9 +62,9 @@ int bt_config_preset(const char *name, bt_config *cfg) {
     const char *name;
     bt_config cfg;
   } presets[] = {
-      {"200K", {4, 64, 4, 2048}},
-      {"800K", {4, 128, 4, 2048}},
-      {"3.2M", {4, 256, 8, 2048}},
+      {"200K", {4, 64, 4, 2048, BT_VOCAB}},
+      {"800K", {4, 128, 4, 2048, BT_VOCAB}},
+      {"3.2M", {4, 256, 8, 2048, BT_VOCAB}},
   };
   for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
     if (name && strcmp(name, presets[i].name) == 0) {
@@ -81,11 +84,14 @@ bt_error bt_config_check(const bt_config *c) {
                    c->d_model, c->n_head);
   if (c->ctx < 1 || c->ctx > 65536)
     return bt_fail(BT_ERR_ARG, "context must be in 1..65536 (got %d)", c->ctx);
+  const int V = bt_config_vocab(c);
+  if (V < BT_VOCAB || V > BT_MAX_VOCAB)
+    return bt_fail(BT_ERR_ARG, "vocabulary must be in %d..%d (got %d)", BT_VOCAB, BT_MAX_VOCAB, V);
   return BT_OK;
 }
 
 size_t bt_param_layout(const bt_config *cfg, bt_tensor_info t[BT_NUM_TENSORS]) {
-  size_t L = (size_t)cfg->n_layer, C = (size_t)cfg->d_model, V = BT_VOCAB;
+  size_t L = (size_t)cfg->n_layer, C = (size_t)cfg->d_model, V = (size_t)bt_config_vocab(cfg);
   const struct {
     const char *name;
     int ndim;
@@ -150,6 +156,7 @@ bt_error bt_model_create(bt_model **out, const bt_config *cfg) {
   if (!m)
     return bt_fail(BT_ERR_NOMEM, "model");
   m->cfg = *cfg;
+  m->cfg.vocab = bt_config_vocab(cfg);
   m->n_params = bt_param_layout(cfg, m->t);
   int hs = cfg->d_model / cfg->n_head;
   m->params = alloc_floats(m->n_params);
@@ -160,7 +167,7 @@ bt_error bt_model_create(bt_model **out, const bt_config *cfg) {
     return bt_fail(BT_ERR_NOMEM, "model parameters (%zu floats)", m->n_params);
   }
   bt_rope_tables(m->rope_cos, m->rope_sin, cfg->ctx, hs);
-  bt_model_view_of(&m->view, cfg, m->t, m->params, 0);
+  bt_model_view_of(&m->view, &m->cfg, m->t, m->params, 0);
   *out = m;
   return BT_OK;
 }
@@ -177,7 +184,27 @@ void bt_model_free(bt_model *m) {
   free(m->acts_mem);
   free(m->inp);
   free(m->tgt);
+  free(m->wide);
+  free(m->tokenizer);
   free(m);
+}
+
+bt_error bt_model_set_tokenizer(bt_model *m, const uint8_t *img, size_t n) {
+  uint8_t *copy = NULL;
+  if (n) {
+    if (!(copy = malloc(n)))
+      return bt_fail(BT_ERR_NOMEM, "tokenizer (%zu bytes)", n);
+    memcpy(copy, img, n);
+  }
+  free(m->tokenizer);
+  m->tokenizer = copy;
+  m->tokenizer_len = n;
+  return BT_OK;
+}
+
+const uint8_t *bt_model_tokenizer(const bt_model *m, size_t *n) {
+  *n = m->tokenizer_len;
+  return m->tokenizer;
 }
 
 const bt_config *bt_model_config(const bt_model *m) { return &m->cfg; }
@@ -253,7 +280,7 @@ void bt_model_init(bt_model *m, uint64_t seed) {
 
 static bt_error ensure_acts(bt_model *m, int B, int T) {
   const size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.d_model;
-  const size_t H = (size_t)m->cfg.n_head, V = BT_VOCAB, N = (size_t)B * T;
+  const size_t H = (size_t)m->cfg.n_head, V = (size_t)m->cfg.vocab, N = (size_t)B * T;
   struct {
     float **p;
     size_t n;
@@ -290,9 +317,11 @@ static bt_error ensure_acts(bt_model *m, int B, int T) {
   if (N > m->tok_cap) {
     free(m->inp);
     free(m->tgt);
-    m->inp = malloc(N);
-    m->tgt = malloc(N);
-    m->tok_cap = (m->inp && m->tgt) ? N : 0;
+    free(m->wide);
+    m->inp = malloc(N * sizeof *m->inp);
+    m->tgt = malloc(N * sizeof *m->tgt);
+    m->wide = malloc(N * sizeof *m->wide);
+    m->tok_cap = (m->inp && m->tgt && m->wide) ? N : 0;
     if (!m->tok_cap)
       return bt_fail(BT_ERR_NOMEM, "token buffers");
   }
@@ -329,25 +358,47 @@ static void train_bufs(void *ctx, int l, bt_layer_bufs *b) {
 
 static const bt_forward_ops train_ops = {train_linear, train_attend, train_bufs};
 
-bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *loss) {
+static bt_error check_shape(const bt_model *m, int B, int T) {
   if (B < 1 || T < 1 || T > m->cfg.ctx)
     return bt_fail(BT_ERR_ARG, "batch %d x %d does not fit context %d", B, T, m->cfg.ctx);
-  bt_error e = ensure_acts(m, B, T);
+  return BT_OK;
+}
+
+bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *loss) {
+  bt_error e = check_shape(m, B, T);
+  if (!e)
+    e = ensure_acts(m, B, T);
+  if (e)
+    return e;
+  const size_t N = (size_t)B * T;
+  for (size_t i = 0; i < N; i++)
+    m->wide[i] = seq[i];
+  return bt_model_forward_tokens(m, m->wide, B, T, loss);
+}
+
+bt_error bt_model_forward_tokens(bt_model *m, const uint16_t *seq, int B, int T, float *loss) {
+  bt_error e = check_shape(m, B, T);
+  if (!e)
+    e = ensure_acts(m, B, T);
   if (e)
     return e;
   const int N = B * T;
   acts_t *a = &m->a;
+  for (int i = 0; i < N; i++)
+    if (seq[i] >= m->cfg.vocab)
+      return bt_fail(BT_ERR_ARG, "token %d at %d is outside the vocabulary of %d", seq[i], i,
+                     m->cfg.vocab);
 
   for (int b = 0; b < B; b++) { /* shift right: position 0 sees BOS */
     m->inp[(size_t)b * T] = BT_BOS;
-    memcpy(m->inp + (size_t)b * T + 1, seq + (size_t)b * T, (size_t)T - 1);
+    memcpy(m->inp + (size_t)b * T + 1, seq + (size_t)b * T, ((size_t)T - 1) * sizeof *seq);
   }
-  memcpy(m->tgt, seq, (size_t)N);
+  memcpy(m->tgt, seq, (size_t)N * sizeof *seq);
 
   m->B = B;
   m->T = T;
   bt_forward(&train_ops, m, &m->view, N, m->inp, a->logits);
-  bt_crossentropy_forward(a->losses, a->logits, m->tgt, N, BT_VOCAB);
+  bt_crossentropy_forward(a->losses, a->logits, m->tgt, N, m->cfg.vocab);
   if (loss) {
     double s = 0;
     for (int i = 0; i < N; i++)
@@ -368,7 +419,7 @@ bt_error bt_model_backward(bt_model *m) {
     return bt_fail(BT_ERR_ARG, "backward without a forward");
   if (!m->grads && !(m->grads = alloc_floats(m->n_params)))
     return bt_fail(BT_ERR_NOMEM, "gradients");
-  const int L = m->cfg.n_layer, C = m->cfg.d_model, H = m->cfg.n_head, V = BT_VOCAB;
+  const int L = m->cfg.n_layer, C = m->cfg.d_model, H = m->cfg.n_head, V = m->cfg.vocab;
   const int B = m->B, T = m->T, N = B * T;
   const size_t NC = (size_t)N * C;
   acts_t *a = &m->a;

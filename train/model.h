@@ -8,8 +8,11 @@
  *   per layer (post-LayerNorm, no bias on Q/K/V/O):
  *     h = LN1(x + Wo . attn(rope(Wq x), rope(Wk x), Wv x))
  *     x = LN2(h + W2 . gelu_tanh(W1 h + b1) + b2)
- *   logits = Wout x + bout                           (256 byte classes)
- * Parameter count: 48 C^2 + 548 C + 256 for 4 layers, as the paper's formula.
+ *   logits = Wout x + bout                           (V classes)
+ * V is 256 for a byte model, or a BPE vocabulary's size (data/bpe.h: tokens
+ * 0..255 are the bytes, so BOS is byte 0 in both). Parameter count for 4
+ * layers: 48 C^2 + 36 C + 2 V C + V, which is the paper's 48 C^2 + 548 C
+ * + 256 for bytes.
  */
 #ifndef BT_MODEL_H
 #define BT_MODEL_H
@@ -23,7 +26,8 @@
 extern "C" {
 #endif
 
-#define BT_VOCAB 256
+#define BT_VOCAB 256 /* a byte model's V */
+#define BT_MAX_VOCAB 65536 /* tokens are uint16_t */
 #define BT_BOS 0
 
 typedef struct {
@@ -31,14 +35,19 @@ typedef struct {
   int d_model; /* C */
   int n_head;  /* H; head size hs = C / H */
   int ctx;     /* longest sequence the model is built for (T <= ctx) */
+  int vocab;   /* V: 256 (bytes) up to BT_MAX_VOCAB; 0 reads as 256 */
 } bt_config;
+
+/* cfg's V (256 where cfg->vocab is 0). */
+static inline int bt_config_vocab(const bt_config *cfg) { return cfg->vocab ? cfg->vocab : BT_VOCAB; }
 
 /* Fills cfg for "200K", "800K" or "3.2M" (ctx 2048). Returns 0, or -1 if
  * the name is unknown. */
 int bt_config_preset(const char *name, bt_config *cfg);
 /* BT_OK if the config can be built: 1 <= L <= 64, C a multiple of 16 up to
- * 4096, H divides C with an even head size that is a multiple of 8, and
- * 1 <= ctx <= 65536. Otherwise BT_ERR_ARG with a detail. */
+ * 4096, H divides C with an even head size that is a multiple of 8,
+ * 1 <= ctx <= 65536, and V (bt_config_vocab) in 256..BT_MAX_VOCAB.
+ * Otherwise BT_ERR_ARG with a detail. */
 bt_error bt_config_check(const bt_config *cfg);
 /* Number of parameters (floats). */
 size_t bt_config_num_params(const bt_config *cfg);
@@ -78,7 +87,7 @@ size_t bt_param_layout(const bt_config *cfg, bt_tensor_info t[BT_NUM_TENSORS]);
 
 typedef struct bt_model bt_model;
 
-/* Allocates parameters (zero) for cfg. Gradients, AdamW moments and
+/* Allocates parameters (zero) for cfg (its vocab 0 becomes 256). Gradients, AdamW moments and
  * activations are allocated lazily by the calls that need them. */
 bt_error bt_model_create(bt_model **out, const bt_config *cfg);
 /* Frees everything; NULL is fine. */
@@ -94,6 +103,12 @@ float *bt_model_grads(bt_model *m);
 /* AdamW first and second moments (same layout), allocated on first use. */
 float *bt_model_adam_m(bt_model *m);
 float *bt_model_adam_v(bt_model *m);
+/* The tokenizer of a model of V > 256 tokens: the image of its .btok file
+ * (data/bpe.h), which the checkpoint stores beside the weights so that a
+ * model file is self-contained. Set copies img (n bytes; NULL, 0 clears);
+ * BT_ERR_NOMEM. Get returns NULL (and *n = 0) for none. */
+bt_error bt_model_set_tokenizer(bt_model *m, const uint8_t *img, size_t n);
+const uint8_t *bt_model_tokenizer(const bt_model *m, size_t *n);
 /* Logits (B,T,V) of the last forward, or NULL. */
 const float *bt_model_logits(const bt_model *m);
 
@@ -102,9 +117,13 @@ const float *bt_model_logits(const bt_model *m);
  * scale 1, biases 0. */
 void bt_model_init(bt_model *m, uint64_t seed);
 
-/* Teacher-forced forward over seq (B,T): position t sees BOS, seq[0..t-1] and
- * is scored on seq[t]. Stores activations for backward. T <= ctx.
- * *loss = mean cross-entropy in nats (NULL: skip). BT_ERR_NOMEM, BT_ERR_ARG. */
+/* Teacher-forced forward over tokens seq (B,T), each < V: position t sees
+ * BOS, seq[0..t-1] and is scored on seq[t]. Stores activations for
+ * backward. T <= ctx. *loss = mean cross-entropy in nats (NULL: skip).
+ * BT_ERR_NOMEM, BT_ERR_ARG (a token >= V among them). */
+bt_error bt_model_forward_tokens(bt_model *m, const uint16_t *seq, int B, int T, float *loss);
+/* The same over bytes (any V >= 256): the bits of bt_model_forward_tokens
+ * on the bytes widened. */
 bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *loss);
 /* Per-position losses (B,T) in nats of the last forward, or NULL. */
 const float *bt_model_losses(const bt_model *m);
