@@ -198,6 +198,62 @@ def main():
             refused(what, load(p), "cannot load checkpoint")
             refused(what + ", resumed", resume(p), "cannot resume")
 
+        # ---- a BPE model's tokenizer (/tokenizer, format 5) ----
+        TOKENIZE = os.path.join(BUILD, "bt-tokenize")
+        x, ws = 1, []
+        for _ in range(8000):  # words of a 10-letter alphabet: merges to spare for 320 tokens
+            x = (x * 1103515245 + 12345) % (1 << 31)
+            ws.append(bytes(97 + (x >> s) % 10 for s in range(8, 8 + 3 * (2 + (x >> 28) % 4), 3)))
+        words = b" ".join(ws)
+        wtext = os.path.join(work, "words")
+        with open(wtext, "wb") as f:
+            f.write(words)
+        for v in (300, 320):
+            subprocess.run([TOKENIZE, "train", "--vocab", str(v), "-o", os.path.join(work, "tok"), wtext],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bpe = os.path.join(work, "bpe.h5")
+        r = subprocess.run([TRAIN, "--layers", "1", "--dim", "16", "--heads", "2", "--ctx", "32", "--batch", "2",
+                            "--steps", "2", "--val-split", "0.1", "-T", "1", "-q", "--tokenizer",
+                            os.path.join(work, "tok-300.btok"), "-o", bpe, wtext], stderr=subprocess.PIPE)
+        check(r.returncode == 0, f"training the BPE model: {r.stderr.decode()[:300]}")
+        bresume = lambda p: [TRAIN, "--resume", p, "--steps", "4", "-o", out, "-q", "-T", "1", wtext]  # noqa: E731
+        rc, err, _ = run(bresume(bpe))
+        check(rc == 0, f"the unmodified BPE checkpoint must resume: {err[:300]}")
+        other = open(os.path.join(work, "tok-320.btok"), "rb").read()
+
+        def bvariant(edit):
+            n[0] += 1
+            p = os.path.join(work, f"v{n[0]}.h5")
+            shutil.copy(bpe, p)
+            with h5py.File(p, "r+") as f:
+                edit(f)
+            reseal(p)
+            return p
+
+        def replace_tok(data):
+            def edit(f):
+                del f["tokenizer"]
+                f.create_dataset("tokenizer", data=data)
+            return edit
+
+        def flip(f):
+            d = f["tokenizer"][()]
+            d[40] ^= 1
+            del f["tokenizer"]
+            f.create_dataset("tokenizer", data=d)
+        for desc, edit, pat in [
+                ("no /tokenizer", lambda f: f.__delitem__("tokenizer"), "without its tokenizer: missing /tokenizer"),
+                ("another vocabulary's tokenizer", replace_tok(np.frombuffer(other, np.uint8)), "320 tokens"),
+                ("a tokenizer of flipped bits", flip, "tokenizer"),
+                ("a tokenizer of floats", replace_tok(np.zeros(404, np.float32)), "dataset of bytes"),
+                ("a 2-D tokenizer", replace_tok(np.zeros((2, 202), np.uint8)), "dataset of bytes"),
+                ("a tokenizer of 1 MB", replace_tok(np.zeros(1 << 20, np.uint8)), "too many"),
+                ("vocab 300 in a format-4 file", set_attr("/", "format_version", np.int64(4)), "unsupported config"),
+                ("vocab 70000", set_attr("/", "vocab", np.int64(70000)), "unsupported config")]:
+            refused(desc, bresume(bvariant(edit)), pat)
+        refused("a byte model's file with vocab 300", resume(variant(set_attr("/", "vocab", np.int64(300)))),
+                "cannot resume")
+
         # ---- the error detail is not garbled (it used to be formatted from itself) ----
         p = variant(set_attr("/", "d_model", np.int64(17)))
         rc, err, _ = run(load(p))

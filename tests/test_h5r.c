@@ -46,7 +46,8 @@ static void mix(walk_result *r, const uint8_t *p, uint64_t n) {
     r->digest = (r->digest ^ p[i]) * 0x100000001b3ull;
 }
 
-/* Reads the datasets of bt's tensor names (and the log) in group g. */
+/* Reads the datasets of bt's tensor names (and the log, and a BPE model's
+ * tokenizer) in group g. */
 static bt_error walk_group(const h5r_file *f, const h5r_obj *g, walk_result *r) {
   bt_config cfg;
   bt_tensor_info layout[BT_NUM_TENSORS];
@@ -54,10 +55,11 @@ static bt_error walk_group(const h5r_file *f, const h5r_obj *g, walk_result *r) 
   bt_param_layout(&cfg, layout);
   h5r_obj *d = malloc(sizeof *d);
   bt_error e = BT_OK;
-  for (int t = 0; t <= BT_NUM_TENSORS && !e; t++) {
+  for (int t = 0; t <= BT_NUM_TENSORS + 1 && !e; t++) {
     uint64_t addr;
     int soft;
-    bt_error te = h5r_child(f, g, t < BT_NUM_TENSORS ? layout[t].name : "log", &addr, &soft);
+    bt_error te = h5r_child(f, g, t < BT_NUM_TENSORS ? layout[t].name : t == BT_NUM_TENSORS ? "log" : "tokenizer",
+                            &addr, &soft);
     if (te == BT_ERR_NOT_FOUND)
       continue;
     if ((e = te) || (e = h5r_object(f, addr, d)))
@@ -95,6 +97,8 @@ static bt_error walk(const h5r_file *f, walk_result *r) {
     h5r_attr_i64(root, "d_model", &i64);
     h5r_attr_str(root, "format", s, sizeof s);
   }
+  if (!e)
+    e = walk_group(f, root, r); /* /tokenizer */
   int have_train = 0;
   for (size_t k = 0; k < 4 && !e; k++) {
     uint64_t addr;
@@ -130,7 +134,8 @@ int main(void) {
   char path[4096];
   static const char *golden[] = {"checkpoints/bt-200K.h5", "tests/corpus/ckpt/ok-f16.h5",
                                  "tests/corpus/ckpt/ok-train.h5", "tests/corpus/ckpt/ok-train-v2-wsd.h5",
-                                 "tests/corpus/ckpt/ok-train-v3-seq.h5"};
+                                 "tests/corpus/ckpt/ok-train-v3-seq.h5", "tests/corpus/ckpt/ok-train-v4-bf16.h5",
+                                 "tests/corpus/ckpt/ok-train-v5-bpe.h5"};
   for (size_t i = 0; i < sizeof golden / sizeof golden[0]; i++) {
     snprintf(path, sizeof path, "%s/%s", src ? src : ".", golden[i]);
     uint64_t n;
@@ -145,7 +150,9 @@ int main(void) {
       e = walk(&f, &r);
     CHECK(e == BT_OK, "%s: %s", golden[i], bt_error_detail());
     /* the model's tensors; a training state adds two moments of each, and its log */
-    const int want = strstr(golden[i], "train") ? 3 * BT_NUM_TENSORS + 1 : BT_NUM_TENSORS;
+    /* and a BPE model its tokenizer */
+    const int want = (strstr(golden[i], "train") ? 3 * BT_NUM_TENSORS + 1 : BT_NUM_TENSORS) +
+                     (strstr(golden[i], "bpe") != NULL);
     CHECK(r.tensors == want, "%s: %d datasets read, expected %d", golden[i], r.tensors, want);
     free(p);
   }

@@ -74,7 +74,7 @@ cp "$SRC/tests/corpus/ckpt/ok-train.h5" "$WORK/v1.h5"
 /usr/bin/python3 -c 'import h5py,sys
 def s(t, k): return t[k].decode() if isinstance(t[k], bytes) else t[k]
 f = h5py.File(sys.argv[1], "r"); t = f["train"].attrs
-assert int(f.attrs["format_version"]) == 4 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
+assert int(f.attrs["format_version"]) == 5 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
 assert s(t, "grad_sum") == "batch", dict(t)
 assert int(t["step"]) == 4, dict(t)' "$WORK/v1.h5" && ok || bad "the format-1 checkpoint resumed wrong"
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v2-wsd.h5" | grep -q "recipe      v1: wsd" && ok ||
@@ -134,6 +134,37 @@ assert abs(a[-1]["train_bpb"] - b[-1]["train_bpb"]) < 0.1, (a[-1], b[-1])' "$WOR
 else
   echo "note: no AVX512_BF16 here; the bf16 run is not tested (test_gemm checks the kernel's reference)"
 fi
+# A BPE model (--tokenizer): its checkpoint holds the tokenizer, a run
+# stopped by SIGTERM resumes to the uninterrupted run's bits (on another
+# thread count), it learns, and a resume with another tokenizer is refused.
+"$BUILD/bt-tokenize" train --vocab 400 -o "$WORK/tok" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
+"$BUILD/bt-tokenize" train --vocab 300 -o "$WORK/tok" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
+TK=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 60 --seed 9 -q --val-split 0.05 --val-every 30
+    --ckpt-every 5 --tokenizer "$WORK/tok-400.btok")
+"$TRAIN" "${TK[@]}" -T 2 -o "$WORK/tk.h5" "$WORK/small.txt" || bad "BPE run failed"
+"$TRAIN" "${TK[@]}" -T 2 -o "$WORK/tk2.h5" "$WORK/small.txt" &
+pid=$!
+for _ in $(seq 200); do [ -e "$WORK/tk2.h5" ] && break; sleep 0.05; done
+kill -TERM "$pid"; wait "$pid" || true
+"$TRAIN" --resume "$WORK/tk2.h5" -T 1 -q "$WORK/small.txt" || bad "BPE resume failed"
+[ "$(wsha "$WORK/tk2.h5")" = "$(wsha "$WORK/tk.h5")" ] && ok || bad "a resumed BPE run (2 then 1 threads) differs"
+"$BUILD/bt-ckpt" info "$WORK/tk.h5" | grep -q "vocabulary  400 BPE tokens; tokenizer $(stat -c %s "$WORK/tok-400.btok") bytes, sha256 $(sha256sum < "$WORK/tok-400.btok" | cut -c1-64)" &&
+  ok || bad "the checkpoint does not hold the tokenizer: $("$BUILD/bt-ckpt" info "$WORK/tk.h5")"
+/usr/bin/python3 -c 'import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])]
+v=[x["val_bpb"] for x in r if x["val_bpb"] is not None]
+assert r[-1]["train_bpb"] < r[0]["train_bpb"] - 0.5 and len(v) == 2 and v[-1] < v[0], (r[0], r[-1], v)' "$WORK/tk.h5.log.jsonl" &&
+  ok || bad "the BPE model did not learn"
+expect 1 "trained with another tokenizer" "a resume with another tokenizer" -- \
+  "$TRAIN" --resume "$WORK/tk.h5" --steps 70 --tokenizer "$WORK/tok-300.btok" -q -T 1 "$WORK/small.txt"
+expect 1 "trained on bytes" "a byte run resumed with a tokenizer" -- \
+  "$TRAIN" --resume "$WORK/mu.h5" --steps 90 --tokenizer "$WORK/tok-300.btok" -q -T 1 "$WORK/small.txt"
+# The format-5 golden file: a BPE model's training state, made by an earlier build, resumes.
+cp "$SRC/tests/corpus/ckpt/ok-train-v5-bpe.h5" "$WORK/v5.h5"
+"$BUILD/bt-ckpt" info "$WORK/v5.h5" | grep -q "vocabulary  300 BPE tokens" && ok ||
+  bad "the format-5 golden file does not read as a BPE model"
+"$TRAIN" --resume "$WORK/v5.h5" --steps 3 -T 1 -q "$WORK/small.txt" 2>/dev/null &&
+  "$BUILD/bt-ckpt" info "$WORK/v5.h5" | grep -q "step 3 of 3" && ok || bad "the format-5 checkpoint does not resume"
 # Checkpoints from before format 4 trained in fp32; the format-4 golden file is bf16.
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v3-seq.h5" | grep -q "precision   fp32" && ok ||
   bad "a format-3 state does not read as fp32"

@@ -39,6 +39,15 @@ int main(int argc, char **argv) {
     bt_sha256_hex(d, hex);
     printf("%s\n  model       %d layers, dim %d, %d heads, ctx %d\n  params      %zu\n  weights     sha256 %s\n",
            argv[2], c->n_layer, c->d_model, c->n_head, c->ctx, bt_model_num_params(m), hex);
+    size_t tn;
+    const uint8_t *timg = bt_model_tokenizer(m, &tn);
+    if (timg) { /* the image is the .btok file: sha256sum TOK gives the same */
+      bt_sha256(timg, tn, d);
+      bt_sha256_hex(d, hex);
+      printf("  vocabulary  %d BPE tokens; tokenizer %zu bytes, sha256 %s\n", c->vocab, tn, hex);
+    } else {
+      printf("  vocabulary  256 bytes\n");
+    }
     if (st.total_steps) {
       printf("  training    step %lld of %lld, %lld tokens, %.0f s, batch %d x %d, data %s\n"
              "  recipe      %s: %s, optimizer %s, lr %g to %g, wd %g, clip %g\n"

@@ -5,6 +5,7 @@
  *   bt-train --params 800K enwik8
  *   bt-train --layers 2 --dim 64 --heads 4 --ctx 256 --steps 1000 my.txt
  *   bt-train --resume bt-800K.h5 --steps 20000 wiki100m
+ *   bt-train --params 200K --tokenizer bpe-1K.btok wiki100m   (a BPE model)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/bpe.h"
 #include "data/data.h"
 #include "kernels/hash.h"
 #include "tools/cli.h"
@@ -41,7 +43,7 @@ __attribute__((noreturn)) static void die_bt(bt_error e, const char *what) {
 /* ==================================================================== */
 
 typedef struct {
-  const char *preset, *data, *val, *out, *resume, *log;
+  const char *preset, *data, *val, *out, *resume, *log, *tokenizer;
   int layers, dim, heads, ctx, batch, threads, quiet, verbose;
   long long steps, tokens, warmup, ctx_warmup, ctx_min, val_every, ckpt_every, log_every, val_bytes;
   double ctx_warmup_frac; /* --ctx-warmup given as a percentage of the steps */
@@ -94,6 +96,9 @@ static void usage(FILE *f) {
           "  --params P        preset: 200K, 800K or 3.2M (4 layers; d 64/128/256)\n"
           "  --layers/--dim/--heads N   a custom model instead of a preset\n"
           "  --ctx T           context length = training sequence length (default 2048)\n"
+          "  --tokenizer TOK   a model over TOK's BPE tokens (bt-tokenize train), not bytes:\n"
+          "                    the checkpoint holds TOK; --ctx, --batch and --tokens count\n"
+          "                    tokens; bpb is per byte of text all the same\n"
           "training:\n"
           "  --batch B         sequences per step (default 8; the paper used 32)\n"
           "  --steps N         total optimizer steps of the run (k/M suffixes ok; default 10000)\n"
@@ -167,7 +172,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
          O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
          O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA, O_RECIPE,
-         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION };
+         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION, O_TOKENIZER };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -180,7 +185,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
       {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"recipe", 1, 0, O_RECIPE},
       {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER}, {"precision", 1, 0, O_PRECISION},
-      {"muon-momentum", 1, 0, O_MUONMOM}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
+      {"muon-momentum", 1, 0, O_MUONMOM}, {"tokenizer", 1, 0, O_TOKENIZER}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
@@ -281,6 +286,9 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       if (strcmp(optarg, "adamw") && strcmp(optarg, "muon"))
         bt_usage_error("invalid value for --optimizer: '%s' (adamw or muon)", optarg);
       o->optimizer = optarg;
+      break;
+    case O_TOKENIZER:
+      o->tokenizer = optarg;
       break;
     case O_PRECISION:
       if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16") && strcmp(optarg, "auto"))
@@ -390,13 +398,42 @@ static uint64_t rng_next(uint64_t s[2]) {
   return s[1] + b;
 }
 
-/* Fills batch (B,T) with random windows of data [0, n). */
-static void sample_batch(uint8_t *batch, const uint8_t *data, size_t n, int B, int T, uint64_t s[2]) {
-  size_t span = n - (size_t)T + 1;
+/* The training text: bytes, or the tokens of a BPE model. */
+typedef struct {
+  const uint8_t *bytes;
+  uint16_t *tokens; /* NULL for a byte model */
+  size_t n;         /* bytes or tokens */
+} text_t;
+
+/* Fills batch (B,T) with random windows of text [0, n). */
+static void sample_batch(uint16_t *batch, const text_t *x, int B, int T, uint64_t s[2]) {
+  size_t span = x->n - (size_t)T + 1;
   for (int b = 0; b < B; b++) {
     size_t off = (size_t)(rng_next(s) % span);
-    memcpy(batch + (size_t)b * T, data + off, (size_t)T);
+    uint16_t *d = batch + (size_t)b * T;
+    if (x->tokens)
+      memcpy(d, x->tokens + off, (size_t)T * sizeof *d);
+    else
+      for (int t = 0; t < T; t++)
+        d[t] = x->bytes[off + t];
   }
+}
+
+/* The tokens of in (n bytes) by bpe, as uint16: *out malloc'd, *ntok. */
+static bt_error tokenize(const bt_bpe *bpe, const uint8_t *in, size_t n, uint16_t **out, size_t *ntok) {
+  uint32_t *t32 = malloc((n ? n : 1) * sizeof *t32);
+  if (!t32)
+    return bt_fail(BT_ERR_NOMEM, "tokens of %zu bytes", n);
+  const size_t k = bt_bpe_encode(bpe, in, n, t32);
+  uint16_t *t16 = malloc((k ? k : 1) * sizeof *t16);
+  for (size_t i = 0; t16 && i < k; i++)
+    t16[i] = (uint16_t)t32[i]; /* < V <= 65536 */
+  free(t32);
+  if (!t16)
+    return bt_fail(BT_ERR_NOMEM, "tokens of %zu bytes", n);
+  *out = t16;
+  *ntok = k;
+  return BT_OK;
 }
 
 /* Mean bits per byte over non-overlapping T-byte chunks of val (each starts
@@ -415,6 +452,31 @@ static double evaluate(bt_model *m, const uint8_t *val, size_t n, int B, int T, 
     count += (size_t)nb * T;
   }
   return count ? sum / (double)count / log(2.0) : NAN;
+}
+
+/* A BPE model's validation: each T-byte chunk of val tokenized on its own
+ * and scored from BOS (at most T tokens: a chunk never has more tokens than
+ * bytes), as the coder codes chunks; bits per byte of text. */
+static double evaluate_tokens(bt_model *m, const bt_bpe *bpe, const uint8_t *val, size_t n, int T) {
+  uint32_t *t32 = malloc((size_t)T * sizeof *t32);
+  uint16_t *t16 = malloc((size_t)T * sizeof *t16);
+  double sum = 0;
+  size_t bytes = 0;
+  for (size_t c = 0; t32 && t16 && c + (size_t)T <= n; c += (size_t)T) {
+    const size_t k = bt_bpe_encode(bpe, val + c, (size_t)T, t32);
+    for (size_t i = 0; i < k; i++)
+      t16[i] = (uint16_t)t32[i];
+    float loss;
+    if (bt_model_forward_tokens(m, t16, 1, (int)k, &loss) != BT_OK) {
+      bytes = 0;
+      break;
+    }
+    sum += (double)loss * (double)k;
+    bytes += (size_t)T;
+  }
+  free(t32);
+  free(t16);
+  return bytes ? sum / (double)bytes / log(2.0) : NAN;
 }
 
 /* Sequence length at a step: with context warmup, ctx_min doubling in equal
@@ -579,6 +641,20 @@ int main(int argc, char **argv) {
              o.resume, cfg.n_layer, cfg.d_model, cfg.n_head);
     if (o.ctx != 2048 && o.ctx != st.seq)
       bt_die("checkpoint %s was trained with --ctx %d, not %d", o.resume, st.seq, o.ctx);
+    if (o.tokenizer) { /* the run's own tokenizer is in its checkpoint; a different one is refused */
+      size_t have_n;
+      const uint8_t *have = bt_model_tokenizer(m, &have_n);
+      bt_bpe *t;
+      uint8_t *img;
+      size_t img_n;
+      if ((e = bt_bpe_load(&t, o.tokenizer)) || (e = bt_bpe_serialize(t, &img, &img_n)))
+        die_bt(e, "cannot load the tokenizer");
+      if (img_n != have_n || memcmp(img, have, img_n))
+        bt_die("checkpoint %s was trained %s, not with %s", o.resume,
+               have_n ? "with another tokenizer" : "on bytes", o.tokenizer);
+      bt_bpe_free(t);
+      free(img);
+    }
     if (o.val_split > 0 && o.val_split != st.val_split)
       bt_die("checkpoint %s was trained with --val-split %g; "
              "changing it would change the training data",
@@ -604,12 +680,24 @@ int main(int argc, char **argv) {
     if (o.preset)
       bt_config_preset(o.preset, &cfg);
     else
-      cfg = (bt_config){o.layers, o.dim, o.heads, o.ctx};
+      cfg = (bt_config){o.layers, o.dim, o.heads, o.ctx, BT_VOCAB};
     cfg.ctx = o.ctx;
+    uint8_t *img = NULL;
+    size_t img_n = 0;
+    if (o.tokenizer) {
+      bt_bpe *t;
+      if ((e = bt_bpe_load(&t, o.tokenizer)) || (e = bt_bpe_serialize(t, &img, &img_n)))
+        die_bt(e, "cannot load the tokenizer");
+      cfg.vocab = bt_bpe_vocab(t);
+      bt_bpe_free(t);
+    }
     if ((e = bt_config_check(&cfg)))
       die_bt(e, "invalid model");
     if ((e = bt_model_create(&m, &cfg)))
       die_bt(e, "cannot create model");
+    if (img_n && (e = bt_model_set_tokenizer(m, img, img_n)))
+      die_bt(e, "tokenizer");
+    free(img);
     bt_model_init(m, o.seed);
     st.batch = o.batch;
     st.seq = o.ctx;
@@ -710,9 +798,28 @@ int main(int argc, char **argv) {
     if ((e = bt_data_load_range(vs, 0, (size_t)o.val_bytes, &val, &nval)))
       die_bt(e, "cannot load validation data");
   }
-  if (n < (size_t)T + 1)
-    bt_die("training data %s is too short: %zu bytes, need more than one context of %d bytes",
-           o.data, n, T);
+  /* A BPE model trains on the data's tokens (the model's own tokenizer). */
+  bt_bpe *bpe = NULL;
+  text_t text = {data, NULL, n};
+  double bytes_per_token = 1;
+  {
+    size_t img_n;
+    const uint8_t *img = bt_model_tokenizer(m, &img_n);
+    if (img_n) {
+      if ((e = bt_bpe_parse(&bpe, img, img_n)))
+        die_bt(e, "the model's tokenizer");
+      const double t0 = bt_now_s();
+      if ((e = tokenize(bpe, data, n, &text.tokens, &text.n)))
+        die_bt(e, "cannot tokenize the training data");
+      bytes_per_token = text.n ? (double)n / (double)text.n : 1;
+      if (!o.quiet && rank == 0)
+        bt_msg("%zu bytes of %s are %zu tokens of a %d-token vocabulary (%.3f bytes/token; %.1f s)", n,
+               o.data, text.n, bt_model_config(m)->vocab, bytes_per_token, bt_now_s() - t0);
+    }
+  }
+  if (text.n < (size_t)T + 1)
+    bt_die("training data %s is too short: %zu %s, need more than one context of %d", o.data, text.n,
+           bpe ? "tokens" : "bytes", T);
   if (val && nval > (size_t)o.val_bytes)
     nval = (size_t)o.val_bytes;
   if (val && nval < (size_t)T) {
@@ -748,8 +855,9 @@ int main(int argc, char **argv) {
     bt_msg("the run is already at step %lld of %lld; nothing to do (raise --steps)",
            (long long)st.step, (long long)st.total_steps);
 
-  uint8_t *batch = malloc((size_t)B * T);
-  if (!batch)
+  uint16_t *batch = malloc((size_t)B * T * sizeof *batch);
+  uint8_t *vbuf = malloc((size_t)B * T);
+  if (!batch || !vbuf)
     bt_die("out of memory");
   float *grads = NULL;
   const double t_start = bt_now_s(), elapsed0 = st.elapsed_s;
@@ -790,12 +898,12 @@ int main(int argc, char **argv) {
      * one); micro-batch i is sequences [i q, (i + 1) q) of length Tk, T
      * tokens, and this rank takes micro-batches [first_mb, first_mb + per). */
     const int Tk = seq_at(&st, st.step), q = T / Tk, Bk = B * q;
-    sample_batch(batch, data, n, Bk, Tk, st.rng);
+    sample_batch(batch, &text, Bk, Tk, st.rng);
     double loss = 0;
     int diverged = 0;
     if (st.grad_sum == BT_GRAD_BATCH) {
       float l;
-      e = bt_model_forward(m, batch, Bk, Tk, &l);
+      e = bt_model_forward_tokens(m, batch, Bk, Tk, &l);
       diverged = e == BT_ERR_NUMERIC;
       if (e && !diverged)
         die_bt(e, "forward");
@@ -806,7 +914,7 @@ int main(int argc, char **argv) {
       bt_gradsum_reset(&gs);
       for (int i = 0; i < per && !diverged; i++) {
         float l;
-        e = bt_model_forward(m, batch + (size_t)(first_mb + i) * q * Tk, q, Tk, &l);
+        e = bt_model_forward_tokens(m, batch + (size_t)(first_mb + i) * q * Tk, q, Tk, &l);
         diverged = e == BT_ERR_NUMERIC;
         if (e && !diverged)
           die_bt(e, "forward");
@@ -867,7 +975,7 @@ int main(int argc, char **argv) {
     int do_val = rank == 0 && val && (last || (o.val_every > 0 && st.step % o.val_every == 0));
     if (do_val) {
       double tv = bt_now_s();
-      last_val = evaluate(m, val, nval, B, T, batch);
+      last_val = bpe ? evaluate_tokens(m, bpe, val, nval, T) : evaluate(m, val, nval, B, T, vbuf);
       t_last += bt_now_s() - tv; /* validation time is not training throughput */
       if (!(st.best_val_bpb <= last_val))
         st.best_val_bpb = last_val;
@@ -876,7 +984,8 @@ int main(int argc, char **argv) {
       double t = bt_now_s();
       tok_s = window_tokens / (t - t_last);
       double row[BT_LOG_COLS] = {(double)st.step, (double)st.tokens, elapsed0 + t - t_start, lr,
-                                 window_loss / window_steps / log(2.0), do_val ? last_val : NAN, tok_s};
+                                 window_loss / window_steps / log(2.0) / bytes_per_token,
+                                 do_val ? last_val : NAN, tok_s};
       log_row(&st, jl, row);
       window_loss = 0;
       window_steps = window_tokens = 0;
@@ -926,6 +1035,9 @@ int main(int argc, char **argv) {
   bt_gradsum_free(&gs);
   free(mb_loss);
   free(batch);
+  free(vbuf);
+  free(text.tokens);
+  bt_bpe_free(bpe);
   if (val && o.val_split <= 0)
     free(val);
   free(data);
