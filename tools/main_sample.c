@@ -9,7 +9,8 @@
  * the classical ones (gzip, lzma2, zstd, bzip2, as bt-eval runs them) are
  * sampled that way, compressing x.b for all 256 bytes b at every step. A bt
  * model is sampled from its own distribution (what its coder turns into
- * lengths). Temperature divides the log-probabilities; top-k keeps the k
+ * lengths); a BPE model (bt-train --tokenizer) draws tokens, whose bytes are
+ * the samples. Temperature divides the log-probabilities; top-k keeps the k
  * likeliest bytes. The continuation alone goes to stdout; the same seed
  * gives the same bytes on every machine (the model's logits are
  * bit-portable, the sampler is integer-seeded double arithmetic).
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/bpe.h"
 #include "infer/infer.h"
 #include "tools/cli.h"
 #include "tools/baselines.h"
@@ -39,11 +41,11 @@ static void usage(void) {
          "  --bytes N         bytes to sample (default 100)\n"
          "  --seed S          sampler seed (default 1)\n"
          "  --temperature T   divides the log-probabilities (default 1; 0 = greedy)\n"
-         "  --top-k K         sample among the K likeliest bytes only (default 0 = all)\n"
+         "  --top-k K         sample among the K likeliest bytes (tokens) only (default 0 = all)\n"
          "  --context N       bytes of the prompt and samples the compressor sees (default\n"
          "                    2048: the paper's chunk; a bt model sees its context)\n"
          "  --dist            also print each step's distribution on stderr, one\n"
-         "                    line of 256 probabilities (for tests)\n"
+         "                    line of 256 probabilities (V for a BPE model; for tests)\n"
          "  -h, --help        this help\n",
          SYNOPSIS);
 }
@@ -57,35 +59,38 @@ static double uniform(uint64_t *s) {
   return (double)(z >> 11) * 0x1p-53;
 }
 
-/* Draws a byte from log-probabilities lp (natural log, up to a constant),
- * with temperature and top-k; p gets the normalised probabilities. */
-static int draw_p(const double lp[256], double temp, int topk, uint64_t *rng, double p[256]) {
-  int order[256];
-  for (int i = 0; i < 256; i++)
+/* Symbol order of a draw: log-probability descending, ties by the smaller
+ * symbol (a total order, so any sort gives it). */
+static const double *g_lp;
+static int by_lp(const void *a, const void *b) {
+  const int x = *(const int *)a, y = *(const int *)b;
+  if (g_lp[x] != g_lp[y])
+    return g_lp[x] < g_lp[y] ? 1 : -1;
+  return (x > y) - (x < y);
+}
+
+/* Draws one of V symbols (bytes, or a BPE model's tokens) from
+ * log-probabilities lp (natural log, up to a constant), with temperature and
+ * top-k; p gets the normalised probabilities, order is V ints of scratch. */
+static int draw_p(const double *lp, int V, double temp, int topk, uint64_t *rng, double *p, int *order) {
+  for (int i = 0; i < V; i++)
     order[i] = i;
-  /* Sort by lp descending, ties by byte value, for top-k and greedy. */
-  for (int i = 1; i < 256; i++) {
-    int v = order[i], j = i;
-    while (j > 0 && (lp[order[j - 1]] < lp[v] || (lp[order[j - 1]] == lp[v] && order[j - 1] > v))) {
-      order[j] = order[j - 1];
-      j--;
-    }
-    order[j] = v;
-  }
-  const int k = topk > 0 && topk < 256 ? topk : 256;
+  g_lp = lp;
+  qsort(order, (size_t)V, sizeof *order, by_lp);
+  const int k = topk > 0 && topk < V ? topk : V;
   if (temp <= 0) {
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < V; i++)
       p[i] = i == order[0];
     return order[0];
   }
   double z = 0;
-  for (int i = 0; i < 256; i++)
+  for (int i = 0; i < V; i++)
     p[i] = 0;
   for (int i = 0; i < k; i++) {
     p[order[i]] = exp((lp[order[i]] - lp[order[0]]) / temp);
     z += p[order[i]];
   }
-  for (int i = 0; i < 256; i++)
+  for (int i = 0; i < V; i++)
     p[i] /= z;
   double u = uniform(rng), c = 0;
   for (int i = 0; i < k; i++) {
@@ -96,16 +101,77 @@ static int draw_p(const double lp[256], double temp, int topk, uint64_t *rng, do
   return order[k - 1];
 }
 
-/* Draws a byte from log-probabilities lp (natural log, up to a constant),
- * with temperature and top-k; with dist, prints the normalised
- * probabilities on stderr as one line (--dist). */
-static int draw(const double lp[256], double temp, int topk, uint64_t *rng, int dist) {
-  double p[256];
-  const int b = draw_p(lp, temp, topk, rng, p);
+/* draw_p; with dist, prints the normalised probabilities on stderr as one
+ * line (--dist). */
+static int draw(const double *lp, int V, double temp, int topk, uint64_t *rng, int dist) {
+  double *p = malloc((size_t)V * sizeof *p);
+  int *order = malloc((size_t)V * sizeof *order);
+  if (!p || !order)
+    bt_die("out of memory");
+  const int b = draw_p(lp, V, temp, topk, rng, p, order);
   if (dist)
-    for (int i = 0; i < 256; i++)
-      fprintf(stderr, "%.17g%c", p[i], i == 255 ? '\n' : ' ');
+    for (int i = 0; i < V; i++)
+      fprintf(stderr, "%.17g%c", p[i], i == V - 1 ? '\n' : ' ');
+  free(p);
+  free(order);
   return b;
+}
+
+/* A BPE model: the prompt is tokenized, tokens are drawn from the model's
+ * distribution over its vocabulary, and their bytes are the samples (the
+ * last token's cut at nbytes). Its context holds the last W - 1 tokens; when
+ * it fills, it restarts on the last W / 2, as for bytes. */
+static void sample_tokens(bt_model *m, const uint8_t *prompt, size_t np, uint64_t nbytes, double temp,
+                          int topk, uint64_t *rng, int dist, uint8_t *out) {
+  size_t tn;
+  const uint8_t *img = bt_model_tokenizer(m, &tn);
+  bt_bpe *bpe;
+  bt_error e = bt_bpe_parse(&bpe, img, tn);
+  if (e)
+    bt_die("its tokenizer: %s", bt_error_detail());
+  const int V = bt_model_config(m)->vocab, W = bt_model_config(m)->ctx;
+  /* the history: the prompt's tokens, then at most one token per sampled byte */
+  uint32_t *t32 = malloc((np + 1) * sizeof *t32);
+  uint16_t *h = malloc((np + nbytes + 1) * sizeof *h);
+  float *logits = malloc((size_t)V * sizeof *logits);
+  double *lp = malloc((size_t)V * sizeof *lp);
+  if (!t32 || !h || !logits || !lp)
+    bt_die("out of memory");
+  size_t n = bt_bpe_encode(bpe, prompt, np, t32);
+  for (size_t i = 0; i < n; i++)
+    h[i] = (uint16_t)t32[i];
+  free(t32);
+  bt_infer *inf = NULL;
+  if ((e = bt_infer_create(&inf, m, 1, W)))
+    bt_die("%s", bt_error_detail());
+  int pos = 0;
+  for (uint64_t got = 0, step = 0; got < nbytes; step++) {
+    if (step == 0 || pos >= W) {
+      int keep = (int)(n < (size_t)(step == 0 ? W - 1 : W / 2) ? n : (size_t)(step == 0 ? W - 1 : W / 2));
+      if ((e = bt_infer_prefill_tokens(inf, h + n - keep, (size_t)keep, &keep, 1, logits)))
+        bt_die("%s", bt_error_detail());
+      pos = keep + 1;
+    } else {
+      if ((e = bt_infer_step_tokens(inf, h + n - 1, 1, logits)))
+        bt_die("%s", bt_error_detail());
+      pos++;
+    }
+    for (int v = 0; v < V; v++)
+      lp[v] = logits[v];
+    const int t = draw(lp, V, temp, topk, rng, dist);
+    h[n++] = (uint16_t)t;
+    const uint8_t *bytes;
+    size_t len = bt_bpe_token(bpe, (uint32_t)t, &bytes);
+    if (len > nbytes - got)
+      len = (size_t)(nbytes - got);
+    memcpy(out + got, bytes, len);
+    got += len;
+  }
+  bt_infer_free(inf);
+  bt_bpe_free(bpe);
+  free(h);
+  free(logits);
+  free(lp);
 }
 
 static int is_checkpoint(const char *s) {
@@ -146,8 +212,8 @@ int main(int argc, char **argv) {
         bt_usage_error("invalid value for --temperature: '%s' (0..100)", optarg);
       break;
     case O_TOPK:
-      if (bt_parse_size(optarg, &topk) || topk > 256)
-        bt_usage_error("invalid value for --top-k: '%s' (0..256)", optarg);
+      if (bt_parse_size(optarg, &topk) || topk > BT_MAX_VOCAB)
+        bt_usage_error("invalid value for --top-k: '%s' (0..%d)", optarg, BT_MAX_VOCAB);
       break;
     case O_CTX:
       if (bt_parse_size(optarg, &ctxlen) || ctxlen < 1 || ctxlen > (1u << 24))
@@ -183,6 +249,11 @@ int main(int argc, char **argv) {
     bt_model *m = NULL;
     if ((e = bt_ckpt_load(comp, &m, NULL)))
       bt_die("cannot load %s: %s", comp, bt_error_detail());
+    if (bt_model_config(m)->vocab > BT_VOCAB) {
+      sample_tokens(m, x, n, nbytes, temp, (int)topk, &rng, dist, out);
+      bt_model_free(m);
+      goto write;
+    }
     const int W = bt_model_config(m)->ctx;
     bt_infer *inf = NULL;
     if ((e = bt_infer_create(&inf, m, 1, W)))
@@ -205,7 +276,7 @@ int main(int argc, char **argv) {
       }
       for (int b = 0; b < 256; b++)
         lp[b] = logits[b];
-      out[i] = x[n++] = (uint8_t)draw(lp, temp, (int)topk, &rng, dist);
+      out[i] = x[n++] = (uint8_t)draw(lp, 256, temp, (int)topk, &rng, dist);
     }
     bt_infer_free(inf);
     bt_model_free(m);
@@ -233,11 +304,12 @@ int main(int argc, char **argv) {
         /* 2^-(8 (len - base)) in natural log */
         lp[b] = -8.0 * ((double)len - (double)base) * log(2.0);
       }
-      out[i] = x[n++] = (uint8_t)draw(lp, temp, (int)topk, &rng, dist);
+      out[i] = x[n++] = (uint8_t)draw(lp, 256, temp, (int)topk, &rng, dist);
     }
     free(buf);
     bt_bl_ctx_free(bc);
   }
+write:
   if (fwrite(out, 1, nbytes, stdout) != nbytes || fflush(stdout))
     bt_die("cannot write the samples: %s", strerror(errno));
   free(out);
