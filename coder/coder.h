@@ -116,6 +116,17 @@ int bt_rc_dec_corrupt(const bt_rc_dec *d);
  * +inf logits share the mass among themselves. */
 void bt_quantize_logits(const float logits[256], uint32_t freq[256]);
 
+/* Tables over V symbols, for a model of V > 256 tokens (a BPE vocabulary):
+ * freq[V] (each >= 1, sum exactly 2^24) from logits[V], by the same
+ * arithmetic; with V = 256 the bits of bt_quantize_logits. scratch holds V
+ * floats. 1 <= V <= BT_MAX_SYMBOLS. */
+#define BT_MAX_SYMBOLS 65536
+void bt_quantize_logits_v(const float *logits, int V, uint32_t *freq, float *scratch);
+/* cum[V + 1] of freq[V]. */
+void bt_freq_cumulative_v(const uint32_t *freq, int V, uint32_t *cum);
+/* The symbol s < V whose interval [cum[s], cum[s+1]) holds target < 2^24
+ * (binary search; cum as bt_freq_cumulative_v makes it). */
+int bt_freq_find(const uint32_t *cum, int V, uint32_t target);
 /* cum[257]: cum[0] = 0, cum[s+1] = cum[s] + freq[s]. */
 void bt_freq_cumulative(const uint32_t freq[256], uint32_t cum[257]);
 
@@ -125,6 +136,8 @@ double bt_freq_cost_bits(const uint32_t freq[256], int sym);
 /* -log2 softmax(logits)[sym] in double precision with libm: for reports
  * only; never use it in anything a decoder must reproduce. */
 double bt_logits_logloss_bits(const float logits[256], int sym);
+/* The same over V symbols. */
+double bt_logits_logloss_bits_v(const float *logits, int V, int sym);
 
 /* ======================================================================
  * Container

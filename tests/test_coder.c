@@ -423,6 +423,93 @@ static void test_quant(void) {
 /* >= 1 MB of symbols, each drawn from its own random peaked distribution
  * (entropy ~1.5 bits, like text under a decent model): the coded size must
  * be within 0.1% + 8 bytes of the summed -log2 p under the double softmax. */
+/* Tables over V symbols (a BPE model's tokens): the byte quantiser's bits at
+ * V = 256; every table valid and close to the softmax at 1K, 20K and 64K
+ * (including NaN and infinite logits); bt_freq_find is the linear search;
+ * and a round trip of symbols past 255 through the range coder. */
+static void test_quant_v(void) {
+  uint64_t rs = 77;
+  float l256[256], scratch[256];
+  uint32_t a[256], b[256];
+  for (int t = 0; t < 200; t++) {
+    const float temp = (float)(0.1 + (double)(check_rng_next_(&rs) % 1000) / 50.0);
+    for (int i = 0; i < 256; i++)
+      l256[i] = temp * (float)((double)(check_rng_next_(&rs) >> 11) * 0x1p-53 - 0.5);
+    if (t % 7 == 3) l256[t % 256] = NAN;
+    if (t % 11 == 5) l256[(t * 3) % 256] = INFINITY;
+    bt_quantize_logits(l256, a);
+    bt_quantize_logits_v(l256, 256, b, scratch);
+    CHECK(!memcmp(a, b, sizeof a), "V = 256: the table differs from bt_quantize_logits (case %d)", t);
+  }
+  static const int Vs[] = {300, 1000, 1001, 20000, 65536};
+  for (size_t k = 0; k < sizeof Vs / sizeof Vs[0]; k++) {
+    const int V = Vs[k];
+    float *l = malloc((size_t)V * sizeof *l), *sc = malloc((size_t)V * sizeof *sc);
+    uint32_t *f = malloc((size_t)V * sizeof *f), *cum = malloc(((size_t)V + 1) * sizeof *cum);
+    for (int t = 0; t < 6; t++) {
+      for (int i = 0; i < V; i++)
+        l[i] = 12.0f * (float)((double)(check_rng_next_(&rs) >> 11) * 0x1p-53 - 0.5);
+      if (t == 1) l[V - 1] = NAN;
+      if (t == 2) l[V / 2] = INFINITY, l[V / 3] = INFINITY;
+      if (t == 3)
+        for (int i = 0; i < V; i++) l[i] = -INFINITY;
+      bt_quantize_logits_v(l, V, f, sc);
+      uint64_t sum = 0;
+      int ok = 1;
+      for (int i = 0; i < V; i++) {
+        ok &= f[i] >= 1;
+        sum += f[i];
+      }
+      CHECK(ok && sum == BT_FREQ_TOTAL, "V = %d case %d: frequencies %s, sum %llu", V, t, ok ? ">= 1" : "with a 0",
+            (unsigned long long)sum);
+      if (t == 0) { /* close to the double softmax: a few parts in 2^24 of code length */
+        double mx = -INFINITY, z = 0, kl = 0;
+        for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+        for (int i = 0; i < V; i++) z += exp((double)l[i] - mx);
+        for (int i = 0; i < V; i++) {
+          const double p = exp((double)l[i] - mx) / z;
+          kl += p * log2(p / ((double)f[i] / BT_FREQ_TOTAL));
+        }
+        CHECK(kl < 1e-2 * (double)V / 65536 + 1e-4, "V = %d: the table costs %.3g bits over the softmax", V, kl);
+      }
+      if (t == 2)
+        CHECK(f[V / 2] + f[V / 3] > BT_FREQ_TOTAL - (uint32_t)V - 2, "V = %d: +inf logits do not share the mass", V);
+      bt_freq_cumulative_v(f, V, cum);
+      CHECK(cum[V] == BT_FREQ_TOTAL, "V = %d: cumulative total", V);
+      int bad = 0;
+      for (int q = 0; q < 2000; q++) {
+        const uint32_t u = (uint32_t)(check_rng_next_(&rs) % BT_FREQ_TOTAL);
+        int lin = 0;
+        while (cum[lin + 1] <= u) lin++;
+        bad += bt_freq_find(cum, V, u) != lin;
+      }
+      bad += bt_freq_find(cum, V, 0) != 0 || bt_freq_find(cum, V, BT_FREQ_TOTAL - 1) != V - 1;
+      CHECK(!bad, "V = %d: bt_freq_find differs from the linear search %d times", V, bad);
+    }
+    /* symbols past 255 through the coder and back */
+    enum { N = 3000 };
+    static uint16_t syms[N];
+    static uint8_t buf[N * 4];
+    bt_rc_enc e;
+    bt_rc_enc_init(&e, buf, sizeof buf);
+    for (int i = 0; i < N; i++) {
+      syms[i] = (uint16_t)(check_rng_next_(&rs) % 3 ? check_rng_next_(&rs) % 64 : check_rng_next_(&rs) % (uint64_t)V);
+      bt_rc_encode(&e, cum[syms[i]], f[syms[i]]);
+    }
+    const size_t got = bt_rc_enc_finish(&e);
+    bt_rc_dec d;
+    bt_rc_dec_init(&d, buf, got);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+      const int sy = bt_freq_find(cum, V, bt_rc_decode_target(&d));
+      bt_rc_decode_update(&d, cum[sy], f[sy]);
+      bad += sy != syms[i];
+    }
+    CHECK(got != SIZE_MAX && !bad && !bt_rc_dec_corrupt(&d), "V = %d: %d of %d symbols decode wrong", V, bad, N);
+    free(l), free(sc), free(f), free(cum);
+  }
+}
+
 static void test_rc_overhead(void) {
   size_t n = 1u << 20;
   size_t cap = n * 2;
@@ -849,6 +936,7 @@ int main(void) {
   test_rc_hostile();
   test_rc_capacity();
   test_quant();
+  test_quant_v();
   test_rc_overhead();
   test_container();
   return check_summary("test_coder");
