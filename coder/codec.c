@@ -13,6 +13,12 @@
  * decompression runs them incrementally (bt_infer_prefill + bt_infer_step)
  * with many chunks in lockstep. infer/ guarantees identical logits for both,
  * and bt_quantize_logits turns them into identical integer frequencies.
+ *
+ * Tokens. A model of V > 256 tokens (a BPE vocabulary, its tokenizer in its
+ * checkpoint) codes chunks of at most its context: each chunk's bytes are
+ * tokenized on their own and its tokens coded over V symbols from BOS; the
+ * decoder decodes tokens until their bytes fill the chunk. The container is
+ * the same; the model named in it says what its symbols are.
  */
 #include "coder/codec.h"
 
@@ -24,6 +30,7 @@
 #include <time.h>
 
 #include "coder/cm.h"
+#include "data/bpe.h"
 #include "coder/coder.h"
 #include "kernels/hash.h"
 #include "kernels/kernels.h"
@@ -46,12 +53,20 @@
  * coded byte costs is -log2(1 - 255/2^24) bits); more is a forged header. */
 #define MAX_EXPANSION 400000ull
 
+/* Rows of logits a BPE model's encoder computes per pass: V floats each. */
+#define TOKEN_ROWS 64
+
 /* What one thread needs: its own inference state and logits. Threads work on
  * disjoint groups of chunks with no barriers between them; infer/ gives the
  * same bits whatever the group size or thread. */
 typedef struct {
   bt_infer *inf;
   float *logits;
+  /* a BPE model's chunks (made on first use): tokens, and the tables over V */
+  uint32_t *tok32;
+  uint16_t *tok;
+  uint32_t *freq, *cum;
+  float *qscratch;
   /* adaptive coding (made on first use): the weights that learn, with
    * their optimizer state, and the mixing predictor */
   bt_model *am;
@@ -97,6 +112,7 @@ struct bt_codec {
   bt_adapt adapt;
   int threads;       /* bt_codec_set_threads: 0 = the caller's */
   uint64_t spec_passes, spec_bytes; /* this call's multi-row passes (spec_tally) */
+  bt_bpe *bpe;       /* the model's tokenizer, for V > 256; else NULL */
 };
 
 static void free_workers(bt_codec *c) {
@@ -106,6 +122,11 @@ static void free_workers(bt_codec *c) {
     bt_model_free(c->w[i].am);
     bt_cm_free(c->w[i].cm);
     free(c->w[i].draft);
+    free(c->w[i].tok32);
+    free(c->w[i].tok);
+    free(c->w[i].freq);
+    free(c->w[i].cum);
+    free(c->w[i].qscratch);
     memset(&c->w[i], 0, sizeof c->w[i]);
   }
   c->nw = c->G = c->T = 0;
@@ -132,12 +153,14 @@ bt_error bt_codec_open(bt_codec **out, const char *ckpt_path) {
     return e;
   }
   c->cfg = *bt_model_config(c->m);
-  if (c->cfg.vocab != BT_VOCAB) { /* the coder's symbols are bytes */
-    e = bt_fail(BT_ERR_ARG, "%s is a model of %d BPE tokens; bt compresses with byte models", ckpt_path,
-                c->cfg.vocab);
-    bt_model_free(c->m);
-    free(c);
-    return e;
+  if (c->cfg.vocab > BT_VOCAB) { /* its symbols are its tokens */
+    size_t tn;
+    const uint8_t *img = bt_model_tokenizer(c->m, &tn);
+    if ((e = bt_bpe_parse(&c->bpe, img, tn))) {
+      bt_model_free(c->m);
+      free(c);
+      return e;
+    }
   }
   bt_model_weights_sha256(c->m, c->sha);
   /* The name: the file's, without folders and ".h5", cut to fit. */
@@ -156,6 +179,7 @@ void bt_codec_free(bt_codec *c) {
     return;
   free_workers(c);
   bt_model_free(c->m);
+  bt_bpe_free(c->bpe);
   free(c);
 }
 
@@ -247,7 +271,9 @@ static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks, int one_stre
   free_workers(c);
   for (int i = 0; i < nt; i++) {
     bt_error e = bt_infer_create(&c->w[i].inf, c->m, (int)g, T);
-    c->w[i].logits = malloc((size_t)g * T * 256 * sizeof(float));
+    /* a BPE model's logits: TOKEN_ROWS rows of V at a time (encode_tokens) */
+    c->w[i].logits = malloc(c->bpe ? (size_t)TOKEN_ROWS * c->cfg.vocab * sizeof(float)
+                                   : (size_t)g * T * 256 * sizeof(float));
     c->nw = i + 1;
     if (e || !c->w[i].logits) {
       free_workers(c);
@@ -839,6 +865,115 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   return e;
 }
 
+/* ==================================================================== */
+/* A BPE model's chunks                                                 */
+/* ==================================================================== */
+
+/* Worker w's buffers for chunks of up to T bytes over V symbols. */
+static bt_error ensure_token_bufs(worker_t *w, int T, int V) {
+  if (w->tok)
+    return BT_OK;
+  w->tok32 = malloc((size_t)T * sizeof *w->tok32);
+  w->tok = malloc((size_t)T * sizeof *w->tok);
+  w->freq = malloc((size_t)V * sizeof *w->freq);
+  w->cum = malloc(((size_t)V + 1) * sizeof *w->cum);
+  w->qscratch = malloc((size_t)V * sizeof *w->qscratch);
+  if (!w->tok32 || !w->tok || !w->freq || !w->cum || !w->qscratch)
+    return bt_fail(BT_ERR_NOMEM, "token buffers");
+  return BT_OK;
+}
+
+/* The table of one row of logits over V symbols, in w->freq and w->cum. */
+static void token_table(worker_t *w, const float *row, int V) {
+  bt_quantize_logits_v(row, V, w->freq, w->qscratch);
+  bt_freq_cumulative_v(w->freq, V, w->cum);
+}
+
+/* Encodes chunks [c0, c0+k) one after the other: each chunk's tokens, from
+ * BOS, in passes of up to TOKEN_ROWS rows (bt_infer_extend_tokens gives the
+ * rows the decoder's steps give). */
+static bt_error encode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_t c0, int k) {
+  const int V = c->cfg.vocab;
+  bt_error e = ensure_token_bufs(w, c->T, V);
+  for (int i = 0; i < k && !e; i++) {
+    enc_chunk_t *x = &jb->ch[c0 + (uint64_t)i];
+    x->len = bt_container_chunk_len(jb->h, c0 + (uint64_t)i);
+    x->buf = malloc(x->len > 1 ? x->len - 1 : 1);
+    if (!x->buf) {
+      e = bt_fail(BT_ERR_NOMEM, "chunk buffer");
+      break;
+    }
+    const uint8_t *src = jb->in + (c0 + (uint64_t)i) * jb->clen;
+    const size_t n = bt_bpe_encode(c->bpe, src, (size_t)x->len, w->tok32); /* n <= len <= T */
+    for (size_t t = 0; t < n; t++) /* the inputs: BOS, then the tokens shifted right */
+      w->tok[t] = t ? (uint16_t)w->tok32[t - 1] : BT_BOS;
+    bt_rc_enc rc;
+    bt_rc_enc_init(&rc, x->buf, x->len - 1);
+    bt_infer_reset(w->inf, 1);
+    for (size_t t0 = 0; t0 < n && !e; t0 += TOKEN_ROWS) {
+      const int rows = (int)(n - t0 < TOKEN_ROWS ? n - t0 : TOKEN_ROWS);
+      e = bt_infer_extend_tokens(w->inf, w->tok + t0, (size_t)rows, &rows, 1, w->logits);
+      for (int r = 0; r < rows && !e; r++) {
+        const float *row = w->logits + (size_t)r * V;
+        const int sym = (int)w->tok32[t0 + (size_t)r];
+        x->logloss += bt_logits_logloss_bits_v(row, V, sym);
+        if (bt_rc_enc_overflowed(&rc))
+          continue; /* it will be stored raw */
+        token_table(w, row, V);
+        x->coded_bits += (double)BT_FREQ_BITS - log2((double)w->freq[sym]);
+        bt_rc_encode(&rc, w->cum[sym], w->freq[sym]);
+      }
+    }
+    if (!e) {
+      const size_t got = bt_rc_enc_finish(&rc);
+      x->size = got == SIZE_MAX || got >= x->len ? (size_t)x->len : got; /* stored fallback */
+    }
+  }
+  return e;
+}
+
+/* Decodes coded chunks ids[0..k) one after the other: tokens until their
+ * bytes fill the chunk (a token that would pass its end, or a chunk that
+ * needs more positions than the context, is a damaged file). */
+static bt_error decode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_t first, int k) {
+  const int V = c->cfg.vocab;
+  const uint64_t *ids = jb->ids + first;
+  bt_error e = ensure_token_bufs(w, c->T, V);
+  for (int i = 0; i < k && !e; i++) {
+    const uint64_t id = ids[i], len = bt_container_chunk_len(jb->h, id);
+    uint8_t *res = jb->res + id * jb->clen;
+    bt_rc_dec rc;
+    bt_rc_dec_init(&rc, jb->in + jb->off[id], (size_t)(jb->off[id + 1] - jb->off[id]));
+    bt_infer_reset(w->inf, 1);
+    uint64_t got = 0;
+    for (int t = 0; got < len && !e; t++) {
+      if (t >= c->T) {
+        e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode (more tokens than positions)",
+                    (unsigned long long)id);
+        break;
+      }
+      const uint16_t prev = t ? w->tok[t - 1] : 0;
+      if ((e = bt_infer_step_tokens(w->inf, t ? &prev : NULL, 1, w->logits)))
+        break;
+      token_table(w, w->logits, V);
+      const int sym = bt_freq_find(w->cum, V, bt_rc_decode_target(&rc));
+      bt_rc_decode_update(&rc, w->cum[sym], w->freq[sym]);
+      w->tok[t] = (uint16_t)sym;
+      const uint8_t *bytes;
+      const size_t nb = bt_bpe_token(c->bpe, (uint32_t)sym, &bytes);
+      if (nb > len - got) {
+        e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode (a token past its end)", (unsigned long long)id);
+        break;
+      }
+      memcpy(res + got, bytes, nb);
+      got += nb;
+    }
+    if (!e && bt_rc_dec_corrupt(&rc))
+      e = bt_fail(BT_ERR_CORRUPT, "chunk %llu does not decode", (unsigned long long)id);
+  }
+  return e;
+}
+
 static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t chunk, uint8_t *out,
                              size_t *out_len, bt_codec_stats *st, bt_progress_fn fn, void *user) {
   double t0 = bt_now_s();
@@ -847,6 +982,9 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   if ((uint64_t)n > BT_CONTAINER_MAX_ORIG || (stream && n > 0xFFFFFFFFull))
     return bt_fail(BT_ERR_ARG, "input of %zu bytes is too large for one container%s", n,
                    stream ? " in stream mode (use --chunk)" : "");
+  if (c->bpe && (stream || chunk > (uint32_t)W || c->adaptive))
+    return bt_fail(BT_ERR_ARG, "a model of %d BPE tokens codes chunks of at most its context (%d bytes), "
+                   "without adaptation: give --chunk N with N <= %d", c->cfg.vocab, W, W);
   const uint64_t clen = stream ? (uint64_t)n : chunk;
   const uint64_t nch = bt_container_n_chunks(n, chunk, stream);
   bt_container_header h;
@@ -875,9 +1013,9 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   if (c->enc.nparts > 1)
     bt_share_range(nch, c->enc.part, c->enc.nparts, &lo, &hi);
   if (!e && hi > lo)
-    e = ensure_workers(c, T, hi - lo, c->adaptive);
+    e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL);
   if (!e && hi > lo) {
-    job_t jb = {.run = c->adaptive ? encode_adaptive : encode_group, .count = hi - lo, .total = n, .clen = clen, .fn = fn, .user = user,
+    job_t jb = {.run = c->bpe ? encode_tokens : c->adaptive ? encode_adaptive : encode_group, .count = hi - lo, .total = n, .clen = clen, .fn = fn, .user = user,
                 .all = n, .h = &h, .in = in, .ch = ch, .first = lo};
     e = run_groups(c, &jb);
   }
@@ -1085,11 +1223,14 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
   const int shared = c->dec.nparts > 1;
   if (shared)
     bt_share_range(ncoded, c->dec.part, c->dec.nparts, &lo, &hi);
-  if (hi > lo)
-    e = ensure_workers(c, T, hi - lo, h->adaptive);
+  if (c->bpe && (h->stream || h->adaptive || clen > (uint64_t)W))
+    e = bt_fail(BT_ERR_CORRUPT, "a BPE model's member in %s mode: no bt writes that",
+                h->stream ? "stream" : h->adaptive ? "adaptive" : "long-chunk");
+  if (!e && hi > lo)
+    e = ensure_workers(c, T, hi - lo, h->adaptive || c->bpe != NULL);
   if (!e && hi > lo) {
     job_t jb = *proto;
-    jb.run = h->adaptive ? decode_adaptive : decode_group;
+    jb.run = c->bpe ? decode_tokens : h->adaptive ? decode_adaptive : decode_group;
     jb.count = hi - lo;
     jb.total = h->orig_size;
     jb.clen = clen;
