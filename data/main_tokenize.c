@@ -23,7 +23,7 @@
 
 #define SYNOPSIS                                                                     \
   "train --vocab LIST [-o PREFIX] [--bytes N] [-f] [TEXT]\n"                          \
-  "       bt-tokenize encode|decode -t TOK.btok [-f] [IN [OUT]]\n"                      \
+  "       bt-tokenize encode|decode -t|--tokenizer TOK.btok [-f] [IN [OUT]]\n"          \
   "       bt-tokenize stats -t TOK.btok[,TOK.btok...] [--bytes N] [TEXT]"
 
 static void help(void) {
@@ -44,7 +44,7 @@ static void help(void) {
          "Options:\n"
          "  --vocab LIST   vocabulary sizes, 257..65536 (train)\n"
          "  -o PREFIX      output name prefix (train; default bpe)\n"
-         "  -t FILES       the tokenizer(s), comma-separated for stats\n"
+         "  -t, --tokenizer FILES  the tokenizer(s), comma-separated for stats\n"
          "  --bytes N      use only the first N bytes of TEXT\n"
          "  -f             replace existing outputs\n"
          "  -h, --help     this help\n"
@@ -251,7 +251,7 @@ int main(int argc, char **argv) {
       o.vocab = argv[++i];
     } else if (!strcmp(a, "-o") && more) {
       o.prefix = argv[++i];
-    } else if (!strcmp(a, "-t") && more) {
+    } else if ((!strcmp(a, "-t") || !strcmp(a, "--tokenizer")) && more) {
       o.tok = argv[++i];
     } else if (!strcmp(a, "--bytes") && more) {
       o.bytes = bt_cli_count("--bytes", argv[++i], 1, UINT64_MAX);

@@ -18,6 +18,9 @@ for f in t.txt bin.dat; do
   "$TK" encode -t b-1K.btok "$f" "$f.tok" && "$TK" decode -t b-1K.btok "$f.tok" "$f.out" && cmp -s "$f" "$f.out" &&
     ok || bad "$f does not round-trip through files"
   "$TK" encode -t b-1K.btok < "$f" | "$TK" decode -t b-1K.btok | cmp -s - "$f" && ok || bad "$f does not round-trip through pipes"
+  # the long spelling, as the interface writes it: encode FILE > TOKENS, decode TOKENS > FILE
+  "$TK" encode --tokenizer b-1K.btok "$f" > "$f.t2" && "$TK" decode --tokenizer b-1K.btok "$f.t2" > "$f.o2" &&
+    cmp -s "$f" "$f.o2" && ok || bad "$f does not round-trip with --tokenizer and redirections"
 done
 [ "$(stat -c %s t.txt.tok)" -lt "$(stat -c %s t.txt)" ] && ok || bad "1K tokens (2 bytes each) do not shrink text"
 "$TK" stats -t b-300.btok,b-1K.btok t.txt > st.md || bad "stats failed"
