@@ -664,7 +664,7 @@ bt_error bt_bpe_save(const bt_bpe *t, const char *path) {
     free(b);
     return e;
   }
-  if (bt_write_full(f.fd, b, n)) {
+  if (bt_atomic_umask_mode(&f) || bt_write_full(f.fd, b, n)) {
     const int err = errno;
     bt_atomic_abort(&f);
     free(b);

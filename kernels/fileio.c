@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* path's folder ("." for a bare name, "/" for the root). */
@@ -88,6 +89,12 @@ bt_error bt_atomic_begin(bt_atomic_file *f, const char *path) {
     return bt_fail(BT_ERR_IO, "cannot create a temporary file in %s: %s", dir, strerror(err));
   }
   return BT_OK;
+}
+
+int bt_atomic_umask_mode(bt_atomic_file *f) {
+  const mode_t um = umask(0); /* read it: it can only be read by setting it */
+  umask(um);
+  return fchmod(f->fd, 0666 & ~um);
 }
 
 void bt_atomic_abort(bt_atomic_file *f) {

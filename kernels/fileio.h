@@ -33,6 +33,11 @@ typedef struct {
  * killed run never blocks the next. BT_ERR_IO or BT_ERR_ARG otherwise. */
 bt_error bt_atomic_begin(bt_atomic_file *f, const char *path);
 
+/* Gives the temporary file the mode a new file gets from open(2): 0666
+ * less the umask (what gzip and xz give their outputs). 0, or -1 with
+ * errno set. */
+int bt_atomic_umask_mode(bt_atomic_file *f);
+
 /* fsyncs and closes f->fd (unless the caller set it to -1 after closing it
  * itself, having synced what it wrote), renames the temporary file onto dst
  * and fsyncs the folder. replace = 0 never replaces an existing dst, even

@@ -9,6 +9,8 @@ cd "$WORK"
 expect 0 "" "train two sizes" -- "$TK" train --vocab 300,1K -o "$WORK/b" t.txt
 [ -s b-300.btok ] && [ -s b-1K.btok ] && ok || bad "train did not write b-300.btok and b-1K.btok"
 [ "$(stat -c %s b-300.btok)" -eq $((20 + 8 * 44 + 32)) ] && ok || bad "b-300.btok has the wrong size"
+touch plain.new  # outputs get a new file's mode (0666 less the umask), as gzip's do
+[ "$(stat -c %a b-300.btok)" = "$(stat -c %a plain.new)" ] && ok || bad "b-300.btok has mode $(stat -c %a b-300.btok)"
 cmp -s <(head -c $((20 + 8 * 44)) b-1K.btok | tail -c +21) <(head -c $((20 + 8 * 44)) b-300.btok | tail -c +21) &&
   ok || bad "the 300-token merges are not the first of the 1K's"
 expect 1 "already exists" "train does not replace without -f" -- "$TK" train --vocab 300 -o "$WORK/b" t.txt

@@ -423,9 +423,7 @@ bt_error bt_ckpt_save(const char *path, bt_model *m, const bt_train_state *st, i
   bt_error te = bt_atomic_begin(&af, path);
   if (te)
     return te;
-  mode_t um = umask(0); /* the mode HDF5 would give a file it created */
-  umask(um);
-  fchmod(af.fd, 0666 & ~um);
+  bt_atomic_umask_mode(&af); /* the mode HDF5 would give a file it created */
   close(af.fd);
   af.fd = -1;
   const char *tmp = af.tmp;
