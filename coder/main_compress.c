@@ -62,6 +62,7 @@ typedef struct {
   int mode, to_stdout, force, rm, verbose, quiet, threads, robot;
   long long chunk;
   int chunk_set, adapt; /* adapt: make adaptive members with schedule `ad` */
+  int adapt_default;    /* adapt came from no mode being given */
   bt_adapt ad;
   uint64_t max_size; /* 0: the codec's default rule */
   const char *ckpt, *out;
@@ -103,7 +104,8 @@ static void usage(FILE *f) {
           "      --list-models  list the models on the search path: name, parameters, size, hash\n"
           "  By default a file is coded adaptively: the model learns the file while coding\n"
           "  it, with a context-mixing predictor beside it, in independent segments of\n"
-          "  1 MiB (one per core at a time). Decompression needs no mode flag.\n"
+          "  1 MiB (one per core at a time). Decompression needs no mode flag. A BPE\n"
+          "  model (bt-train --tokenizer) codes plain chunks of 2048 bytes, or its context.\n"
           "      --chunk N      the paper's plain coding: chunks of N bytes, each from BOS\n"
           "                     (2048 is the paper's; 0 = one stream with the model's context)\n"
           "      --adapt        adaptive coding (the default); with --chunk N or --segment N:\n"
@@ -398,6 +400,13 @@ static void pick_model_for(const uint8_t *in, size_t n) {
 }
 
 
+/* A BPE model (V > 256) codes plain chunks of at most its context: with no
+ * mode given, that is the mode, at min(2048, ctx) bytes (0: not chosen). */
+static uint32_t g_bpe_chunk;
+
+/* The chunk (or segment) size compression uses. */
+static uint32_t chunk_of(const opts_t *o) { return g_bpe_chunk ? g_bpe_chunk : (uint32_t)o->chunk; }
+
 static int open_codec(const opts_t *o) {
   if (g_codec)
     return 0;
@@ -415,7 +424,10 @@ static int open_codec(const opts_t *o) {
     bt_codec_set_share(g_codec, bt_dist_rank(), bt_dist_size(), bt_share_exchange, NULL);
   if ((o->mode == M_DECOMPRESS || o->mode == M_TEST) && bt_dist_size() > 1)
     bt_codec_set_decode_share(g_codec, bt_dist_rank(), bt_dist_size(), bt_share_dexchange, NULL);
-  if (o->adapt && o->mode == M_COMPRESS) {
+  const bt_config *mc = bt_codec_config(g_codec);
+  if (mc->vocab > 256 && o->adapt_default)
+    g_bpe_chunk = mc->ctx < 2048 ? (uint32_t)mc->ctx : 2048;
+  if (o->adapt && !g_bpe_chunk && o->mode == M_COMPRESS) {
     const int ctx = bt_codec_config(g_codec)->ctx;
     bt_adapt a = o->ad;
     if (a.window > (uint32_t)ctx)
@@ -862,14 +874,14 @@ static int process(const char *in_path, const opts_t *o, list_totals *tot) {
   if (open_codec(o))
     goto done;
   if (!decompress) {
-    size_t cap = bt_compress_bound(n, (uint32_t)o->chunk);
+    size_t cap = bt_compress_bound(n, chunk_of(o));
     res = malloc(cap ? cap : 1);
     if (!res) {
       bt_msg("out of memory");
       goto done;
     }
-    share_announce(1, in, n, (uint32_t)o->chunk, 0);
-    e = bt_compress(g_codec, in, n, (uint32_t)o->chunk, res, &res_n, &st, pf, &pr);
+    share_announce(1, in, n, chunk_of(o), 0);
+    e = bt_compress(g_codec, in, n, chunk_of(o), res, &res_n, &st, pf, &pr);
   } else {
     share_announce(1, in, n, 0, 1);
     e = bt_decompress(g_codec, in, n, &res, &res_n, &st, pf, &pr);
@@ -1086,7 +1098,7 @@ int main(int argc, char **argv) {
    * coding; --adapt with --chunk N or --segment N sets the segment size
    * (0: one stream). */
   if (!o.adapt && !o.chunk_set)
-    o.adapt = 1;
+    o.adapt = o.adapt_default = 1; /* a BPE model changes it: open_codec */
   if (o.adapt && !o.chunk_set)
     o.chunk = BT_DEFAULT_SEGMENT;
   bt_cli_apply_isa();

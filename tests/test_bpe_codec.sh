@@ -38,7 +38,9 @@ done
 expect 1 "BPE tokens codes chunks of at most its context" "a chunk past the context" -- \
   "$C" --ckpt "$M" --chunk 2048 -c "$WORK/in.txt"
 expect 1 "BPE tokens codes chunks" "stream mode" -- "$C" --ckpt "$M" --chunk 0 -c "$WORK/in.txt"
-expect 1 "BPE tokens codes chunks" "adaptive coding (the default)" -- "$C" --ckpt "$M" -c "$WORK/in.txt"
+expect 1 "BPE tokens codes chunks" "adaptive coding" -- "$C" --ckpt "$M" --adapt -c "$WORK/in.txt"
+# with no mode given, a BPE model codes chunks of its context (256 bytes here): the same file as --chunk 256
+"$C" --ckpt "$M" -c "$WORK/in.txt" | cmp -s - "$WORK/in.txt.bt" && ok || bad "the default mode of a BPE model is not --chunk 256"
 # damage: a flipped payload byte is caught (CRC or an impossible stream), never wrong output
 cp "$WORK/in.txt.bt" "$WORK/bad.bt"
 printf '\x55' | dd of="$WORK/bad.bt" bs=1 seek=5000 conv=notrunc 2>/dev/null
