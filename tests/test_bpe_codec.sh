@@ -35,6 +35,13 @@ for env in "BT_ISA=scalar" "BT_ISA=avx2" "OMP_NUM_THREADS=1"; do
     bad "$env: another file"
   env $env "$D" --ckpt "$M" -c "$WORK/in.txt.bt" | cmp -s - "$WORK/in.txt" && ok || bad "$env: decodes wrong"
 done
+# ... nor on the compiler: the other build (clang, in CI) writes the same file and decodes it
+if [ -n "${BT_OTHER_BUILD:-}" ] && [ -x "$BT_OTHER_BUILD/bt-compress" ]; then
+  "$BT_OTHER_BUILD/bt-compress" --ckpt "$M" --chunk 256 -c "$WORK/in.txt" | cmp -s - "$WORK/in.txt.bt" && ok ||
+    bad "the other compiler's build writes another file"
+  "$BT_OTHER_BUILD/bt-decompress" --ckpt "$M" -c "$WORK/in.txt.bt" | cmp -s - "$WORK/in.txt" && ok ||
+    bad "the other compiler's build decodes wrong"
+fi
 expect 1 "BPE tokens codes chunks of at most its context" "a chunk past the context" -- \
   "$C" --ckpt "$M" --chunk 2048 -c "$WORK/in.txt"
 expect 1 "BPE tokens codes chunks" "stream mode" -- "$C" --ckpt "$M" --chunk 0 -c "$WORK/in.txt"
