@@ -10,7 +10,7 @@ grep -n "expected to take about" "$WORK/log" | head -1 | grep -q . && ok || bad 
 # the estimate comes before the first training
 e=$(grep -n "expected to take" "$WORK/log" | head -1 | cut -d: -f1); t=$(grep -En -- "-(bytes|[0-9]+): training " "$WORK/log" | head -1 | cut -d: -f1)
 [ -n "$e" ] && [ -n "$t" ] && [ "$e" -lt "$t" ] && ok || bad "the estimate is not printed up front"
-/usr/bin/python3 - "$OUT/tokenization.csv" <<'PY' && ok || bad "tokenization.csv is wrong: $(cat "$OUT/tokenization.csv")"
+/usr/bin/python3 - "$OUT/tokenization.csv" "$BUILD" "$OUT" <<'PY' && ok || bad "tokenization.csv is wrong: $(cat "$OUT/tokenization.csv")"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 assert len(rows) == 6, len(rows)
@@ -22,6 +22,11 @@ for p in ("q4K", "q12K"):
     assert sorted(int(x["vocab"]) for x in r) == [256, 300, 600]
     big = [x for x in r if int(x["vocab"]) == 600][0]
     assert int(big["embed_head_params"]) == 2 * 600 * (16 if p == "q4K" else 32) + 600, big
+for x in rows:  # the parameter count is bt's own (bt-ckpt info of the trained model)
+    name = f"{x['preset']}-{'bytes' if x['vocab'] == '256' else x['vocab']}"
+    import re, subprocess
+    info = subprocess.run([sys.argv[2] + "/bt-ckpt", "info", f"{sys.argv[3]}/models/{name}.h5"], capture_output=True, text=True).stdout
+    assert int(re.search(r"params\s+(\d+)", info).group(1)) == int(x["params"]), (name, info)
 PY
 [ -s "$OUT/tokenization.md" ] && grep -q "| bytes |" "$OUT/tokenization.md" && ok || bad "no table"
 if command -v gnuplot >/dev/null; then [ -s "$OUT/tokenization.png" ] && ok || bad "no plot"; fi
