@@ -63,7 +63,6 @@ typedef struct {
   bt_infer *inf;
   float *logits;
   /* a BPE model's chunks (made on first use): tokens, and the tables over V */
-  uint32_t *tok32;
   uint16_t *tok;
   uint32_t *freq, *cum;
   float *qscratch;
@@ -122,7 +121,6 @@ static void free_workers(bt_codec *c) {
     bt_model_free(c->w[i].am);
     bt_cm_free(c->w[i].cm);
     free(c->w[i].draft);
-    free(c->w[i].tok32);
     free(c->w[i].tok);
     free(c->w[i].freq);
     free(c->w[i].cum);
@@ -873,12 +871,11 @@ static bt_error decode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
 static bt_error ensure_token_bufs(worker_t *w, int T, int V) {
   if (w->tok)
     return BT_OK;
-  w->tok32 = malloc((size_t)T * sizeof *w->tok32);
-  w->tok = malloc((size_t)T * sizeof *w->tok);
+  w->tok = malloc(((size_t)T + 1) * sizeof *w->tok);
   w->freq = malloc((size_t)V * sizeof *w->freq);
   w->cum = malloc(((size_t)V + 1) * sizeof *w->cum);
   w->qscratch = malloc((size_t)V * sizeof *w->qscratch);
-  if (!w->tok32 || !w->tok || !w->freq || !w->cum || !w->qscratch)
+  if (!w->tok || !w->freq || !w->cum || !w->qscratch)
     return bt_fail(BT_ERR_NOMEM, "token buffers");
   return BT_OK;
 }
@@ -904,9 +901,9 @@ static bt_error encode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_
       break;
     }
     const uint8_t *src = jb->in + (c0 + (uint64_t)i) * jb->clen;
-    const size_t n = bt_bpe_encode(c->bpe, src, (size_t)x->len, w->tok32); /* n <= len <= T */
-    for (size_t t = 0; t < n; t++) /* the inputs: BOS, then the tokens shifted right */
-      w->tok[t] = t ? (uint16_t)w->tok32[t - 1] : BT_BOS;
+    /* the inputs, w->tok: BOS, then the tokens (w->sym) shifted right */
+    const size_t n = bt_bpe_encode16(c->bpe, src, (size_t)x->len, w->tok + 1); /* n <= len <= T */
+    w->tok[0] = BT_BOS;
     bt_rc_enc rc;
     bt_rc_enc_init(&rc, x->buf, x->len - 1);
     bt_infer_reset(w->inf, 1);
@@ -915,7 +912,7 @@ static bt_error encode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_
       e = bt_infer_extend_tokens(w->inf, w->tok + t0, (size_t)rows, &rows, 1, w->logits);
       for (int r = 0; r < rows && !e; r++) {
         const float *row = w->logits + (size_t)r * V;
-        const int sym = (int)w->tok32[t0 + (size_t)r];
+        const int sym = w->tok[t0 + (size_t)r + 1];
         x->logloss += bt_logits_logloss_bits_v(row, V, sym);
         if (bt_rc_enc_overflowed(&rc))
           continue; /* it will be stored raw */

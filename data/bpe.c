@@ -230,6 +230,22 @@ size_t bt_bpe_encode(const bt_bpe *t, const uint8_t *in, size_t n, uint32_t *tok
   return m;
 }
 
+size_t bt_bpe_encode16(const bt_bpe *t, const uint8_t *in, size_t n, uint16_t *tok) {
+  uint32_t piece[BT_BPE_MAX_PIECE];
+  size_t m = 0;
+  for (size_t i = 0; i < n;) {
+    const size_t len = bt_bpe_piece(in + i, n - i);
+    for (size_t j = 0; j < len; j++)
+      piece[j] = in[i + j];
+    const size_t k = encode_piece(t, piece, len);
+    for (size_t j = 0; j < k; j++)
+      tok[m + j] = (uint16_t)piece[j]; /* < V <= 65536 */
+    m += k;
+    i += len;
+  }
+  return m;
+}
+
 bt_error bt_bpe_decode(const bt_bpe *t, const uint32_t *tok, size_t ntok, uint8_t *out, size_t cap,
                        size_t *n) {
   size_t m = 0;

@@ -56,6 +56,8 @@ size_t bt_bpe_token(const bt_bpe *bpe, uint32_t id, const uint8_t **bytes);
 
 /* tok (at most n entries) = the tokens of in (n bytes); returns how many. */
 size_t bt_bpe_encode(const bt_bpe *bpe, const uint8_t *in, size_t n, uint32_t *tok);
+/* The same as the 16-bit ids a model reads (every V fits: V <= 65536). */
+size_t bt_bpe_encode16(const bt_bpe *bpe, const uint8_t *in, size_t n, uint16_t *tok);
 /* out (cap bytes) = the bytes of tok[0..ntok); *n = how many.
  * BT_ERR_CORRUPT for an id >= V, BT_ERR_LIMIT if cap is too small. */
 bt_error bt_bpe_decode(const bt_bpe *bpe, const uint32_t *tok, size_t ntok, uint8_t *out, size_t cap,

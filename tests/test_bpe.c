@@ -195,6 +195,12 @@ static void test_train_and_encode(const uint8_t *text, size_t n) {
     CHECK(nt <= len && bt_bpe_decode(t, tok, nt, out, sizeof out, &got) == BT_OK && got == len &&
               !memcmp(out, buf, len),
           "trial %d (%zu bytes) does not round-trip", trial, len);
+    uint16_t t16[sizeof buf]; /* the ids a model reads: the same tokens */
+    const size_t n16 = bt_bpe_encode16(t, buf, len, t16);
+    int same = n16 == nt;
+    for (size_t i = 0; same && i < nt; i++)
+      same = t16[i] == tok[i];
+    CHECK(same, "trial %d: bt_bpe_encode16 gives other tokens", trial);
   }
   for (int c = 0; c < 256; c++) {
     uint8_t one = (uint8_t)c, o1;

@@ -131,16 +131,12 @@ static void sample_tokens(bt_model *m, const uint8_t *prompt, size_t np, uint64_
     bt_die("its tokenizer: %s", bt_error_detail());
   const int V = bt_model_config(m)->vocab, W = bt_model_config(m)->ctx;
   /* the history: the prompt's tokens, then at most one token per sampled byte */
-  uint32_t *t32 = malloc((np + 1) * sizeof *t32);
   uint16_t *h = malloc((np + nbytes + 1) * sizeof *h);
   float *logits = malloc((size_t)V * sizeof *logits);
   double *lp = malloc((size_t)V * sizeof *lp);
-  if (!t32 || !h || !logits || !lp)
+  if (!h || !logits || !lp)
     bt_die("out of memory");
-  size_t n = bt_bpe_encode(bpe, prompt, np, t32);
-  for (size_t i = 0; i < n; i++)
-    h[i] = (uint16_t)t32[i];
-  free(t32);
+  size_t n = bt_bpe_encode16(bpe, prompt, np, h);
   bt_infer *inf = NULL;
   if ((e = bt_infer_create(&inf, m, 1, W)))
     bt_die("%s", bt_error_detail());

@@ -419,20 +419,14 @@ static void sample_batch(uint16_t *batch, const text_t *x, int B, int T, uint64_
   }
 }
 
-/* The tokens of in (n bytes) by bpe, as uint16: *out malloc'd, *ntok. */
+/* The tokens of in (n bytes) by bpe: *out malloc'd, *ntok. */
 static bt_error tokenize(const bt_bpe *bpe, const uint8_t *in, size_t n, uint16_t **out, size_t *ntok) {
-  uint32_t *t32 = malloc((n ? n : 1) * sizeof *t32);
-  if (!t32)
+  uint16_t *t = malloc((n ? n : 1) * sizeof *t); /* never more tokens than bytes */
+  if (!t)
     return bt_fail(BT_ERR_NOMEM, "tokens of %zu bytes", n);
-  const size_t k = bt_bpe_encode(bpe, in, n, t32);
-  uint16_t *t16 = malloc((k ? k : 1) * sizeof *t16);
-  for (size_t i = 0; t16 && i < k; i++)
-    t16[i] = (uint16_t)t32[i]; /* < V <= 65536 */
-  free(t32);
-  if (!t16)
-    return bt_fail(BT_ERR_NOMEM, "tokens of %zu bytes", n);
-  *out = t16;
-  *ntok = k;
+  *ntok = bt_bpe_encode16(bpe, in, n, t);
+  uint16_t *shrunk = realloc(t, (*ntok ? *ntok : 1) * sizeof *t);
+  *out = shrunk ? shrunk : t;
   return BT_OK;
 }
 
@@ -458,14 +452,11 @@ static double evaluate(bt_model *m, const uint8_t *val, size_t n, int B, int T, 
  * and scored from BOS (at most T tokens: a chunk never has more tokens than
  * bytes), as the coder codes chunks; bits per byte of text. */
 static double evaluate_tokens(bt_model *m, const bt_bpe *bpe, const uint8_t *val, size_t n, int T) {
-  uint32_t *t32 = malloc((size_t)T * sizeof *t32);
   uint16_t *t16 = malloc((size_t)T * sizeof *t16);
   double sum = 0;
   size_t bytes = 0;
-  for (size_t c = 0; t32 && t16 && c + (size_t)T <= n; c += (size_t)T) {
-    const size_t k = bt_bpe_encode(bpe, val + c, (size_t)T, t32);
-    for (size_t i = 0; i < k; i++)
-      t16[i] = (uint16_t)t32[i];
+  for (size_t c = 0; t16 && c + (size_t)T <= n; c += (size_t)T) {
+    const size_t k = bt_bpe_encode16(bpe, val + c, (size_t)T, t16);
     float loss;
     if (bt_model_forward_tokens(m, t16, 1, (int)k, &loss) != BT_OK) {
       bytes = 0;
@@ -474,7 +465,6 @@ static double evaluate_tokens(bt_model *m, const bt_bpe *bpe, const uint8_t *val
     sum += (double)loss * (double)k;
     bytes += (size_t)T;
   }
-  free(t32);
   free(t16);
   return bytes ? sum / (double)bytes / log(2.0) : NAN;
 }
