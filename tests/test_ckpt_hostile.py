@@ -93,11 +93,11 @@ def main():
 
         n = [0]
 
-        def variant(edit):
-            """A copy of the base checkpoint, edited with h5py and resealed."""
+        def variant(edit, src=base):
+            """A copy of the base checkpoint (or src), edited with h5py and resealed."""
             n[0] += 1
             p = os.path.join(work, f"v{n[0]}.h5")
-            shutil.copy(base, p)
+            shutil.copy(src, p)
             with h5py.File(p, "r+") as f:
                 edit(f)
             reseal(p)
@@ -221,15 +221,6 @@ def main():
         check(rc == 0, f"the unmodified BPE checkpoint must resume: {err[:300]}")
         other = open(os.path.join(work, "tok-320.btok"), "rb").read()
 
-        def bvariant(edit):
-            n[0] += 1
-            p = os.path.join(work, f"v{n[0]}.h5")
-            shutil.copy(bpe, p)
-            with h5py.File(p, "r+") as f:
-                edit(f)
-            reseal(p)
-            return p
-
         def replace_tok(data):
             def edit(f):
                 del f["tokenizer"]
@@ -250,7 +241,7 @@ def main():
                 ("a tokenizer of 1 MB", replace_tok(np.zeros(1 << 20, np.uint8)), "too many"),
                 ("vocab 300 in a format-4 file", set_attr("/", "format_version", np.int64(4)), "unsupported config"),
                 ("vocab 70000", set_attr("/", "vocab", np.int64(70000)), "unsupported config")]:
-            refused(desc, bresume(bvariant(edit)), pat)
+            refused(desc, bresume(variant(edit, bpe)), pat)
         refused("a byte model's file with vocab 300", resume(variant(set_attr("/", "vocab", np.int64(300)))),
                 "cannot resume")
 

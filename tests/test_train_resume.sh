@@ -8,6 +8,15 @@ TRAIN="$BUILD/bt-train"
 text_slice 300000 > "$WORK/small.txt"
 ARGS=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 150 --seed 7 -T 2 -q --val-split 0.05 --val-every 40 --ckpt-every 7
       --ctx-warmup 60 --ctx-min 16)
+# stop_early OUT ARGS...: runs bt-train ARGS -o OUT on small.txt and sends it
+# SIGTERM once its first checkpoint exists (it then writes one and exits).
+stop_early() {
+  local out=$1; shift
+  "$TRAIN" "$@" -o "$out" "$WORK/small.txt" &
+  local pid=$!
+  for _ in $(seq 200); do [ -e "$out" ] && break; sleep 0.05; done
+  kill -TERM "$pid"; wait "$pid" || true
+}
 wsha() { /usr/bin/python3 -c 'import h5py,sys; a=h5py.File(sys.argv[1],"r").attrs["weights_sha256"]; print(a.decode() if isinstance(a,bytes) else a)' "$1"; }
 
 "$TRAIN" "${ARGS[@]}" -o "$WORK/full.h5" "$WORK/small.txt" || bad "uninterrupted run failed"
@@ -93,10 +102,7 @@ cp "$SRC/tests/corpus/ckpt/ok-train-v3-seq.h5" "$WORK/v3.h5"
 MU=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 80 --seed 3 -T 2 -q --val-split 0.05 --val-every 0
     --ckpt-every 5 --optimizer muon)
 "$TRAIN" "${MU[@]}" -o "$WORK/mu.h5" "$WORK/small.txt" || bad "Muon run failed"
-"$TRAIN" "${MU[@]}" -o "$WORK/mu2.h5" "$WORK/small.txt" &
-pid=$!
-for _ in $(seq 200); do [ -e "$WORK/mu2.h5" ] && break; sleep 0.05; done
-kill -TERM "$pid"; wait "$pid" || true
+stop_early "$WORK/mu2.h5" "${MU[@]}"
 "$TRAIN" --resume "$WORK/mu2.h5" -T 2 -q "$WORK/small.txt" || bad "Muon resume failed"
 [ "$(wsha "$WORK/mu2.h5")" = "$(wsha "$WORK/mu.h5")" ] && ok || bad "a resumed Muon run differs"
 /usr/bin/python3 -c 'import json,sys
@@ -113,10 +119,7 @@ if "$BUILD/bt-train" --precision bf16 --layers 1 --dim 16 --heads 2 --ctx 32 --s
       --ckpt-every 5)
   BF=("${B0[@]}" --precision bf16)
   "$TRAIN" "${BF[@]}" -T 2 -o "$WORK/bf.h5" "$WORK/small.txt" || bad "bf16 run failed"
-  "$TRAIN" "${BF[@]}" -T 2 -o "$WORK/bf2.h5" "$WORK/small.txt" &
-  pid=$!
-  for _ in $(seq 200); do [ -e "$WORK/bf2.h5" ] && break; sleep 0.05; done
-  kill -TERM "$pid"; wait "$pid" || true
+  stop_early "$WORK/bf2.h5" "${BF[@]}" -T 2
   "$TRAIN" --resume "$WORK/bf2.h5" -T 1 -q "$WORK/small.txt" || bad "bf16 resume failed"
   [ "$(wsha "$WORK/bf2.h5")" = "$(wsha "$WORK/bf.h5")" ] && ok || bad "a resumed bf16 run (2 then 1 threads) differs"
   "$TRAIN" "${B0[@]}" --precision fp32 -T 2 -o "$WORK/fp.h5" "$WORK/small.txt" || bad "fp32 twin failed"
@@ -142,10 +145,7 @@ fi
 TK=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 60 --seed 9 -q --val-split 0.05 --val-every 30
     --ckpt-every 5 --tokenizer "$WORK/tok-400.btok")
 "$TRAIN" "${TK[@]}" -T 2 -o "$WORK/tk.h5" "$WORK/small.txt" || bad "BPE run failed"
-"$TRAIN" "${TK[@]}" -T 2 -o "$WORK/tk2.h5" "$WORK/small.txt" &
-pid=$!
-for _ in $(seq 200); do [ -e "$WORK/tk2.h5" ] && break; sleep 0.05; done
-kill -TERM "$pid"; wait "$pid" || true
+stop_early "$WORK/tk2.h5" "${TK[@]}" -T 2
 "$TRAIN" --resume "$WORK/tk2.h5" -T 1 -q "$WORK/small.txt" || bad "BPE resume failed"
 [ "$(wsha "$WORK/tk2.h5")" = "$(wsha "$WORK/tk.h5")" ] && ok || bad "a resumed BPE run (2 then 1 threads) differs"
 "$BUILD/bt-ckpt" info "$WORK/tk.h5" | grep -q "vocabulary  400 BPE tokens; tokenizer $(stat -c %s "$WORK/tok-400.btok") bytes, sha256 $(sha256sum < "$WORK/tok-400.btok" | cut -c1-64)" &&

@@ -117,26 +117,32 @@ static int draw(const double *lp, int V, double temp, int topk, uint64_t *rng, i
   return b;
 }
 
-/* A BPE model: the prompt is tokenized, tokens are drawn from the model's
- * distribution over its vocabulary, and their bytes are the samples (the
- * last token's cut at nbytes). Its context holds the last W - 1 tokens; when
- * it fills, it restarts on the last W / 2, as for bytes. */
-static void sample_tokens(bt_model *m, const uint8_t *prompt, size_t np, uint64_t nbytes, double temp,
-                          int topk, uint64_t *rng, int dist, uint8_t *out) {
+/* A bt model: symbols drawn from the model's own distribution, bytes for a
+ * byte model, tokens for a BPE model (the prompt tokenized, and each token's
+ * bytes the samples, the last token's cut at nbytes). The model sees BOS and
+ * the last W - 1 symbols at most; when its context fills, it restarts on the
+ * last W / 2 (as the coder's windows do). */
+static void sample_model(bt_model *m, const uint8_t *prompt, size_t np, uint64_t nbytes, double temp,
+                         int topk, uint64_t *rng, int dist, uint8_t *out) {
   size_t tn;
   const uint8_t *img = bt_model_tokenizer(m, &tn);
-  bt_bpe *bpe;
-  bt_error e = bt_bpe_parse(&bpe, img, tn);
+  bt_bpe *bpe = NULL;
+  bt_error e = img ? bt_bpe_parse(&bpe, img, tn) : BT_OK;
   if (e)
     bt_die("its tokenizer: %s", bt_error_detail());
   const int V = bt_model_config(m)->vocab, W = bt_model_config(m)->ctx;
-  /* the history: the prompt's tokens, then at most one token per sampled byte */
+  /* the history: the prompt's symbols, then at most one per sampled byte */
   uint16_t *h = malloc((np + nbytes + 1) * sizeof *h);
   float *logits = malloc((size_t)V * sizeof *logits);
   double *lp = malloc((size_t)V * sizeof *lp);
   if (!h || !logits || !lp)
     bt_die("out of memory");
-  size_t n = bt_bpe_encode16(bpe, prompt, np, h);
+  size_t n = np;
+  if (bpe)
+    n = bt_bpe_encode16(bpe, prompt, np, h);
+  else
+    for (size_t i = 0; i < np; i++)
+      h[i] = prompt[i];
   bt_infer *inf = NULL;
   if ((e = bt_infer_create(&inf, m, 1, W)))
     bt_die("%s", bt_error_detail());
@@ -156,8 +162,8 @@ static void sample_tokens(bt_model *m, const uint8_t *prompt, size_t np, uint64_
       lp[v] = logits[v];
     const int t = draw(lp, V, temp, topk, rng, dist);
     h[n++] = (uint16_t)t;
-    const uint8_t *bytes;
-    size_t len = bt_bpe_token(bpe, (uint32_t)t, &bytes);
+    const uint8_t byte = (uint8_t)t, *bytes = &byte;
+    size_t len = bpe ? bt_bpe_token(bpe, (uint32_t)t, &bytes) : 1;
     if (len > nbytes - got)
       len = (size_t)(nbytes - got);
     memcpy(out + got, bytes, len);
@@ -245,36 +251,7 @@ int main(int argc, char **argv) {
     bt_model *m = NULL;
     if ((e = bt_ckpt_load(comp, &m, NULL)))
       bt_die("cannot load %s: %s", comp, bt_error_detail());
-    if (bt_model_config(m)->vocab > BT_VOCAB) {
-      sample_tokens(m, x, n, nbytes, temp, (int)topk, &rng, dist, out);
-      bt_model_free(m);
-      goto write;
-    }
-    const int W = bt_model_config(m)->ctx;
-    bt_infer *inf = NULL;
-    if ((e = bt_infer_create(&inf, m, 1, W)))
-      bt_die("%s", bt_error_detail());
-    float logits[256];
-    /* The model sees BOS and the last W - 1 bytes at most; when the stream
-     * fills, it restarts on the last W / 2 (as the coder's windows do). */
-    int pos = 0;
-    for (uint64_t i = 0; i < nbytes; i++) {
-      if (i == 0 || pos >= W) {
-        int keep = (int)(n < (size_t)(i == 0 ? W - 1 : W / 2) ? n : (size_t)(i == 0 ? W - 1 : W / 2));
-        if ((e = bt_infer_prefill(inf, x + n - keep, (size_t)keep, &keep, 1, logits)))
-          bt_die("%s", bt_error_detail());
-        pos = keep + 1;
-      } else {
-        uint8_t t = x[n - 1];
-        if ((e = bt_infer_step(inf, &t, 1, logits)))
-          bt_die("%s", bt_error_detail());
-        pos++;
-      }
-      for (int b = 0; b < 256; b++)
-        lp[b] = logits[b];
-      out[i] = x[n++] = (uint8_t)draw(lp, 256, temp, (int)topk, &rng, dist);
-    }
-    bt_infer_free(inf);
+    sample_model(m, x, n, nbytes, temp, (int)topk, &rng, dist, out);
     bt_model_free(m);
   } else {
     bt_baseline bl;
@@ -305,7 +282,6 @@ int main(int argc, char **argv) {
     free(buf);
     bt_bl_ctx_free(bc);
   }
-write:
   if (fwrite(out, 1, nbytes, stdout) != nbytes || fflush(stdout))
     bt_die("cannot write the samples: %s", strerror(errno));
   free(out);

@@ -358,16 +358,15 @@ static void train_bufs(void *ctx, int l, bt_layer_bufs *b) {
 
 static const bt_forward_ops train_ops = {train_linear, train_attend, train_bufs};
 
-static bt_error check_shape(const bt_model *m, int B, int T) {
+/* The shape checked and the buffers for it made. */
+static bt_error prepare(bt_model *m, int B, int T) {
   if (B < 1 || T < 1 || T > m->cfg.ctx)
     return bt_fail(BT_ERR_ARG, "batch %d x %d does not fit context %d", B, T, m->cfg.ctx);
-  return BT_OK;
+  return ensure_acts(m, B, T);
 }
 
 bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *loss) {
-  bt_error e = check_shape(m, B, T);
-  if (!e)
-    e = ensure_acts(m, B, T);
+  bt_error e = prepare(m, B, T);
   if (e)
     return e;
   const size_t N = (size_t)B * T;
@@ -377,9 +376,7 @@ bt_error bt_model_forward(bt_model *m, const uint8_t *seq, int B, int T, float *
 }
 
 bt_error bt_model_forward_tokens(bt_model *m, const uint16_t *seq, int B, int T, float *loss) {
-  bt_error e = check_shape(m, B, T);
-  if (!e)
-    e = ensure_acts(m, B, T);
+  bt_error e = prepare(m, B, T);
   if (e)
     return e;
   const int N = B * T;
