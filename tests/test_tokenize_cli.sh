@@ -16,7 +16,16 @@ cmp -s <(head -c $((20 + 8 * 44)) b-1K.btok | tail -c +21) <(head -c $((20 + 8 *
 expect 1 "already exists" "train does not replace without -f" -- "$TK" train --vocab 300 -o "$WORK/b" t.txt
 expect 0 "" "train -f replaces" -- "$TK" train --vocab 300 -o "$WORK/b" -f t.txt
 head -c 30000 "$BUILD/bt-tokenize" > bin.dat
-for f in t.txt bin.dat; do
+head -c 50000 /dev/urandom > rand.dat
+# every data kind of the data folder: an ImageNet JPEG and a LibriSpeech FLAC, whole, and the ood files
+files=(t.txt bin.dat rand.dat)
+for g in "$(find "$BT_DATA/images" -type f | sort | head -1)" "$(find "$BT_DATA/audio" -type f -name '*.flac' | sort | head -1)" \
+         "$BT_DATA"/ood/*; do
+  [ -f "$g" ] || continue
+  cp "$g" "kind.$(basename "$g")"; files+=("kind.$(basename "$g")")
+done
+[ ${#files[@]} -ge 5 ] && ok || bad "no JPEG or FLAC found under $BT_DATA"
+for f in "${files[@]}"; do
   "$TK" encode -t b-1K.btok "$f" "$f.tok" && "$TK" decode -t b-1K.btok "$f.tok" "$f.out" && cmp -s "$f" "$f.out" &&
     ok || bad "$f does not round-trip through files"
   "$TK" encode -t b-1K.btok < "$f" | "$TK" decode -t b-1K.btok | cmp -s - "$f" && ok || bad "$f does not round-trip through pipes"
