@@ -4,8 +4,8 @@
 # bt-decompress, with the same file on every ISA path and thread count;
 # text compresses, random data is stored (never expanded past the header);
 # chunks longer than the context, stream mode and adaptive coding are refused
-# with one line; a damaged payload never decodes to wrong bytes; and the
-# golden file is test_bpe_golden's.
+# with one line; a damaged payload never decodes to wrong bytes (the golden
+# file and its damaged copies are test_bpe_golden's).
 source "$(dirname "$0")/lib.sh"
 C="$BUILD/bt-compress"
 D="$BUILD/bt-decompress"
