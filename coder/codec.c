@@ -901,7 +901,7 @@ static bt_error encode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_
       break;
     }
     const uint8_t *src = jb->in + (c0 + (uint64_t)i) * jb->clen;
-    /* the inputs, w->tok: BOS, then the tokens (w->sym) shifted right */
+    /* w->tok: BOS, then the chunk's tokens (row r codes w->tok[r + 1]) */
     const size_t n = bt_bpe_encode16(c->bpe, src, (size_t)x->len, w->tok + 1); /* n <= len <= T */
     w->tok[0] = BT_BOS;
     bt_rc_enc rc;
