@@ -102,6 +102,7 @@ void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,
 #ifdef BT_HAVE_BF16_KERNEL
 void bt_gemm_bf16_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                          float *C, int ldc, int accumulate);
+float bt_peak_loop_bf16(long iters);
 #endif
 
 int bt_bf16_available(void) {
@@ -277,6 +278,49 @@ double bt_peak_gflops(bt_isa isa, int threads) {
   double dt = omp_get_wtime() - t0;
   (void)sink;
   return (double)iters * 12.0 * lanes * 2.0 * threads / dt * 1e-9;
+}
+
+/* vdpbf16ps's FLOP rate over the fp32 FMA's, on one thread: each loop is
+ * timed over at least 20 ms, best of three. Some CPUs that have AVX512_BF16
+ * run it at twice the FMA's FLOPs (AMD Zen 4 and 5, whose bf16 GEMM beat fp32
+ * there), others at half (the Intel Xeon of docs/measurements.md), where a
+ * bf16 GEMM can only lose. 0 where there is no bf16 kernel. */
+double bt_bf16_peak_ratio(void) {
+#ifdef BT_HAVE_BF16_KERNEL
+  if (!bt_bf16_available())
+    return 0.0;
+  static double ratio = -1.0;
+  if (ratio >= 0.0)
+    return ratio;
+  volatile float sink = 0.0f;
+  double best_f = 1e30, best_b = 1e30;
+  int lanes = 16;
+  long iters = 1 << 14;
+  for (int rep = 0; rep < 3; rep++)
+    for (;;) {
+      double t0 = omp_get_wtime();
+      sink += bt_peak_loop_avx512(iters, &lanes);
+      double t1 = omp_get_wtime();
+      sink += bt_peak_loop_bf16(iters);
+      double t2 = omp_get_wtime();
+      if (t1 - t0 < 0.02 && iters < (1L << 36)) {
+        iters *= 2;
+        continue;
+      }
+      /* seconds per iteration: 12 chains of FMA (2 FLOPs a lane) or of
+       * vdpbf16ps (4 FLOPs a lane) */
+      if ((t1 - t0) / iters < best_f)
+        best_f = (t1 - t0) / iters;
+      if ((t2 - t1) / iters < best_b)
+        best_b = (t2 - t1) / iters;
+      break;
+    }
+  (void)sink;
+  ratio = (4.0 / best_b) / (2.0 / best_f);
+  return ratio;
+#else
+  return 0.0;
+#endif
 }
 
 /* ==================================================================== */

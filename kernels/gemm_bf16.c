@@ -173,3 +173,24 @@ void bt_gemm_bf16_avx512(int ta, int tb, int M, int N, int K, const float *A, in
       tile_part(mr, ap, Kp, bp, c, ldc, nc, accumulate);
   }
 }
+
+/* The vdpbf16ps peak loop: bt_peak_loop's shape (12 independent chains on
+ * registers only) with one vdpbf16ps a chain a step, 64 FLOPs each (16 lanes,
+ * a pair of multiply-adds per lane). Returns a value that depends on every
+ * chain, so the loop stays. */
+float bt_peak_loop_bf16(long iters) {
+  volatile int vb = 0x3f803f7f, vi = 0x3a833a83; /* pairs of bf16 ~1 and ~0.001 */
+  const __m512bh b = (__m512bh)_mm512_set1_epi32(vb), a = (__m512bh)_mm512_set1_epi32(vi);
+  __m512 x[12];
+  for (int i = 0; i < 12; i++)
+    x[i] = _mm512_set1_ps(1.0f + 0.001f * (float)i);
+  for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++)
+      x[i] = _mm512_dpbf16_ps(x[i], i & 1 ? a : b, i & 1 ? b : a);
+  }
+  __m512 s = x[0];
+  for (int i = 1; i < 12; i++)
+    s = _mm512_add_ps(s, x[i]);
+  return _mm512_reduce_add_ps(s);
+}

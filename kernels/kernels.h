@@ -130,6 +130,10 @@ void bt_gemm_bf16_ref(int ta, int tb, int M, int N, int K, const float *A, int l
 /* 1 if the CPU has AVX512_BF16, this build has its kernel, and the active
  * ISA is avx512. */
 int bt_bf16_available(void);
+/* vdpbf16ps's FLOPs per second over the fp32 FMA's, measured on one thread
+ * (~0.1 s, once a process); 0 where bt_bf16_available() is 0. bf16 GEMMs can
+ * only pay where it is well above 1. */
+double bt_bf16_peak_ratio(void);
 
 /* Which GEMM the training ops called from this thread use: own kernels
  * (bit-portable), OpenBLAS, or bfloat16 inputs. The setting is per thread. */

@@ -331,9 +331,15 @@ static void test_bf16(void) {
   CHECK(dmax > 0 && dmax < 0.2, "bf16 against fp32: max difference %g", dmax);
   unmake(&b);
   if (!bt_bf16_available()) {
+    CHECK(bt_bf16_peak_ratio() == 0.0, "bf16 peak ratio %g without AVX512_BF16", bt_bf16_peak_ratio());
     printf("bf16: this CPU or build lacks AVX512_BF16; the kernel is not run (reference only)\n");
     return;
   }
+  /* --precision auto's measurement: a real rate, between a quarter of the
+   * FMA's FLOPs and four times them (seen: 0.35-0.5x on an Intel Xeon) */
+  const double ratio = bt_bf16_peak_ratio();
+  CHECK(ratio > 0.25 && ratio < 4.0, "vdpbf16ps / FMA FLOPs %g is not a plausible measurement", ratio);
+  printf("bf16: vdpbf16ps runs at %.2fx the FMA's FLOPs here\n", ratio);
   /* the kernel, bit for bit: shapes of every edge, 1 and 2 threads, with
    * subnormals, infinities and NaNs among the inputs */
   enum { NRAND = 60 };

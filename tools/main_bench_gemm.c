@@ -130,6 +130,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < maxa; i++) A[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
   for (size_t i = 0; i < maxb; i++) B[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
 
+  if (bt_bf16_available())
+    printf("# vdpbf16ps FLOPs / fp32 FMA FLOPs, one thread: %.2fx (bt-train --precision auto takes bf16 "
+           "from 1.5x)\n", bt_bf16_peak_ratio());
   printf("# GFLOP/s (best of repeats); pct = own avx512 / measured avx512 peak at the same "
          "threads; bf16x = bf16 inputs (AVX512_BF16) / own avx512 fp32\n");
   printf("%-14s %2s %2s %6s %5s %6s |", "shape", "ta", "tb", "M", "N", "K");

@@ -120,7 +120,8 @@ static void usage(FILE *f) {
           "  --muon-momentum X Muon's momentum (default 0.95)\n"
           "  --precision P     fp32 (default), bf16: the training GEMMs take bfloat16 inputs\n"
           "                    with fp32 accumulation and fp32 weights (CPUs with AVX512_BF16),\n"
-          "                    or auto: bf16 where the CPU has it for models of dim >= 256;\n"
+          "                    or auto: bf16 for models of dim >= 256 where the CPU has it\n"
+          "                    and runs it at >= 1.5x the FMA's FLOPs (measured, 0.1 s);\n"
           "                    recorded in the checkpoint,\n"
           "                    and a resume keeps the run's unless given\n"
           "  --clip X          clip the global gradient norm (default 1.0; 0 = off)\n"
@@ -731,14 +732,26 @@ int main(int argc, char **argv) {
   /* Ranks split each step's B micro-batches into runs of a power of two,
    * so that their partial sums are subtrees of gradsum.h's order. */
   const int per = B / nranks, first_mb = rank * per;
+  /* auto's bar: vdpbf16ps must run at this many times the FMA's FLOPs */
+#define BF16_PAYS 1.5
   /* --precision: the run's, or the flag's (a resume may change it) */
   if (o.precision)
-    /* auto: bf16 where the CPU has it and the model is wide enough for the
-     * GEMMs to pay for their packing (docs/measurements.md: d_model 256) */
+    /* auto: bf16 where the CPU has it, runs vdpbf16ps at well over the FMA's
+     * FLOPs (Zen 4 does; an Intel Xeon ran it at half), and the model is
+     * wide enough for the GEMMs to pay for their packing (docs/measurements.md:
+     * d_model 256) */
     st.precision = !strcmp(o.precision, "bf16") ||
-                           (!strcmp(o.precision, "auto") && bt_bf16_available() && bt_model_config(m)->d_model >= 256)
+                           (!strcmp(o.precision, "auto") && bt_model_config(m)->d_model >= 256 &&
+                            bt_bf16_peak_ratio() >= BF16_PAYS)
                        ? BT_PREC_BF16
                        : BT_PREC_FP32;
+  if (o.precision && !strcmp(o.precision, "auto") && !o.quiet) {
+    if (bt_bf16_available())
+      fprintf(stderr, "bt-train: --precision auto: %s (vdpbf16ps at %.2fx the FMA's FLOPs here; d_model %d)\n",
+              st.precision == BT_PREC_BF16 ? "bf16" : "fp32", bt_bf16_peak_ratio(), bt_model_config(m)->d_model);
+    else
+      fprintf(stderr, "bt-train: --precision auto: fp32 (no AVX512_BF16 on this CPU, build or BT_ISA)\n");
+  }
   if (st.precision == BT_PREC_BF16) {
     if (!bt_bf16_available())
       bt_die("%s: bf16 training needs AVX512_BF16, which this CPU (or build, or BT_ISA) lacks; "
