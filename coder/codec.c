@@ -1298,11 +1298,8 @@ static bt_error decompress_run(bt_codec *c, const uint8_t *in, size_t len, uint8
     }
     e = bt_container_parse_member(in + pos, len - pos, &m->h, &m->off, &m->len);
     if (e) {
-      if (nm > 0) { /* say which member: the first is the whole file for most */
-        char d[512];
-        snprintf(d, sizeof d, "%s", bt_error_detail());
-        e = bt_fail(e, "member %llu (at byte %zu): %s", (unsigned long long)nm + 1, pos, d);
-      }
+      if (nm > 0) /* say which member: the first is the whole file for most */
+        e = bt_fail(e, "member %llu (at byte %zu): %s", (unsigned long long)nm + 1, pos, bt_error_detail());
       break;
     }
     m->at = pos;
@@ -1350,11 +1347,8 @@ static bt_error decompress_run(bt_codec *c, const uint8_t *in, size_t len, uint8
   for (uint64_t i = 0, base = 0; !e && i < nm; i++) {
     proto.base = base;
     e = decode_member(c, in + mb[i].at, &mb[i].h, mb[i].off, res + base, &stored, &proto);
-    if (e && nm > 1) {
-      char d[512];
-      snprintf(d, sizeof d, "%s", bt_error_detail());
-      e = bt_fail(e, "member %llu: %s", (unsigned long long)i + 1, d);
-    }
+    if (e && nm > 1)
+      e = bt_fail(e, "member %llu: %s", (unsigned long long)i + 1, bt_error_detail());
     base += mb[i].h.orig_size;
   }
   for (uint64_t i = 0; i < nm; i++)

@@ -258,11 +258,9 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
       a->eps = get_f32(p + 20);
       a->weight_decay = get_f32(p + 24);
       a->lr_decay = get_f32(p + 28);
-      if (bt_adapt_check(a, h->ctx)) {
-        char why[256]; /* bt_fail rewrites the detail it would read */
-        snprintf(why, sizeof why, "%s", bt_error_detail());
-        return bt_fail(BT_ERR_FORMAT, "container: an adaptive schedule this version cannot replay (%s)", why);
-      }
+      if (bt_adapt_check(a, h->ctx))
+        return bt_fail(BT_ERR_FORMAT, "container: an adaptive schedule this version cannot replay (%s)",
+                       bt_error_detail());
     } else {
       for (int i = 0; i < OFF_HDRCRC - OFF_ADAPT; i++)
         if (p[i])

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char g_detail[512];
 
@@ -28,11 +29,15 @@ const char *bt_error_name(bt_error e) {
   return names[e];
 }
 
+/* Formats into a local buffer first, so the arguments may include
+ * bt_error_detail() itself: bt_fail(e, "reading %s: %s", name, bt_error_detail()). */
 bt_error bt_fail(bt_error e, const char *fmt, ...) {
+  char line[sizeof g_detail];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(g_detail, sizeof g_detail, fmt, ap);
+  vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
+  memcpy(g_detail, line, sizeof line);
   return e;
 }
 

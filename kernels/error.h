@@ -33,7 +33,9 @@ typedef enum {
 const char *bt_error_name(bt_error e);
 
 /* Records a detail for the calling thread (printf-style) and returns e, so
- * library code can write: return bt_fail(BT_ERR_IO, "cannot open %s", path); */
+ * library code can write: return bt_fail(BT_ERR_IO, "cannot open %s", path);
+ * The old detail may be an argument, to wrap it:
+ *   return bt_fail(e, "%s: %s", path, bt_error_detail()); */
 bt_error bt_fail(bt_error e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The calling thread's last detail, or "" (owned by the library). */
 const char *bt_error_detail(void);

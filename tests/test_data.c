@@ -101,6 +101,21 @@ static size_t xz_encode(const void *p, size_t n, uint8_t *out, size_t cap) {
 
 /* ---- checksums ---- */
 
+/* bt_fail may wrap the detail it replaces: "outer: inner", not "outer: outer: ..." */
+static void test_fail_wraps(void) {
+  bt_error e = bt_fail(BT_ERR_CORRUPT, "inner %d", 7);
+  e = bt_fail(e, "outer: %s", bt_error_detail());
+  CHECK(e == BT_ERR_CORRUPT && !strcmp(bt_error_detail(), "outer: inner 7"), "wrapped detail: '%s'",
+        bt_error_detail());
+  char big[700];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  bt_fail(BT_ERR_IO, "%s", big); /* cut to the slot, and still a string */
+  bt_fail(BT_ERR_IO, "y%s", bt_error_detail());
+  CHECK(bt_error_detail()[0] == 'y' && strlen(bt_error_detail()) > 400 && strlen(bt_error_detail()) < 700,
+        "long wrapped detail: %zu chars", strlen(bt_error_detail()));
+}
+
 static void test_sha256(void) {
   static const struct { const char *msg, *hex; } v[] = {
       {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
@@ -460,6 +475,7 @@ int main(void) {
   }
   if (!getenv("BT_DATA")) setenv("BT_DATA", "../shared/data", 1);
 
+  test_fail_wraps();
   test_sha256();
   test_md5();
   test_crc32();

@@ -182,12 +182,9 @@ static bt_error open_link(const obj *loc, const char *name, const char *where, o
   bt_error e = h5r_child(loc->f, &loc->o, name, &addr, &soft);
   if (e == BT_ERR_NOT_FOUND)
     return bt_fail(BT_ERR_NOT_FOUND, "missing %s/%s", where, name);
-  if (e == BT_ERR_FORMAT) {
-    char d[300];
-    snprintf(d, sizeof d, "%s", bt_error_detail());
+  if (e == BT_ERR_FORMAT)
     return bt_fail(BT_ERR_FORMAT, "%s/%s is not stored in the file itself (a soft or external link: %s)",
-                   where, name, d);
-  }
+                   where, name, bt_error_detail());
   if (e)
     return e;
   out->f = loc->f;
@@ -199,9 +196,7 @@ static bt_error want_link(const obj *loc, const char *name, const char *where, o
   bt_error e = open_link(loc, name, where, out);
   if (e != BT_ERR_NOT_FOUND)
     return e;
-  char d[300]; /* bt_fail formats into the buffer bt_error_detail returns */
-  snprintf(d, sizeof d, "%s", bt_error_detail());
-  return bt_fail(BT_ERR_CORRUPT, "%s", d);
+  return bt_fail(BT_ERR_CORRUPT, "%s", bt_error_detail());
 }
 
 /* A dataset must keep its npoints elements of elem bytes inside this file,
@@ -277,11 +272,8 @@ static bt_error get_tensor(const obj *grp, const bt_tensor_info *t, float *out, 
   uint8_t *raw = e ? NULL : malloc(t->size * sz);
   if (!e && !raw)
     e = bt_fail(BT_ERR_NOMEM, "reading %s", t->name);
-  if (!e && (e = h5r_read(d->f, &d->o, raw, (uint64_t)t->size * sz))) {
-    char dd[300];
-    snprintf(dd, sizeof dd, "%s", bt_error_detail());
-    e = bt_fail(e, "cannot read tensor %s/%s: %s", where, t->name, dd);
-  }
+  if (!e && (e = h5r_read(d->f, &d->o, raw, (uint64_t)t->size * sz)))
+    e = bt_fail(e, "cannot read tensor %s/%s: %s", where, t->name, bt_error_detail());
   for (size_t i = 0; !e && i < t->size; i++) {
     if (sz == 4) {
       const uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 | (uint32_t)raw[4 * i + 2] << 16 |
@@ -566,12 +558,7 @@ static bt_error read_config(const obj *f, const char *path, bt_config *cfg) {
   cfg->n_head = (int)H;
   cfg->ctx = (int)T;
   bt_error e = bt_config_check(cfg);
-  if (e) {
-    char d[512]; /* bt_fail formats into the buffer bt_error_detail returns */
-    snprintf(d, sizeof d, "%s", bt_error_detail());
-    return bt_fail(BT_ERR_FORMAT, "%s: %s", path, d);
-  }
-  return BT_OK;
+  return e ? bt_fail(BT_ERR_FORMAT, "%s: %s", path, bt_error_detail()) : BT_OK;
 }
 
 /* An open checkpoint: the file in memory and its root group. */
@@ -595,11 +582,9 @@ static bt_error open_verified(const char *path, ckpt_file *c) {
   if (!e && !c->root.o.is_group)
     e = bt_fail(BT_ERR_CORRUPT, "HDF5: the root is not a group");
   if (e) {
-    char d[400];
-    snprintf(d, sizeof d, "%s", bt_error_detail());
     free(c->buf);
     c->buf = NULL;
-    return strncmp(d, "HDF5: ", 6) == 0 ? bt_fail(e, "%s: %s", path, d) : bt_fail(e, "%s", d);
+    return strncmp(bt_error_detail(), "HDF5: ", 6) == 0 ? bt_fail(e, "%s: %s", path, bt_error_detail()) : e;
   }
   return BT_OK;
 }
@@ -791,10 +776,8 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
   st->threads = (int32_t)threads;
   st->ctx_min = (int32_t)ctx_min;
   if ((e = bt_train_state_check(st, bt_model_config(m)))) {
-    char d[512];
-    snprintf(d, sizeof d, "%s", bt_error_detail());
     free(gs);
-    return bt_fail(e, "%s: %s", path, d);
+    return bt_fail(e, "%s: %s", path, bt_error_detail());
   }
   /* The moments: checked whole (links, shapes, storage within the file)
    * before the model allocates them. */
@@ -831,11 +814,9 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
         e = bt_fail(BT_ERR_CORRUPT, "%s: /train/log claims more bytes than the file", path);
       else if (!(st->log = malloc(rows * BT_LOG_COLS * sizeof(double))))
         e = bt_fail(BT_ERR_NOMEM, "log");
-      else if ((e = h5r_read(d->f, &d->o, st->log, rows * BT_LOG_COLS * sizeof(double)))) {
-        char dd[300];
-        snprintf(dd, sizeof dd, "%s", bt_error_detail());
-        e = bt_fail(e, "%s: cannot read /train/log: %s", path, dd);
-      } else
+      else if ((e = h5r_read(d->f, &d->o, st->log, rows * BT_LOG_COLS * sizeof(double))))
+        e = bt_fail(e, "%s: cannot read /train/log: %s", path, bt_error_detail());
+      else
         st->log_rows = rows;
     }
   } else if (!e && le != BT_ERR_NOT_FOUND) {
@@ -857,11 +838,8 @@ static bt_error read_tokenizer(const obj *f, bt_model *m, const char *path) {
   uint8_t *img = NULL;
   uint64_t n = 0;
   bt_error e = want_link(f, "tokenizer", "", d);
-  if (e) {
-    char dd[300];
-    snprintf(dd, sizeof dd, "%s", bt_error_detail());
-    e = bt_fail(e, "%s: a model of %d tokens without its tokenizer: %s", path, V, dd);
-  }
+  if (e)
+    e = bt_fail(e, "%s: a model of %d tokens without its tokenizer: %s", path, V, bt_error_detail());
   if (!e && (!d->o.is_dataset || d->o.ndim != 1 || d->o.type.cls != H5R_INT || d->o.type.size != 1))
     e = bt_fail(BT_ERR_CORRUPT, "%s: /tokenizer is not a 1-D dataset of bytes", path);
   if (!e) {
@@ -878,11 +856,8 @@ static bt_error read_tokenizer(const obj *f, bt_model *m, const char *path) {
   if (!e)
     e = h5r_read(d->f, &d->o, img, n);
   bt_bpe *bpe = NULL;
-  if (!e && (e = bt_bpe_parse(&bpe, img, n))) {
-    char dd[300];
-    snprintf(dd, sizeof dd, "%s", bt_error_detail());
-    e = bt_fail(BT_ERR_CORRUPT, "%s: its tokenizer: %s", path, dd);
-  }
+  if (!e && (e = bt_bpe_parse(&bpe, img, n)))
+    e = bt_fail(BT_ERR_CORRUPT, "%s: its tokenizer: %s", path, bt_error_detail());
   if (!e && bt_bpe_vocab(bpe) != V)
     e = bt_fail(BT_ERR_CORRUPT, "%s: its tokenizer has %d tokens, the model %d", path, bt_bpe_vocab(bpe), V);
   if (!e)
