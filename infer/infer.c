@@ -663,10 +663,11 @@ typedef struct {
 static inline uint16_t input_at(inputs_t in, size_t i) { return in.b ? in.b[i] : in.w[i]; }
 /* (a byte is in every vocabulary: V >= 256) */
 
-/* BT_ERR_ARG if a token of a pass is outside the model's vocabulary. */
-static bt_error check_token(const bt_infer *inf, uint16_t t) {
-  if (t >= inf->view.vocab)
-    return bt_fail(BT_ERR_ARG, "token %d is outside the vocabulary of %d", t, inf->view.vocab);
+/* BT_ERR_ARG if input i of a pass is a token outside the model's vocabulary
+ * (bytes are always inside it). */
+static bt_error check_token(const bt_infer *inf, inputs_t in, size_t i) {
+  if (in.w && in.w[i] >= inf->view.vocab)
+    return bt_fail(BT_ERR_ARG, "token %d is outside the vocabulary of %d", in.w[i], inf->view.vocab);
   return BT_OK;
 }
 
@@ -676,7 +677,7 @@ static bt_error batched(bt_infer *inf, inputs_t seq, int n, int T, float *logits
                    n, T, inf->max_streams, inf->max_T);
   if (seq.w)
     for (size_t i = 0; i < (size_t)n * T; i++)
-      if (check_token(inf, seq.w[i]))
+      if (check_token(inf, seq, i))
         return BT_ERR_ARG;
   /* Whole sequences per call, as many as fit G rows. */
   const int per = inf->G / T;
@@ -709,7 +710,7 @@ static bt_error step(bt_infer *inf, inputs_t tok, int n, float *logits) {
     if (inf->pos[s] > 0 && !tok.b && !tok.w)
       return bt_fail(BT_ERR_ARG, "stream %d is at position %d: step needs its input byte", s,
                      inf->pos[s]);
-    if (inf->pos[s] > 0 && check_token(inf, input_at(tok, (size_t)s)))
+    if (inf->pos[s] > 0 && check_token(inf, tok, (size_t)s))
       return BT_ERR_ARG;
   }
   for (int s = 0; s < n; s++) {
@@ -733,9 +734,9 @@ static bt_error prefill(bt_infer *inf, inputs_t seq, size_t ld, const int *len, 
     if (len[s] < 0 || len[s] + 1 > inf->max_T || (len[s] > 0 && ld < (size_t)len[s]))
       return bt_fail(BT_ERR_ARG, "prefix %d of stream %d does not fit %d positions", len[s], s,
                      inf->max_T);
-  for (int s = 0; s < n; s++)
+  for (int s = 0; seq.w && s < n; s++)
     for (int p = 0; p < len[s]; p++)
-      if (check_token(inf, input_at(seq, (size_t)s * ld + p)))
+      if (check_token(inf, seq, (size_t)s * ld + p))
         return BT_ERR_ARG;
   bt_infer_reset(inf, n);
   /* Rows stream by stream, cut into calls of at most G rows; a stream may
@@ -776,8 +777,8 @@ static bt_error extend(bt_infer *inf, inputs_t tok, size_t ld, const int *nrows,
       return bt_fail(BT_ERR_ARG, "%d rows of stream %d at position %d do not fit %d positions",
                      nrows[s], s, inf->pos[s], inf->max_T);
     total += nrows[s];
-    for (int i = 0; i < nrows[s]; i++)
-      if (inf->pos[s] + i > 0 && check_token(inf, input_at(tok, (size_t)s * ld + i)))
+    for (int i = 0; tok.w && i < nrows[s]; i++)
+      if (inf->pos[s] + i > 0 && check_token(inf, tok, (size_t)s * ld + i))
         return BT_ERR_ARG;
   }
   if (total > inf->G)
