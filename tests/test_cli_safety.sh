@@ -161,5 +161,10 @@ for p in "$BUILD"/bt-*; do
   for h in -h --help; do
     "$p" $h > help.txt 2>&1 </dev/null && grep -qi "usage" help.txt && ok || bad "$(basename "$p") $h: not exit 0 with a usage"
   done
+  # an unknown option: exit 1 or 2, and a usage line that names the program once
+  n=$(basename "$p")
+  "$p" --no-such-option > bogus.txt 2>&1 </dev/null; rc=$?
+  { [ $rc = 1 ] || [ $rc = 2 ]; } && ! grep -qi "usage: *$n $n" bogus.txt && ok ||
+    bad "$n --no-such-option: rc $rc, $(grep -i usage bogus.txt | head -1)"
 done
 summary

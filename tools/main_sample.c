@@ -28,11 +28,10 @@
 #include "tools/baselines.h"
 #include "train/ckpt.h"
 
-static const char *SYNOPSIS =
-    "bt-sample --compressor gzip|lzma2|zstd|bzip2|CKPT.h5 [options] PROMPT_FILE\n";
+static const char *SYNOPSIS = "--compressor gzip|lzma2|zstd|bzip2|CKPT.h5 [options] PROMPT_FILE";
 
 static void usage(void) {
-  printf("usage: %s"
+  printf("usage: bt-sample %s\n"
          "Continues PROMPT_FILE ('-': stdin) with bytes sampled from a compressor\n"
          "used as a generative model, rho(b|x) ~ 2^-(len C(x.b) - len C(x)) (classical\n"
          "compressors), or from a bt model's own distribution (a checkpoint).\n"
@@ -101,19 +100,32 @@ static int draw_p(const double *lp, int V, double temp, int topk, uint64_t *rng,
   return order[k - 1];
 }
 
+/* draw_p's scratch for V symbols, allocated once a run. */
+typedef struct {
+  double *p;
+  int *order;
+  int V;
+} drawer;
+
+static drawer drawer_new(int V) {
+  drawer d = {malloc((size_t)V * sizeof *d.p), malloc((size_t)V * sizeof *d.order), V};
+  if (!d.p || !d.order)
+    bt_die("out of memory");
+  return d;
+}
+
+static void drawer_free(drawer *d) {
+  free(d->p);
+  free(d->order);
+}
+
 /* draw_p; with dist, prints the normalised probabilities on stderr as one
  * line (--dist). */
-static int draw(const double *lp, int V, double temp, int topk, uint64_t *rng, int dist) {
-  double *p = malloc((size_t)V * sizeof *p);
-  int *order = malloc((size_t)V * sizeof *order);
-  if (!p || !order)
-    bt_die("out of memory");
-  const int b = draw_p(lp, V, temp, topk, rng, p, order);
+static int draw(drawer *d, const double *lp, double temp, int topk, uint64_t *rng, int dist) {
+  const int b = draw_p(lp, d->V, temp, topk, rng, d->p, d->order);
   if (dist)
-    for (int i = 0; i < V; i++)
-      fprintf(stderr, "%.17g%c", p[i], i == V - 1 ? '\n' : ' ');
-  free(p);
-  free(order);
+    for (int i = 0; i < d->V; i++)
+      fprintf(stderr, "%.17g%c", d->p[i], i == d->V - 1 ? '\n' : ' ');
   return b;
 }
 
@@ -137,6 +149,7 @@ static void sample_model(bt_model *m, const uint8_t *prompt, size_t np, uint64_t
   double *lp = malloc((size_t)V * sizeof *lp);
   if (!h || !logits || !lp)
     bt_die("out of memory");
+  drawer d = drawer_new(V);
   size_t n = np;
   if (bpe)
     n = bt_bpe_encode16(bpe, prompt, np, h);
@@ -160,7 +173,7 @@ static void sample_model(bt_model *m, const uint8_t *prompt, size_t np, uint64_t
     }
     for (int v = 0; v < V; v++)
       lp[v] = logits[v];
-    const int t = draw(lp, V, temp, topk, rng, dist);
+    const int t = draw(&d, lp, temp, topk, rng, dist);
     h[n++] = (uint16_t)t;
     const uint8_t byte = (uint8_t)t, *bytes = &byte;
     size_t len = bpe ? bt_bpe_token(bpe, (uint32_t)t, &bytes) : 1;
@@ -171,6 +184,7 @@ static void sample_model(bt_model *m, const uint8_t *prompt, size_t np, uint64_t
   }
   bt_infer_free(inf);
   bt_bpe_free(bpe);
+  drawer_free(&d);
   free(h);
   free(logits);
   free(lp);
@@ -263,6 +277,7 @@ int main(int argc, char **argv) {
     uint8_t *buf = malloc(ctxlen + 1);
     if (!buf)
       bt_die("out of memory");
+    drawer d = drawer_new(256);
     for (uint64_t i = 0; i < nbytes; i++) {
       /* The last ctxlen - 1 bytes, then each candidate byte. */
       const size_t h = n < ctxlen - 1 ? n : ctxlen - 1;
@@ -277,8 +292,9 @@ int main(int argc, char **argv) {
         /* 2^-(8 (len - base)) in natural log */
         lp[b] = -8.0 * ((double)len - (double)base) * log(2.0);
       }
-      out[i] = x[n++] = (uint8_t)draw(lp, 256, temp, (int)topk, &rng, dist);
+      out[i] = x[n++] = (uint8_t)draw(&d, lp, temp, (int)topk, &rng, dist);
     }
+    drawer_free(&d);
     free(buf);
     bt_bl_ctx_free(bc);
   }
