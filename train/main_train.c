@@ -38,6 +38,20 @@ __attribute__((noreturn)) static void die_bt(bt_error e, const char *what) {
   bt_die("%s: %s%s%s", what, bt_error_name(e), *d ? ": " : "", d);
 }
 
+/* A .btok file's image as a checkpoint stores it (malloc'd, *n bytes), and
+ * its vocabulary in *vocab (if not NULL); dies on a bad file. */
+static uint8_t *load_tokenizer(const char *path, size_t *n, int *vocab) {
+  bt_bpe *t;
+  uint8_t *img;
+  bt_error e;
+  if ((e = bt_bpe_load(&t, path)) || (e = bt_bpe_serialize(t, &img, n)))
+    die_bt(e, "cannot load the tokenizer");
+  if (vocab)
+    *vocab = bt_bpe_vocab(t);
+  bt_bpe_free(t);
+  return img;
+}
+
 /* ==================================================================== */
 /* Options                                                              */
 /* ==================================================================== */
@@ -635,15 +649,11 @@ int main(int argc, char **argv) {
     if (o.tokenizer) { /* the run's own tokenizer is in its checkpoint; a different one is refused */
       size_t have_n;
       const uint8_t *have = bt_model_tokenizer(m, &have_n);
-      bt_bpe *t;
-      uint8_t *img;
       size_t img_n;
-      if ((e = bt_bpe_load(&t, o.tokenizer)) || (e = bt_bpe_serialize(t, &img, &img_n)))
-        die_bt(e, "cannot load the tokenizer");
+      uint8_t *img = load_tokenizer(o.tokenizer, &img_n, NULL);
       if (img_n != have_n || memcmp(img, have, img_n))
         bt_die("checkpoint %s was trained %s, not with %s", o.resume,
                have_n ? "with another tokenizer" : "on bytes", o.tokenizer);
-      bt_bpe_free(t);
       free(img);
     }
     if (o.val_split > 0 && o.val_split != st.val_split)
@@ -675,13 +685,8 @@ int main(int argc, char **argv) {
     cfg.ctx = o.ctx;
     uint8_t *img = NULL;
     size_t img_n = 0;
-    if (o.tokenizer) {
-      bt_bpe *t;
-      if ((e = bt_bpe_load(&t, o.tokenizer)) || (e = bt_bpe_serialize(t, &img, &img_n)))
-        die_bt(e, "cannot load the tokenizer");
-      cfg.vocab = bt_bpe_vocab(t);
-      bt_bpe_free(t);
-    }
+    if (o.tokenizer)
+      img = load_tokenizer(o.tokenizer, &img_n, &cfg.vocab);
     if ((e = bt_config_check(&cfg)))
       die_bt(e, "invalid model");
     if ((e = bt_model_create(&m, &cfg)))
