@@ -630,13 +630,15 @@ typedef bt_chunk_result enc_chunk_t;
 static void code_rows(bt_rc_enc *rc, enc_chunk_t *ch, const float *logits, const uint8_t *x,
                       uint32_t p, uint32_t cnt) {
   uint32_t freq[256], cum[257];
+  float e[256];
   for (uint32_t t = p; t < p + cnt; t++) {
     const float *row = logits + (size_t)t * 256;
     int b = x[t];
-    ch->logloss += bt_logits_logloss_bits(row, b);
-    if (bt_rc_enc_overflowed(rc))
-      continue; /* it will be stored raw: no need to code the rest */
-    bt_quantize_logits(row, freq);
+    if (bt_rc_enc_overflowed(rc)) { /* it will be stored raw: no need to code the rest */
+      ch->logloss += bt_logits_logloss_bits(row, b);
+      continue;
+    }
+    ch->logloss += bt_quantize_logits_v_loss(row, 256, freq, e, b);
     bt_freq_cumulative(freq, cum);
     ch->coded_bits += bt_freq_cost_bits(freq, b);
     bt_rc_encode(rc, cum[b], freq[b]);
@@ -780,6 +782,7 @@ static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   bt_bin_enc rc;
   bt_bin_enc_init(&rc, x->buf, x->len - 1);
   uint32_t freq[256];
+  float qe[256];
   int t = 0;
   float lr = a->lr;
   const uint64_t nwin = n_windows(x->len, W);
@@ -791,8 +794,7 @@ static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
     for (uint32_t r = wn.prefix; r < (uint32_t)Tw && !e; r++) {
       const float *row = w->logits + (size_t)r * 256;
       const int b = seq[r];
-      x->logloss += bt_logits_logloss_bits(row, b);
-      bt_quantize_logits(row, freq);
+      x->logloss += bt_quantize_logits_v_loss(row, 256, freq, qe, b);
       bt_cm_begin(w->cm, freq, in, wn.start + (r - wn.prefix));
       x->coded_bits += bt_cm_encode_byte(w->cm, &rc, b);
     }
@@ -913,10 +915,12 @@ static bt_error encode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_
       for (int r = 0; r < rows && !e; r++) {
         const float *row = w->logits + (size_t)r * V;
         const int sym = w->tok[t0 + (size_t)r + 1];
-        x->logloss += bt_logits_logloss_bits_v(row, V, sym);
-        if (bt_rc_enc_overflowed(&rc))
-          continue; /* it will be stored raw */
-        token_table(w, row, V);
+        if (bt_rc_enc_overflowed(&rc)) { /* it will be stored raw */
+          x->logloss += bt_logits_logloss_bits_v(row, V, sym);
+          continue;
+        }
+        x->logloss += bt_quantize_logits_v_loss(row, V, w->freq, w->qscratch, sym);
+        bt_freq_cumulative_v(w->freq, V, w->cum);
         x->coded_bits += (double)BT_FREQ_BITS - log2((double)w->freq[sym]);
         bt_rc_encode(&rc, w->cum[sym], w->freq[sym]);
       }

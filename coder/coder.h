@@ -122,6 +122,11 @@ void bt_quantize_logits(const float logits[256], uint32_t freq[256]);
  * floats. 1 <= V <= BT_MAX_SYMBOLS. */
 #define BT_MAX_SYMBOLS 65536
 void bt_quantize_logits_v(const float *logits, int V, uint32_t *freq, float *scratch);
+/* bt_quantize_logits_v (the same freq bits), returning the model's
+ * -log2 softmax(logits)[sym] from the quantiser's own exponentials (single
+ * precision; for reports only, like bt_logits_logloss_bits_v, which it
+ * falls back to where the float probability underflows). */
+double bt_quantize_logits_v_loss(const float *logits, int V, uint32_t *freq, float *scratch, int sym);
 /* cum[V + 1] of freq[V]. */
 void bt_freq_cumulative_v(const uint32_t *freq, int V, uint32_t *cum);
 /* The symbol s < V whose interval [cum[s], cum[s+1]) holds target < 2^24

@@ -21,7 +21,7 @@
 
 /* The quantiser over V symbols, e (V floats) its scratch. With V = 256
  * these are the operations bt_quantize_logits has always done, in order. */
-static inline void quantize(const float *logits, int V, uint32_t *freq, float *e) {
+static inline float quantize(const float *logits, int V, uint32_t *freq, float *e) {
   /* Max over the non-NaN logits (NaN compares false and is skipped). The
    * loops below are written branch-free so compilers vectorise them; none of
    * them reassociates anything, so the bits do not depend on that. */
@@ -65,6 +65,7 @@ static inline void quantize(const float *logits, int V, uint32_t *freq, float *e
   int64_t diff = (int64_t)BT_FREQ_TOTAL - (int64_t)total;
   assert((int64_t)freq[big] + diff >= 1);
   freq[big] = (uint32_t)((int64_t)freq[big] + diff);
+  return m == -INFINITY || m == INFINITY ? 0.0f : s; /* 0: no model probability to report */
 }
 
 void bt_quantize_logits(const float logits[256], uint32_t freq[256]) {
@@ -75,6 +76,17 @@ void bt_quantize_logits(const float logits[256], uint32_t freq[256]) {
 void bt_quantize_logits_v(const float *logits, int V, uint32_t *freq, float *scratch) {
   assert(V >= 1 && V <= BT_MAX_SYMBOLS);
   quantize(logits, V, freq, scratch);
+}
+
+double bt_quantize_logits_v_loss(const float *logits, int V, uint32_t *freq, float *scratch, int sym) {
+  assert(V >= 1 && V <= BT_MAX_SYMBOLS && sym >= 0 && sym < V);
+  const float s = quantize(logits, V, freq, scratch);
+  /* scratch[sym] / s is softmax(logits)[sym] in single precision; where it
+   * underflowed, or the logits had no finite maximum, the double-precision
+   * report says what it can */
+  if (s > 0.0f && scratch[sym] > 0.0f)
+    return -log2((double)scratch[sym] / (double)s);
+  return bt_logits_logloss_bits_v(logits, V, sym);
 }
 
 void bt_freq_cumulative_v(const uint32_t *freq, int V, uint32_t *cum) {

@@ -454,6 +454,28 @@ static void test_quant_v(void) {
       if (t == 3)
         for (int i = 0; i < V; i++) l[i] = -INFINITY;
       bt_quantize_logits_v(l, V, f, sc);
+      { /* the fused log-loss: the same table, and the double report's figure */
+        uint32_t *f2 = malloc((size_t)V * sizeof *f2);
+        float *sc2 = malloc((size_t)V * sizeof *sc2);
+        int worst = 0;
+        double dmax = 0;
+        for (int q = 0; q < 8; q++) {
+          const int sym = q == 0 ? V - 1 : (int)(check_rng_next_(&rs) % (uint64_t)V);
+          const double got = bt_quantize_logits_v_loss(l, V, f2, sc2, sym), want = bt_logits_logloss_bits_v(l, V, sym);
+          worst |= memcmp(f, f2, (size_t)V * sizeof *f);
+          if (t == 0 || t == 4 || t == 5) {
+            const double d = fabs(got - want);
+            dmax = d > dmax ? d : dmax;
+          } else if (t == 1) /* a NaN logit counts as probability 0, as in the table: the
+                                * other symbols' losses stay finite (the double report's are NaN) */
+            worst |= sym == V - 1 ? !isnan(got) : !isfinite(got);
+          else /* +inf or all -inf logits: both say NaN */
+            worst |= !isnan(got) || !isnan(want);
+        }
+        CHECK(!worst && dmax < 1e-4, "V = %d case %d: the fused log-loss: wrong table or figure, %.3g bits off",
+              V, t, dmax);
+        free(f2), free(sc2);
+      }
       uint64_t sum = 0;
       int ok = 1;
       for (int i = 0; i < V; i++) {
