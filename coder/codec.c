@@ -626,6 +626,22 @@ static bt_error run_groups(bt_codec *c, const job_t *j) {
  * means stored raw. */
 typedef bt_chunk_result enc_chunk_t;
 
+/* Chunk id of the job: its length, and a buffer for its coded bytes, which
+ * must come out strictly shorter than the chunk (capacity len - 1). */
+static bt_error chunk_alloc(const job_t *jb, uint64_t id) {
+  enc_chunk_t *x = &jb->ch[id];
+  x->len = bt_container_chunk_len(jb->h, id);
+  x->buf = malloc(x->len > 1 ? x->len - 1 : 1);
+  return x->buf ? BT_OK : bt_fail(BT_ERR_NOMEM, "chunk buffer");
+}
+
+/* The chunk's size from its coder's finish (SIZE_MAX: overflowed): the coded
+ * bytes if they are fewer than the chunk's, else the stored fallback (size
+ * == len). */
+static void chunk_size(enc_chunk_t *x, size_t got) {
+  x->size = got == SIZE_MAX || got >= x->len ? (size_t)x->len : got;
+}
+
 /* Codes logits rows [p, p+cnt) of one window, predicting bytes x[p..]. */
 static void code_rows(bt_rc_enc *rc, enc_chunk_t *ch, const float *logits, const uint8_t *x,
                       uint32_t p, uint32_t cnt) {
@@ -648,7 +664,6 @@ static void code_rows(bt_rc_enc *rc, enc_chunk_t *ch, const float *logits, const
 /* Encodes chunks [c0, c0+k) of the input on worker w: each window index j
  * across the group, windows of equal length in one batched pass. */
 static bt_error encode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t c0, int k) {
-  const bt_container_header *h = jb->h;
   const uint8_t *in = jb->in;
   const uint64_t clen = jb->clen;
   enc_chunk_t *ch = jb->ch;
@@ -660,15 +675,9 @@ static bt_error encode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
   if (!seqs)
     return bt_fail(BT_ERR_NOMEM, "sequence buffer");
   bt_error e = BT_OK;
-  for (int i = 0; i < k && !e; i++) {
-    enc_chunk_t *x = &ch[c0 + (uint64_t)i];
-    x->len = bt_container_chunk_len(h, c0 + (uint64_t)i);
-    x->buf = malloc(x->len > 1 ? x->len - 1 : 1);
-    if (!x->buf)
-      e = bt_fail(BT_ERR_NOMEM, "chunk buffer");
-    else
-      bt_rc_enc_init(&rc[i], x->buf, x->len - 1);
-  }
+  for (int i = 0; i < k && !e; i++)
+    if (!(e = chunk_alloc(jb, c0 + (uint64_t)i)))
+      bt_rc_enc_init(&rc[i], ch[c0 + (uint64_t)i].buf, ch[c0 + (uint64_t)i].len - 1);
   uint64_t maxw = e ? 0 : n_windows(ch[c0].len, W);
   for (uint64_t j = 0; j < maxw && !e; j++) {
     int nw = 0;
@@ -694,11 +703,8 @@ static bt_error encode_group(bt_codec *c, worker_t *w, const job_t *jb, uint64_t
     if (k == 1 && !e)
       window_progress(c, jb, c0, wins[0].start + wins[0].coded);
   }
-  for (int i = 0; i < k && !e; i++) {
-    enc_chunk_t *x = &ch[c0 + (uint64_t)i];
-    size_t got = bt_rc_enc_finish(&rc[i]);
-    x->size = got == SIZE_MAX || got >= x->len ? (size_t)x->len : got; /* stored fallback */
-  }
+  for (int i = 0; i < k && !e; i++)
+    chunk_size(&ch[c0 + (uint64_t)i], bt_rc_enc_finish(&rc[i]));
   free(seqs);
   return e;
 }
@@ -774,11 +780,10 @@ static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
   enc_chunk_t *x = &jb->ch[ci];
   const uint8_t *in = jb->in + ci * jb->clen;
   const int W = (int)a->window;
-  x->len = bt_container_chunk_len(jb->h, ci);
-  x->buf = malloc(x->len > 1 ? x->len - 1 : 1);
-  if (!x->buf)
-    return bt_fail(BT_ERR_NOMEM, "chunk buffer");
-  bt_error e = adapt_begin(c, w, a);
+  bt_error e = chunk_alloc(jb, ci);
+  if (e)
+    return e;
+  e = adapt_begin(c, w, a);
   bt_bin_enc rc;
   bt_bin_enc_init(&rc, x->buf, x->len - 1);
   uint32_t freq[256];
@@ -803,10 +808,8 @@ static bt_error encode_adaptive(bt_codec *c, worker_t *w, const job_t *jb, uint6
     lr *= a->lr_decay;
     window_progress(c, jb, ci, wn.start + wn.coded);
   }
-  if (!e) {
-    size_t got = bt_bin_enc_finish(&rc);
-    x->size = got == SIZE_MAX || got >= x->len ? (size_t)x->len : got;
-  }
+  if (!e)
+    chunk_size(x, bt_bin_enc_finish(&rc));
   return e;
 }
 
@@ -896,12 +899,8 @@ static bt_error encode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_
   bt_error e = ensure_token_bufs(w, c->T, V);
   for (int i = 0; i < k && !e; i++) {
     enc_chunk_t *x = &jb->ch[c0 + (uint64_t)i];
-    x->len = bt_container_chunk_len(jb->h, c0 + (uint64_t)i);
-    x->buf = malloc(x->len > 1 ? x->len - 1 : 1);
-    if (!x->buf) {
-      e = bt_fail(BT_ERR_NOMEM, "chunk buffer");
+    if ((e = chunk_alloc(jb, c0 + (uint64_t)i)))
       break;
-    }
     const uint8_t *src = jb->in + (c0 + (uint64_t)i) * jb->clen;
     /* w->tok: BOS, then the chunk's tokens (row r codes w->tok[r + 1]) */
     const size_t n = bt_bpe_encode16(c->bpe, src, (size_t)x->len, w->tok + 1); /* n <= len <= T */
@@ -925,10 +924,8 @@ static bt_error encode_tokens(bt_codec *c, worker_t *w, const job_t *jb, uint64_
         bt_rc_encode(&rc, w->cum[sym], w->freq[sym]);
       }
     }
-    if (!e) {
-      const size_t got = bt_rc_enc_finish(&rc);
-      x->size = got == SIZE_MAX || got >= x->len ? (size_t)x->len : got; /* stored fallback */
-    }
+    if (!e)
+      chunk_size(x, bt_rc_enc_finish(&rc));
   }
   return e;
 }
