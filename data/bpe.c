@@ -285,6 +285,7 @@ typedef struct {
   uint32_t *w;
   uint32_t nw, cw;
   uint32_t stamp; /* the last merge that changed its count, + 1 */
+  int64_t before; /* its count before that merge */
 } pair_t;
 
 typedef struct {
@@ -399,6 +400,8 @@ static int pair_add(trainer *tr, uint32_t a, uint32_t b, int64_t d, uint32_t w, 
   if (i < 0)
     return -1;
   pair_t *p = &tr->pairs[i];
+  if (p->stamp != stamp)
+    p->before = p->count;
   p->count += d;
   if (list) {
     if (p->nw == p->cw) {
@@ -588,8 +591,10 @@ bt_error bt_bpe_train(bt_bpe **out, const uint8_t *text, size_t n, int vocab, bt
     tr.pairs[pi].w = NULL;
     tr.pairs[pi].nw = tr.pairs[pi].cw = 0;
     for (size_t x = 0; x < tr.ntouched && !oom; x++) {
+      /* a word's pairs away from the merge are taken out and put back:
+       * their counts, and their heap entries, still hold */
       const pair_t *p = &tr.pairs[tr.touched[x]];
-      if (p->count > 0)
+      if (p->count > 0 && p->count != p->before)
         oom = heap_push(&tr, p->count, p->key);
     }
     nm++;
