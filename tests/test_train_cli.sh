@@ -88,4 +88,13 @@ with h5py.File(sys.argv[1], "r+") as f: f["train"].attrs["lr"] = 1e30; f["train"
 PY
 # (editing with h5py breaks bt's file checksum, so this must be refused as damaged)
 expect 1 "damaged" "checkpoint edited outside bt is refused" -- "$TRAIN" -q --resume "$WORK/good.h5" --steps 40 "$WORK/small.txt"
+# --precision auto says what it chose and why; a model narrower than 256
+# stays fp32 whatever the CPU, and so does every CPU on the avx2 path.
+"$TRAIN" --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 --steps 2 --precision auto -o "$WORK/auto.h5" \
+  "$WORK/small.txt" 2> "$WORK/auto.err"
+grep -q "^bt-train: --precision auto: fp32 (" "$WORK/auto.err" && "$BUILD/bt-ckpt" info "$WORK/auto.h5" | grep -q "precision   fp32" &&
+  ok || bad "--precision auto on a narrow model: $(cat "$WORK/auto.err")"
+BT_ISA=avx2 "$TRAIN" --layers 1 --dim 256 --heads 8 --ctx 32 --batch 1 --steps 1 --precision auto -o "$WORK/auto2.h5" \
+  "$WORK/small.txt" 2> "$WORK/auto2.err"
+grep -q "precision auto: fp32 (no AVX512_BF16" "$WORK/auto2.err" && ok || bad "--precision auto on avx2: $(cat "$WORK/auto2.err")"
 summary
