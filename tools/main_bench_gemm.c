@@ -3,7 +3,7 @@
  * of OpenBLAS, at 1 and 2 threads, on the shapes training and decoding use,
  * against the measured FMA peak. A benchmark, not a test.
  *
- *   bt-bench-gemm [-s big|small|all] [-T maxthreads] [-r seconds]
+ *   bt-bench-gemm [-s big|small|train|all] [-T maxthreads] [-r seconds]
  */
 #include "tools/cli.h"
 #include "kernels/kernels.h"
@@ -43,7 +43,7 @@ static double time_gemm(gemm_fn f, const bench_shape *s, const float *A, const f
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: bt-bench-gemm [-s big|small|all] [-T maxthreads] [-r seconds]\n");
+  fprintf(f, "usage: bt-bench-gemm [-s big|small|train|all] [-T maxthreads] [-r seconds]\n");
 }
 
 int main(int argc, char **argv) {
@@ -72,27 +72,50 @@ int main(int argc, char **argv) {
   }
   if (maxt < 1)
     maxt = 1;
-  int do_big = strcmp(set, "small") != 0, do_small = strcmp(set, "big") != 0;
+  int do_big = !strcmp(set, "big") || !strcmp(set, "all"), do_small = !strcmp(set, "small") || !strcmp(set, "all");
+  int do_train = !strcmp(set, "train");
+  if (!do_big && !do_small && !do_train)
+    bt_usage_error("-s wants big, small, train or all, not '%s'", set);
   const int R = 16384; /* tokens per step of the 3.2M preset: 8 x 2048 */
-  bench_shape shapes[96];
+  bench_shape shapes[128];
+  static char names[128][48];
   int ns = 0;
   if (do_big) {
     static const int ic_oc[][2] = {{256, 768}, {256, 256}, {256, 1024}, {1024, 256},
                                    {128, 384}, {128, 512}, {512, 128},
                                    {64, 192},  {64, 256},  {256, 64}};
-    static char names[64][48];
     for (size_t t = 0; t < sizeof ic_oc / sizeof ic_oc[0]; t++) {
       int IC = ic_oc[t][0], OC = ic_oc[t][1];
-      snprintf(names[3 * t], 48, "fwd %dx%d", IC, OC);
-      shapes[ns++] = (bench_shape){names[3 * t], 0, 1, R, OC, IC};
+      snprintf(names[ns], 48, "fwd %dx%d", IC, OC);
+      shapes[ns] = (bench_shape){names[ns], 0, 1, R, OC, IC};
+      ns++;
       if (t < 4) {
-        snprintf(names[3 * t + 1], 48, "dinp %dx%d", IC, OC);
-        shapes[ns++] = (bench_shape){names[3 * t + 1], 0, 0, R, IC, OC};
+        snprintf(names[ns], 48, "dinp %dx%d", IC, OC);
+        shapes[ns] = (bench_shape){names[ns], 0, 0, R, IC, OC};
+        ns++;
       }
       if (t < 4 || t == 7) {
-        snprintf(names[3 * t + 2], 48, "dw %dx%d", IC, OC);
-        shapes[ns++] = (bench_shape){names[3 * t + 2], 1, 0, OC, IC, R};
+        snprintf(names[ns], 48, "dw %dx%d", IC, OC);
+        shapes[ns] = (bench_shape){names[ns], 1, 0, OC, IC, R};
+        ns++;
       }
+    }
+  }
+  /* every linear layer of every preset (QKV, attention out, FFN in and out,
+   * the byte head), forward and both backward GEMMs, as bt-train calls them */
+  for (int C = 64; do_train && C <= 256; C *= 2) {
+    const int ic_oc[][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, 256}};
+    for (int t = 0; t < 5; t++) {
+      const int IC = ic_oc[t][0], OC = ic_oc[t][1];
+      snprintf(names[ns], 48, "fwd %dx%d", IC, OC);
+      shapes[ns] = (bench_shape){names[ns], 0, 1, R, OC, IC};
+      ns++;
+      snprintf(names[ns], 48, "dinp %dx%d", IC, OC);
+      shapes[ns] = (bench_shape){names[ns], 0, 0, R, IC, OC};
+      ns++;
+      snprintf(names[ns], 48, "dw %dx%d", IC, OC);
+      shapes[ns] = (bench_shape){names[ns], 1, 0, OC, IC, R};
+      ns++;
     }
   }
   if (do_small) {
