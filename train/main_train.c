@@ -548,6 +548,35 @@ static void resume_stable(const opts_t *o, bt_model **m, bt_train_state *st) {
   *st = s2;
 }
 
+/* auto's bar: vdpbf16ps must run at this many times the FMA's FLOPs */
+#define BF16_PAYS 1.5
+
+/* --precision fp32|bf16|auto. auto takes bf16 where the CPU has it, runs
+ * vdpbf16ps at well over the FMA's FLOPs (Zen 4 does; an Intel Xeon ran it at
+ * half), and the model is wide enough for the GEMMs to pay for their packing
+ * (docs/measurements.md: d_model 256); it says what it chose and why. The
+ * ratio is measured (0.1 s) only where the answer depends on it. */
+static int pick_precision(const char *flag, int d_model, int quiet) {
+  if (strcmp(flag, "auto") != 0)
+    return strcmp(flag, "bf16") == 0 ? BT_PREC_BF16 : BT_PREC_FP32;
+  if (!bt_bf16_available()) {
+    if (!quiet)
+      fprintf(stderr, "bt-train: --precision auto: fp32 (no AVX512_BF16 on this CPU, build or BT_ISA)\n");
+    return BT_PREC_FP32;
+  }
+  if (d_model < 256) {
+    if (!quiet)
+      fprintf(stderr, "bt-train: --precision auto: fp32 (d_model %d: bf16 pays from 256)\n", d_model);
+    return BT_PREC_FP32;
+  }
+  const double ratio = bt_bf16_peak_ratio();
+  const int prec = ratio >= BF16_PAYS ? BT_PREC_BF16 : BT_PREC_FP32;
+  if (!quiet)
+    fprintf(stderr, "bt-train: --precision auto: %s (vdpbf16ps at %.2fx the FMA's FLOPs here; d_model %d)\n",
+            prec == BT_PREC_BF16 ? "bf16" : "fp32", ratio, d_model);
+  return prec;
+}
+
 static void fmt_hms(char *buf, size_t cap, double s) {
   if (!isfinite(s) || s < 0)
     s = 0;
@@ -737,26 +766,9 @@ int main(int argc, char **argv) {
   /* Ranks split each step's B micro-batches into runs of a power of two,
    * so that their partial sums are subtrees of gradsum.h's order. */
   const int per = B / nranks, first_mb = rank * per;
-  /* auto's bar: vdpbf16ps must run at this many times the FMA's FLOPs */
-#define BF16_PAYS 1.5
   /* --precision: the run's, or the flag's (a resume may change it) */
   if (o.precision)
-    /* auto: bf16 where the CPU has it, runs vdpbf16ps at well over the FMA's
-     * FLOPs (Zen 4 does; an Intel Xeon ran it at half), and the model is
-     * wide enough for the GEMMs to pay for their packing (docs/measurements.md:
-     * d_model 256) */
-    st.precision = !strcmp(o.precision, "bf16") ||
-                           (!strcmp(o.precision, "auto") && bt_model_config(m)->d_model >= 256 &&
-                            bt_bf16_peak_ratio() >= BF16_PAYS)
-                       ? BT_PREC_BF16
-                       : BT_PREC_FP32;
-  if (o.precision && !strcmp(o.precision, "auto") && !o.quiet) {
-    if (bt_bf16_available())
-      fprintf(stderr, "bt-train: --precision auto: %s (vdpbf16ps at %.2fx the FMA's FLOPs here; d_model %d)\n",
-              st.precision == BT_PREC_BF16 ? "bf16" : "fp32", bt_bf16_peak_ratio(), bt_model_config(m)->d_model);
-    else
-      fprintf(stderr, "bt-train: --precision auto: fp32 (no AVX512_BF16 on this CPU, build or BT_ISA)\n");
-  }
+    st.precision = pick_precision(o.precision, bt_model_config(m)->d_model, o.quiet);
   if (st.precision == BT_PREC_BF16) {
     if (!bt_bf16_available())
       bt_die("%s: bf16 training needs AVX512_BF16, which this CPU (or build, or BT_ISA) lacks; "
