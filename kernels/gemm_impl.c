@@ -52,6 +52,7 @@ typedef __m512 vf;
 #define VL 16
 #define MR 14 /* rows of the register tile: 28 accumulators + 2 B vectors */
 #define NV 2  /* vectors per tile row: NR = 32 floats */
+#define WIDE_NV 4 /* one-row tiles of direct B: 4 vectors (64 floats) */
 #ifndef KC
 #define KC 256
 #endif
@@ -65,6 +66,7 @@ typedef __m256 vf;
 #define VL 8
 #define MR 6
 #define NV 2 /* NR = 16 */
+#define WIDE_NV 8 /* one-row tiles of direct B: 8 vectors (64 floats) */
 #ifndef KC
 #define KC 256
 #endif
@@ -195,6 +197,55 @@ static const ukr_fn ukr_t[MR + 1] = {
     ukr_t_7, ukr_t_8, ukr_t_9, ukr_t_10, ukr_t_11, ukr_t_12, ukr_t_13, ukr_t_14,
 #endif
 };
+
+/*
+ * Few rows, B read in place (a decoding step: one row per stream). A 1 x NV
+ * tile keeps only NV FMA chains in flight, and at 4 cycles an FMA that caps
+ * one row at a quarter of the FMA rate of an AVX2 core; a row as wide as
+ * WIDE_NV vectors (two rows: half as wide) keeps eight going. The same
+ * chains as ukr_body: each lane one output, its k in increasing order.
+ */
+#ifdef WIDE_NV
+BT_INLINE void ukr_wide_body(const int mr, const int nv, int kc, const float *A, long lda,
+                             const float *B, long ldb, float *C, long ldc, int load_c) {
+  vf acc[2][WIDE_NV];
+#pragma GCC unroll 2
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++)
+      acc[i][j] = load_c ? v_load(C + i * ldc + j * VL) : v_zero();
+  for (int k = 0; k < kc; k++) {
+    vf a[2];
+#pragma GCC unroll 2
+    for (int i = 0; i < mr; i++)
+      a[i] = v_bcast(A + i * lda + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) {
+      const vf b = v_load(B + j * VL);
+#pragma GCC unroll 2
+      for (int i = 0; i < mr; i++)
+        acc[i][j] = v_fma(a[i], b, acc[i][j]);
+    }
+    B += ldb;
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++)
+      v_store(C + i * ldc + j * VL, acc[i][j]);
+}
+
+/* Panels (NR floats each) one wide tile covers, for mr rows (1 or 2). */
+#define WIDE_PANELS(mr) ((mr) == 1 ? WIDE_NV / NV : WIDE_NV / NV / 2)
+
+static void ukr_wide(int mr, int kc, const float *A, long lda, const float *B, long ldb,
+                     float *C, long ldc, int load_c) {
+  if (mr == 1)
+    ukr_wide_body(1, WIDE_NV, kc, A, lda, B, ldb, C, ldc, load_c);
+  else
+    ukr_wide_body(2, WIDE_NV / 2, kc, A, lda, B, ldb, C, ldc, load_c);
+}
+#endif
 
 /* ==================================================================== */
 /* Packing B                                                            */
@@ -365,6 +416,17 @@ static void gemm_thread(const gemm_job *g, int tid, int nt) {
         const int load_c = g->accumulate || pc > 0;
         for (int p = p_beg; p < p_end; p++) {
           const int n0 = p * NR, nw = N - n0 < NR ? N - n0 : NR;
+#ifdef WIDE_NV
+          /* one or two rows: wide tiles over whole panels of direct B */
+          const int rows = i_end - i_beg, wp = WIDE_PANELS(rows);
+          if (g->direct_b && !g->ta && rows <= 2 && p + wp <= p_end && (p + wp) * NR <= N) {
+            ukr_wide(rows, kc, g->A + (long)i_beg * g->lda + pc, g->lda,
+                     g->B + (long)pc * g->ldb + n0, g->ldb, g->C + (long)i_beg * g->ldc + n0,
+                     g->ldc, load_c);
+            p += wp - 1;
+            continue;
+          }
+#endif
           const float *Bp;
           long bs;
           if (g->direct_b && nw == NR) {

@@ -103,6 +103,8 @@ static void test_exact(void) {
       shapes[ns++] = fixed_shape(ta, tb, 600, 45, 70, ta);      /* several row blocks */
       shapes[ns++] = fixed_shape(ta, tb, 20, 1100, 530, tb);    /* several K chunks, small M */
       shapes[ns++] = fixed_shape(ta, tb, 1, 300, 257, 1);       /* a row vector */
+      shapes[ns++] = fixed_shape(ta, tb, 2, 200, 300, 0);       /* two rows: wide tiles, K chunks */
+      shapes[ns++] = fixed_shape(ta, tb, 1, 64, 129, 0);        /* one wide tile exactly */
       shapes[ns++] = fixed_shape(ta, tb, 300, 1, 40, 0);        /* a column vector */
       shapes[ns++] = fixed_shape(ta, tb, 0, 5, 5, 0);           /* empty */
       shapes[ns++] = fixed_shape(ta, tb, 7, 9, 0, 0);           /* K = 0: C = 0 */
