@@ -62,6 +62,8 @@ struct bt_infer {
   int Tr;              /* max_T rounded up to a whole tile of 16 */
   float scale;         /* 1/sqrt(hs) */
   float *w;            /* the parameter block's copy, matrices transposed */
+  uint16_t *wh;        /* the same as binary16, matrices only (same offsets) */
+  int half;            /* wh holds w's matrices: every weight of them is a half */
   bt_model_view view;  /* of w (layer.h) */
   float *rope_cos, *rope_sin; /* (max_T, hs/2) */
   uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles */
@@ -133,6 +135,22 @@ bt_error bt_infer_set_weights(bt_infer *inf, const bt_model *m) {
                 (int)IC);
   }
   bt_model_view_of(&inf->view, cfg, t, inf->w, 1);
+  /* A half checkpoint's weights are halves exactly: then few-row steps read
+   * them as such (gemm_cols), half the bytes for the same floats. Weights
+   * that adaptive coding has trained are not, which the first one shows. */
+  inf->half = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+    n = t[mats[i]].offset + t[mats[i]].size > n ? t[mats[i]].offset + t[mats[i]].size : n;
+  if (!inf->wh && !(inf->wh = malloc(n * sizeof *inf->wh)))
+    return BT_OK; /* the float path computes the same */
+  for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+    const bt_tensor_info *ti = &t[mats[i]];
+    for (size_t j = ti->offset; j < ti->offset + ti->size; j++)
+      if (!bt_f32_to_f16_exact(inf->w[j], &inf->wh[j]))
+        return BT_OK;
+  }
+  inf->half = 1;
   return BT_OK;
 }
 
@@ -212,6 +230,7 @@ void bt_infer_free(bt_infer *inf) {
   if (!inf)
     return;
   free(inf->w);
+  free(inf->wh);
   free(inf->rope_cos);
   free(inf->rope_sin);
   free(inf->cache);
@@ -243,6 +262,8 @@ void bt_infer_reset(bt_infer *inf, int n) {
 
 void bt_infer_set_threads(bt_infer *inf, int n) { inf->threads = n > 0 ? n : 0; }
 
+int bt_infer_half_weights(const bt_infer *inf) { return inf->half; }
+
 int bt_infer_position(const bt_infer *inf, int s) {
   return s >= 0 && s < inf->max_streams ? inf->pos[s] : -1;
 }
@@ -259,15 +280,34 @@ static inline void add_bias(float *o, const float *bias, int OC) {
 /* From this many rows on, bt_gemm's own blocking and threading are best. */
 #define GEMM_BIG_M 512
 
+/* Up to this many rows, a half checkpoint's matrices are read as halves. */
+#define HALF_MAX_ROWS 16
+
+/* Columns [c0, c0 + cn) of out (R, OC) = in (R, IC) . W^T, on this thread:
+ * from the binary16 copy where there is one and the rows are few (a step
+ * reads every weight once for a handful of rows, so the bytes set its pace),
+ * else the floats. The same floats either way, so the same bits. */
+static void gemm_cols(const bt_infer *inf, bt_mat W, const float *in, float *out, int R, int IC,
+                      int OC, int c0, int cn) {
+  const int tb = !W.transposed;
+  if (inf->half && W.transposed && R <= HALF_MAX_ROWS) {
+    bt_gemm_f16b_st(R, cn, IC, in, IC, inf->wh + (W.w - inf->w) + c0, OC, out + c0, OC);
+    return;
+  }
+  const long ldw = tb ? IC : OC;
+  bt_gemm_st(0, tb, R, cn, IC, in, IC, W.w + (tb ? (size_t)c0 * IC : (size_t)c0), ldw, out + c0,
+             OC, 0);
+}
+
 /* out (R, OC) = in (R, IC) . W^T [+ bias (OC)], rows independent. W is
  * read in place when stored transposed (IC, OC), as bt_infer keeps it;
  * bt_gemm packs it otherwise. par = 0: on the calling thread only. */
-static void linear(float *out, const float *in, bt_mat W, const float *bias, int R, int IC,
-                   int OC, int par) {
+static void linear(const bt_infer *inf, float *out, const float *in, bt_mat W, const float *bias,
+                   int R, int IC, int OC, int par) {
   const int tb = !W.transposed;
   const long ldw = tb ? IC : OC;
   if (!par) {
-    bt_gemm_st(0, tb, R, OC, IC, in, IC, W.w, ldw, out, OC, 0);
+    gemm_cols(inf, W, in, out, R, IC, OC, 0, OC);
   } else if (R >= GEMM_BIG_M) {
     bt_gemm(0, tb, R, OC, IC, in, IC, W.w, ldw, out, OC, 0);
   } else {
@@ -279,14 +319,13 @@ static void linear(float *out, const float *in, bt_mat W, const float *bias, int
       ncb = 1;
     const int cw = ((OC + ncb - 1) / ncb + 63) / 64 * 64;
     if (ncb == 1) {
-      bt_gemm_st(0, tb, R, OC, IC, in, IC, W.w, ldw, out, OC, 0);
+      gemm_cols(inf, W, in, out, R, IC, OC, 0, OC);
     } else {
 #pragma omp parallel for schedule(static)
       for (int it = 0; it < ncb; it++) {
         const int c0 = it * cw, cn = OC - c0 < cw ? OC - c0 : cw;
         if (cn > 0)
-          bt_gemm_st(0, tb, R, cn, IC, in, IC, W.w + (tb ? (size_t)c0 * IC : (size_t)c0), ldw,
-                     out + c0, OC, 0);
+          gemm_cols(inf, W, in, out, R, IC, OC, c0, cn);
       }
     }
   }
@@ -400,11 +439,8 @@ static inline void cpu_relax(void) {
 }
 
 /* Columns [c0, c0 + cn) of out (R, OC) = in . W^T + bias. */
-static void linear_cols(const pair_job *j, int c0, int cn) {
-  const int tb = !j->W.transposed;
-  const long ldw = tb ? j->IC : j->OC;
-  bt_gemm_st(0, tb, j->R, cn, j->IC, j->in, j->IC, j->W.w + (tb ? (size_t)c0 * j->IC : (size_t)c0),
-             ldw, j->out + c0, j->OC, 0);
+static void linear_cols(const bt_infer *inf, const pair_job *j, int c0, int cn) {
+  gemm_cols(inf, j->W, j->in, j->out, j->R, j->IC, j->OC, c0, cn);
   if (j->bias)
     for (int r = 0; r < j->R; r++)
       add_bias(j->out + (size_t)r * j->OC + c0, j->bias + c0, cn);
@@ -418,9 +454,9 @@ static void pair_run(bt_infer *inf, int half) {
     for (int it = a; it < b; it++)
       attn_item(j->ac, it, sc);
   } else if (half) {
-    linear_cols(j, j->split, j->OC - j->split);
+    linear_cols(inf, j, j->split, j->OC - j->split);
   } else {
-    linear_cols(j, 0, j->split);
+    linear_cols(inf, j, 0, j->split);
   }
 }
 
@@ -489,7 +525,7 @@ static void rows_linear(void *ctx, float *out, const float *in, bt_mat w, const 
     pair_split(c->inf, &j);
     return;
   }
-  linear(out, in, w, bias, R, IC, OC, c->par);
+  linear(c->inf, out, in, w, bias, R, IC, OC, c->par);
 }
 
 /* Rotary, K and V into the cache, then each row against its stream's cache. */

@@ -132,6 +132,10 @@ void bt_infer_pair_end(bt_infer *inf);
 
 /* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
 int bt_infer_position(const bt_infer *inf, int s);
+/* 1 if few-row passes read the model's matrices as binary16 (every weight of
+ * them is a half, as a half checkpoint's are; the same floats, half the
+ * bytes), else 0. */
+int bt_infer_half_weights(const bt_infer *inf);
 
 #ifdef __cplusplus
 }

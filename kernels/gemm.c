@@ -3,6 +3,7 @@
  * OpenBLAS), the training backend switch, the linear layer built on them, and
  * the FMA peak measurement.
  */
+#include "kernels/f16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
 #include "kernels/prof.h"
@@ -66,6 +67,19 @@ void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, ldc);
 }
+
+BT_DECLARE_ISA3(void, bt_gemm_f16b_impl,
+                (int M, int N, int K, const float *A, int lda, const uint16_t *B, int ldb, float *C,
+                 int ldc))
+
+void bt_gemm_f16b_st(int M, int N, int K, const float *A, int lda, const uint16_t *B, int ldb,
+                     float *C, int ldc) {
+  BT_PICK_ISA(bt_gemm_f16b_impl)(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+float bt_f16_to_f32(uint16_t h) { return bt_f16_to_f32_inline(h); }
+
+int bt_f32_to_f16_exact(float x, uint16_t *h) { return bt_f32_to_f16_exact_inline(x, h); }
 
 /* Per thread: adaptive coding runs bit-portable training steps on its
  * own threads while another may train with OpenBLAS. */

@@ -28,6 +28,7 @@
  * The AVX-512 tile is 14x32: of the tiles measured (docs/measurements.md),
  * it and 6x64 ran at the core's FMA peak on L1-resident panels.
  */
+#include "kernels/f16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
 
@@ -61,6 +62,15 @@ BT_INLINE vf v_load(const float *p) { return _mm512_loadu_ps(p); }
 BT_INLINE void v_store(float *p, vf x) { _mm512_storeu_ps(p, x); }
 BT_INLINE vf v_bcast(const float *p) { return _mm512_set1_ps(*p); }
 BT_INLINE vf v_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+/* 16 halves, widened exactly (F16C) */
+BT_INLINE vf v_load_h(const uint16_t *p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
+/* vectors a row of bt_gemm_f16b's tiles, for 1..4 rows: 4 to 8 accumulators */
+#define H_NV1 4
+#define H_NV2 4
+#define H_NV3 2
+#define H_NV4 2
 #elif defined(__AVX2__)
 typedef __m256 vf;
 #define VL 8
@@ -75,6 +85,14 @@ BT_INLINE vf v_load(const float *p) { return _mm256_loadu_ps(p); }
 BT_INLINE void v_store(float *p, vf x) { _mm256_storeu_ps(p, x); }
 BT_INLINE vf v_bcast(const float *p) { return _mm256_broadcast_ss(p); }
 BT_INLINE vf v_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+/* 8 halves, widened exactly (F16C) */
+BT_INLINE vf v_load_h(const uint16_t *p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+#define H_NV1 8
+#define H_NV2 4
+#define H_NV3 2
+#define H_NV4 2
 #else
 typedef float vf;
 #define VL 1
@@ -88,6 +106,11 @@ BT_INLINE vf v_load(const float *p) { return *p; }
 BT_INLINE void v_store(float *p, vf x) { *p = x; }
 BT_INLINE vf v_bcast(const float *p) { return *p; }
 BT_INLINE vf v_fma(vf a, vf b, vf c) { return fmaf(a, b, c); }
+BT_INLINE vf v_load_h(const uint16_t *p) { return bt_f16_to_f32_inline(*p); }
+#define H_NV1 4
+#define H_NV2 4
+#define H_NV3 4
+#define H_NV4 4
 #endif
 
 #define NR (VL * NV)
@@ -529,6 +552,74 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
     }
   } else {
     gemm_thread(&g, 0, 1);
+  }
+}
+
+/* ==================================================================== */
+/* Few rows times a binary16 B (bt_gemm_f16b_st)                        */
+/* ==================================================================== */
+
+/* C (mr, nv*VL) = A (mr, K) . B (K, nv*VL), B's halves widened exactly: each
+ * lane one output, one FMA chain over k in increasing order from +0, as
+ * ukr_body's. The whole K in registers (no chunks: nothing to pack). */
+BT_INLINE void ukr_h_body(const int mr, const int nv, int K, const float *A, long lda,
+                          const uint16_t *B, long ldb, float *C, long ldc) {
+  vf acc[4][H_NV1];
+#pragma GCC unroll 4
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++)
+      acc[i][j] = v_zero();
+  for (int k = 0; k < K; k++) {
+    vf a[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+      a[i] = v_bcast(A + i * lda + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++) {
+      const vf b = v_load_h(B + j * VL);
+#pragma GCC unroll 4
+      for (int i = 0; i < mr; i++)
+        acc[i][j] = v_fma(a[i], b, acc[i][j]);
+    }
+    B += ldb;
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++)
+      v_store(C + i * ldc + j * VL, acc[i][j]);
+}
+
+/* mr rows of C: wide tiles, then one vector at a time, then single columns. */
+#define H_ROWS(R)                                                                        \
+  static void h_rows_##R(int N, int K, const float *A, long lda, const uint16_t *B,      \
+                         long ldb, float *C, long ldc) {                                 \
+    int n0 = 0;                                                                          \
+    for (; n0 + H_NV##R * VL <= N; n0 += H_NV##R * VL)                                   \
+      ukr_h_body(R, H_NV##R, K, A, lda, B + n0, ldb, C + n0, ldc);                       \
+    for (; n0 + VL <= N; n0 += VL)                                                       \
+      ukr_h_body(R, 1, K, A, lda, B + n0, ldb, C + n0, ldc);                             \
+    for (; n0 < N; n0++)                                                                 \
+      for (int i = 0; i < (R); i++) {                                                    \
+        float c = 0.0f;                                                                  \
+        for (int k = 0; k < K; k++)                                                      \
+          c = fmaf(A[i * lda + k], bt_f16_to_f32_inline(B[(long)k * ldb + n0]), c);      \
+        C[i * ldc + n0] = c;                                                             \
+      }                                                                                  \
+  }
+H_ROWS(1)
+H_ROWS(2)
+H_ROWS(3)
+H_ROWS(4)
+
+void BT_ISA_FN(bt_gemm_f16b_impl)(int M, int N, int K, const float *A, int lda,
+                                  const uint16_t *B, int ldb, float *C, int ldc) {
+  static void (*const rows[5])(int, int, const float *, long, const uint16_t *, long, float *,
+                               long) = {0, h_rows_1, h_rows_2, h_rows_3, h_rows_4};
+  for (int i0 = 0; i0 < M; i0 += 4) {
+    const int mr = M - i0 < 4 ? M - i0 : 4;
+    rows[mr](N, K, A + (long)i0 * lda, lda, B, ldb, C + (long)i0 * ldc, ldc);
   }
 }
 

@@ -89,6 +89,15 @@ uint16_t bt_f32_to_bf16(float x);
 float bt_bf16_to_f32(uint16_t h);
 
 /* ==================================================================== */
+/* binary16, as inference keeps the weights of a half checkpoint         */
+/* ==================================================================== */
+
+/* The half's exact float value (kernels/f16.h). */
+float bt_f16_to_f32(uint16_t h);
+/* 1 and *h = the half if x is exactly one (NaN is not), else 0. */
+int bt_f32_to_f16_exact(float x, uint16_t *h);
+
+/* ==================================================================== */
 /* GEMM                                                                  */
 /* ==================================================================== */
 
@@ -110,6 +119,12 @@ void bt_gemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda,
 /* The reference: a triple loop of fmaf. */
 void bt_gemm_naive(int ta, int tb, int M, int N, int K, const float *A, int lda,
                    const float *B, int ldb, float *C, int ldc, int accumulate);
+/* C (M,N) = A (M,K) . B (K,N), row-major, with B binary16: each half widened
+ * exactly, then the contract above, so the bits of bt_gemm(0, 0, ...) on the
+ * widened B. On the calling thread; tiled for few rows (decoding steps read
+ * half the weight bytes). */
+void bt_gemm_f16b_st(int M, int N, int K, const float *A, int lda, const uint16_t *B,
+                     int ldb, float *C, int ldc);
 /* OpenBLAS cblas_sgemm with the same arguments. Fast on CPUs without AVX-512,
  * but NOT bit-portable: training only. */
 void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,

@@ -389,6 +389,84 @@ static void test_peak(void) {
   CHECK(p > 0.1 && p < 1e5, "peak %g GFLOP/s", p);
 }
 
+/* ---- binary16: conversions, and a half B against the float GEMM ---- */
+
+/* The half's value from its fields, in double (exact), as a float. */
+static float f16_value(uint16_t h) {
+  const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
+  return (float)((h & 0x8000) ? -v : v);
+}
+
+static void test_f16_convert(void) {
+  int bad = 0;
+  for (uint32_t h = 0; h < 0x10000; h++) {
+    if (((h >> 10) & 0x1f) == 0x1f) /* infinities and NaNs */
+      continue;
+    const float f = bt_f16_to_f32((uint16_t)h), want = f16_value((uint16_t)h);
+    uint16_t back = 0;
+    if (memcmp(&f, &want, sizeof f) != 0 || !bt_f32_to_f16_exact(f, &back) || back != h)
+      if (bad++ < 5)
+        fprintf(stderr, "half 0x%04x: %g, want %g, back 0x%04x\n", h, f, want, back);
+  }
+  CHECK(bad == 0, "%d halves widen or narrow wrongly", bad);
+  uint16_t h;
+  CHECK(bt_f16_to_f32(0x7c00) == INFINITY && bt_f16_to_f32(0xfc00) == -INFINITY, "infinities");
+  CHECK(isnan(bt_f16_to_f32(0x7e00)), "a NaN stays a NaN");
+  /* not halves: between two halves, below the smallest, above the largest, NaN */
+  CHECK(!bt_f32_to_f16_exact(1.0f + 0x1p-11f, &h) && !bt_f32_to_f16_exact(0x1p-25f, &h) &&
+            !bt_f32_to_f16_exact(65536.0f, &h) && !bt_f32_to_f16_exact(NAN, &h) &&
+            !bt_f32_to_f16_exact(0x1.8p-24f, &h),
+        "floats that are no half");
+  CHECK(bt_f32_to_f16_exact(65504.0f, &h) && h == 0x7bff && bt_f32_to_f16_exact(-0x1p-24f, &h) &&
+            h == 0x8001,
+        "the largest half and the smallest subnormal");
+}
+
+/* bt_gemm_f16b_st against bt_gemm_naive on the widened B, bit for bit, on
+ * every ISA path: random halves (subnormals included), every row count of
+ * a tile and past it, wide tiles, single vectors and column tails. */
+static void test_f16b(void) {
+  bt_isa best = bt_isa_detect();
+  int bad = 0;
+  for (int t = 0; t < 160; t++) {
+    const int M = t < 40 ? 1 + t % 9 : rnd(1, 9), N = t < 40 ? 1 + (t * 37) % 200 : rnd(1, 260),
+              K = t == 0 ? 0 : rnd(1, 300);
+    const int lda = K + rnd(0, 3), ldb = N + rnd(0, 5), ldc = N + rnd(0, 2);
+    float *A = malloc(sizeof(float) * M * (lda ? lda : 1)), *Bf = malloc(sizeof(float) * (K ? K : 1) * ldb);
+    uint16_t *B = malloc(sizeof(uint16_t) * (K ? K : 1) * ldb);
+    float *Cref = malloc(sizeof(float) * M * ldc), *Cgot = malloc(sizeof(float) * M * ldc);
+    assert(A && Bf && B && Cref && Cgot);
+    check_fill(A, (size_t)M * lda, 500 + t, 1.0f);
+    for (int i = 0; i < K * ldb; i++) {
+      uint16_t h;
+      do
+        h = (uint16_t)check_rng_next_(&g_rng);
+      while (((h >> 10) & 0x1f) == 0x1f || ((h >> 10) & 0x1f) > 17); /* |b| < 8: no overflow */
+      B[i] = h;
+      Bf[i] = bt_f16_to_f32(h);
+    }
+    for (int i = 0; i < M * ldc; i++)
+      Cref[i] = Cgot[i] = 7.0f; /* the padding must stay */
+    bt_gemm_naive(0, 0, M, N, K, A, lda, Bf, ldb, Cref, ldc, 0);
+    for (int isa = BT_ISA_SCALAR; isa <= (int)best; isa++) {
+      bt_isa_set((bt_isa)isa);
+      for (int i = 0; i < M * ldc; i++)
+        Cgot[i] = 7.0f;
+      bt_gemm_f16b_st(M, N, K, A, lda, B, ldb, Cgot, ldc);
+      if (memcmp(Cgot, Cref, sizeof(float) * M * ldc) != 0 && bad++ < 5)
+        fprintf(stderr, "f16b mismatch: isa %s M %d N %d K %d\n", bt_isa_name((bt_isa)isa), M, N, K);
+    }
+    bt_isa_set(best);
+    free(A);
+    free(Bf);
+    free(B);
+    free(Cref);
+    free(Cgot);
+  }
+  CHECK(bad == 0, "bt_gemm_f16b_st differs from the float GEMM %d times", bad);
+}
+
 int main(void) {
   bt_isa best = bt_isa_detect();
   printf("isa paths tested: scalar..%s\n", bt_isa_name(best));
@@ -400,6 +478,8 @@ int main(void) {
   test_linear_backend(BT_GEMM_AUTO);
   test_linear_gradcheck();
   test_bf16();
+  test_f16_convert();
+  test_f16b();
   test_peak();
   return check_summary("test_gemm");
 }

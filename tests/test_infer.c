@@ -65,14 +65,32 @@ static bt_error run_steps(bt_infer *inf, const uint8_t *seq, int n, int T, float
   return e;
 }
 
-static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full) {
+/* Every parameter cut to a binary16 value (low mantissa bits dropped, below
+ * the halves' normal range zero), as a half checkpoint loads. */
+static void to_halves(bt_model *m) {
+  float *P = bt_model_params(m);
+  for (size_t i = 0; i < bt_model_num_params(m); i++) {
+    uint32_t u;
+    memcpy(&u, &P[i], sizeof u);
+    u = fabsf(P[i]) < 0x1p-14f ? u & 0x80000000u : u & ~0x1fffu;
+    memcpy(&P[i], &u, sizeof u);
+  }
+}
+
+/* half: the model's weights are halves, so few-row passes (steps, prefill
+ * of short prefixes) read its matrices as binary16 and batched passes as
+ * floats; every comparison below then checks the one against the other. */
+static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full, int half) {
   char name[96];
-  snprintf(name, sizeof name, "L%d C%d H%d n%d T%d", cfg.n_layer, cfg.d_model, cfg.n_head, n, T);
+  snprintf(name, sizeof name, "L%d C%d H%d n%d T%d%s", cfg.n_layer, cfg.d_model, cfg.n_head, n, T,
+           half ? " half" : "");
   bt_model *m = NULL;
   CHECK(bt_model_create(&m, &cfg) == BT_OK, "%s: create", name);
   if (!m)
     return;
   bt_model_init(m, seed);
+  if (half)
+    to_halves(m);
   const size_t NT = (size_t)n * T;
   uint8_t *seq = malloc(NT);
   fill_bytes(seq, NT, seed);
@@ -86,6 +104,8 @@ static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full) {
   CHECK(bt_infer_create(&inf, m, n, T) == BT_OK, "%s: infer create: %s", name, bt_error_detail());
   if (!inf)
     goto done;
+  CHECK(bt_infer_half_weights(inf) == half, "%s: matrices read as halves: %d", name,
+        bt_infer_half_weights(inf));
 
   /* The reference: batched, best path, 2 threads. */
   omp_set_num_threads(2);
@@ -491,11 +511,15 @@ int main(void) {
   test_errors();
   test_extend();
   test_pair();
-  test_config((bt_config){2, 32, 2, 130, BT_VOCAB}, 5, 130, 11, 1); /* hs 16 */
-  test_config((bt_config){2, 64, 4, 130, BT_VOCAB}, 3, 97, 12, 1);  /* hs 16 */
-  test_config((bt_config){2, 48, 2, 64, BT_VOCAB}, 4, 50, 13, 1);   /* hs 24: 8-wide PV passes */
-  test_config((bt_config){1, 32, 4, 40, BT_VOCAB}, 2, 33, 14, 1);   /* hs 8 */
-  test_config((bt_config){1, 128, 4, 40, BT_VOCAB}, 2, 40, 15, 1);  /* hs 32, 800K width */
-  test_config((bt_config){1, 256, 8, 64, BT_VOCAB}, 2, 64, 16, 0);  /* 3.2M width */
+  test_config((bt_config){2, 32, 2, 130, BT_VOCAB}, 5, 130, 11, 1, 0); /* hs 16 */
+  test_config((bt_config){2, 64, 4, 130, BT_VOCAB}, 3, 97, 12, 1, 0);  /* hs 16 */
+  test_config((bt_config){2, 48, 2, 64, BT_VOCAB}, 4, 50, 13, 1, 0);   /* hs 24: 8-wide PV passes */
+  test_config((bt_config){1, 32, 4, 40, BT_VOCAB}, 2, 33, 14, 1, 0);   /* hs 8 */
+  test_config((bt_config){1, 128, 4, 40, BT_VOCAB}, 2, 40, 15, 1, 0);  /* hs 32, 800K width */
+  test_config((bt_config){1, 256, 8, 64, BT_VOCAB}, 2, 64, 16, 0, 0);  /* 3.2M width */
+  /* half checkpoints: 1 to 5 streams (tiles of 1, 2 and 4 rows and more) */
+  test_config((bt_config){2, 64, 4, 130, BT_VOCAB}, 5, 97, 17, 1, 1);
+  test_config((bt_config){1, 128, 4, 40, BT_VOCAB}, 3, 40, 18, 1, 1);
+  test_config((bt_config){1, 48, 2, 64, BT_VOCAB}, 1, 50, 19, 1, 1); /* column tails */
   return check_summary("test_infer");
 }
