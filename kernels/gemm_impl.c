@@ -225,48 +225,54 @@ static const ukr_fn ukr_t[MR + 1] = {
  * Few rows, B read in place (a decoding step: one row per stream). A 1 x NV
  * tile keeps only NV FMA chains in flight, and at 4 cycles an FMA that caps
  * one row at a quarter of the FMA rate of an AVX2 core; a row as wide as
- * WIDE_NV vectors (two rows: half as wide) keeps eight going. The same
- * chains as ukr_body: each lane one output, its k in increasing order.
+ * WIDE_NV vectors (two rows: half as wide) keeps eight going.
+ * C (mr, nv*VL) [+]= A (mr, kc) . B (kc, nv*VL), B floats or (half) binary16
+ * widened exactly: each lane one output, one FMA chain over k in increasing
+ * order from +0 or C's old value (load_c), as ukr_body's.
  */
-#ifdef WIDE_NV
-BT_INLINE void ukr_wide_body(const int mr, const int nv, int kc, const float *A, long lda,
-                             const float *B, long ldb, float *C, long ldc, int load_c) {
-  vf acc[2][WIDE_NV];
-#pragma GCC unroll 2
+#define ROWS_NV_MAX 8
+BT_INLINE void ukr_rows(const int mr, const int nv, const int half, int kc, const float *A,
+                        long lda, const void *B, long ldb, float *C, long ldc, int load_c) {
+  const float *Bf = B;
+  const uint16_t *Bh = B;
+  vf acc[4][ROWS_NV_MAX];
+#pragma GCC unroll 4
   for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++)
       acc[i][j] = load_c ? v_load(C + i * ldc + j * VL) : v_zero();
   for (int k = 0; k < kc; k++) {
-    vf a[2];
-#pragma GCC unroll 2
+    vf a[4];
+#pragma GCC unroll 4
     for (int i = 0; i < mr; i++)
       a[i] = v_bcast(A + i * lda + k);
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++) {
-      const vf b = v_load(B + j * VL);
-#pragma GCC unroll 2
+      const vf b = half ? v_load_h(Bh + j * VL) : v_load(Bf + j * VL);
+#pragma GCC unroll 4
       for (int i = 0; i < mr; i++)
         acc[i][j] = v_fma(a[i], b, acc[i][j]);
     }
-    B += ldb;
+    Bf += ldb;
+    Bh += ldb;
   }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++)
       v_store(C + i * ldc + j * VL, acc[i][j]);
 }
 
+#ifdef WIDE_NV
 /* Panels (NR floats each) one wide tile covers, for mr rows (1 or 2). */
 #define WIDE_PANELS(mr) ((mr) == 1 ? WIDE_NV / NV : WIDE_NV / NV / 2)
 
 static void ukr_wide(int mr, int kc, const float *A, long lda, const float *B, long ldb,
                      float *C, long ldc, int load_c) {
   if (mr == 1)
-    ukr_wide_body(1, WIDE_NV, kc, A, lda, B, ldb, C, ldc, load_c);
+    ukr_rows(1, WIDE_NV, 0, kc, A, lda, B, ldb, C, ldc, load_c);
   else
-    ukr_wide_body(2, WIDE_NV / 2, kc, A, lda, B, ldb, C, ldc, load_c);
+    ukr_rows(2, WIDE_NV / 2, 0, kc, A, lda, B, ldb, C, ldc, load_c);
 }
 #endif
 
@@ -559,47 +565,15 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
 /* Few rows times a binary16 B (bt_gemm_f16b_st)                        */
 /* ==================================================================== */
 
-/* C (mr, nv*VL) = A (mr, K) . B (K, nv*VL), B's halves widened exactly: each
- * lane one output, one FMA chain over k in increasing order from +0, as
- * ukr_body's. The whole K in registers (no chunks: nothing to pack). */
-BT_INLINE void ukr_h_body(const int mr, const int nv, int K, const float *A, long lda,
-                          const uint16_t *B, long ldb, float *C, long ldc) {
-  vf acc[4][H_NV1];
-#pragma GCC unroll 4
-  for (int i = 0; i < mr; i++)
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++)
-      acc[i][j] = v_zero();
-  for (int k = 0; k < K; k++) {
-    vf a[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < mr; i++)
-      a[i] = v_bcast(A + i * lda + k);
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++) {
-      const vf b = v_load_h(B + j * VL);
-#pragma GCC unroll 4
-      for (int i = 0; i < mr; i++)
-        acc[i][j] = v_fma(a[i], b, acc[i][j]);
-    }
-    B += ldb;
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < mr; i++)
-#pragma GCC unroll 8
-    for (int j = 0; j < nv; j++)
-      v_store(C + i * ldc + j * VL, acc[i][j]);
-}
-
 /* mr rows of C: wide tiles, then one vector at a time, then single columns. */
 #define H_ROWS(R)                                                                        \
   static void h_rows_##R(int N, int K, const float *A, long lda, const uint16_t *B,      \
                          long ldb, float *C, long ldc) {                                 \
     int n0 = 0;                                                                          \
     for (; n0 + H_NV##R * VL <= N; n0 += H_NV##R * VL)                                   \
-      ukr_h_body(R, H_NV##R, K, A, lda, B + n0, ldb, C + n0, ldc);                       \
+      ukr_rows(R, H_NV##R, 1, K, A, lda, B + n0, ldb, C + n0, ldc, 0);                   \
     for (; n0 + VL <= N; n0 += VL)                                                       \
-      ukr_h_body(R, 1, K, A, lda, B + n0, ldb, C + n0, ldc);                             \
+      ukr_rows(R, 1, 1, K, A, lda, B + n0, ldb, C + n0, ldc, 0);                         \
     for (; n0 < N; n0++)                                                                 \
       for (int i = 0; i < (R); i++) {                                                    \
         float c = 0.0f;                                                                  \
