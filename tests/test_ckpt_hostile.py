@@ -78,7 +78,7 @@ def main():
         with open(text, "wb") as f:
             f.write(bytes((i * 7 + (i >> 5)) % 251 for i in range(20000)))
         base = os.path.join(work, "base.h5")
-        r = subprocess.run([TRAIN, "--layers", "1", "--dim", "16", "--heads", "2", "--ctx", "64",
+        r = subprocess.run([TRAIN, "--recipe", "v1", "--layers", "1", "--dim", "16", "--heads", "2", "--ctx", "64",
                             "--batch", "2", "--steps", "3", "--ctx-warmup", "2", "--ctx-min", "16",
                             "--val-split", "0.1", "-T", "1", "-q", "-o", base, text],
                            stderr=subprocess.PIPE)
@@ -212,7 +212,7 @@ def main():
             subprocess.run([TOKENIZE, "train", "--vocab", str(v), "-o", os.path.join(work, "tok"), wtext],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         bpe = os.path.join(work, "bpe.h5")
-        r = subprocess.run([TRAIN, "--layers", "1", "--dim", "16", "--heads", "2", "--ctx", "32", "--batch", "2",
+        r = subprocess.run([TRAIN, "--recipe", "v1", "--layers", "1", "--dim", "16", "--heads", "2", "--ctx", "32", "--batch", "2",
                             "--steps", "2", "--val-split", "0.1", "-T", "1", "-q", "--tokenizer",
                             os.path.join(work, "tok-300.btok"), "-o", bpe, wtext], stderr=subprocess.PIPE)
         check(r.returncode == 0, f"training the BPE model: {r.stderr.decode()[:300]}")

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 C="$BUILD/bt-compress"; D="$BUILD/bt-decompress"
 cd "$WORK"
 text_slice 40000 > text
-"$BUILD/bt-train" --layers 1 --dim 16 --heads 2 --ctx 64 --batch 2 --steps 3 -T 1 -q -o m.h5 text \
+"$BUILD/bt-train" --recipe v1 --layers 1 --dim 16 --heads 2 --ctx 64 --batch 2 --steps 3 -T 1 -q -o m.h5 text \
   || bad "training the test model failed"
 K=(--ckpt "$WORK/m.h5")
 head -c 3000 text > a; tail -c 2000 text > b; cat a b > ab

@@ -6,8 +6,8 @@ source "$(dirname "$0")/lib.sh"
 C="$BUILD/bt-compress"; D="$BUILD/bt-decompress"; TRAIN="$BUILD/bt-train"
 text_slice 120000 > "$WORK/text"
 # A small trained model (ctx 256 < chunk 2048 exercises the windowed path too).
-"$TRAIN" --layers 2 --dim 32 --heads 2 --ctx 256 --batch 4 --steps 60 -T 2 -q -o "$WORK/m.h5" "$WORK/text" || bad "training the test model failed"
-"$TRAIN" --layers 1 --dim 32 --heads 2 --ctx 256 --batch 4 --steps 5 -T 2 -q -o "$WORK/other.h5" "$WORK/text" || bad "training the second model failed"
+"$TRAIN" --recipe v1 --layers 2 --dim 32 --heads 2 --ctx 256 --batch 4 --steps 60 -T 2 -q -o "$WORK/m.h5" "$WORK/text" || bad "training the test model failed"
+"$TRAIN" --recipe v1 --layers 1 --dim 32 --heads 2 --ctx 256 --batch 4 --steps 5 -T 2 -q -o "$WORK/other.h5" "$WORK/text" || bad "training the second model failed"
 K=(--ckpt "$WORK/m.h5")
 head -c 50000 "$WORK/text" > "$WORK/t50k"
 head -c 3000 /dev/urandom > "$WORK/rand"

@@ -17,7 +17,7 @@ TRAIN="$BUILD/bt-train"
 text_slice 300000 > "$WORK/small.txt"
 wsha() { "$BUILD/bt-ckpt" info "$1" | awk '/weights/ {print $3}'; }
 
-ARGS=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 8 --steps 40 --seed 11 -q --val-split 0.05 --val-every 20
+ARGS=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 8 --steps 40 --seed 11 -q --val-split 0.05 --val-every 20
       --ckpt-every 5 --ctx-warmup 15 --ctx-min 16)
 "$TRAIN" "${ARGS[@]}" -T 1 -o "$WORK/p1.h5" "$WORK/small.txt" || bad "1 process failed"
 ref=$(wsha "$WORK/p1.h5")
@@ -34,13 +34,13 @@ done
 cmp -s <(cut -d, -f1,2,4,5,6 "$WORK/p1.h5.log.jsonl") <(cut -d, -f1,2,4,5,6 "$WORK/np4-t1.h5.log.jsonl") && ok ||
   bad "the 4-rank log differs from the one-process log"
 # Muon too.
-MU=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 20 --seed 12 -q --val-split 0.05 --val-every 0 --optimizer muon)
+MU=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 20 --seed 12 -q --val-split 0.05 --val-every 0 --optimizer muon)
 "$TRAIN" "${MU[@]}" -T 2 -o "$WORK/mu1.h5" "$WORK/small.txt" || bad "Muon, 1 process failed"
 "${MPI[@]}" -np 2 "$TRAIN" "${MU[@]}" -T 1 -o "$WORK/mu2.h5" "$WORK/small.txt" || bad "Muon, 2 ranks failed"
 [ "$(wsha "$WORK/mu2.h5")" = "$(wsha "$WORK/mu1.h5")" ] && ok || bad "Muon: 2 ranks differ from one process"
 
 # Stopped under 2 ranks (SIGTERM to mpirun), resumed under 1: the same end.
-LONG=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 8 --steps 400 --seed 13 -q --val-split 0.05 --val-every 0 --ckpt-every 5)
+LONG=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 8 --steps 400 --seed 13 -q --val-split 0.05 --val-every 0 --ckpt-every 5)
 "$TRAIN" "${LONG[@]}" -T 2 -o "$WORK/long1.h5" "$WORK/small.txt" || bad "the long run failed"
 "${MPI[@]}" -np 2 "$TRAIN" "${LONG[@]}" -T 1 -o "$WORK/long2.h5" "$WORK/small.txt" &
 pid=$!

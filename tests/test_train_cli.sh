@@ -3,7 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 TRAIN="$BUILD/bt-train"
 text_slice 200000 > "$WORK/small.txt"
-TINY=(--layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -q)
+TINY=(--recipe v1 --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -q)
 
 # ---- a short good run ----
 expect 0 "" "tiny run" -- "$TRAIN" "${TINY[@]}" --steps 30 --val-split 0.1 --val-every 10 -o "$WORK/m.h5" "$WORK/small.txt"
@@ -29,7 +29,7 @@ with h5py.File(sys.argv[1], "r") as f:
 PY
 
 # ---- context-length warmup: short sequences first, stored in the checkpoint ----
-"$TRAIN" --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -v --log-every 2 --val-every 0 --val-split 0.1 \
+"$TRAIN" --recipe v1 --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -v --log-every 2 --val-every 0 --val-split 0.1 \
   --steps 16 --ctx-warmup 75% --ctx-min 16 -o "$WORK/cw.h5" "$WORK/small.txt" 2> "$WORK/cw.err" || bad "context warmup run failed"
 grep -q "step 2/16  ctx 16 " "$WORK/cw.err" && grep -q "step 6/16  ctx 32 " "$WORK/cw.err" &&
   grep -q "step 10/16  loss" "$WORK/cw.err" && ok || bad "context warmup stages: $(cat "$WORK/cw.err")"
@@ -97,7 +97,7 @@ grep -q "^bt-train: --precision auto: fp32 (" "$WORK/auto.err" && "$BUILD/bt-ckp
 BT_ISA=avx2 "$TRAIN" --layers 1 --dim 256 --heads 8 --ctx 32 --batch 1 --steps 1 --precision auto -o "$WORK/auto2.h5" \
   "$WORK/small.txt" 2> "$WORK/auto2.err"
 grep -q "precision auto: fp32 (no AVX512_BF16" "$WORK/auto2.err" && ok || bad "--precision auto on avx2: $(cat "$WORK/auto2.err")"
-# Recipes: v2's peak lr is 8e-3 at d_model 64 and scales over the width,
+# Recipes: v2 (the default) has a peak lr of 8e-3 at d_model 64, scaled over the width,
 # its context warmup is on where the context has room for it; v1 stays
 # selectable with its fixed 2e-3, and every checkpoint names its recipe.
 for r in "v1 128 0.002 to 0.0002" "v2 128 0.004 to 0.0004" "v2 64 0.008 to 0.0008"; do
@@ -113,5 +113,9 @@ t = h5py.File(sys.argv[1], "r")["train"].attrs
 assert int(t["ctx_warmup_steps"]) == (3 if sys.argv[2] == "v2" else 0), dict(t)' "$WORK/rc.h5" "$1" &&
     ok || bad "--recipe $1: context warmup steps"
 done
+# The default is v2.
+"$TRAIN" --layers 1 --dim 128 --heads 2 --ctx 256 --batch 1 -T 1 -q --steps 10 --val-every 0 \
+  --val-bytes 4096 -o "$WORK/rd.h5" "$WORK/small.txt" && "$BUILD/bt-ckpt" info "$WORK/rd.h5" |
+  grep -q "recipe      v2: cosine, optimizer adamw, lr 0.004 to 0.0004," && ok || bad "the default recipe is not v2"
 expect 1 "unknown recipe 'v9'" "an unknown recipe" -- "$TRAIN" --params 200K --recipe v9 "$WORK/small.txt"
 summary

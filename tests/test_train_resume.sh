@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 TRAIN="$BUILD/bt-train"
 text_slice 300000 > "$WORK/small.txt"
-ARGS=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 150 --seed 7 -T 2 -q --val-split 0.05 --val-every 40 --ckpt-every 7
+ARGS=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 150 --seed 7 -T 2 -q --val-split 0.05 --val-every 40 --ckpt-every 7
       --ctx-warmup 60 --ctx-min 16)
 # stop_early OUT ARGS...: runs bt-train ARGS -o OUT on small.txt and sends it
 # SIGTERM once its first checkpoint exists (it then writes one and exits).
@@ -54,7 +54,7 @@ kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?
 # ran) continues from the end of its stable phase and decays again: the same
 # weights as a WSD run of 150 steps from the start. Warmups are given in steps
 # so both runs have the same ones.
-WSD=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --seed 7 -T 2 -q --val-split 0.05 --val-every 0
+WSD=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --seed 7 -T 2 -q --val-split 0.05 --val-every 0
      --warmup 10 --ctx-warmup 40 --ctx-min 16 --schedule wsd --decay 0.2)
 "$TRAIN" "${WSD[@]}" --steps 150 -o "$WORK/wsd150.h5" "$WORK/small.txt" || bad "WSD run of 150 failed"
 "$TRAIN" "${WSD[@]}" --steps 100 -o "$WORK/wsd.h5" "$WORK/small.txt" || bad "WSD run of 100 failed"
@@ -99,7 +99,7 @@ cp "$SRC/tests/corpus/ckpt/ok-train-v3-seq.h5" "$WORK/v3.h5"
 # Muon keeps its momentum in the checkpoint: a run stopped by SIGTERM and
 # resumed ends as the uninterrupted one, and it learns (its final loss is
 # below the first's).
-MU=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 80 --seed 3 -T 2 -q --val-split 0.05 --val-every 0
+MU=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 80 --seed 3 -T 2 -q --val-split 0.05 --val-every 0
     --ckpt-every 5 --optimizer muon)
 "$TRAIN" "${MU[@]}" -o "$WORK/mu.h5" "$WORK/small.txt" || bad "Muon run failed"
 stop_early "$WORK/mu2.h5" "${MU[@]}"
@@ -115,7 +115,7 @@ assert r[-1]["train_bpb"] < r[0]["train_bpb"] - 0.5, (r[0], r[-1])' "$WORK/mu.h5
 # fp32; the checkpoint records it; a path without bf16 refuses to go on.
 if "$BUILD/bt-train" --precision bf16 --layers 1 --dim 16 --heads 2 --ctx 32 --steps 1 -q -o "$WORK/probe.h5" \
      "$WORK/small.txt" 2>/dev/null; then
-  B0=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 60 --seed 5 -q --val-split 0.05 --val-every 0
+  B0=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 60 --seed 5 -q --val-split 0.05 --val-every 0
       --ckpt-every 5)
   BF=("${B0[@]}" --precision bf16)
   "$TRAIN" "${BF[@]}" -T 2 -o "$WORK/bf.h5" "$WORK/small.txt" || bad "bf16 run failed"
@@ -142,7 +142,7 @@ fi
 # thread count), it learns, and a resume with another tokenizer is refused.
 "$BUILD/bt-tokenize" train --vocab 400 -o "$WORK/tok" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
 "$BUILD/bt-tokenize" train --vocab 300 -o "$WORK/tok" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
-TK=(--layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 60 --seed 9 -q --val-split 0.05 --val-every 30
+TK=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 60 --seed 9 -q --val-split 0.05 --val-every 30
     --ckpt-every 5 --tokenizer "$WORK/tok-400.btok")
 "$TRAIN" "${TK[@]}" -T 2 -o "$WORK/tk.h5" "$WORK/small.txt" || bad "BPE run failed"
 stop_early "$WORK/tk2.h5" "${TK[@]}" -T 2
