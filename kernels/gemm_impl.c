@@ -53,7 +53,6 @@ typedef __m512 vf;
 #define VL 16
 #define MR 14 /* rows of the register tile: 28 accumulators + 2 B vectors */
 #define NV 2  /* vectors per tile row: NR = 32 floats */
-#define WIDE_NV 4 /* one-row tiles of direct B: 4 vectors (64 floats) */
 #ifndef KC
 #define KC 256
 #endif
@@ -66,7 +65,7 @@ BT_INLINE vf v_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 BT_INLINE vf v_load_h(const uint16_t *p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
-/* vectors a row of bt_gemm_f16b's tiles, for 1..4 rows: 4 to 8 accumulators */
+/* vectors a row of few_rows' tiles, for 1..4 rows: 4 to 8 accumulators */
 #define H_NV1 4
 #define H_NV2 4
 #define H_NV3 2
@@ -76,7 +75,6 @@ typedef __m256 vf;
 #define VL 8
 #define MR 6
 #define NV 2 /* NR = 16 */
-#define WIDE_NV 8 /* one-row tiles of direct B: 8 vectors (64 floats) */
 #ifndef KC
 #define KC 256
 #endif
@@ -121,6 +119,9 @@ BT_INLINE vf v_load_h(const uint16_t *p) { return bt_f16_to_f32_inline(*p); }
 #endif
 /* Packed B per K chunk, in floats (2 MiB): sized for L2/L3. */
 #define BPACK_MAX (512 * 1024)
+/* At most this many rows on one thread with tb == 0 (a decoding step), the
+ * few-row tiles (few_rows) take the product. */
+#define FEW_M 4
 /* At most this many rows, B is read in place when tb == 0. */
 #define SMALL_M (2 * MR)
 
@@ -224,8 +225,8 @@ static const ukr_fn ukr_t[MR + 1] = {
 /*
  * Few rows, B read in place (a decoding step: one row per stream). A 1 x NV
  * tile keeps only NV FMA chains in flight, and at 4 cycles an FMA that caps
- * one row at a quarter of the FMA rate of an AVX2 core; a row as wide as
- * WIDE_NV vectors (two rows: half as wide) keeps eight going.
+ * one row at a quarter of the FMA rate of an AVX2 core; a row of H_NV1
+ * vectors (two rows of H_NV2, ...) keeps eight going.
  * C (mr, nv*VL) [+]= A (mr, kc) . B (kc, nv*VL), B floats or (half) binary16
  * widened exactly: each lane one output, one FMA chain over k in increasing
  * order from +0 or C's old value (load_c), as ukr_body's.
@@ -262,19 +263,6 @@ BT_INLINE void ukr_rows(const int mr, const int nv, const int half, int kc, cons
     for (int j = 0; j < nv; j++)
       v_store(C + i * ldc + j * VL, acc[i][j]);
 }
-
-#ifdef WIDE_NV
-/* Panels (NR floats each) one wide tile covers, for mr rows (1 or 2). */
-#define WIDE_PANELS(mr) ((mr) == 1 ? WIDE_NV / NV : WIDE_NV / NV / 2)
-
-static void ukr_wide(int mr, int kc, const float *A, long lda, const float *B, long ldb,
-                     float *C, long ldc, int load_c) {
-  if (mr == 1)
-    ukr_rows(1, WIDE_NV, 0, kc, A, lda, B, ldb, C, ldc, load_c);
-  else
-    ukr_rows(2, WIDE_NV / 2, 0, kc, A, lda, B, ldb, C, ldc, load_c);
-}
-#endif
 
 /* ==================================================================== */
 /* Packing B                                                            */
@@ -445,17 +433,6 @@ static void gemm_thread(const gemm_job *g, int tid, int nt) {
         const int load_c = g->accumulate || pc > 0;
         for (int p = p_beg; p < p_end; p++) {
           const int n0 = p * NR, nw = N - n0 < NR ? N - n0 : NR;
-#ifdef WIDE_NV
-          /* one or two rows: wide tiles over whole panels of direct B */
-          const int rows = i_end - i_beg, wp = WIDE_PANELS(rows);
-          if (g->direct_b && !g->ta && rows <= 2 && p + wp <= p_end && (p + wp) * NR <= N) {
-            ukr_wide(rows, kc, g->A + (long)i_beg * g->lda + pc, g->lda,
-                     g->B + (long)pc * g->ldb + n0, g->ldb, g->C + (long)i_beg * g->ldc + n0,
-                     g->ldc, load_c);
-            p += wp - 1;
-            continue;
-          }
-#endif
           const float *Bp;
           long bs;
           if (g->direct_b && nw == NR) {
@@ -484,6 +461,9 @@ static void gemm_thread(const gemm_job *g, int tid, int nt) {
   }
 }
 
+static void few_rows(int M, int N, int K, const float *A, long lda, const void *B, long ldb,
+                     float *C, long ldc, int acc, int half);
+
 /*
  * C (M,N) [+]= op(A) . op(B) with the contract of kernels.h, on up to
  * nthreads threads (1: the calling thread only, no parallel region).
@@ -497,6 +477,10 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
     if (!accumulate)
       for (int i = 0; i < M; i++)
         memset(C + (long)i * ldc, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  if (!ta && !tb && M <= FEW_M && nthreads <= 1) {
+    few_rows(M, N, K, A, lda, B, ldb, C, ldc, accumulate, 0);
     return;
   }
   gemm_job g;
@@ -565,36 +549,51 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
 /* Few rows times a binary16 B (bt_gemm_f16b_st)                        */
 /* ==================================================================== */
 
-/* mr rows of C: wide tiles, then one vector at a time, then single columns. */
-#define H_ROWS(R)                                                                        \
-  static void h_rows_##R(int N, int K, const float *A, long lda, const uint16_t *B,      \
-                         long ldb, float *C, long ldc) {                                 \
-    int n0 = 0;                                                                          \
-    for (; n0 + H_NV##R * VL <= N; n0 += H_NV##R * VL)                                   \
-      ukr_rows(R, H_NV##R, 1, K, A, lda, B + n0, ldb, C + n0, ldc, 0);                   \
-    for (; n0 + VL <= N; n0 += VL)                                                       \
-      ukr_rows(R, 1, 1, K, A, lda, B + n0, ldb, C + n0, ldc, 0);                         \
-    for (; n0 < N; n0++)                                                                 \
-      for (int i = 0; i < (R); i++) {                                                    \
-        float c = 0.0f;                                                                  \
-        for (int k = 0; k < K; k++)                                                      \
-          c = fmaf(A[i * lda + k], bt_f16_to_f32_inline(B[(long)k * ldb + n0]), c);      \
-        C[i * ldc + n0] = c;                                                             \
-      }                                                                                  \
+/* mr rows of C [+]= A . B, B floats or (half) binary16 read in place: wide
+ * tiles, then one vector at a time, then single columns (fmaf: the chains of
+ * the vector lanes). */
+#define FEW_ROWS(R)                                                                         \
+  static void few_rows_##R(int N, int K, const float *A, long lda, const void *B, long ldb, \
+                           float *C, long ldc, int acc, int half) {                         \
+    const float *Bf = B;                                                                    \
+    const uint16_t *Bh = B;                                                                 \
+    int n0 = 0;                                                                             \
+    for (; n0 + H_NV##R * VL <= N; n0 += H_NV##R * VL)                                      \
+      ukr_rows(R, H_NV##R, half, K, A, lda, half ? (const void *)(Bh + n0) : Bf + n0, ldb,  \
+               C + n0, ldc, acc);                                                           \
+    for (; n0 + VL <= N; n0 += VL)                                                          \
+      ukr_rows(R, 1, half, K, A, lda, half ? (const void *)(Bh + n0) : Bf + n0, ldb,        \
+               C + n0, ldc, acc);                                                           \
+    for (; n0 < N; n0++)                                                                    \
+      for (int i = 0; i < (R); i++) {                                                       \
+        float c = acc ? C[i * ldc + n0] : 0.0f;                                             \
+        for (int k = 0; k < K; k++)                                                         \
+          c = fmaf(A[i * lda + k],                                                          \
+                   half ? bt_f16_to_f32_inline(Bh[(long)k * ldb + n0]) : Bf[(long)k * ldb + n0], \
+                   c);                                                                      \
+        C[i * ldc + n0] = c;                                                                \
+      }                                                                                     \
   }
-H_ROWS(1)
-H_ROWS(2)
-H_ROWS(3)
-H_ROWS(4)
+FEW_ROWS(1)
+FEW_ROWS(2)
+FEW_ROWS(3)
+FEW_ROWS(4)
+
+/* C (M,N) [+]= A (M,K) . B (K,N) in row tiles of up to four: the whole K in
+ * registers, B read in place. A decoding step's product (one row a stream). */
+static void few_rows(int M, int N, int K, const float *A, long lda, const void *B, long ldb,
+                     float *C, long ldc, int acc, int half) {
+  static void (*const rows[5])(int, int, const float *, long, const void *, long, float *, long,
+                               int, int) = {0, few_rows_1, few_rows_2, few_rows_3, few_rows_4};
+  for (int i0 = 0; i0 < M; i0 += 4) {
+    const int mr = M - i0 < 4 ? M - i0 : 4;
+    rows[mr](N, K, A + (long)i0 * lda, lda, B, ldb, C + (long)i0 * ldc, ldc, acc, half);
+  }
+}
 
 void BT_ISA_FN(bt_gemm_f16b_impl)(int M, int N, int K, const float *A, int lda,
                                   const uint16_t *B, int ldb, float *C, int ldc) {
-  static void (*const rows[5])(int, int, const float *, long, const uint16_t *, long, float *,
-                               long) = {0, h_rows_1, h_rows_2, h_rows_3, h_rows_4};
-  for (int i0 = 0; i0 < M; i0 += 4) {
-    const int mr = M - i0 < 4 ? M - i0 : 4;
-    rows[mr](N, K, A + (long)i0 * lda, lda, B, ldb, C + (long)i0 * ldc, ldc);
-  }
+  few_rows(M, N, K, A, lda, B, ldb, C, ldc, 0, 1);
 }
 
 /* ==================================================================== */
