@@ -152,8 +152,10 @@ typedef struct {
  * path wins), sorted by name; `extra` (a checkpoint file, or NULL) comes
  * first. Writes up to cap entries; returns how many there are. */
 int bt_model_list(const char *extra, bt_model_info *out, int cap);
-/* The model whose weights have this hash (extra, then the search path).
- * BT_ERR_NOT_FOUND if none. */
+/* The model whose weights have this hash (extra, then the search path,
+ * then the retired/ subfolder of each folder on it: shipped models that a
+ * newer one replaced, kept so that files made with them still decode;
+ * never found by name or listed). BT_ERR_NOT_FOUND if none. */
 bt_error bt_model_find_sha256(const uint8_t sha256[32], const char *extra, bt_model_info *out);
 
 /* Largest container for n input bytes at this chunk size (0 = stream mode):

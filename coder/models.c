@@ -157,34 +157,47 @@ static int by_string(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int bt_model_list(const char *extra, bt_model_info *out, int cap) {
+/* Adds every *.h5 in folder dir, in name order (the same winner whatever
+ * readdir's order). */
+static void add_folder(model_set *s, const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  enum { MAX_FILES = 256 };
+  char *names[MAX_FILES];
+  int k = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) && k < MAX_FILES) {
+    size_t l = strlen(de->d_name);
+    if (de->d_name[0] != '.' && l > 3 && strcmp(de->d_name + l - 3, ".h5") == 0 && (names[k] = strdup(de->d_name)))
+      k++;
+  }
+  closedir(d);
+  qsort(names, (size_t)k, sizeof names[0], by_string);
+  for (int j = 0; j < k; j++) {
+    char p[PATH_MAX + 300];
+    if (snprintf(p, sizeof p, "%s/%s", dir, names[j]) < (int)sizeof p)
+      add_model(s, p);
+    free(names[j]);
+  }
+}
+
+/* The models of the search path's folders, or of their retired/ subfolders:
+ * the shipped models a newer one replaced, kept so that every file made
+ * with them still decodes. They are found by hash only, never by name or in
+ * a listing, so a name always means the current model. */
+static int list_models(const char *extra, int retired, bt_model_info *out, int cap) {
   model_set s = {out, cap > 0 ? cap : 0, 0};
   if (extra)
     add_model(&s, extra);
   char dirs[BT_MODEL_DIRS_MAX][PATH_MAX];
   const int nd = bt_model_search_path(dirs, BT_MODEL_DIRS_MAX);
   for (int i = 0; i < nd; i++) {
-    DIR *d = opendir(dirs[i]);
-    if (!d)
-      continue;
-    enum { MAX_FILES = 256 };
-    char *names[MAX_FILES];
-    int k = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && k < MAX_FILES) {
-      size_t l = strlen(de->d_name);
-      if (de->d_name[0] != '.' && l > 3 && strcmp(de->d_name + l - 3, ".h5") == 0 &&
-          (names[k] = strdup(de->d_name)))
-        k++;
-    }
-    closedir(d);
-    qsort(names, (size_t)k, sizeof names[0], by_string); /* the same winner whatever readdir's order */
-    for (int j = 0; j < k; j++) {
-      char p[PATH_MAX + 300];
-      if (snprintf(p, sizeof p, "%s/%s", dirs[i], names[j]) < (int)sizeof p)
-        add_model(&s, p);
-      free(names[j]);
-    }
+    char sub[PATH_MAX + 16];
+    if (!retired)
+      add_folder(&s, dirs[i]);
+    else if (snprintf(sub, sizeof sub, "%s/retired", dirs[i]) < (int)sizeof sub)
+      add_folder(&s, sub);
   }
   const int kept = s.n < s.cap ? s.n : s.cap;
   if (kept > 1)
@@ -192,20 +205,26 @@ int bt_model_list(const char *extra, bt_model_info *out, int cap) {
   return s.n;
 }
 
+int bt_model_list(const char *extra, bt_model_info *out, int cap) {
+  return list_models(extra, 0, out, cap);
+}
+
 bt_error bt_model_find_sha256(const uint8_t sha256[32], const char *extra, bt_model_info *out) {
   enum { MAX_MODELS = 64 };
   bt_model_info *all = malloc(MAX_MODELS * sizeof *all);
   if (!all)
     return bt_fail(BT_ERR_NOMEM, "model list");
-  int n = bt_model_list(extra, all, MAX_MODELS);
-  if (n > MAX_MODELS)
-    n = MAX_MODELS;
-  for (int i = 0; i < n; i++)
-    if (memcmp(all[i].sha256, sha256, 32) == 0) {
-      *out = all[i];
-      free(all);
-      return BT_OK;
-    }
+  for (int retired = 0; retired < 2; retired++) {
+    int n = list_models(retired ? NULL : extra, retired, all, MAX_MODELS);
+    if (n > MAX_MODELS)
+      n = MAX_MODELS;
+    for (int i = 0; i < n; i++)
+      if (memcmp(all[i].sha256, sha256, 32) == 0) {
+        *out = all[i];
+        free(all);
+        return BT_OK;
+      }
+  }
   free(all);
   char hex[65];
   bt_sha256_hex(sha256, hex);
