@@ -74,6 +74,17 @@ BT_INLINE v16x2 v_load_pair(const uint16_t *p) {
 BT_INLINE v16x2 v_load_pair_n(const uint16_t *p, int n) {
   return pair_of(_mm512_maskz_loadu_epi32((__mmask16)((1u << n) - 1), (const void *)p));
 }
+/* int8 cache: dims d (.a) and d+1 (.b) of 16 keys from the 32 bytes at p */
+BT_INLINE v16 i8_16(const int8_t *p) {
+  return (v16){_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)))};
+}
+BT_INLINE v16x2 v_load_pair8(const int8_t *p) { return (v16x2){i8_16(p), i8_16(p + 16)}; }
+/* 2^max(e, -127) for the 16 exponents at e (2^-127 is stored as +0) */
+BT_INLINE v16 v_pow2_i8(const int8_t *e) {
+  __m512i x = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)e));
+  x = _mm512_add_epi32(_mm512_max_epi32(x, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+  return (v16){_mm512_castsi512_ps(_mm512_slli_epi32(x, 23))};
+}
 BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) { return (v16){_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 BT_INLINE v16 v_mul(v16 a, v16 b) { return (v16){_mm512_mul_ps(a.v, b.v)}; }
 BT_INLINE v16 v_add(v16 a, v16 b) { return (v16){_mm512_add_ps(a.v, b.v)}; }
@@ -131,6 +142,18 @@ BT_INLINE v16x2 v_load_pair_n(const uint16_t *p, int n) {
       _mm256_maskload_epi32((const int *)p, _mm256_loadu_si256((const __m256i *)m)),
       _mm256_maskload_epi32((const int *)(p + 16), _mm256_loadu_si256((const __m256i *)(m + 8))));
 }
+BT_INLINE __m256 i8_8(const int8_t *p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+BT_INLINE v16x2 v_load_pair8(const int8_t *p) {
+  return (v16x2){{i8_8(p), i8_8(p + 8)}, {i8_8(p + 16), i8_8(p + 24)}};
+}
+BT_INLINE __m256 pow2_i8_8(const int8_t *e) {
+  __m256i x = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)e));
+  x = _mm256_add_epi32(_mm256_max_epi32(x, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(x, 23));
+}
+BT_INLINE v16 v_pow2_i8(const int8_t *e) { return (v16){pow2_i8_8(e), pow2_i8_8(e + 8)}; }
 BT_INLINE v16 v_fma(v16 a, v16 b, v16 c) {
   return (v16){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
 }
@@ -197,6 +220,22 @@ BT_INLINE v16x2 v_load_pair_n(const uint16_t *p, int n) {
   for (int i = 0; i < 16; i++) {
     r.a.f[i] = i < n ? bt_bf16_to_f32_inline(p[2 * i]) : 0.0f;
     r.b.f[i] = i < n ? bt_bf16_to_f32_inline(p[2 * i + 1]) : 0.0f;
+  }
+  return r;
+}
+BT_INLINE v16x2 v_load_pair8(const int8_t *p) {
+  v16x2 r;
+  for (int i = 0; i < 16; i++) {
+    r.a.f[i] = (float)p[i];
+    r.b.f[i] = (float)p[16 + i];
+  }
+  return r;
+}
+BT_INLINE v16 v_pow2_i8(const int8_t *e) {
+  v16 r;
+  for (int i = 0; i < 16; i++) {
+    const uint32_t u = (uint32_t)((e[i] < -127 ? -127 : e[i]) + 127) << 23;
+    memcpy(&r.f[i], &u, sizeof u);
   }
   return r;
 }
@@ -270,64 +309,89 @@ BT_INLINE float v_fold_max(v16 a) {
 /* One row                                                               */
 /* ==================================================================== */
 
+/* The cache's two element types (infer.c writes them):
+ *   es 2: bfloat16, dims d and d+1 of a position in one 32-bit word;
+ *   es 1: int8, dim-major in a tile (element (p, d) at byte d*16 + p%16), so
+ *         dims d and d+1 of 16 keys are 32 bytes; each key has a power-of-
+ *         two scale per head, 2^e with e an int8 beside the tiles.
+ * Offsets below are in bytes: the pair of dims d, d+1 of a tile is at
+ * d*16*es, a tile is hs*16*es. With es 1 the scales enter exactly: a score is
+ * (its fma chain over the int8 dims, as floats) * 2^e_k * scale, and the PV
+ * pass weighs v_j by e_j * 2^e_v (exact, a power of two) while the sum that
+ * divides stays the plain sum of the e_j. Int8 lanes past a row's length are
+ * not masked: they are finite, and the PV pass weighs them by +0. */
+BT_INLINE v16x2 load_pair(const uint8_t *p, const int es) {
+  return es == 2 ? v_load_pair((const uint16_t *)p) : v_load_pair8((const int8_t *)p);
+}
+BT_INLINE v16x2 load_pair_n(const uint8_t *p, int n, const int es) {
+  return es == 2 ? v_load_pair_n((const uint16_t *)p, n) : v_load_pair8((const int8_t *)p);
+}
+
 /* s (nt*16) = scores of q against all 16 lanes of tiles 0..nt-1 (lanes past
  * the row's length are computed from whatever is there and ignored later).
  * SC_U tiles at a time: SC_U independent FMA chains hide the FMA latency.
  * Dims go in pairs (one load), each lane's chain still in order d, d+1.
  * K streams in order, which the hardware prefetches as well as software
- * prefetches did (docs/measurements.md); V is prefetched in softmax_e. */
+ * prefetches did (docs/measurements.md); V is prefetched in softmax_e.
+ * Ke: the keys' exponents (es 1). */
 #define SC_U 8
-BT_INLINE void scores_body(float *s, const float *q, const uint16_t *Kt, int nt, const int hs,
-                           float scale) {
+BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const int8_t *Ke, int nt,
+                           const int hs, float scale, const int es) {
   const v16 vs = v_set1(scale);
-  const long tile = (long)hs * 16; /* elements per tile */
+  const long tile = (long)hs * 16 * es; /* bytes per tile */
   int b = 0;
   for (; b + SC_U <= nt; b += SC_U) {
     v16 acc[SC_U];
     UNROLL for (int u = 0; u < SC_U; u++) acc[u] = v_zero();
-    const uint16_t *kt = Kt + b * tile;
-    for (int d = 0; d < hs; d += 2, kt += 32) {
+    const uint8_t *kt = Kt + b * tile;
+    for (int d = 0; d < hs; d += 2, kt += 32 * es) {
       const v16 q0 = v_set1(q[d]), q1 = v_set1(q[d + 1]);
       UNROLL for (int u = 0; u < SC_U; u++) {
-        const v16x2 k = v_load_pair(kt + u * tile);
+        const v16x2 k = load_pair(kt + u * tile, es);
         acc[u] = v_fma(q1, k.b, v_fma(q0, k.a, acc[u]));
       }
     }
+    if (es == 1)
+      UNROLL for (int u = 0; u < SC_U; u++) acc[u] = v_mul(acc[u], v_pow2_i8(Ke + (long)(b + u) * 16));
     UNROLL for (int u = 0; u < SC_U; u++) v_store(s + (long)(b + u) * 16, v_mul(acc[u], vs));
   }
   for (; b < nt; b++) {
     v16 acc = v_zero();
-    const uint16_t *kt = Kt + b * tile;
+    const uint8_t *kt = Kt + b * tile;
     for (int d = 0; d < hs; d += 2) {
-      const v16x2 k = v_load_pair(kt + (long)d * 16);
+      const v16x2 k = load_pair(kt + (long)d * 16 * es, es);
       acc = v_fma(v_set1(q[d + 1]), k.b, v_fma(v_set1(q[d]), k.a, acc));
     }
+    if (es == 1)
+      acc = v_mul(acc, v_pow2_i8(Ke + (long)b * 16));
     v_store(s + (long)b * 16, v_mul(acc, vs));
   }
 }
 
 /* The common head sizes get their own copies, with constant offsets. */
-static void scores(float *s, const float *q, const uint16_t *Kt, int nt, int hs, float scale) {
+BT_INLINE void scores(float *s, const float *q, const uint8_t *Kt, const int8_t *Ke, int nt, int hs,
+                      float scale, const int es) {
   if (hs == 16)
-    scores_body(s, q, Kt, nt, 16, scale);
+    scores_body(s, q, Kt, Ke, nt, 16, scale, es);
   else if (hs == 32)
-    scores_body(s, q, Kt, nt, 32, scale);
+    scores_body(s, q, Kt, Ke, nt, 32, scale, es);
   else
-    scores_body(s, q, Kt, nt, hs, scale);
+    scores_body(s, q, Kt, Ke, nt, hs, scale, es);
 }
 
 /* Continues acc[0..G) (d = d0..d0+G-1) over tiles b0.. of positions < n:
- * whole tiles, then the last one masked (lanes >= n add e * 0 = +0, which
- * leaves a lane exactly as it was: a lane is never -0). */
-BT_INLINE void pv_run(v16 *acc, const float *e, const uint16_t *Vt, int n, int hs, int d0,
-                      const int G, int b0) {
+ * whole tiles, then the last one masked (lanes >= n add e * 0 = +0 or -0,
+ * which leaves a lane exactly as it was: a lane is never -0). */
+BT_INLINE void pv_run(v16 *acc, const float *e, const uint8_t *Vt, int n, int hs, int d0,
+                      const int G, int b0, const int es) {
   const int nfull = n / 16, tail = n % 16;
-  const uint16_t *vt = Vt + ((long)b0 * hs + (d0 & ~1)) * 16;
+  const long tile = (long)hs * 16 * es;
+  const uint8_t *vt = Vt + ((long)b0 * hs + (d0 & ~1)) * 16 * es;
   if (G % 2 == 0) { /* d0 even: whole pairs */
-    for (int b = b0; b < nfull; b++, vt += (long)hs * 16) {
+    for (int b = b0; b < nfull; b++, vt += tile) {
       const v16 eb = v_load(e + (long)b * 16);
       UNROLL for (int i = 0; i < G; i += 2) {
-        const v16x2 v = v_load_pair(vt + i * 16);
+        const v16x2 v = load_pair(vt + i * 16 * es, es);
         acc[i] = v_fma(eb, v.a, acc[i]);
         acc[i + 1] = v_fma(eb, v.b, acc[i + 1]);
       }
@@ -335,32 +399,31 @@ BT_INLINE void pv_run(v16 *acc, const float *e, const uint16_t *Vt, int n, int h
     if (tail) {
       const v16 eb = v_load(e + (long)nfull * 16);
       UNROLL for (int i = 0; i < G; i += 2) {
-        const v16x2 v = v_load_pair_n(vt + i * 16, tail);
+        const v16x2 v = load_pair_n(vt + i * 16 * es, tail, es);
         acc[i] = v_fma(eb, v.a, acc[i]);
         acc[i + 1] = v_fma(eb, v.b, acc[i + 1]);
       }
     }
   } else { /* G == 1 (the scalar path): dim d0 of its pair */
-    for (int b = b0; b < nfull; b++, vt += (long)hs * 16) {
-      const v16x2 v = v_load_pair(vt);
+    for (int b = b0; b < nfull; b++, vt += tile) {
+      const v16x2 v = load_pair(vt, es);
       acc[0] = v_fma(v_load(e + (long)b * 16), d0 & 1 ? v.b : v.a, acc[0]);
     }
     if (tail) {
-      const v16x2 v = v_load_pair_n(vt, tail);
+      const v16x2 v = load_pair_n(vt, tail, es);
       acc[0] = v_fma(v_load(e + (long)nfull * 16), d0 & 1 ? v.b : v.a, acc[0]);
     }
   }
 }
 
 /* out[d0..d0+G) = 16-lane sums over positions < n of e_j v_j[d], / sum. */
-BT_INLINE void pv_pass(float *out, const float *e, const uint16_t *Vt, int n, int hs, int d0,
-                       const int G, float sum) {
+BT_INLINE void pv_pass(float *out, const float *e, const uint8_t *Vt, int n, int hs, int d0,
+                       const int G, float sum, const int es) {
   v16 acc[PV_G];
   UNROLL for (int i = 0; i < G; i++) acc[i] = v_zero();
-  pv_run(acc, e, Vt, n, hs, d0, G, 0);
+  pv_run(acc, e, Vt, n, hs, d0, G, 0, es);
   UNROLL for (int i = 0; i < G; i++) out[d0 + i] = v_fold_add(acc[i]) / sum;
 }
-
 /* y[i] = bt_expf_inline(x[i]) (kernels/mathfn.h) for K vectors, bit for bit,
  * for every x <= 88 and NaN (softmax arguments are <= 0): the same operations
  * in the same order, less the clamp and the select that only act above 88.
@@ -389,7 +452,7 @@ BT_INLINE void v_exp_k(v16 *y, const v16 *x, const int K) {
 /* s (n): scores in, e_j out, zero up to the tile end; returns the 16-lane
  * sum (tiles added in order from +0, then folded). Lanes of s past n may hold
  * anything on entry. pfV (may be NULL): V tiles (head size hs) to prefetch. */
-BT_INLINE float softmax_e(float *s, int n, const uint16_t *pfV, int hs) {
+BT_INLINE float softmax_e(float *s, int n, const uint8_t *pfV, int hs, const int es) {
   const int nt = (n + 15) / 16, ntot = nt * 16;
   for (int j = n; j < ntot; j++) /* the max must not see the garbage lanes */
     s[j] = -INFINITY;
@@ -402,8 +465,8 @@ BT_INLINE float softmax_e(float *s, int n, const uint16_t *pfV, int hs) {
   for (; b + 4 <= n / 16; b += 4) {
     v16 x[4], y[4];
     if (pfV) /* V of these tiles, for the PV pass: the exp leaves load slots free */
-      for (long o = (long)b * hs * 32; o < (long)(b + 4) * hs * 32; o += 64)
-        __builtin_prefetch((const char *)pfV + o, 0, 2);
+      for (long o = (long)b * hs * 16 * es; o < (long)(b + 4) * hs * 16 * es; o += 64)
+        __builtin_prefetch(pfV + o, 0, 2);
     UNROLL for (int i = 0; i < 4; i++) x[i] = v_sub(v_load(s + (long)(b + i) * 16), vm);
     v_exp_k(y, x, 4);
     UNROLL for (int i = 0; i < 4; i++) {
@@ -425,19 +488,27 @@ BT_INLINE float softmax_e(float *s, int n, const uint16_t *pfV, int hs) {
   return v_fold_add(sa); /* >= 1: the max's own term is exp(0) */
 }
 
-static void pv_all(float *out, const float *e, const uint16_t *Vt, int n, int hs, float sum) {
+BT_INLINE void pv_all(float *out, const float *e, const uint8_t *Vt, int n, int hs, float sum,
+                      const int es) {
 #if PV_G >= 16
   if (hs % 16 == 0) {
     for (int d0 = 0; d0 < hs; d0 += 16)
-      pv_pass(out, e, Vt, n, hs, d0, 16, sum);
+      pv_pass(out, e, Vt, n, hs, d0, 16, sum, es);
     return;
   }
   for (int d0 = 0; d0 < hs; d0 += 8)
-    pv_pass(out, e, Vt, n, hs, d0, 8, sum);
+    pv_pass(out, e, Vt, n, hs, d0, 8, sum, es);
 #else
   for (int d0 = 0; d0 < hs; d0 += PV_G)
-    pv_pass(out, e, Vt, n, hs, d0, PV_G, sum);
+    pv_pass(out, e, Vt, n, hs, d0, PV_G, sum, es);
 #endif
+}
+
+/* int8 values: e_j *= 2^(its value's exponent), for tiles 0..nt-1 (lanes
+ * past the row hold +0 and stay +0: the scale is finite). */
+BT_INLINE void weigh_v(float *e, const int8_t *Ve, int nt) {
+  for (int b = 0; b < nt; b++)
+    v_store(e + (long)b * 16, v_mul(v_load(e + (long)b * 16), v_pow2_i8(Ve + (long)b * 16)));
 }
 
 /*
@@ -445,12 +516,26 @@ static void pv_all(float *out, const float *e, const uint16_t *Vt, int n, int hs
  * head, in the 16-lane order above. q (hs); Kt, Vt: that head's K and V tiles;
  * s: scratch of roundup(n, 16) floats. n >= 1, hs a multiple of 8.
  */
+BT_INLINE void attn_row(float *out, const float *q, const uint8_t *Kt, const int8_t *Ke,
+                        const uint8_t *Vt, const int8_t *Ve, int n, int hs, float scale, float *s,
+                        const int es) {
+  const int nt = (n + 15) / 16;
+  scores(s, q, Kt, Ke, nt, hs, scale, es);
+  const float sum = softmax_e(s, n, Vt, hs, es);
+  if (es == 1)
+    weigh_v(s, Ve, nt);
+  pv_all(out, s, Vt, n, hs, sum, es);
+}
 void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt,
                                   const uint16_t *Vt, int n, int hs, float scale, float *s) {
-  const int nt = (n + 15) / 16;
-  scores(s, q, Kt, nt, hs, scale);
-  const float sum = softmax_e(s, n, Vt, hs);
-  pv_all(out, s, Vt, n, hs, sum);
+  attn_row(out, q, (const uint8_t *)Kt, NULL, (const uint8_t *)Vt, NULL, n, hs, scale, s, 2);
+}
+/* The same over an int8 cache: K, V tiles, and the keys' and values'
+ * exponents (one per position). */
+void BT_ISA_FN(bt_infer_attn_row8)(float *out, const float *q, const int8_t *Kt, const int8_t *Ke,
+                                   const int8_t *Vt, const int8_t *Ve, int n, int hs, float scale,
+                                   float *s) {
+  attn_row(out, q, (const uint8_t *)Kt, Ke, (const uint8_t *)Vt, Ve, n, hs, scale, s, 1);
 }
 
 /* ==================================================================== */
@@ -469,9 +554,9 @@ void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt
 #else
 #define SC4_U 1
 #endif
-void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long ldq,
-                                    const uint16_t *Kt, const uint16_t *Vt, int n0, int hs,
-                                    float scale, float *s, long lds) {
+BT_INLINE void attn_rows4(float *out, long ldo, const float *q, long ldq, const uint8_t *Kt,
+                          const int8_t *Ke, const uint8_t *Vt, const int8_t *Ve, int n0, int hs,
+                          float scale, float *s, long lds, const int es) {
   const int ntm = (n0 + 3 + 15) / 16; /* tiles of the longest row */
   const v16 vs = v_set1(scale);
   const float *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
@@ -480,10 +565,10 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
     v16 acc[SC4_U][4];
     UNROLL for (int u = 0; u < SC4_U; u++)
       UNROLL for (int i = 0; i < 4; i++) acc[u][i] = v_zero();
-    const uint16_t *kt = Kt + (long)b * hs * 16;
+    const uint8_t *kt = Kt + (long)b * hs * 16 * es;
     for (int d = 0; d < hs; d += 2) {
       UNROLL for (int u = 0; u < SC4_U; u++) {
-        const v16x2 kk = v_load_pair(kt + ((long)u * hs + d) * 16);
+        const v16x2 kk = load_pair(kt + ((long)u * hs + d) * 16 * es, es);
         const v16 k0 = kk.a, k1 = kk.b;
         acc[u][0] = v_fma(v_set1(q0[d]), k0, acc[u][0]);
         acc[u][1] = v_fma(v_set1(q1[d]), k0, acc[u][1]);
@@ -495,6 +580,11 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
         acc[u][3] = v_fma(v_set1(q3[d + 1]), k1, acc[u][3]);
       }
     }
+    if (es == 1)
+      UNROLL for (int u = 0; u < SC4_U; u++) {
+        const v16 p2 = v_pow2_i8(Ke + (long)(b + u) * 16);
+        UNROLL for (int i = 0; i < 4; i++) acc[u][i] = v_mul(acc[u][i], p2);
+      }
     UNROLL for (int u = 0; u < SC4_U; u++)
       UNROLL for (int i = 0; i < 4; i++)
         v_store(s + i * lds + (long)(b + u) * 16, v_mul(acc[u][i], vs));
@@ -502,9 +592,9 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
   for (; b < ntm; b++) {
     v16 acc[4];
     UNROLL for (int i = 0; i < 4; i++) acc[i] = v_zero();
-    const uint16_t *kt = Kt + (long)b * hs * 16;
+    const uint8_t *kt = Kt + (long)b * hs * 16 * es;
     for (int d = 0; d < hs; d += 2) {
-      const v16x2 kk = v_load_pair(kt + (long)d * 16);
+      const v16x2 kk = load_pair(kt + (long)d * 16 * es, es);
       const v16 k0 = kk.a, k1 = kk.b;
       acc[0] = v_fma(v_set1(q0[d]), k0, acc[0]);
       acc[1] = v_fma(v_set1(q1[d]), k0, acc[1]);
@@ -515,11 +605,18 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
       acc[2] = v_fma(v_set1(q2[d + 1]), k1, acc[2]);
       acc[3] = v_fma(v_set1(q3[d + 1]), k1, acc[3]);
     }
+    if (es == 1) {
+      const v16 p2 = v_pow2_i8(Ke + (long)b * 16);
+      UNROLL for (int i = 0; i < 4; i++) acc[i] = v_mul(acc[i], p2);
+    }
     UNROLL for (int i = 0; i < 4; i++) v_store(s + i * lds + (long)b * 16, v_mul(acc[i], vs));
   }
   float sum[4];
-  for (int i = 0; i < 4; i++)
-    sum[i] = softmax_e(s + i * lds, n0 + i, NULL, hs);
+  for (int i = 0; i < 4; i++) {
+    sum[i] = softmax_e(s + i * lds, n0 + i, NULL, hs, es);
+    if (es == 1)
+      weigh_v(s + i * lds, Ve, (n0 + i + 15) / 16);
+  }
 #if defined(__AVX512F__)
   /* PV: tiles that are whole for all four rows together, 4 d's at a time;
    * then each row finishes its own tiles exactly as pv_run does alone. */
@@ -529,12 +626,12 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
     v16 acc[4][4];
     UNROLL for (int i = 0; i < 4; i++)
       UNROLL for (int g = 0; g < 4; g++) acc[i][g] = v_zero();
-    const uint16_t *vt = Vt + (long)d0 * 16;
-    for (int bb = 0; bb < nf; bb++, vt += (long)hs * 16) {
+    const uint8_t *vt = Vt + (long)d0 * 16 * es;
+    for (int bb = 0; bb < nf; bb++, vt += (long)hs * 16 * es) {
       const v16 ea = v_load(e0 + bb * 16), eb = v_load(e1 + bb * 16);
       const v16 ec = v_load(e2 + bb * 16), ed = v_load(e3 + bb * 16);
       UNROLL for (int g = 0; g < 4; g += 2) {
-        const v16x2 vv = v_load_pair(vt + g * 16);
+        const v16x2 vv = load_pair(vt + g * 16 * es, es);
         const v16 v[2] = {vv.a, vv.b};
         UNROLL for (int h = 0; h < 2; h++) {
           acc[0][g + h] = v_fma(ea, v[h], acc[0][g + h]);
@@ -545,12 +642,25 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
       }
     }
     UNROLL for (int i = 0; i < 4; i++) {
-      pv_run(acc[i], s + i * lds, Vt, n0 + i, hs, d0, 4, nf);
+      pv_run(acc[i], s + i * lds, Vt, n0 + i, hs, d0, 4, nf, es);
       UNROLL for (int g = 0; g < 4; g++) out[i * ldo + d0 + g] = v_fold_add(acc[i][g]) / sum[i];
     }
   }
 #else
   for (int i = 0; i < 4; i++)
-    pv_all(out + i * ldo, s + i * lds, Vt, n0 + i, hs, sum[i]);
+    pv_all(out + i * ldo, s + i * lds, Vt, n0 + i, hs, sum[i], es);
 #endif
+}
+void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long ldq,
+                                    const uint16_t *Kt, const uint16_t *Vt, int n0, int hs,
+                                    float scale, float *s, long lds) {
+  attn_rows4(out, ldo, q, ldq, (const uint8_t *)Kt, NULL, (const uint8_t *)Vt, NULL, n0, hs, scale, s,
+             lds, 2);
+}
+void BT_ISA_FN(bt_infer_attn_rows4_8)(float *out, long ldo, const float *q, long ldq,
+                                      const int8_t *Kt, const int8_t *Ke, const int8_t *Vt,
+                                      const int8_t *Ve, int n0, int hs, float scale, float *s,
+                                      long lds) {
+  attn_rows4(out, ldo, q, ldq, (const uint8_t *)Kt, Ke, (const uint8_t *)Vt, Ve, n0, hs, scale, s, lds,
+             1);
 }

@@ -50,8 +50,21 @@ BT_DECLARE_ISA3(void, bt_infer_attn_rows4,
                 (float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
                  const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds))
 
+BT_DECLARE_ISA3(void, bt_infer_attn_row8,
+                (float *out, const float *q, const int8_t *Kt, const int8_t *Ke, const int8_t *Vt,
+                 const int8_t *Ve, int n, int hs, float scale, float *s))
+
+BT_DECLARE_ISA3(void, bt_infer_attn_rows4_8,
+                (float *out, long ldo, const float *q, long ldq, const int8_t *Kt, const int8_t *Ke,
+                 const int8_t *Vt, const int8_t *Ve, int n0, int hs, float scale, float *s, long lds))
+
 typedef void (*attn_row_fn)(float *out, const float *q, const uint16_t *Kt, const uint16_t *Vt,
                             int n, int hs, float scale, float *s);
+typedef void (*attn_row8_fn)(float *out, const float *q, const int8_t *Kt, const int8_t *Ke,
+                             const int8_t *Vt, const int8_t *Ve, int n, int hs, float scale, float *s);
+typedef void (*attn_rows4_8_fn)(float *out, long ldo, const float *q, long ldq, const int8_t *Kt,
+                                const int8_t *Ke, const int8_t *Vt, const int8_t *Ve, int n0, int hs,
+                                float scale, float *s, long lds);
 typedef void (*attn_rows4_fn)(float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
                               const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds);
 
@@ -66,7 +79,8 @@ struct bt_infer {
   int half;            /* wh holds w's matrices: every weight of them is a half */
   bt_model_view view;  /* of w (layer.h) */
   float *rope_cos, *rope_sin; /* (max_T, hs/2) */
-  uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles */
+  uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles; */
+  int kv8;             /*   or, kv8 set, int8 tiles and exponents (kv8_base) in the same memory */
   int *pos;            /* (max_streams): positions filled per stream */
   /* rows: up to G per forward_rows call */
   int G;
@@ -264,6 +278,15 @@ void bt_infer_set_threads(bt_infer *inf, int n) { inf->threads = n > 0 ? n : 0; 
 
 int bt_infer_half_weights(const bt_infer *inf) { return inf->half; }
 
+void bt_infer_set_kv8(bt_infer *inf, int on) {
+  on = on != 0;
+  if (on != inf->kv8)
+    bt_infer_reset(inf, inf->max_streams); /* the cache's bytes mean something else now */
+  inf->kv8 = on;
+}
+
+int bt_infer_kv8(const bt_infer *inf) { return inf->kv8; }
+
 int bt_infer_position(const bt_infer *inf, int s) {
   return s >= 0 && s < inf->max_streams ? inf->pos[s] : -1;
 }
@@ -359,11 +382,70 @@ static inline uint16_t *kv_base(const bt_infer *inf, int s, int l, int kv, int h
          ((((size_t)s * inf->L + l) * 2 + kv) * inf->H + h) * (size_t)inf->Tr * inf->hs;
 }
 
+/* The int8 cache (bt_infer_set_kv8): per (stream, layer, K or V, head), Tr
+ * positions of hs int8s in tiles of 16 (attn_impl.c: element (p, d) at
+ * tile p/16, byte d*16 + p%16), then Tr exponents, one per position. It
+ * takes hs + 1 bytes per position and head, the bfloat16 cache 2 hs: it
+ * fits in the same allocation. */
+static inline int8_t *kv8_base(const bt_infer *inf, int s, int l, int kv, int h) {
+  return (int8_t *)inf->cache +
+         ((((size_t)s * inf->L + l) * 2 + kv) * inf->H + h) * (size_t)inf->Tr * (inf->hs + 1);
+}
+
+/* x (n) as int8s q and one exponent e, x[d] ~ q[d] * 2^e: e is the least
+ * with every |x[d]| * 2^-e rounding (to nearest, ties to even) within 127,
+ * q[d] that rounding. From the largest magnitude's bits: m = (1 + f) 2^(b -
+ * 127) gives m 2^-(b - 133) = (1 + f) 64 in [64, 128), one more when that
+ * rounds to 128 (f >= 0.9921875). Then q = x * 2^-e (exact, or below 2^-126
+ * where it rounds to 0 either way), rounded by adding and taking away
+ * 1.5 * 2^23: exact steps, the same on every machine (-ffp-contract=off).
+ * All zero, or m below 2^-120: e = -127, which the kernels read as a scale
+ * of +0, and q = 0. A NaN or infinity among them (a hostile model's):
+ * e = 127, infinities +-127, everything else 0. */
+static inline int8_t quantize8(const float *x, int n, int8_t *q, size_t qstride) {
+  uint32_t mb = 0;
+  for (int d = 0; d < n; d++) {
+    uint32_t u;
+    memcpy(&u, &x[d], sizeof u);
+    u &= 0x7fffffffu;
+    mb = u > mb ? u : mb; /* bit patterns of magnitudes order as the values */
+  }
+  if (mb >= 0x7f800000u) {
+    for (int d = 0; d < n; d++) /* the finite ones round to 0 at 2^127 */
+      q[(size_t)d * qstride] = (int8_t)(!isinf(x[d]) ? 0 : x[d] > 0 ? 127 : -127);
+    return 127;
+  }
+  int e = (int)(mb >> 23) - 133 + ((mb & 0x7fffffu) >= 8323072u);
+  if (mb < 0x00800000u || e < -126) {
+    for (int d = 0; d < n; d++)
+      q[(size_t)d * qstride] = 0;
+    return -127;
+  }
+  const uint32_t sb = (uint32_t)(127 - e) << 23; /* 2^-e, -e in [-121, 126] */
+  float sc;
+  memcpy(&sc, &sb, sizeof sc);
+  for (int d = 0; d < n; d++) {
+    const float y = x[d] * sc;
+    q[(size_t)d * qstride] = (int8_t)(int)((y + 12582912.0f) - 12582912.0f);
+  }
+  return (int8_t)e;
+}
+
 /* K and V of one row (its qkv row, 3C), position p of stream s, into the
  * stream's tiles of layer l as bfloat16 (attn_impl.c: dims d, d+1 of a
  * position share a word). */
 static inline void store_kv(bt_infer *inf, const float *qkvr, int s, int p, int l) {
   const int H = inf->H, hs = inf->hs, C = inf->C;
+  if (inf->kv8) {
+    const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
+    for (int kv = 0; kv < 2; kv++)
+      for (int h = 0; h < H; h++) {
+        int8_t *base = kv8_base(inf, s, l, kv, h);
+        base[(size_t)inf->Tr * hs + p] =
+            quantize8(qkvr + (size_t)(1 + kv) * C + (size_t)h * hs, hs, base + off, 16);
+      }
+    return;
+  }
   const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16) * 2;
   for (int kv = 0; kv < 2; kv++)
     for (int h = 0; h < H; h++) {
@@ -385,6 +467,8 @@ typedef struct {
   float *att;
   attn_row_fn attn;
   attn_rows4_fn attn4;
+  attn_row8_fn attn8;
+  attn_rows4_8_fn attn48;
 } attn_ctx;
 
 /* Item it: block it / H (up to 4 consecutive rows of one stream), head it % H. */
@@ -393,9 +477,21 @@ static inline void attn_item(const attn_ctx *c, int it, float *sc) {
   const int H = inf->H, hs = inf->hs, C = inf->C, l = c->l;
   const int b = it / H, h = it % H, a = c->blk[b];
   const int nr = (b + 1 < c->nblk ? c->blk[b + 1] : c->R) - a;
-  const uint16_t *K = kv_base(inf, c->rs[a], l, 0, h), *Vv = kv_base(inf, c->rs[a], l, 1, h);
   float *o = c->att + (size_t)a * C + (size_t)h * hs;
   const float *qq = c->qkv + (size_t)a * 3 * C + (size_t)h * hs;
+  if (inf->kv8) {
+    const int8_t *K = kv8_base(inf, c->rs[a], l, 0, h), *Vv = kv8_base(inf, c->rs[a], l, 1, h);
+    const int8_t *Ke = K + (size_t)inf->Tr * hs, *Ve = Vv + (size_t)inf->Tr * hs;
+    if (nr == 4) {
+      c->attn48(o, C, qq, 3 * C, K, Ke, Vv, Ve, c->rp[a] + 1, hs, inf->scale, sc, (long)inf->Tr);
+      return;
+    }
+    for (int i = 0; i < nr; i++)
+      c->attn8(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Ke, Vv, Ve, c->rp[a] + i + 1, hs,
+               inf->scale, sc);
+    return;
+  }
+  const uint16_t *K = kv_base(inf, c->rs[a], l, 0, h), *Vv = kv_base(inf, c->rs[a], l, 1, h);
   if (nr == 4) {
     c->attn4(o, C, qq, 3 * C, K, Vv, c->rp[a] + 1, hs, inf->scale, sc, (long)inf->Tr);
     return;
@@ -412,6 +508,8 @@ typedef struct {
   const int *rs, *rp, *blk;
   attn_row_fn attn;
   attn_rows4_fn attn4;
+  attn_row8_fn attn8;
+  attn_rows4_8_fn attn48;
 } rows_ctx;
 
 /* ---- pairing (bt_infer_pair_begin) ---- */
@@ -555,7 +653,7 @@ static void rows_attend(void *ctx, int l, float *qkv, float *att) {
   }
   /* Attention: (block, head) items; cost grows with the position. */
   const int items = c->nblk * H;
-  const attn_ctx ac = {inf, l, R, c->nblk, c->blk, rs, rp, qkv, att, c->attn, c->attn4};
+  const attn_ctx ac = {inf, l, R, c->nblk, c->blk, rs, rp, qkv, att, c->attn, c->attn4, c->attn8, c->attn48};
   if (c->pair && items > 1) {
     pair_job j = {.attention = 1, .ac = &ac, .items = items};
     pair_split(inf, &j);
@@ -615,7 +713,8 @@ static void forward_range(bt_infer *inf, int r0, int r1, float *logits, int tid)
     r = e1;
   }
   rows_ctx c = {inf, r0, R, tid < 0, tid, nblk, tid == 0 && inf->paired, rs, rp, blk,
-                BT_PICK_ISA(bt_infer_attn_row), BT_PICK_ISA(bt_infer_attn_rows4)};
+                BT_PICK_ISA(bt_infer_attn_row), BT_PICK_ISA(bt_infer_attn_rows4),
+                BT_PICK_ISA(bt_infer_attn_row8), BT_PICK_ISA(bt_infer_attn_rows4_8)};
   bt_forward(&rows_ops, &c, &inf->view, R, inf->rtok + r0, logits);
 }
 

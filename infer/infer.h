@@ -130,6 +130,17 @@ long bt_infer_pair_serve(bt_infer *inf);
 void bt_infer_pair_wait_for_helper(bt_infer *inf, int on);
 void bt_infer_pair_end(bt_infer *inf);
 
+/* The KV cache's number format. Off (the default): bfloat16, as above. On:
+ * each position's K and V of a head are int8s times a power of two (the
+ * least that fits their largest magnitude in 127, attn_impl.c), hs + 1 bytes
+ * against 2 hs, so decoding reads about half as much per byte; the logits
+ * change (the shipped models' coded rates by under 0.01 points) but stay the
+ * same on every path, batched or not. Changing it restarts every stream at
+ * position 0. Container version 4 records it (coder.h); bt-compress
+ * --kv int8 sets it. */
+void bt_infer_set_kv8(bt_infer *inf, int on);
+int bt_infer_kv8(const bt_infer *inf);
+
 /* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
 int bt_infer_position(const bt_infer *inf, int s);
 /* 1 if few-row passes read the model's matrices as binary16 (every weight of
