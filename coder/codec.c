@@ -110,6 +110,7 @@ struct bt_codec {
   bt_dexchange_fn dexchange;
   bt_adapt adapt;
   int threads;       /* bt_codec_set_threads: 0 = the caller's */
+  int kv8;           /* bt_codec_set_kv8: compression's KV cache format */
   uint64_t spec_passes, spec_bytes; /* this call's multi-row passes (spec_tally) */
   bt_bpe *bpe;       /* the model's tokenizer, for V > 256; else NULL */
 };
@@ -224,6 +225,16 @@ size_t bt_codec_num_params(const bt_codec *c) { return bt_model_num_params(c->m)
 const uint8_t *bt_codec_weights_sha256(const bt_codec *c) { return c->sha; }
 const char *bt_codec_model_name(const bt_codec *c) { return c->name; }
 void bt_codec_set_threads(bt_codec *c, int n) { c->threads = n > 0 ? n : 0; }
+
+void bt_codec_set_kv8(bt_codec *c, int on) { c->kv8 = on != 0; }
+
+int bt_codec_kv8(const bt_codec *c) { return c->kv8; }
+
+/* Every worker's KV cache in the format a member uses. */
+static void workers_kv8(bt_codec *c, int on) {
+  for (int i = 0; i < c->nw; i++)
+    bt_infer_set_kv8(c->w[i].inf, on);
+}
 
 size_t bt_compress_bound(uint64_t n, uint32_t chunk) {
   return (size_t)bt_container_bound(n, chunk, chunk == 0);
@@ -1000,6 +1011,7 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   h.version = BT_CONTAINER_VERSION;
   memcpy(h.model_name, c->name, sizeof h.model_name);
   h.adaptive = c->adaptive;
+  h.kv8 = c->kv8;
   if (c->adaptive)
     h.adapt = c->adapt;
   const int Wp = c->adaptive ? (int)c->adapt.window : W; /* positions per pass */
@@ -1012,6 +1024,8 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
     bt_share_range(nch, c->enc.part, c->enc.nparts, &lo, &hi);
   if (!e && hi > lo)
     e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL);
+  if (!e)
+    workers_kv8(c, c->kv8);
   if (!e && hi > lo) {
     job_t jb = {.run = c->bpe ? encode_tokens : c->adaptive ? encode_adaptive : encode_group, .count = hi - lo, .total = n, .clen = clen, .fn = fn, .user = user,
                 .all = n, .h = &h, .in = in, .ch = ch, .first = lo};
@@ -1226,6 +1240,8 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
                 h->stream ? "stream" : h->adaptive ? "adaptive" : "long-chunk");
   if (!e && hi > lo)
     e = ensure_workers(c, T, hi - lo, h->adaptive || c->bpe != NULL);
+  if (!e)
+    workers_kv8(c, h->kv8);
   if (!e && hi > lo) {
     job_t jb = *proto;
     jb.run = c->bpe ? decode_tokens : h->adaptive ? decode_adaptive : decode_group;

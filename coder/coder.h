@@ -147,14 +147,16 @@ double bt_logits_logloss_bits_v(const float *logits, int V, int sym);
 /* ======================================================================
  * Container
  *
- * Byte layout of version 3 (all integers little-endian; floats are IEEE-754
+ * Byte layout of versions 3 and 4 (all integers little-endian; floats are IEEE-754
  * binary32 bit patterns):
  *   0  magic          4  "BTZ" 0x1A
- *   4  version        1  3 (2 is still read: see below)
+ *   4  version        1  3, or 4 with flag bit 2 (2 is still read: below)
  *   5  flags          1  bit 0: stream mode (one chunk, the whole input);
  *                        bit 1: adaptive (the model learns while coding,
  *                        and the 8 bits of each byte are coded by cm.h's
- *                        mixer); other bits must be 0
+ *                        mixer); bit 2 (version 4 only): the model's K and
+ *                        V are cached as int8 (infer.h), else bfloat16;
+ *                        other bits must be 0
  *   6  ckpt_sha256   32  SHA-256 of the checkpoint's weights
  *  38  n_layer        1
  *  39  n_head         1
@@ -192,12 +194,16 @@ double bt_logits_logloss_bits_v(const float *logits, int V, int sym);
 #define BT_CONTAINER_MAGIC "BTZ\x1a"
 /* 2: keys and values are cached as bfloat16 (infer.c), which changes every
  * probability; version-1 files (float cache) are refused, not misdecoded.
- * 3: the model's name and adaptive coding. Version 2 files still decode. */
-#define BT_CONTAINER_VERSION 3
+ * 3: the model's name and adaptive coding. Version 2 files still decode.
+ * 4: version 3 plus flag bit 2, the int8 KV cache (infer.h's
+ * bt_infer_set_kv8), which changes every probability; writers write 4 only
+ * for such members, 3 otherwise. */
+#define BT_CONTAINER_VERSION 4
 #define BT_CONTAINER_HEADER_BYTES 112 /* version 3; version 2 has 64 */
 #define BT_CONTAINER_V2_HEADER_BYTES 64
 #define BT_CONTAINER_FLAG_STREAM 1u
 #define BT_CONTAINER_FLAG_ADAPT 2u
+#define BT_CONTAINER_FLAG_KV8 4u
 #define BT_CONTAINER_MAX_ORIG ((1ull << 48) - 1)
 #define BT_MODEL_NAME_MAX 16
 
@@ -216,7 +222,7 @@ typedef struct {
 } bt_adapt;
 
 typedef struct {
-  int version;             /* 2 or 3, as read; writers write 3 */
+  int version;             /* 2, 3 or 4, as read; writers write 4 if kv8, else 3 */
   uint8_t ckpt_sha256[32]; /* SHA-256 of the checkpoint's weights */
   int n_layer, n_head;     /* 0..255 */
   int d_model;             /* 0..65535 */
@@ -224,6 +230,7 @@ typedef struct {
   uint32_t chunk;          /* raw bytes per chunk; 0 in stream mode */
   int stream;              /* 1: stream mode */
   int adaptive;            /* 1: adaptive coding with `adapt` */
+  int kv8;                 /* 1: the model ran with the int8 KV cache (version 4) */
   bt_adapt adapt;          /* zero unless adaptive */
   char model_name[BT_MODEL_NAME_MAX + 1]; /* NUL-terminated, may be "" */
   uint64_t orig_size;      /* < 2^48 */

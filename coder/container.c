@@ -144,9 +144,12 @@ bt_error bt_container_write_header(uint8_t *out, const bt_container_header *h,
                      (unsigned long long)i, chunk_sizes[i]);
 
   memcpy(out + OFF_MAGIC, BT_CONTAINER_MAGIC, 4);
-  out[OFF_VERSION] = BT_CONTAINER_VERSION;
+  /* Version 4 only where its one addition is used: a bfloat16 member stays
+   * readable by version-3 decoders. */
+  out[OFF_VERSION] = h->kv8 ? 4 : 3;
   out[OFF_FLAGS] = (uint8_t)((h->stream ? BT_CONTAINER_FLAG_STREAM : 0) |
-                             (h->adaptive ? BT_CONTAINER_FLAG_ADAPT : 0));
+                             (h->adaptive ? BT_CONTAINER_FLAG_ADAPT : 0) |
+                             (h->kv8 ? BT_CONTAINER_FLAG_KV8 : 0));
   memcpy(out + OFF_SHA, h->ckpt_sha256, 32);
   out[OFF_NLAYER] = (uint8_t)h->n_layer;
   out[OFF_NHEAD] = (uint8_t)h->n_head;
@@ -194,8 +197,8 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
   if (len < 5)
     return bt_fail(BT_ERR_CORRUPT, "container truncated: %zu bytes", len);
   const int version = in[OFF_VERSION];
-  if (version != 2 && version != BT_CONTAINER_VERSION)
-    return bt_fail(BT_ERR_FORMAT, "container version %u is not supported (this reads 2 and %d)",
+  if (version < 2 || version > BT_CONTAINER_VERSION)
+    return bt_fail(BT_ERR_FORMAT, "container version %u is not supported (this reads 2 to %d)",
                    in[OFF_VERSION], BT_CONTAINER_VERSION);
   const size_t hb = header_bytes(version);
   const size_t off_crc = hb - 4;
@@ -235,10 +238,12 @@ static bt_error parse_member(const uint8_t *in, size_t len, bt_container_header 
     return bt_fail(BT_ERR_CORRUPT, "container: header checksum mismatch");
   /* Checked after the CRC: a damaged flags byte is corruption, an intact
    * unknown one is a feature from a later writer. */
-  const unsigned known = version == 2 ? BT_CONTAINER_FLAG_STREAM
-                                      : BT_CONTAINER_FLAG_STREAM | BT_CONTAINER_FLAG_ADAPT;
+  const unsigned known = version == 2   ? BT_CONTAINER_FLAG_STREAM
+                         : version == 3 ? BT_CONTAINER_FLAG_STREAM | BT_CONTAINER_FLAG_ADAPT
+                                        : BT_CONTAINER_FLAG_STREAM | BT_CONTAINER_FLAG_ADAPT | BT_CONTAINER_FLAG_KV8;
   if (flags & ~known)
     return bt_fail(BT_ERR_FORMAT, "container: unknown flags 0x%02x", flags);
+  h->kv8 = (flags & BT_CONTAINER_FLAG_KV8) != 0;
   if (version >= 3) {
     const uint8_t *nm = in + OFF_NAME;
     for (int i = 0; i < BT_MODEL_NAME_MAX && nm[i]; i++) /* printable ASCII, or cut there */

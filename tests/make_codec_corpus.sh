@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# make_codec_corpus.sh BUILD - writes tests/corpus/codec: the seeds of
-# tests/fuzz_codec.c and golden files of the current container version, made
-# with the shipped checkpoints. Names: see fuzz_codec.c. The ok-v2-* files
-# are version 2's golden files, made by an earlier release: never remake them.
+# make_codec_corpus.sh BUILD - adds to tests/corpus/codec: the seeds of
+# tests/fuzz_codec.c and golden files of the container versions, made with
+# the shipped checkpoints. Names: see fuzz_codec.c. Files already there are
+# never replaced: they are golden files of a landed release (ok-v2-*:
+# version 2; ok-* and bad-*: version 3, made with the first 200K, now in
+# checkpoints/retired/; ok-v4-*: version 4, the int8 KV cache, made with
+# recipe v2's 200K). Run it to add files for a new version.
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-OUT="$SRC/tests/corpus/codec"
+DEST="$SRC/tests/corpus/codec"
+OUT=$(mktemp -d); trap 'rm -rf "$OUT" "$T"' EXIT
 DATA=${BT_DATA:-$SRC/../shared/data}
-C=("$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-200K.h5" -q)
-mkdir -p "$OUT"; cd "$OUT"
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+C=("$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-200K.h5" -q --kv bf16) # version 3
+mkdir -p "$DEST"; cd "$OUT"
+T=$(mktemp -d)
 { xz -dc "$DATA/text/wiki-valid10m.txt.xz" || true; } | head -c 20000 | tail -c 3000 > "$T/text"
 # Small seeds, so the fuzzer decodes them within its size limit; one
 # stream past the model's context, for the windowed path.
@@ -42,4 +46,13 @@ s[50:56] = (27600000).to_bytes(6, "little")
 s[108:112] = struct.pack("<I", zlib.crc32(bytes(s[:108]) + bytes(s[112:116])))
 open("bad-limit-forged-size.bt", "wb").write(bytes(s))
 PY
-ls -l "$OUT"
+# Version 4: the int8 KV cache (bt-compress --kv int8).
+C4=("$BUILD/bt-compress" --ckpt "$SRC/checkpoints/bt-200K.h5" -q --kv int8)
+"${C4[@]}" --chunk 2048 -c "$T/t400" > ok-v4-chunk.bt
+head -c 450 "$T/text" | "${C4[@]}" --chunk 150 > ok-v4-chunks.bt
+"${C4[@]}" --chunk 0 -c "$T/text" > ok-v4-stream-windows.bt
+head -c 1500 "$T/text" | "${C4[@]}" --adapt --chunk 0 --adapt-window 512 > ok-v4-adapt-stream.bt
+head -c 700 "$T/text" | "${C4[@]}" > ok-v4-default.bt
+cat ok-v4-chunk.bt ok-chunk.bt > ok-v4-then-v3.bt
+cp -n -- * "$DEST"/
+ls -l "$DEST"

@@ -824,6 +824,25 @@ static void test_container(void) {
   REJECT(BT_ERR_FORMAT, "version 1 (float cache)", { c[4] = 1; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "version 0", { c[4] = 0; fix_crc(c, clen); });
   REJECT(BT_ERR_FORMAT, "unknown flag", { c[5] |= 0x80; fix_crc(c, clen); });
+  /* Version 4: version 3 plus flag bit 2 (the int8 KV cache), which a
+   * version-3 member may not carry. The writer writes 3 unless kv8. */
+  CHECK(good[4] == 3 && (good[5] & 4) == 0, "a bfloat16 member is written as version 3 (%d)", good[4]);
+  REJECT(BT_ERR_FORMAT, "the int8 cache's flag on a version-3 member", { c[5] |= 4; fix_crc(c, clen); });
+  REJECT(BT_ERR_FORMAT, "an unknown flag on a version-4 member", {
+    c[4] = 4;
+    c[5] |= 8;
+    fix_crc(c, clen);
+  });
+  for (int v4flag = 0; v4flag < 2; v4flag++) {
+    memcpy(c, good, len);
+    c[4] = 4;
+    c[5] |= v4flag ? 4 : 0;
+    fix_crc(c, len);
+    bt_error e4 = bt_container_parse(c, len, &h, &off);
+    CHECK(e4 == BT_OK && h.version == 4 && h.kv8 == v4flag, "version 4, flag %d: %s, kv8 %d", v4flag,
+          bt_error_name(e4), h.kv8);
+    free(off);
+  }
   REJECT(BT_ERR_CORRUPT, "header crc", { c[108] ^= 1; });
   REJECT(BT_ERR_CORRUPT, "model name flip", { c[61] ^= 1; });
   REJECT(BT_ERR_FORMAT, "adaptive settings on a plain member", { c[90] = 1; fix_crc(c, clen); });
@@ -891,6 +910,11 @@ static void test_container(void) {
     uint32_t sizes[4] = {10, 10, 10, 3};
     w.chunk = 10; w.orig_size = 33; w.n_chunks = 4;
     CHECK(bt_container_write_header(out, &w, sizes) == BT_OK, "valid write");
+    CHECK(out[4] == 3 && out[5] == 0, "bfloat16: version 3, flags %d", out[5]);
+    w.kv8 = 1;
+    CHECK(bt_container_write_header(out, &w, sizes) == BT_OK && out[4] == 4 && out[5] == 4,
+          "int8 cache: version 4 with flag bit 2 (%d, %d)", out[4], out[5]);
+    w.kv8 = 0;
     sizes[3] = 4;
     CHECK(bt_container_write_header(out, &w, sizes) == BT_ERR_ARG, "payload > last chunk");
     sizes[3] = 3;

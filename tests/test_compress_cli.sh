@@ -46,6 +46,27 @@ if [ -n "${BT_OTHER_BUILD:-}" ] && [ -x "$BT_OTHER_BUILD/bt-decompress" ]; then
     || bad "the other compiler's build compresses differently"
 fi
 
+# ---- both KV caches in chunk mode: bfloat16 (container version 3, the
+# default) and int8 (--kv int8, version 4): the same bytes on every path, thread count and
+# compiler, and the two differ (the flag is not a no-op) ----
+for kv in int8 bf16; do
+  "$C" "${K[@]}" --chunk 2048 --kv $kv -c "$WORK/t50k" > "$WORK/kv-$kv.bt" || bad "compress --kv $kv"
+  [ "$(od -An -tu1 -j4 -N1 "$WORK/kv-$kv.bt" | tr -d ' ')" = "$([ $kv = int8 ] && echo 4 || echo 3)" ] && ok \
+    || bad "--kv $kv wrote container version $(od -An -tu1 -j4 -N1 "$WORK/kv-$kv.bt")"
+  for isa in scalar avx2 avx512; do
+    BT_ISA=$isa "$C" "${K[@]}" --chunk 2048 --kv $kv -T 1 -c "$WORK/t50k" > "$WORK/kvi.bt" 2>/dev/null || continue
+    cmp -s "$WORK/kv-$kv.bt" "$WORK/kvi.bt" && ok || bad "--kv $kv: compressing with BT_ISA=$isa -T 1 differs"
+    BT_ISA=$isa "$D" "${K[@]}" -T 2 -c "$WORK/kv-$kv.bt" | cmp -s - "$WORK/t50k" && ok \
+      || bad "--kv $kv: decode with BT_ISA=$isa differs"
+  done
+  if [ -n "${BT_OTHER_BUILD:-}" ] && [ -x "$BT_OTHER_BUILD/bt-decompress" ]; then
+    "$BT_OTHER_BUILD/bt-decompress" "${K[@]}" -c "$WORK/kv-$kv.bt" | cmp -s - "$WORK/t50k" && ok \
+      || bad "--kv $kv: decode with the other compiler's build differs"
+  fi
+done
+cmp -s "$WORK/kv-int8.bt" "$WORK/kv-bf16.bt" && bad "--kv int8 and bf16 wrote the same file" || ok
+expect 1 "invalid --kv" "--kv fp8 is refused" -- "$C" "${K[@]}" --kv fp8 -c "$WORK/t50k"
+
 # ---- adaptive files: the model learns while coding, and every decoder
 # replays the same training steps (BT_ISA x threads x the other compiler) ----
 head -c 6000 "$WORK/text" > "$WORK/t6k"

@@ -28,7 +28,7 @@
 #include "coder/codec.h"
 #include "kernels/kernels.h"
 
-#define USAGE "usage: bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--json] TEXT CKPT...\n"
+#define USAGE "usage: bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--kv8] [--json] TEXT CKPT...\n"
 static void usage(void) {
   fputs(USAGE, stderr);
   exit(1);
@@ -90,8 +90,11 @@ static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int r
     keys += keys_sum(n - off < clen ? n - off : clen, cfg->ctx);
   const double params = (double)bt_codec_num_params(c);
   r->flops_per_byte = 2.0 * params + 2.0 * 2.0 * cfg->d_model * cfg->n_layer * keys / (double)n;
-  /* Decoding reads every key's K and V (bfloat16) of every layer once per byte. */
-  r->kv_bytes_per_byte = 2.0 * 2.0 * cfg->d_model * cfg->n_layer * keys / (double)n;
+  /* Decoding reads every key's K and V of every layer once per byte: 2 bytes
+   * a dim as bfloat16; with the int8 cache (the codec's default), 1 byte a
+   * dim and 1 a head for the exponent. */
+  const double per_key = bt_codec_kv8(c) ? cfg->d_model + cfg->n_head : 2.0 * cfg->d_model;
+  r->kv_bytes_per_byte = 2.0 * per_key * cfg->n_layer * keys / (double)n;
   r->comp_bps = (double)n / tc;
   r->decomp_bps = (double)n / td;
   r->ratio = (double)len / (double)n;
@@ -101,7 +104,7 @@ static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int r
 int main(int argc, char **argv) {
   bt_cli_init("bt-bench-codec", "[options] (see --help)");
   bt_cli_apply_isa();
-  int threads = 2, reps = 1, json = 0;
+  int threads = 2, reps = 1, json = 0, kv8 = 0;
   long nbytes = 131072;
   uint32_t chunk = 2048;
   if (bt_cli_wants_help(argc, argv)) {
@@ -112,6 +115,10 @@ int main(int argc, char **argv) {
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (!strcmp(argv[i], "--json")) {
       json = 1;
+      continue;
+    }
+    if (!strcmp(argv[i], "--kv8")) { /* compress with the int8 KV cache (bt-compress --kv int8) */
+      kv8 = 1;
       continue;
     }
     if (i + 1 >= argc)
@@ -155,6 +162,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bt-bench-codec: %s: %s: %s\n", argv[k], bt_error_name(e), bt_error_detail());
       return 1;
     }
+    bt_codec_set_kv8(c, kv8);
     const bt_config *cfg = bt_codec_config(c);
     /* The paper's chunks, one stream, then adaptive coding (--adapt's
      * schedule) as one stream and as one segment per thread. Adaptive rows
