@@ -105,9 +105,22 @@ cat "$WORK/c.ref.bt" "$WORK/a.ref.bt" > "$WORK/cat.bt"
 timeout $(tlimit 120) "${MPI[@]}" -np 2 "$D" -T 1 -c "$WORK/cat.bt" > "$WORK/cat.out" &&
   cmp -s "$WORK/cat.out" <(cat "$WORK/c.txt" "$WORK/c.txt") && ok || bad "bt-decompress under 2 ranks: concatenated members"
 timeout $(tlimit 120) "${MPI[@]}" -np 2 "$D" -T 1 -t "$WORK/c.ref.bt" "$WORK/a.ref.bt" && ok || bad "bt-decompress -t under 2 ranks"
-# Damage in the last segment, which rank 2 of 3 decodes.
-/usr/bin/python3 -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); b[-50]^=0xff; b[-60]^=0xff; open(sys.argv[2],"wb").write(b)' \
-  "$WORK/a.ref.bt" "$WORK/bad.bt"
+# Damage in the last segment, which rank 2 of 3 decodes: its payload cut to
+# a quarter, the table and the header CRC made to match, so that rank's
+# decoder runs out of bits ("reads past its end") whatever the model
+# predicts. (Flipped payload bytes decode to other bytes that only the
+# member's CRC-32 catches, on rank 0, after the ranks have finished.)
+/usr/bin/python3 - "$WORK/a.ref.bt" "$WORK/bad.bt" <<'PY'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], "rb").read())
+chunk = int.from_bytes(b[46:50], "little"); orig = int.from_bytes(b[50:56], "little")
+n = -(-orig // chunk); t = 112 + 4 * (n - 1)
+size = int.from_bytes(b[t:t + 4], "little"); keep = size // 4
+b[t:t + 4] = keep.to_bytes(4, "little")
+del b[len(b) - (size - keep):]
+b[108:112] = struct.pack("<I", zlib.crc32(bytes(b[:108]) + bytes(b[112:112 + 4 * n])))
+open(sys.argv[2], "wb").write(b)
+PY
 rc=0; timeout $(tlimit 120) "${MPI[@]}" -np 3 "$D" -T 1 -c "$WORK/bad.bt" > /dev/null 2> "$WORK/bad.err" || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && head -n 1 "$WORK/bad.err" | grep -q "rank 2" && ok ||
   bad "damage one rank sees: rc $rc, $(head -c 300 "$WORK/bad.err")"
