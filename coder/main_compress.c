@@ -347,16 +347,10 @@ static const bt_model_info *known_model(const uint8_t sha[32], const char *ckpt)
   for (int i = 0; i < n; i++)
     if (!memcmp(known[i].sha256, sha, 32))
       return &known[i];
-  /* Not a current model: a retired one (found by hash only), remembered
-   * once found. */
-  enum { MAX_RETIRED = 16 };
-  static bt_model_info retired[MAX_RETIRED];
-  static int nr;
-  for (int i = 0; i < nr; i++)
-    if (!memcmp(retired[i].sha256, sha, 32))
-      return &retired[i];
-  if (nr < MAX_RETIRED && bt_model_find_sha256(sha, NULL, &retired[nr]) == BT_OK)
-    return &retired[nr++];
+  /* Not on the list: a retired model (found by hash only), remembered in
+   * the same list once found. */
+  if (n < MAX_MODELS && bt_model_find_sha256(sha, NULL, &known[n]) == BT_OK)
+    return &known[n++];
   return NULL;
 }
 

@@ -424,6 +424,7 @@ BT_INLINE void pv_pass(float *out, const float *e, const uint8_t *Vt, int n, int
   pv_run(acc, e, Vt, n, hs, d0, G, 0, es);
   UNROLL for (int i = 0; i < G; i++) out[d0 + i] = v_fold_add(acc[i]) / sum;
 }
+
 /* y[i] = bt_expf_inline(x[i]) (kernels/mathfn.h) for K vectors, bit for bit,
  * for every x <= 88 and NaN (softmax arguments are <= 0): the same operations
  * in the same order, less the clamp and the select that only act above 88.

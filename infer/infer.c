@@ -376,10 +376,15 @@ static bt_error ensure_scratch(bt_infer *inf) {
   return inf->ascratch ? BT_OK : bt_fail(BT_ERR_NOMEM, "attention scratch");
 }
 
+/* The (stream s, layer l, K or V, head h) block of the cache, counted in
+ * blocks: the same order in both formats. */
+static inline size_t kv_block(const bt_infer *inf, int s, int l, int kv, int h) {
+  return (((size_t)s * inf->L + l) * 2 + kv) * inf->H + h;
+}
+
 /* Stream s, layer l: K tiles of head h at kv_base(..., 0, h), V at (..., 1, h). */
 static inline uint16_t *kv_base(const bt_infer *inf, int s, int l, int kv, int h) {
-  return inf->cache +
-         ((((size_t)s * inf->L + l) * 2 + kv) * inf->H + h) * (size_t)inf->Tr * inf->hs;
+  return inf->cache + kv_block(inf, s, l, kv, h) * (size_t)inf->Tr * inf->hs;
 }
 
 /* The int8 cache (bt_infer_set_kv8): per (stream, layer, K or V, head), Tr
@@ -388,8 +393,7 @@ static inline uint16_t *kv_base(const bt_infer *inf, int s, int l, int kv, int h
  * takes hs + 1 bytes per position and head, the bfloat16 cache 2 hs: it
  * fits in the same allocation. */
 static inline int8_t *kv8_base(const bt_infer *inf, int s, int l, int kv, int h) {
-  return (int8_t *)inf->cache +
-         ((((size_t)s * inf->L + l) * 2 + kv) * inf->H + h) * (size_t)inf->Tr * (inf->hs + 1);
+  return (int8_t *)inf->cache + kv_block(inf, s, l, kv, h) * (size_t)inf->Tr * (inf->hs + 1);
 }
 
 /* x (n) as int8s q and one exponent e, x[d] ~ q[d] * 2^e: e is the least

@@ -91,7 +91,7 @@ static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int r
   const double params = (double)bt_codec_num_params(c);
   r->flops_per_byte = 2.0 * params + 2.0 * 2.0 * cfg->d_model * cfg->n_layer * keys / (double)n;
   /* Decoding reads every key's K and V of every layer once per byte: 2 bytes
-   * a dim as bfloat16; with the int8 cache (the codec's default), 1 byte a
+   * a dim as bfloat16 (the default); with the int8 cache (--kv8), 1 byte a
    * dim and 1 a head for the exponent. */
   const double per_key = bt_codec_kv8(c) ? cfg->d_model + cfg->n_head : 2.0 * cfg->d_model;
   r->kv_bytes_per_byte = 2.0 * per_key * cfg->n_layer * keys / (double)n;
