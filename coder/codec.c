@@ -230,10 +230,10 @@ void bt_codec_set_kv8(bt_codec *c, int on) { c->kv8 = on != 0; }
 
 int bt_codec_kv8(const bt_codec *c) { return c->kv8; }
 
-/* Every worker's KV cache in the format a member uses. */
-static void workers_kv8(bt_codec *c, int on) {
+/* Every worker's KV cache in the format a member uses (infer.h: mode). */
+static void workers_kv8(bt_codec *c, int mode) {
   for (int i = 0; i < c->nw; i++)
-    bt_infer_set_kv8(c->w[i].inf, on);
+    bt_infer_set_kv8(c->w[i].inf, mode);
 }
 
 size_t bt_compress_bound(uint64_t n, uint32_t chunk) {
@@ -1025,7 +1025,7 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   if (!e && hi > lo)
     e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL);
   if (!e)
-    workers_kv8(c, c->kv8);
+    workers_kv8(c, c->kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16); /* passes of many rows */
   if (!e && hi > lo) {
     job_t jb = {.run = c->bpe ? encode_tokens : c->adaptive ? encode_adaptive : encode_group, .count = hi - lo, .total = n, .clen = clen, .fn = fn, .user = user,
                 .all = n, .h = &h, .in = in, .ch = ch, .first = lo};
@@ -1241,7 +1241,7 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
   if (!e && hi > lo)
     e = ensure_workers(c, T, hi - lo, h->adaptive || c->bpe != NULL);
   if (!e)
-    workers_kv8(c, h->kv8);
+    workers_kv8(c, h->kv8 ? BT_KV_INT8 : BT_KV_BF16); /* one row a stream: fewer bytes */
   if (!e && hi > lo) {
     job_t jb = *proto;
     jb.run = c->bpe ? decode_tokens : h->adaptive ? decode_adaptive : decode_group;

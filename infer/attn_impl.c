@@ -312,10 +312,12 @@ BT_INLINE float v_fold_max(v16 a) {
 /* The cache's two element types (infer.c writes them):
  *   es 2: bfloat16, dims d and d+1 of a position in one 32-bit word;
  *   es 1: int8, dim-major in a tile (element (p, d) at byte d*16 + p%16), so
- *         dims d and d+1 of 16 keys are 32 bytes; each key has a power-of-
- *         two scale per head, 2^e with e an int8 beside the tiles.
+ *         dims d and d+1 of 16 keys are 32 bytes.
+ * With x8 each key has a power-of-two scale per head, 2^e with e an int8
+ * beside the tiles, and its elements are integers within 127: int8s (es 1),
+ * or the same integers as bfloat16s (es 2), which widen to the same floats.
  * Offsets below are in bytes: the pair of dims d, d+1 of a tile is at
- * d*16*es, a tile is hs*16*es. With es 1 the scales enter exactly: a score is
+ * d*16*es, a tile is hs*16*es. With x8 the scales enter exactly: a score is
  * (its fma chain over the int8 dims, as floats) * 2^e_k * scale, and the PV
  * pass weighs v_j by e_j * 2^e_v (exact, a power of two) while the sum that
  * divides stays the plain sum of the e_j. Int8 lanes past a row's length are
@@ -336,7 +338,7 @@ BT_INLINE v16x2 load_pair_n(const uint8_t *p, int n, const int es) {
  * Ke: the keys' exponents (es 1). */
 #define SC_U 8
 BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const int8_t *Ke, int nt,
-                           const int hs, float scale, const int es) {
+                           const int hs, float scale, const int es, const int x8) {
   const v16 vs = v_set1(scale);
   const long tile = (long)hs * 16 * es; /* bytes per tile */
   int b = 0;
@@ -351,7 +353,7 @@ BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const in
         acc[u] = v_fma(q1, k.b, v_fma(q0, k.a, acc[u]));
       }
     }
-    if (es == 1)
+    if (x8)
       UNROLL for (int u = 0; u < SC_U; u++) acc[u] = v_mul(acc[u], v_pow2_i8(Ke + (long)(b + u) * 16));
     UNROLL for (int u = 0; u < SC_U; u++) v_store(s + (long)(b + u) * 16, v_mul(acc[u], vs));
   }
@@ -362,7 +364,7 @@ BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const in
       const v16x2 k = load_pair(kt + (long)d * 16 * es, es);
       acc = v_fma(v_set1(q[d + 1]), k.b, v_fma(v_set1(q[d]), k.a, acc));
     }
-    if (es == 1)
+    if (x8)
       acc = v_mul(acc, v_pow2_i8(Ke + (long)b * 16));
     v_store(s + (long)b * 16, v_mul(acc, vs));
   }
@@ -370,13 +372,13 @@ BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const in
 
 /* The common head sizes get their own copies, with constant offsets. */
 BT_INLINE void scores(float *s, const float *q, const uint8_t *Kt, const int8_t *Ke, int nt, int hs,
-                      float scale, const int es) {
+                      float scale, const int es, const int x8) {
   if (hs == 16)
-    scores_body(s, q, Kt, Ke, nt, 16, scale, es);
+    scores_body(s, q, Kt, Ke, nt, 16, scale, es, x8);
   else if (hs == 32)
-    scores_body(s, q, Kt, Ke, nt, 32, scale, es);
+    scores_body(s, q, Kt, Ke, nt, 32, scale, es, x8);
   else
-    scores_body(s, q, Kt, Ke, nt, hs, scale, es);
+    scores_body(s, q, Kt, Ke, nt, hs, scale, es, x8);
 }
 
 /* Continues acc[0..G) (d = d0..d0+G-1) over tiles b0.. of positions < n:
@@ -519,24 +521,30 @@ BT_INLINE void weigh_v(float *e, const int8_t *Ve, int nt) {
  */
 BT_INLINE void attn_row(float *out, const float *q, const uint8_t *Kt, const int8_t *Ke,
                         const uint8_t *Vt, const int8_t *Ve, int n, int hs, float scale, float *s,
-                        const int es) {
+                        const int es, const int x8) {
   const int nt = (n + 15) / 16;
-  scores(s, q, Kt, Ke, nt, hs, scale, es);
+  scores(s, q, Kt, Ke, nt, hs, scale, es, x8);
   const float sum = softmax_e(s, n, Vt, hs, es);
-  if (es == 1)
+  if (x8)
     weigh_v(s, Ve, nt);
   pv_all(out, s, Vt, n, hs, sum, es);
 }
 void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt,
                                   const uint16_t *Vt, int n, int hs, float scale, float *s) {
-  attn_row(out, q, (const uint8_t *)Kt, NULL, (const uint8_t *)Vt, NULL, n, hs, scale, s, 2);
+  attn_row(out, q, (const uint8_t *)Kt, NULL, (const uint8_t *)Vt, NULL, n, hs, scale, s, 2, 0);
 }
 /* The same over an int8 cache: K, V tiles, and the keys' and values'
- * exponents (one per position). */
-void BT_ISA_FN(bt_infer_attn_row8)(float *out, const float *q, const int8_t *Kt, const int8_t *Ke,
-                                   const int8_t *Vt, const int8_t *Ve, int n, int hs, float scale,
-                                   float *s) {
-  attn_row(out, q, (const uint8_t *)Kt, Ke, (const uint8_t *)Vt, Ve, n, hs, scale, s, 1);
+ * exponents (one per position). The tiles are int8 (es 1), or the same
+ * integers as bfloat16 in the bfloat16 layout (es 2: every integer within
+ * 127 is a bfloat16 exactly, so the floats and every result are the same
+ * bits; twice the bytes, cheaper to widen). */
+void BT_ISA_FN(bt_infer_attn_row8)(float *out, const float *q, const void *Kt, const int8_t *Ke,
+                                   const void *Vt, const int8_t *Ve, int n, int hs, float scale,
+                                   float *s, int es) {
+  if (es == 2)
+    attn_row(out, q, Kt, Ke, Vt, Ve, n, hs, scale, s, 2, 1);
+  else
+    attn_row(out, q, Kt, Ke, Vt, Ve, n, hs, scale, s, 1, 1);
 }
 
 /* ==================================================================== */
@@ -557,7 +565,7 @@ void BT_ISA_FN(bt_infer_attn_row8)(float *out, const float *q, const int8_t *Kt,
 #endif
 BT_INLINE void attn_rows4(float *out, long ldo, const float *q, long ldq, const uint8_t *Kt,
                           const int8_t *Ke, const uint8_t *Vt, const int8_t *Ve, int n0, int hs,
-                          float scale, float *s, long lds, const int es) {
+                          float scale, float *s, long lds, const int es, const int x8) {
   const int ntm = (n0 + 3 + 15) / 16; /* tiles of the longest row */
   const v16 vs = v_set1(scale);
   const float *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
@@ -581,14 +589,9 @@ BT_INLINE void attn_rows4(float *out, long ldo, const float *q, long ldq, const 
         acc[u][3] = v_fma(v_set1(q3[d + 1]), k1, acc[u][3]);
       }
     }
-    if (es == 1)
-      UNROLL for (int u = 0; u < SC4_U; u++) {
-        const v16 p2 = v_pow2_i8(Ke + (long)(b + u) * 16);
-        UNROLL for (int i = 0; i < 4; i++) acc[u][i] = v_mul(acc[u][i], p2);
-      }
     UNROLL for (int u = 0; u < SC4_U; u++)
       UNROLL for (int i = 0; i < 4; i++)
-        v_store(s + i * lds + (long)(b + u) * 16, v_mul(acc[u][i], vs));
+        v_store(s + i * lds + (long)(b + u) * 16, x8 ? acc[u][i] : v_mul(acc[u][i], vs));
   }
   for (; b < ntm; b++) {
     v16 acc[4];
@@ -606,16 +609,24 @@ BT_INLINE void attn_rows4(float *out, long ldo, const float *q, long ldq, const 
       acc[2] = v_fma(v_set1(q2[d + 1]), k1, acc[2]);
       acc[3] = v_fma(v_set1(q3[d + 1]), k1, acc[3]);
     }
-    if (es == 1) {
-      const v16 p2 = v_pow2_i8(Ke + (long)b * 16);
-      UNROLL for (int i = 0; i < 4; i++) acc[i] = v_mul(acc[i], p2);
-    }
-    UNROLL for (int i = 0; i < 4; i++) v_store(s + i * lds + (long)b * 16, v_mul(acc[i], vs));
+    UNROLL for (int i = 0; i < 4; i++)
+      v_store(s + i * lds + (long)b * 16, x8 ? acc[i] : v_mul(acc[i], vs));
   }
+  /* The keys' scales in a pass of their own, (sum * 2^e) * scale as in
+   * scores_body: inside the loops above their constants took registers the
+   * accumulators need (gcc spilled one, and its chain ran through memory). */
+  if (x8)
+    for (b = 0; b < ntm; b++) {
+      const v16 p2 = v_pow2_i8(Ke + (long)b * 16);
+      UNROLL for (int i = 0; i < 4; i++) {
+        float *si = s + i * lds + (long)b * 16;
+        v_store(si, v_mul(v_mul(v_load(si), p2), vs));
+      }
+    }
   float sum[4];
   for (int i = 0; i < 4; i++) {
     sum[i] = softmax_e(s + i * lds, n0 + i, NULL, hs, es);
-    if (es == 1)
+    if (x8)
       weigh_v(s + i * lds, Ve, (n0 + i + 15) / 16);
   }
 #if defined(__AVX512F__)
@@ -656,12 +667,14 @@ void BT_ISA_FN(bt_infer_attn_rows4)(float *out, long ldo, const float *q, long l
                                     const uint16_t *Kt, const uint16_t *Vt, int n0, int hs,
                                     float scale, float *s, long lds) {
   attn_rows4(out, ldo, q, ldq, (const uint8_t *)Kt, NULL, (const uint8_t *)Vt, NULL, n0, hs, scale, s,
-             lds, 2);
+             lds, 2, 0);
 }
-void BT_ISA_FN(bt_infer_attn_rows4_8)(float *out, long ldo, const float *q, long ldq,
-                                      const int8_t *Kt, const int8_t *Ke, const int8_t *Vt,
-                                      const int8_t *Ve, int n0, int hs, float scale, float *s,
-                                      long lds) {
-  attn_rows4(out, ldo, q, ldq, (const uint8_t *)Kt, Ke, (const uint8_t *)Vt, Ve, n0, hs, scale, s, lds,
-             1);
+/* The same over an int8 cache, its tiles as in bt_infer_attn_row8 (es). */
+void BT_ISA_FN(bt_infer_attn_rows4_8)(float *out, long ldo, const float *q, long ldq, const void *Kt,
+                                      const int8_t *Ke, const void *Vt, const int8_t *Ve, int n0,
+                                      int hs, float scale, float *s, long lds, int es) {
+  if (es == 2)
+    attn_rows4(out, ldo, q, ldq, Kt, Ke, Vt, Ve, n0, hs, scale, s, lds, 2, 1);
+  else
+    attn_rows4(out, ldo, q, ldq, Kt, Ke, Vt, Ve, n0, hs, scale, s, lds, 1, 1);
 }

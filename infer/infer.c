@@ -51,20 +51,22 @@ BT_DECLARE_ISA3(void, bt_infer_attn_rows4,
                  const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds))
 
 BT_DECLARE_ISA3(void, bt_infer_attn_row8,
-                (float *out, const float *q, const int8_t *Kt, const int8_t *Ke, const int8_t *Vt,
-                 const int8_t *Ve, int n, int hs, float scale, float *s))
+                (float *out, const float *q, const void *Kt, const int8_t *Ke, const void *Vt,
+                 const int8_t *Ve, int n, int hs, float scale, float *s, int es))
 
 BT_DECLARE_ISA3(void, bt_infer_attn_rows4_8,
-                (float *out, long ldo, const float *q, long ldq, const int8_t *Kt, const int8_t *Ke,
-                 const int8_t *Vt, const int8_t *Ve, int n0, int hs, float scale, float *s, long lds))
+                (float *out, long ldo, const float *q, long ldq, const void *Kt, const int8_t *Ke,
+                 const void *Vt, const int8_t *Ve, int n0, int hs, float scale, float *s, long lds,
+                 int es))
 
 typedef void (*attn_row_fn)(float *out, const float *q, const uint16_t *Kt, const uint16_t *Vt,
                             int n, int hs, float scale, float *s);
-typedef void (*attn_row8_fn)(float *out, const float *q, const int8_t *Kt, const int8_t *Ke,
-                             const int8_t *Vt, const int8_t *Ve, int n, int hs, float scale, float *s);
-typedef void (*attn_rows4_8_fn)(float *out, long ldo, const float *q, long ldq, const int8_t *Kt,
-                                const int8_t *Ke, const int8_t *Vt, const int8_t *Ve, int n0, int hs,
-                                float scale, float *s, long lds);
+typedef void (*attn_row8_fn)(float *out, const float *q, const void *Kt, const int8_t *Ke,
+                             const void *Vt, const int8_t *Ve, int n, int hs, float scale, float *s,
+                             int es);
+typedef void (*attn_rows4_8_fn)(float *out, long ldo, const float *q, long ldq, const void *Kt,
+                                const int8_t *Ke, const void *Vt, const int8_t *Ve, int n0, int hs,
+                                float scale, float *s, long lds, int es);
 typedef void (*attn_rows4_fn)(float *out, long ldo, const float *q, long ldq, const uint16_t *Kt,
                               const uint16_t *Vt, int n0, int hs, float scale, float *s, long lds);
 
@@ -80,7 +82,7 @@ struct bt_infer {
   bt_model_view view;  /* of w (layer.h) */
   float *rope_cos, *rope_sin; /* (max_T, hs/2) */
   uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles; */
-  int kv8;             /*   or, kv8 set, int8 tiles and exponents (kv8_base) in the same memory */
+  int kv8;             /*   or int8 values and exponents (bt_infer_set_kv8: kv8_base, kv8w_base) */
   int *pos;            /* (max_streams): positions filled per stream */
   /* rows: up to G per forward_rows call */
   int G;
@@ -115,8 +117,10 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T) {
   if (max_streams < 1 || max_T < 1)
     return 0;
-  return (size_t)max_streams * cfg->n_layer * 2 * round16((size_t)max_T) * cfg->d_model *
-         sizeof(uint16_t);
+  /* bfloat16 tiles, then room for an exponent per (position, head) that
+   * the wide int8 layout keeps beside them (kv8w_base) */
+  return (size_t)max_streams * cfg->n_layer * 2 * round16((size_t)max_T) *
+         ((size_t)cfg->d_model * sizeof(uint16_t) + (size_t)cfg->n_head);
 }
 
 /* dst (IC, OC) = src (OC, IC) transposed. */
@@ -278,11 +282,11 @@ void bt_infer_set_threads(bt_infer *inf, int n) { inf->threads = n > 0 ? n : 0; 
 
 int bt_infer_half_weights(const bt_infer *inf) { return inf->half; }
 
-void bt_infer_set_kv8(bt_infer *inf, int on) {
-  on = on != 0;
-  if (on != inf->kv8)
+void bt_infer_set_kv8(bt_infer *inf, int mode) {
+  mode = mode == BT_KV_INT8 || mode == BT_KV_INT8_WIDE ? mode : BT_KV_BF16;
+  if (mode != inf->kv8)
     bt_infer_reset(inf, inf->max_streams); /* the cache's bytes mean something else now */
-  inf->kv8 = on;
+  inf->kv8 = mode;
 }
 
 int bt_infer_kv8(const bt_infer *inf) { return inf->kv8; }
@@ -396,7 +400,17 @@ static inline int8_t *kv8_base(const bt_infer *inf, int s, int l, int kv, int h)
   return (int8_t *)inf->cache + kv_block(inf, s, l, kv, h) * (size_t)inf->Tr * (inf->hs + 1);
 }
 
-/* x (n) as int8s q and one exponent e, x[d] ~ q[d] * 2^e: e is the least
+/* The wide int8 layout (BT_KV_INT8_WIDE): the same integers as bfloat16s in
+ * the bfloat16 tiles (kv_base), which widen more cheaply than int8s, and
+ * the Tr exponents of each block after all the tiles. */
+static inline int8_t *kv8w_exp(const bt_infer *inf, int s, int l, int kv, int h) {
+  const size_t blocks = (size_t)inf->max_streams * inf->L * 2 * inf->H;
+  return (int8_t *)(inf->cache + blocks * inf->Tr * inf->hs) +
+         kv_block(inf, s, l, kv, h) * (size_t)inf->Tr;
+}
+
+/* x (n) as int8s q and one exponent e (quant_exp, then quant_one for
+ * each x[d]), x[d] ~ q[d] * 2^e: e is the least
  * with every |x[d]| * 2^-e rounding (to nearest, ties to even) within 127,
  * q[d] that rounding. From the largest magnitude's bits: m = (1 + f) 2^(b -
  * 127) gives m 2^-(b - 133) = (1 + f) 64 in [64, 128), one more when that
@@ -406,7 +420,7 @@ static inline int8_t *kv8_base(const bt_infer *inf, int s, int l, int kv, int h)
  * All zero, or m below 2^-120: e = -127, which the kernels read as a scale
  * of +0, and q = 0. A NaN or infinity among them (a hostile model's):
  * e = 127, infinities +-127, everything else 0. */
-static inline int8_t quantize8(const float *x, int n, int8_t *q, size_t qstride) {
+static inline int quant_exp(const float *x, int n) {
   uint32_t mb = 0;
   for (int d = 0; d < n; d++) {
     uint32_t u;
@@ -414,25 +428,44 @@ static inline int8_t quantize8(const float *x, int n, int8_t *q, size_t qstride)
     u &= 0x7fffffffu;
     mb = u > mb ? u : mb; /* bit patterns of magnitudes order as the values */
   }
-  if (mb >= 0x7f800000u) {
-    for (int d = 0; d < n; d++) /* the finite ones round to 0 at 2^127 */
-      q[(size_t)d * qstride] = (int8_t)(!isinf(x[d]) ? 0 : x[d] > 0 ? 127 : -127);
-    return 127;
-  }
-  int e = (int)(mb >> 23) - 133 + ((mb & 0x7fffffu) >= 8323072u);
-  if (mb < 0x00800000u || e < -126) {
-    for (int d = 0; d < n; d++)
-      q[(size_t)d * qstride] = 0;
-    return -127;
-  }
-  const uint32_t sb = (uint32_t)(127 - e) << 23; /* 2^-e, -e in [-121, 126] */
+  if (mb >= 0x7f800000u)
+    return 127; /* finite values give at most 122 */
+  const int e = (int)(mb >> 23) - 133 + ((mb & 0x7fffffu) >= 8323072u);
+  return mb < 0x00800000u || e < -126 ? -127 : e;
+}
+
+/* x's int8 under exponent e (quant_exp) as a float; sc = 2^-e */
+static inline float quant_one(float x, int e, float sc) {
+  if (e == 127) /* the finite ones round to 0 at 2^127 */
+    return !isinf(x) ? 0.0f : x > 0 ? 127.0f : -127.0f;
+  if (e == -127)
+    return 0.0f;
+  const float y = x * sc;
+  return (y + 12582912.0f) - 12582912.0f;
+}
+
+/* K or V of one position and head (x, hs floats) into the int8 cache: its
+ * int8s in the int8 tiles, or (BT_KV_INT8_WIDE) as bfloat16s in the
+ * bfloat16 tiles (exact: they need 8 bits), and its exponent. */
+static inline void store_kv8(bt_infer *inf, const float *x, int s, int p, int l, int kv, int h) {
+  const int hs = inf->hs, e = quant_exp(x, hs);
+  const uint32_t sb = (uint32_t)(e > -127 && e < 127 ? 127 - e : 127) << 23; /* 2^-e */
   float sc;
   memcpy(&sc, &sb, sizeof sc);
-  for (int d = 0; d < n; d++) {
-    const float y = x[d] * sc;
-    q[(size_t)d * qstride] = (int8_t)(int)((y + 12582912.0f) - 12582912.0f);
+  if (inf->kv8 == BT_KV_INT8_WIDE) {
+    kv8w_exp(inf, s, l, kv, h)[p] = (int8_t)e;
+    uint16_t *dst = kv_base(inf, s, l, kv, h) + (size_t)(p / 16) * hs * 16 + (size_t)(p % 16) * 2;
+    for (int d = 0; d < hs; d += 2) { /* an integer's float's top half is its bfloat16 */
+      dst[(size_t)d * 16] = bt_f32_to_bf16_inline(quant_one(x[d], e, sc));
+      dst[(size_t)d * 16 + 1] = bt_f32_to_bf16_inline(quant_one(x[d + 1], e, sc));
+    }
+    return;
   }
-  return (int8_t)e;
+  int8_t *base = kv8_base(inf, s, l, kv, h);
+  base[(size_t)inf->Tr * hs + p] = (int8_t)e;
+  int8_t *dst = base + (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
+  for (int d = 0; d < hs; d++)
+    dst[(size_t)d * 16] = (int8_t)(int)quant_one(x[d], e, sc);
 }
 
 /* K and V of one row (its qkv row, 3C), position p of stream s, into the
@@ -441,13 +474,9 @@ static inline int8_t quantize8(const float *x, int n, int8_t *q, size_t qstride)
 static inline void store_kv(bt_infer *inf, const float *qkvr, int s, int p, int l) {
   const int H = inf->H, hs = inf->hs, C = inf->C;
   if (inf->kv8) {
-    const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
     for (int kv = 0; kv < 2; kv++)
-      for (int h = 0; h < H; h++) {
-        int8_t *base = kv8_base(inf, s, l, kv, h);
-        base[(size_t)inf->Tr * hs + p] =
-            quantize8(qkvr + (size_t)(1 + kv) * C + (size_t)h * hs, hs, base + off, 16);
-      }
+      for (int h = 0; h < H; h++)
+        store_kv8(inf, qkvr + (size_t)(1 + kv) * C + (size_t)h * hs, s, p, l, kv, h);
     return;
   }
   const size_t off = (size_t)(p / 16) * hs * 16 + (size_t)(p % 16) * 2;
@@ -484,15 +513,24 @@ static inline void attn_item(const attn_ctx *c, int it, float *sc) {
   float *o = c->att + (size_t)a * C + (size_t)h * hs;
   const float *qq = c->qkv + (size_t)a * 3 * C + (size_t)h * hs;
   if (inf->kv8) {
-    const int8_t *K = kv8_base(inf, c->rs[a], l, 0, h), *Vv = kv8_base(inf, c->rs[a], l, 1, h);
-    const int8_t *Ke = K + (size_t)inf->Tr * hs, *Ve = Vv + (size_t)inf->Tr * hs;
+    const int s = c->rs[a], es = inf->kv8 == BT_KV_INT8_WIDE ? 2 : 1;
+    const void *K, *Vv;
+    const int8_t *Ke, *Ve;
+    if (es == 2) {
+      K = kv_base(inf, s, l, 0, h), Vv = kv_base(inf, s, l, 1, h);
+      Ke = kv8w_exp(inf, s, l, 0, h), Ve = kv8w_exp(inf, s, l, 1, h);
+    } else {
+      K = kv8_base(inf, s, l, 0, h), Vv = kv8_base(inf, s, l, 1, h);
+      Ke = kv8_base(inf, s, l, 0, h) + (size_t)inf->Tr * hs;
+      Ve = kv8_base(inf, s, l, 1, h) + (size_t)inf->Tr * hs;
+    }
     if (nr == 4) {
-      c->attn48(o, C, qq, 3 * C, K, Ke, Vv, Ve, c->rp[a] + 1, hs, inf->scale, sc, (long)inf->Tr);
+      c->attn48(o, C, qq, 3 * C, K, Ke, Vv, Ve, c->rp[a] + 1, hs, inf->scale, sc, (long)inf->Tr, es);
       return;
     }
     for (int i = 0; i < nr; i++)
       c->attn8(o + (size_t)i * C, qq + (size_t)i * 3 * C, K, Ke, Vv, Ve, c->rp[a] + i + 1, hs,
-               inf->scale, sc);
+               inf->scale, sc, es);
     return;
   }
   const uint16_t *K = kv_base(inf, c->rs[a], l, 0, h), *Vv = kv_base(inf, c->rs[a], l, 1, h);

@@ -130,16 +130,21 @@ long bt_infer_pair_serve(bt_infer *inf);
 void bt_infer_pair_wait_for_helper(bt_infer *inf, int on);
 void bt_infer_pair_end(bt_infer *inf);
 
-/* The KV cache's number format. Off (the default): bfloat16, as above. On:
- * each position's K and V of a head are int8s times a power of two (the
- * least that fits their largest magnitude in 127, attn_impl.c), hs + 1 bytes
- * against 2 hs, so decoding reads about half as much per byte; the logits
- * change (the shipped models' coded rates by under 0.01 points) but stay the
- * same on every path, batched or not. Changing it restarts every stream at
- * position 0. Container version 4 records it (coder.h); bt-compress
- * --kv int8 sets it. */
-void bt_infer_set_kv8(bt_infer *inf, int on);
-int bt_infer_kv8(const bt_infer *inf);
+/* The KV cache's number format. BT_KV_BF16 (0, the default): bfloat16, as
+ * above. BT_KV_INT8: each position's K and V of a head are int8s times a
+ * power of two (the least that fits their largest magnitude in 127,
+ * attn_impl.c), hs + 1 bytes against 2 hs, so decoding reads about half as
+ * much per byte; the logits change (the shipped models' coded rates by under
+ * 0.01 points) but stay the same on every path, batched or not.
+ * BT_KV_INT8_WIDE: the same numbers, so the same logits bit for bit, with
+ * the integers kept as bfloat16s (2 hs + 1 bytes): cheaper to widen, for
+ * passes of many rows, which are bound by arithmetic (compression), where
+ * BT_KV_INT8 suits one row a stream (decoding), bound by the bytes it reads.
+ * Changing it restarts every stream at position 0. Container version 4
+ * records int8 (coder.h); bt-compress --kv int8 sets it. */
+enum { BT_KV_BF16 = 0, BT_KV_INT8 = 1, BT_KV_INT8_WIDE = 2 };
+void bt_infer_set_kv8(bt_infer *inf, int mode);
+int bt_infer_kv8(const bt_infer *inf); /* the mode */
 
 /* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
 int bt_infer_position(const bt_infer *inf, int s);

@@ -108,8 +108,8 @@ static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full, in
         bt_infer_half_weights(inf));
   if (kv8) { /* the int8 cache computes other logits than the bfloat16 one */
     CHECK(bt_infer_batched(inf, seq, n, T, got) == BT_OK, "%s: batched bf16", name);
-    bt_infer_set_kv8(inf, 1);
-    CHECK(bt_infer_kv8(inf) == 1, "%s: kv8 set", name);
+    bt_infer_set_kv8(inf, BT_KV_INT8);
+    CHECK(bt_infer_kv8(inf) == BT_KV_INT8, "%s: kv8 set", name);
     CHECK(bt_infer_batched(inf, seq, n, T, ref) == BT_OK, "%s: batched kv8", name);
     CHECK(memcmp(got, ref, NT * V * sizeof(float)) != 0, "%s: the int8 cache changes nothing", name);
   }
@@ -153,6 +153,20 @@ static void test_config(bt_config cfg, int n, int T, uint64_t seed, int full, in
       r = first_diff_row(got, ref, n * T);
       CHECK(r < 0, "%s: steps %s %d threads differ from batched at stream %d position %d", name,
             bt_isa_name(isas[ii]), th, r < 0 ? 0 : r / T, r < 0 ? 0 : r % T);
+      if (kv8) { /* the wide layout: the same integers as bfloat16s, the same bits */
+        bt_infer_set_kv8(inf, BT_KV_INT8_WIDE);
+        CHECK(bt_infer_kv8(inf) == BT_KV_INT8_WIDE, "%s: wide layout set", name);
+        CHECK(bt_infer_batched(inf, seq, n, T, got) == BT_OK, "%s: batched wide", name);
+        r = first_diff_row(got, ref, n * T);
+        CHECK(r < 0, "%s: batched, wide int8 layout, %s %d threads differs at row %d", name,
+              bt_isa_name(isas[ii]), th, r);
+        memset(got, 0, NT * V * sizeof(float));
+        CHECK(run_steps(inf, seq, n, T, got) == BT_OK, "%s: steps wide", name);
+        r = first_diff_row(got, ref, n * T);
+        CHECK(r < 0, "%s: steps, wide int8 layout, %s %d threads differ at row %d", name,
+              bt_isa_name(isas[ii]), th, r);
+        bt_infer_set_kv8(inf, BT_KV_INT8);
+      }
     }
   bt_isa_set(isa0);
   omp_set_num_threads(2);
