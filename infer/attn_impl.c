@@ -454,14 +454,24 @@ BT_INLINE void v_exp_k(v16 *y, const v16 *x, const int K) {
 
 /* s (n): scores in, e_j out, zero up to the tile end; returns the 16-lane
  * sum (tiles added in order from +0, then folded). Lanes of s past n may hold
- * anything on entry. pfV (may be NULL): V tiles (head size hs) to prefetch. */
-BT_INLINE float softmax_e(float *s, int n, const uint8_t *pfV, int hs, const int es) {
+ * anything on entry. pfV (may be NULL): V tiles (head size hs) to prefetch.
+ * Int8 caches (attn_row): Ke, if not NULL, the keys' exponents, which the
+ * scores on entry still lack: s_j = (s_j * 2^e) * scale first, as in
+ * scores_body; Ve, if not NULL, the values' exponents: e_j * 2^e out, the
+ * sum still of the e_j. */
+BT_INLINE float softmax_e(float *s, int n, const uint8_t *pfV, int hs, const int es,
+                          const int8_t *Ke, float scale, const int8_t *Ve) {
   const int nt = (n + 15) / 16, ntot = nt * 16;
-  for (int j = n; j < ntot; j++) /* the max must not see the garbage lanes */
-    s[j] = -INFINITY;
   v16 mx = v_set1(-INFINITY);
-  for (int b = 0; b < nt; b++)
-    mx = v_max(v_load(s + (long)b * 16), mx);
+  for (int b = 0; b < nt; b++) {
+    float *sb = s + (long)b * 16;
+    if (Ke)
+      v_store(sb, v_mul(v_mul(v_load(sb), v_pow2_i8(Ke + (long)b * 16)), v_set1(scale)));
+    if (b == nt - 1)
+      for (int j = n; j < ntot; j++) /* the max must not see the garbage lanes */
+        s[j] = -INFINITY;
+    mx = v_max(v_load(sb), mx);
+  }
   const v16 vm = v_set1(v_fold_max(mx));
   v16 sa = v_zero();
   int b = 0;
@@ -473,7 +483,7 @@ BT_INLINE float softmax_e(float *s, int n, const uint8_t *pfV, int hs, const int
     UNROLL for (int i = 0; i < 4; i++) x[i] = v_sub(v_load(s + (long)(b + i) * 16), vm);
     v_exp_k(y, x, 4);
     UNROLL for (int i = 0; i < 4; i++) {
-      v_store(s + (long)(b + i) * 16, y[i]);
+      v_store(s + (long)(b + i) * 16, Ve ? v_mul(y[i], v_pow2_i8(Ve + (long)(b + i) * 16)) : y[i]);
       sa = v_add(sa, y[i]);
     }
   }
@@ -487,6 +497,8 @@ BT_INLINE float softmax_e(float *s, int n, const uint8_t *pfV, int hs, const int
       y = v_load(s + (long)b * 16);
     }
     sa = v_add(sa, y);
+    if (Ve) /* lanes past n: +0 * 2^e = +0 */
+      v_store(s + (long)b * 16, v_mul(y, v_pow2_i8(Ve + (long)b * 16)));
   }
   return v_fold_add(sa); /* >= 1: the max's own term is exp(0) */
 }
@@ -507,13 +519,6 @@ BT_INLINE void pv_all(float *out, const float *e, const uint8_t *Vt, int n, int 
 #endif
 }
 
-/* int8 values: e_j *= 2^(its value's exponent), for tiles 0..nt-1 (lanes
- * past the row hold +0 and stay +0: the scale is finite). */
-BT_INLINE void weigh_v(float *e, const int8_t *Ve, int nt) {
-  for (int b = 0; b < nt; b++)
-    v_store(e + (long)b * 16, v_mul(v_load(e + (long)b * 16), v_pow2_i8(Ve + (long)b * 16)));
-}
-
 /*
  * out (hs) = softmax_j(scale * q . k_j) v_j over positions j = 0..n-1 of one
  * head, in the 16-lane order above. q (hs); Kt, Vt: that head's K and V tiles;
@@ -524,9 +529,7 @@ BT_INLINE void attn_row(float *out, const float *q, const uint8_t *Kt, const int
                         const int es, const int x8) {
   const int nt = (n + 15) / 16;
   scores(s, q, Kt, Ke, nt, hs, scale, es, x8);
-  const float sum = softmax_e(s, n, Vt, hs, es);
-  if (x8)
-    weigh_v(s, Ve, nt);
+  const float sum = softmax_e(s, n, Vt, hs, es, NULL, scale, x8 ? Ve : NULL);
   pv_all(out, s, Vt, n, hs, sum, es);
 }
 void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt,
@@ -563,10 +566,12 @@ void BT_ISA_FN(bt_infer_attn_row8)(float *out, const float *q, const void *Kt, c
 #else
 #define SC4_U 1
 #endif
-BT_INLINE void attn_rows4(float *out, long ldo, const float *q, long ldq, const uint8_t *Kt,
-                          const int8_t *Ke, const uint8_t *Vt, const int8_t *Ve, int n0, int hs,
-                          float scale, float *s, long lds, const int es, const int x8) {
-  const int ntm = (n0 + 3 + 15) / 16; /* tiles of the longest row */
+/* The scores of rows4: s + i*lds (ntm*16) for the rows q + i*ldq, each
+ * times scale (x8: raw sums, the softmax scales them). A function of its
+ * own, so that its accumulators have the registers to themselves: inlined,
+ * gcc spilled one in some copies, and its chain ran through memory. */
+BT_INLINE void scores4_body(float *s, long lds, const float *q, long ldq, const uint8_t *Kt,
+                            int ntm, int hs, float scale, const int es, const int x8) {
   const v16 vs = v_set1(scale);
   const float *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
   int b = 0;
@@ -612,23 +617,35 @@ BT_INLINE void attn_rows4(float *out, long ldo, const float *q, long ldq, const 
     UNROLL for (int i = 0; i < 4; i++)
       v_store(s + i * lds + (long)b * 16, x8 ? acc[i] : v_mul(acc[i], vs));
   }
-  /* The keys' scales in a pass of their own, (sum * 2^e) * scale as in
-   * scores_body: inside the loops above their constants took registers the
-   * accumulators need (gcc spilled one, and its chain ran through memory). */
-  if (x8)
-    for (b = 0; b < ntm; b++) {
-      const v16 p2 = v_pow2_i8(Ke + (long)b * 16);
-      UNROLL for (int i = 0; i < 4; i++) {
-        float *si = s + i * lds + (long)b * 16;
-        v_store(si, v_mul(v_mul(v_load(si), p2), vs));
-      }
-    }
-  float sum[4];
-  for (int i = 0; i < 4; i++) {
-    sum[i] = softmax_e(s + i * lds, n0 + i, NULL, hs, es);
-    if (x8)
-      weigh_v(s + i * lds, Ve, (n0 + i + 15) / 16);
+}
+
+#define SCORES4(name, es, x8)                                                                  \
+  __attribute__((noinline)) static void name(float *s, long lds, const float *q, long ldq,     \
+                                             const uint8_t *Kt, int ntm, int hs, float scale) { \
+    scores4_body(s, lds, q, ldq, Kt, ntm, hs, scale, es, x8);                                  \
   }
+SCORES4(scores4_bf16, 2, 0)
+SCORES4(scores4_wide8, 2, 1)
+SCORES4(scores4_int8, 1, 1)
+BT_INLINE void scores4(float *s, long lds, const float *q, long ldq, const uint8_t *Kt, int ntm,
+                       int hs, float scale, const int es, const int x8) {
+  if (!x8)
+    scores4_bf16(s, lds, q, ldq, Kt, ntm, hs, scale);
+  else if (es == 2)
+    scores4_wide8(s, lds, q, ldq, Kt, ntm, hs, scale);
+  else
+    scores4_int8(s, lds, q, ldq, Kt, ntm, hs, scale);
+}
+
+BT_INLINE void attn_rows4(float *out, long ldo, const float *q, long ldq, const uint8_t *Kt,
+                          const int8_t *Ke, const uint8_t *Vt, const int8_t *Ve, int n0, int hs,
+                          float scale, float *s, long lds, const int es, const int x8) {
+  const int ntm = (n0 + 3 + 15) / 16; /* tiles of the longest row */
+  scores4(s, lds, q, ldq, Kt, ntm, hs, scale, es, x8);
+  /* With x8 the keys' scales come in the softmax. */
+  float sum[4];
+  for (int i = 0; i < 4; i++)
+    sum[i] = softmax_e(s + i * lds, n0 + i, NULL, hs, es, x8 ? Ke : NULL, scale, x8 ? Ve : NULL);
 #if defined(__AVX512F__)
   /* PV: tiles that are whole for all four rows together, 4 d's at a time;
    * then each row finishes its own tiles exactly as pv_run does alone. */
