@@ -335,7 +335,7 @@ BT_INLINE v16x2 load_pair_n(const uint8_t *p, int n, const int es) {
  * Dims go in pairs (one load), each lane's chain still in order d, d+1.
  * K streams in order, which the hardware prefetches as well as software
  * prefetches did (docs/measurements.md); V is prefetched in softmax_e.
- * Ke: the keys' exponents (es 1). */
+ * Ke: the keys' exponents (x8). */
 #define SC_U 8
 BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const int8_t *Ke, int nt,
                            const int hs, float scale, const int es, const int x8) {

@@ -82,7 +82,7 @@ struct bt_infer {
   bt_model_view view;  /* of w (layer.h) */
   float *rope_cos, *rope_sin; /* (max_T, hs/2) */
   uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles; */
-  int kv8;             /*   or int8 values and exponents (bt_infer_set_kv8: kv8_base, kv8w_base) */
+  int kv8;             /*   or int8s and exponents (bt_infer_set_kv8: kv8_base; wide, kv8w_exp) */
   int *pos;            /* (max_streams): positions filled per stream */
   /* rows: up to G per forward_rows call */
   int G;
@@ -118,7 +118,7 @@ size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T) {
   if (max_streams < 1 || max_T < 1)
     return 0;
   /* bfloat16 tiles, then room for an exponent per (position, head) that
-   * the wide int8 layout keeps beside them (kv8w_base) */
+   * the wide int8 layout keeps after them (kv8w_exp) */
   return (size_t)max_streams * cfg->n_layer * 2 * round16((size_t)max_T) *
          ((size_t)cfg->d_model * sizeof(uint16_t) + (size_t)cfg->n_head);
 }
