@@ -128,9 +128,9 @@ const char *bt_codec_model_name(const bt_codec *c);
 void bt_codec_set_threads(bt_codec *c, int n);
 /* The KV cache format later bt_compress calls use: off (the default),
  * bfloat16 (container version 3); on, int8 (version 4: decoding reads about
- * half the bytes per decoded byte, so chunk mode decodes faster and
- * compression runs slower, docs/decoding.md; rates within 0.01 points of
- * bfloat16's). Decompression follows each member's header. */
+ * half the bytes per decoded byte, so chunk mode decodes faster, while
+ * compression keeps its speed, docs/decoding.md; rates within 0.01 points
+ * of bfloat16's). Decompression follows each member's header. */
 void bt_codec_set_kv8(bt_codec *c, int on);
 int bt_codec_kv8(const bt_codec *c);
 

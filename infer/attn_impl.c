@@ -335,10 +335,10 @@ BT_INLINE v16x2 load_pair_n(const uint8_t *p, int n, const int es) {
  * Dims go in pairs (one load), each lane's chain still in order d, d+1.
  * K streams in order, which the hardware prefetches as well as software
  * prefetches did (docs/measurements.md); V is prefetched in softmax_e.
- * Ke: the keys' exponents (x8). */
+ * x8: the raw sums, which the softmax scales (softmax_e's Ke). */
 #define SC_U 8
-BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const int8_t *Ke, int nt,
-                           const int hs, float scale, const int es, const int x8) {
+BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, int nt, const int hs,
+                           float scale, const int es, const int x8) {
   const v16 vs = v_set1(scale);
   const long tile = (long)hs * 16 * es; /* bytes per tile */
   int b = 0;
@@ -353,9 +353,8 @@ BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const in
         acc[u] = v_fma(q1, k.b, v_fma(q0, k.a, acc[u]));
       }
     }
-    if (x8)
-      UNROLL for (int u = 0; u < SC_U; u++) acc[u] = v_mul(acc[u], v_pow2_i8(Ke + (long)(b + u) * 16));
-    UNROLL for (int u = 0; u < SC_U; u++) v_store(s + (long)(b + u) * 16, v_mul(acc[u], vs));
+    UNROLL for (int u = 0; u < SC_U; u++)
+      v_store(s + (long)(b + u) * 16, x8 ? acc[u] : v_mul(acc[u], vs));
   }
   for (; b < nt; b++) {
     v16 acc = v_zero();
@@ -364,21 +363,19 @@ BT_INLINE void scores_body(float *s, const float *q, const uint8_t *Kt, const in
       const v16x2 k = load_pair(kt + (long)d * 16 * es, es);
       acc = v_fma(v_set1(q[d + 1]), k.b, v_fma(v_set1(q[d]), k.a, acc));
     }
-    if (x8)
-      acc = v_mul(acc, v_pow2_i8(Ke + (long)b * 16));
-    v_store(s + (long)b * 16, v_mul(acc, vs));
+    v_store(s + (long)b * 16, x8 ? acc : v_mul(acc, vs));
   }
 }
 
 /* The common head sizes get their own copies, with constant offsets. */
-BT_INLINE void scores(float *s, const float *q, const uint8_t *Kt, const int8_t *Ke, int nt, int hs,
-                      float scale, const int es, const int x8) {
+BT_INLINE void scores(float *s, const float *q, const uint8_t *Kt, int nt, int hs, float scale,
+                      const int es, const int x8) {
   if (hs == 16)
-    scores_body(s, q, Kt, Ke, nt, 16, scale, es, x8);
+    scores_body(s, q, Kt, nt, 16, scale, es, x8);
   else if (hs == 32)
-    scores_body(s, q, Kt, Ke, nt, 32, scale, es, x8);
+    scores_body(s, q, Kt, nt, 32, scale, es, x8);
   else
-    scores_body(s, q, Kt, Ke, nt, hs, scale, es, x8);
+    scores_body(s, q, Kt, nt, hs, scale, es, x8);
 }
 
 /* Continues acc[0..G) (d = d0..d0+G-1) over tiles b0.. of positions < n:
@@ -455,10 +452,9 @@ BT_INLINE void v_exp_k(v16 *y, const v16 *x, const int K) {
 /* s (n): scores in, e_j out, zero up to the tile end; returns the 16-lane
  * sum (tiles added in order from +0, then folded). Lanes of s past n may hold
  * anything on entry. pfV (may be NULL): V tiles (head size hs) to prefetch.
- * Int8 caches (attn_row): Ke, if not NULL, the keys' exponents, which the
- * scores on entry still lack: s_j = (s_j * 2^e) * scale first, as in
- * scores_body; Ve, if not NULL, the values' exponents: e_j * 2^e out, the
- * sum still of the e_j. */
+ * Int8 caches: Ke, if not NULL, the keys' exponents, which the scores on
+ * entry still lack: s_j = (s_j * 2^e) * scale first; Ve, if not NULL, the
+ * values' exponents: e_j * 2^e out, the sum still of the e_j. */
 BT_INLINE float softmax_e(float *s, int n, const uint8_t *pfV, int hs, const int es,
                           const int8_t *Ke, float scale, const int8_t *Ve) {
   const int nt = (n + 15) / 16, ntot = nt * 16;
@@ -528,8 +524,8 @@ BT_INLINE void attn_row(float *out, const float *q, const uint8_t *Kt, const int
                         const uint8_t *Vt, const int8_t *Ve, int n, int hs, float scale, float *s,
                         const int es, const int x8) {
   const int nt = (n + 15) / 16;
-  scores(s, q, Kt, Ke, nt, hs, scale, es, x8);
-  const float sum = softmax_e(s, n, Vt, hs, es, NULL, scale, x8 ? Ve : NULL);
+  scores(s, q, Kt, nt, hs, scale, es, x8);
+  const float sum = softmax_e(s, n, Vt, hs, es, x8 ? Ke : NULL, scale, x8 ? Ve : NULL);
   pv_all(out, s, Vt, n, hs, sum, es);
 }
 void BT_ISA_FN(bt_infer_attn_row)(float *out, const float *q, const uint16_t *Kt,
