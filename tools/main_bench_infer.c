@@ -5,11 +5,13 @@
  * threads, and their ratio. A benchmark, not a test.
  *
  *   bt-bench-infer [-p preset] [-c chunks] [-n streams] [-L len] [-T maxthreads]
- *                  [-m both|batched|incr] [-k rows]
+ *                  [-m both|batched|incr] [-k rows] [-kv bf16|int8]
  *
  * Batched: c chunks of T bytes in one call. Incremental: n streams stepped in
  * lockstep through T positions, -k rows per stream a pass (bt_infer_extend, as
- * multi-row decoding does when every guess holds; 1: bt_infer_step). FLOPs per byte are counted as 2 per weight of
+ * multi-row decoding does when every guess holds; 1: bt_infer_step), with the
+ * K/V cache in -kv's format (int8: the decoder's, BT_KV_INT8; the batched
+ * pass then uses the encoder's wide layout). FLOPs per byte are counted as 2 per weight of
  * the matrices plus 4 t C per layer for attention at position t.
  */
 #include <omp.h>
@@ -27,7 +29,7 @@ static double now(void) { return omp_get_wtime(); }
 
 #define USAGE                                                                                  \
   "usage: bt-bench-infer [-p 200K|800K|3.2M] [-c chunks] [-n streams] [-L len] [-T maxthreads] " \
-  "[-m both|batched|incr] [-k rows]\n"
+  "[-m both|batched|incr] [-k rows] [-kv bf16|int8]\n"
 static void usage(void) {
   fputs(USAGE, stderr);
   exit(1);
@@ -37,7 +39,7 @@ int main(int argc, char **argv) {
   bt_cli_init("bt-bench-infer", "[options] (see --help)");
   bt_cli_apply_isa();
   const char *only = NULL;
-  int chunks = 4, streams = 32, T = 2048, maxth = 2, mode = 3, K = 1;
+  int chunks = 4, streams = 32, T = 2048, maxth = 2, mode = 3, K = 1, kv8 = 0;
   if (bt_cli_wants_help(argc, argv)) {
     fputs(USAGE, stdout);
     return 0;
@@ -56,6 +58,12 @@ int main(int argc, char **argv) {
         usage();
       continue;
     }
+    if (!strcmp(a, "-kv")) {
+      kv8 = !strcmp(v, "int8") ? 1 : !strcmp(v, "bf16") ? 0 : -1;
+      if (kv8 < 0)
+        usage();
+      continue;
+    }
     int x = (int)bt_cli_count(a, v, 1, 1 << 20);
     if (!strcmp(a, "-c")) chunks = x;
     else if (!strcmp(a, "-n")) streams = x;
@@ -65,8 +73,9 @@ int main(int argc, char **argv) {
     else usage();
   }
   static const char *presets[] = {"200K", "800K", "3.2M"};
-  printf("bt inference, isa %s; batched: %d chunks x %d; incremental: %d streams x %d positions, "
-         "%d a pass\n", bt_isa_name(bt_isa_get()), chunks, T, streams, T, K);
+  printf("bt inference, isa %s, K/V %s; batched: %d chunks x %d; incremental: %d streams x %d "
+         "positions, %d a pass\n", bt_isa_name(bt_isa_get()), kv8 ? "int8" : "bf16", chunks, T,
+         streams, T, K);
   printf("%-5s %3s | %12s %8s | %12s %8s | %6s\n", "model", "thr", "batched B/s", "GFLOP/s",
          "increm. B/s", "GFLOP/s", "ratio");
   for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
@@ -106,13 +115,16 @@ int main(int argc, char **argv) {
     }
     /* Warm-up: touches every stream's cache pages once, so that neither
      * timing pays the first-touch page faults. */
+    bt_infer_set_kv8(inf, kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16);
     e = bt_infer_batched(inf, seq, chunks > streams ? chunks : streams, T, lg);
     for (int th = 1; th <= maxth; th++) {
       bt_set_threads(th);
+      bt_infer_set_kv8(inf, kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16);
       double t0 = now(), tb = 0, ti = 0;
       if (mode & 1)
         e = bt_infer_batched(inf, seq, chunks, T, lg);
       tb = now() - t0;
+      bt_infer_set_kv8(inf, kv8 ? BT_KV_INT8 : BT_KV_BF16);
       bt_infer_reset(inf, streams);
       t0 = now();
       for (int t = 0; t < T && !e && (mode & 2) && K == 1; t++) {
