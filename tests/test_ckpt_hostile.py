@@ -123,6 +123,9 @@ def main():
             ("lr infinite", set_attr("train", "lr", float("inf"))),
             ("beta2 1.0", set_attr("train", "beta2", 1.0)),
             ("bad data hash", set_attr("train", "data_sha256", np.bytes_(b"zz" * 32))),
+            ("checkpoint every 0 steps, with a cadence", set_attr("train", "ckpt_every", np.int64(0))),
+            ("log every 2^40 steps", set_attr("train", "log_every", np.int64(1) << 40)),
+            ("validation of -1 bytes", set_attr("train", "val_bytes", np.int64(-1))),
         ]
         for desc, edit in cases:
             refused(desc, resume(variant(edit)), "cannot resume")

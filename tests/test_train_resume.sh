@@ -83,7 +83,7 @@ cp "$SRC/tests/corpus/ckpt/ok-train.h5" "$WORK/v1.h5"
 /usr/bin/python3 -c 'import h5py,sys
 def s(t, k): return t[k].decode() if isinstance(t[k], bytes) else t[k]
 f = h5py.File(sys.argv[1], "r"); t = f["train"].attrs
-assert int(f.attrs["format_version"]) == 5 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
+assert int(f.attrs["format_version"]) == 6 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
 assert s(t, "grad_sum") == "batch", dict(t)
 assert int(t["step"]) == 4, dict(t)' "$WORK/v1.h5" && ok || bad "the format-1 checkpoint resumed wrong"
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v2-wsd.h5" | grep -q "recipe      v1: wsd" && ok ||
@@ -165,6 +165,32 @@ cp "$SRC/tests/corpus/ckpt/ok-train-v5-bpe.h5" "$WORK/v5.h5"
   bad "the format-5 golden file does not read as a BPE model"
 "$TRAIN" --resume "$WORK/v5.h5" --steps 3 -T 1 -q "$WORK/small.txt" 2>/dev/null &&
   "$BUILD/bt-ckpt" info "$WORK/v5.h5" | grep -q "step 3 of 3" && ok || bad "the format-5 checkpoint does not resume"
+# The run's cadence (format 6): a resume without the flags validates, logs
+# and saves as the run began (the defaults would log at 10 and 14 only, and
+# validate at 14 only); a flag given on a resume replaces it and is kept.
+CA=(--recipe v1 --layers 1 --dim 16 --heads 2 --ctx 32 --batch 2 --seed 4 -q --val-split 0.1 -T 1)
+"$TRAIN" "${CA[@]}" --steps 6 --val-every 4 --val-bytes 5000 --ckpt-every 3 --log-every 2 -o "$WORK/ca.h5" \
+  "$WORK/small.txt" || bad "cadence run failed"
+"$TRAIN" --resume "$WORK/ca.h5" --steps 14 -T 1 -q "$WORK/small.txt" || bad "cadence resume failed"
+/usr/bin/python3 -c 'import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])]
+steps=[x["step"] for x in r]; val=[x["step"] for x in r if x["val_bpb"] is not None]
+assert steps == [2, 4, 6, 8, 10, 12, 14] and val == [4, 6, 8, 12, 14], (steps, val)' "$WORK/ca.h5.log.jsonl" &&
+  ok || bad "a resume did not keep the run's cadence: $(cat "$WORK/ca.h5.log.jsonl")"
+"$BUILD/bt-ckpt" info "$WORK/ca.h5" | grep -q "cadence     validation every 4 steps (5000 bytes), checkpoint every 3, log every 2" &&
+  ok || bad "bt-ckpt info: $("$BUILD/bt-ckpt" info "$WORK/ca.h5" | grep cadence)"
+"$TRAIN" --resume "$WORK/ca.h5" --steps 16 --log-every 1 --val-every 0 -T 1 -q "$WORK/small.txt" &&
+  "$BUILD/bt-ckpt" info "$WORK/ca.h5" | grep -q "cadence     validation every 0 steps (5000 bytes), checkpoint every 3, log every 1" &&
+  ok || bad "flags given on a resume are not kept: $("$BUILD/bt-ckpt" info "$WORK/ca.h5" | grep cadence)"
+# The format-6 golden file resumes with its own cadence (a log record a step);
+# a format-5 one reads as having none.
+cp "$SRC/tests/corpus/ckpt/ok-train-v6-cadence.h5" "$WORK/v6.h5"
+"$TRAIN" --resume "$WORK/v6.h5" --steps 4 -T 1 -q "$WORK/small.txt" 2>/dev/null &&
+  /usr/bin/python3 -c 'import json,sys
+assert [json.loads(l)["step"] for l in open(sys.argv[1])] == [3, 4]' "$WORK/v6.h5.log.jsonl" && ok ||
+  bad "the format-6 golden file does not resume with its cadence"
+"$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v5-bpe.h5" | grep -q "cadence     not recorded" && ok ||
+  bad "a format-5 state does not read as having no cadence"
 # Checkpoints from before format 4 trained in fp32; the format-4 golden file is bf16.
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v3-seq.h5" | grep -q "precision   fp32" && ok ||
   bad "a format-3 state does not read as fp32"

@@ -66,6 +66,13 @@ int main(int argc, char **argv) {
       if (st.schedule == BT_SCHED_WSD)
         printf("  decay       the last %g of the steps, from step %lld\n", st.decay_frac,
                (long long)bt_train_decay_start(&st));
+      if (st.ckpt_every)
+        printf("  cadence     validation every %lld steps (%lld bytes), checkpoint every %lld, "
+               "log every %lld\n",
+               (long long)st.val_every, (long long)st.val_bytes, (long long)st.ckpt_every,
+               (long long)st.log_every);
+      else
+        printf("  cadence     not recorded (before format 6): a resume takes the defaults\n");
     }
     bt_train_state_clear(&st);
     bt_model_free(m);

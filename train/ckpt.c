@@ -21,7 +21,7 @@
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"
 #define FORMAT_NAME "bt-checkpoint"
-#define FORMAT_VERSION 5 /* read: 1 to 5 (ckpt.h) */
+#define FORMAT_VERSION 6 /* read: 1 to 6 (ckpt.h) */
 
 /* ==================================================================== */
 /* float16 <-> float32, own code so the rounding is ours everywhere      */
@@ -338,6 +338,12 @@ static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
   r |= put_f64(g, "val_split", st->val_split);
   r |= put_f64(g, "elapsed_s", st->elapsed_s);
   r |= put_f64(g, "best_val_bpb", st->best_val_bpb);
+  if (st->ckpt_every) { /* format 6 */
+    r |= put_i64(g, "val_every", st->val_every);
+    r |= put_i64(g, "val_bytes", st->val_bytes);
+    r |= put_i64(g, "ckpt_every", st->ckpt_every);
+    r |= put_i64(g, "log_every", st->log_every);
+  }
   r |= put_str(g, "data_name", st->data_name);
   r |= put_u64(g, "data_size", st->data_size);
   r |= put_str(g, "data_sha256", hex);
@@ -675,6 +681,14 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
     BAD("precision %d is unknown", st->precision);
   if (memchr(st->recipe, 0, sizeof st->recipe) == NULL)
     BAD("recipe name is not terminated");
+  if (st->ckpt_every ? st->ckpt_every < 1 || st->ckpt_every > S || st->log_every < 1 ||
+                           st->log_every > S || st->val_every < 0 || st->val_every > S ||
+                           st->val_bytes < 1 || st->val_bytes > BT_TRAIN_MAX_VAL_BYTES
+                     : st->val_every || st->val_bytes || st->log_every)
+    BAD("cadence (validation every %lld steps of %lld bytes, checkpoint every %lld, log every "
+        "%lld) is out of range",
+        (long long)st->val_every, (long long)st->val_bytes, (long long)st->ckpt_every,
+        (long long)st->log_every);
 #undef BAD
   return BT_OK;
 }
@@ -746,6 +760,12 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
     r |= get_str(g, "recipe", st->recipe, sizeof st->recipe);
     r |= get_str(g, "optimizer", opt, sizeof opt);
     r |= get_f64(g, "muon_momentum", &st->muon_momentum);
+  }
+  if (!r && has_attr(g, "ckpt_every")) { /* absent before format 6 */
+    r |= get_i64(g, "val_every", &st->val_every);
+    r |= get_i64(g, "val_bytes", &st->val_bytes);
+    r |= get_i64(g, "ckpt_every", &st->ckpt_every);
+    r |= get_i64(g, "log_every", &st->log_every);
   }
   char gsum[16] = "batch", prec[16] = "fp32"; /* absent before formats 3 and 4 */
   if (!r && has_attr(g, "grad_sum"))

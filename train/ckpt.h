@@ -18,7 +18,9 @@
  * Format versions: 1; 2, which adds the attributes schedule, decay_frac,
  * recipe, optimizer and muon_momentum to /train; 3, which adds grad_sum; 4,
  * which adds precision ("fp32" or "bf16": the training GEMMs' inputs); 5,
-which allows vocab > 256 with /tokenizer.
+ * which allows vocab > 256 with /tokenizer; 6, which adds the run's cadence
+ * (val_every, val_bytes, ckpt_every, log_every) to /train, so that a resume
+ * goes on validating and saving as the run began.
  * All are read; states before version 4 trained in fp32; version 1 states are cosine AdamW runs of the recipe "v1",
  * and states before version 3 sum each step's gradient over the whole batch.
  * Writes are atomic: a temp file in the same folder, fsync, rename.
@@ -66,6 +68,11 @@ typedef struct {
   double val_split;      /* fraction of DATA's tail held out (0: none) */
   double elapsed_s;      /* wall time spent so far over all runs */
   double best_val_bpb;
+  /* bt-train's cadence flags (format 6): steps between validations (0: only
+   * at the end), bytes validated, steps between checkpoints and between log
+   * records. ckpt_every 0: not recorded (states before format 6, or made
+   * without bt-train), and then all four are 0. */
+  int64_t val_every, val_bytes, ckpt_every, log_every;
   char data_name[256];   /* what DATA was given as */
   uint64_t data_size;
   uint8_t data_sha256[32];
@@ -92,6 +99,7 @@ int64_t bt_train_decay_start(const bt_train_state *st);
 #define BT_TRAIN_MAX_STEPS ((int64_t)1 << 30)
 #define BT_TRAIN_MAX_BATCH 65536
 #define BT_TRAIN_MAX_BATCH_TOKENS ((int64_t)1 << 22)
+#define BT_TRAIN_MAX_VAL_BYTES ((int64_t)1 << 40)
 
 /* BT_OK if every field of st is in range for a model of config cfg
  * (steps, batch x sequence, context warmup, optimizer settings, val_split);

@@ -155,6 +155,8 @@ static void usage(FILE *f) {
           "  --val-split F     hold out the last fraction F of DATA instead\n"
           "  --val-every N     steps between validations (default 500; 0 = only at the end)\n"
           "  --val-bytes N     bytes of validation data scored (default 1M)\n"
+          "                    (these and --ckpt-every, --log-every: a resume keeps the\n"
+          "                    run's unless given)\n"
           "output:\n"
           "  -o, --out FILE    checkpoint path (default bt-<preset>.h5)\n"
           "  --resume FILE     continue a run from its checkpoint (config and schedule kept)\n"
@@ -221,10 +223,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   o->tokens = -1;
   o->warmup = -1;
   o->ctx_min = 128;
-  o->val_every = 500;
-  o->ckpt_every = 500;
-  o->log_every = 10;
-  o->val_bytes = 1000000;
+  o->val_every = o->ckpt_every = o->log_every = o->val_bytes = -1; /* resolve_cadence */
   o->lr = o->min_lr = o->wd = o->clip = NAN; /* NAN: from the recipe */
   o->beta1 = 0.9;
   o->beta2 = 0.95;
@@ -531,6 +530,27 @@ static double lr_at(const bt_train_state *st, int64_t step) {
  * state at the end of its stable phase, which bt-train kept beside the
  * checkpoint as CKPT.stable.h5, and decays again at the end of the new
  * budget. Replaces *m and *st with that state. */
+/* The cadence flags not given: a resumed run's own (checkpoint format 6),
+ * else the defaults. The result is recorded in the state, so that the next
+ * resume goes on the same way; counts past any run's length mean "never". */
+static void resolve_cadence(opts_t *o, bt_train_state *st) {
+  const int run = st->ckpt_every > 0;
+  const long long S = BT_TRAIN_MAX_STEPS;
+  if (o->val_every < 0)
+    o->val_every = run ? st->val_every : 500;
+  if (o->val_bytes < 0)
+    o->val_bytes = run ? st->val_bytes : 1000000;
+  if (o->ckpt_every < 0)
+    o->ckpt_every = run ? st->ckpt_every : 500;
+  if (o->log_every < 0)
+    o->log_every = run ? st->log_every : 10;
+  st->val_every = o->val_every = o->val_every > S ? S : o->val_every;
+  st->ckpt_every = o->ckpt_every = o->ckpt_every > S ? S : o->ckpt_every;
+  st->log_every = o->log_every = o->log_every > S ? S : o->log_every;
+  st->val_bytes = o->val_bytes =
+      o->val_bytes > BT_TRAIN_MAX_VAL_BYTES ? BT_TRAIN_MAX_VAL_BYTES : o->val_bytes;
+}
+
 static void resume_stable(const opts_t *o, bt_model **m, bt_train_state *st) {
   char path[4200];
   snprintf(path, sizeof path, "%s.stable.h5", o->resume);
@@ -769,6 +789,7 @@ int main(int argc, char **argv) {
     st.val_split = o.val_split;
     snprintf(st.data_name, sizeof st.data_name, "%s", o.data);
   }
+  resolve_cadence(&o, &st);
   st.threads = bt_get_threads();
   /* Flags and checkpoints alike: nothing below may overflow or divide by 0. */
   if ((e = bt_train_state_check(&st, &cfg)))
