@@ -110,7 +110,7 @@ struct bt_codec {
   bt_dexchange_fn dexchange;
   bt_adapt adapt;
   int threads;       /* bt_codec_set_threads: 0 = the caller's */
-  int kv8;           /* bt_codec_set_kv8: compression's KV cache format */
+  int kv8;           /* bt_codec_set_kv8: compression's KV cache format (BT_KV_AUTO) */
   uint64_t spec_passes, spec_bytes; /* this call's multi-row passes (spec_tally) */
   bt_bpe *bpe;       /* the model's tokenizer, for V > 256; else NULL */
 };
@@ -152,6 +152,7 @@ bt_error bt_codec_open(bt_codec **out, const char *ckpt_path) {
     return e;
   }
   c->cfg = *bt_model_config(c->m);
+  c->kv8 = BT_KV_AUTO;
   if (c->cfg.vocab > BT_VOCAB) { /* its symbols are its tokens */
     size_t tn;
     const uint8_t *img = bt_model_tokenizer(c->m, &tn);
@@ -226,9 +227,13 @@ const uint8_t *bt_codec_weights_sha256(const bt_codec *c) { return c->sha; }
 const char *bt_codec_model_name(const bt_codec *c) { return c->name; }
 void bt_codec_set_threads(bt_codec *c, int n) { c->threads = n > 0 ? n : 0; }
 
-void bt_codec_set_kv8(bt_codec *c, int on) { c->kv8 = on != 0; }
+void bt_codec_set_kv8(bt_codec *c, int mode) { c->kv8 = mode < 0 ? BT_KV_AUTO : mode != 0; }
 
 int bt_codec_kv8(const bt_codec *c) { return c->kv8; }
+
+int bt_codec_kv8_for(const bt_codec *c, int adaptive) {
+  return c->kv8 == BT_KV_AUTO ? !adaptive : c->kv8;
+}
 
 /* Every worker's KV cache in the format a member uses (infer.h: mode). */
 static void workers_kv8(bt_codec *c, int mode) {
@@ -1011,7 +1016,7 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   h.version = BT_CONTAINER_VERSION;
   memcpy(h.model_name, c->name, sizeof h.model_name);
   h.adaptive = c->adaptive;
-  h.kv8 = c->kv8;
+  h.kv8 = bt_codec_kv8_for(c, c->adaptive);
   if (c->adaptive)
     h.adapt = c->adapt;
   const int Wp = c->adaptive ? (int)c->adapt.window : W; /* positions per pass */
@@ -1025,7 +1030,7 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   if (!e && hi > lo)
     e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL);
   if (!e)
-    workers_kv8(c, c->kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16); /* passes of many rows */
+    workers_kv8(c, h.kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16); /* passes of many rows */
   if (!e && hi > lo) {
     job_t jb = {.run = c->bpe ? encode_tokens : c->adaptive ? encode_adaptive : encode_group, .count = hi - lo, .total = n, .clen = clen, .fn = fn, .user = user,
                 .all = n, .h = &h, .in = in, .ch = ch, .first = lo};

@@ -126,13 +126,19 @@ const char *bt_codec_model_name(const bt_codec *c);
  * default) uses whatever the caller's settings are. The output never
  * depends on it. */
 void bt_codec_set_threads(bt_codec *c, int n);
-/* The KV cache format later bt_compress calls use: off (the default),
- * bfloat16 (container version 3); on, int8 (version 4: decoding reads about
- * half the bytes per decoded byte, so chunk mode decodes faster, while
+/* The KV cache format later bt_compress calls use: 0, bfloat16 (container
+ * version 3); 1, int8 (version 4: decoding reads about half the bytes per
+ * decoded byte, so plain coding decodes up to 1.9x faster, while
  * compression keeps its speed, docs/decoding.md; rates within 0.01 points
- * of bfloat16's). Decompression follows each member's header. */
-void bt_codec_set_kv8(bt_codec *c, int on);
+ * of bfloat16's); BT_KV_AUTO (the default), int8 for plain coding and
+ * bfloat16 for adaptive coding, where int8 gains nothing and version 3
+ * keeps the file readable by bt before 2026-12-05. Decompression follows
+ * each member's header. bt_codec_kv8 gives the setting; bt_codec_kv8_for,
+ * the format a call would use (adaptive: whether bt_codec_set_adapt is on). */
+#define BT_KV_AUTO (-1)
+void bt_codec_set_kv8(bt_codec *c, int mode);
 int bt_codec_kv8(const bt_codec *c);
+int bt_codec_kv8_for(const bt_codec *c, int adaptive);
 
 /* ---- Models by name and by hash ----
  * The search path, in order: each folder of $BT_MODEL_PATH (colon-

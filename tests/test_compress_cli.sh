@@ -46,9 +46,10 @@ if [ -n "${BT_OTHER_BUILD:-}" ] && [ -x "$BT_OTHER_BUILD/bt-decompress" ]; then
     || bad "the other compiler's build compresses differently"
 fi
 
-# ---- both KV caches in chunk mode: bfloat16 (container version 3, the
-# default) and int8 (--kv int8, version 4): the same bytes on every path, thread count and
-# compiler, and the two differ (the flag is not a no-op) ----
+# ---- both KV caches in chunk mode: bfloat16 (--kv bf16, container version
+# 3) and int8 (--kv int8, version 4, what --kv auto, the default, picks for
+# chunks): the same bytes on every path, thread count and compiler, and the
+# two differ (the flag is not a no-op) ----
 for kv in int8 bf16; do
   "$C" "${K[@]}" --chunk 2048 --kv $kv -c "$WORK/t50k" > "$WORK/kv-$kv.bt" || bad "compress --kv $kv"
   [ "$(od -An -tu1 -j4 -N1 "$WORK/kv-$kv.bt" | tr -d ' ')" = "$([ $kv = int8 ] && echo 4 || echo 3)" ] && ok \
@@ -66,6 +67,16 @@ for kv in int8 bf16; do
 done
 cmp -s "$WORK/kv-int8.bt" "$WORK/kv-bf16.bt" && bad "--kv int8 and bf16 wrote the same file" || ok
 expect 1 "invalid --kv" "--kv fp8 is refused" -- "$C" "${K[@]}" --kv fp8 -c "$WORK/t50k"
+# auto (the default): int8 for chunks and streams, bfloat16 (version 3) for adaptive coding
+"$C" "${K[@]}" --chunk 2048 -c "$WORK/t50k" | cmp -s - "$WORK/kv-int8.bt" && ok || bad "--chunk 2048 alone is not --kv int8"
+"$C" "${K[@]}" --chunk 2048 --kv auto -c "$WORK/t50k" | cmp -s - "$WORK/kv-int8.bt" && ok || bad "--kv auto with chunks is not int8"
+head -c 5000 "$WORK/t50k" > "$WORK/t5k"
+for m in "--chunk 0" "--adapt --chunk 0"; do
+  want=$([ "$m" = "--chunk 0" ] && echo 4 || echo 3)
+  "$C" "${K[@]}" $m -c "$WORK/t5k" > "$WORK/auto.bt" && [ "$(od -An -tu1 -j4 -N1 "$WORK/auto.bt" | tr -d ' ')" = "$want" ] &&
+    "$D" "${K[@]}" -c "$WORK/auto.bt" | cmp -s - "$WORK/t5k" && ok ||
+    bad "$m with the default --kv: version $(od -An -tu1 -j4 -N1 "$WORK/auto.bt"), not $want, or does not decode"
+done
 
 # ---- adaptive files: the model learns while coding, and every decoder
 # replays the same training steps (BT_ISA x threads x the other compiler) ----

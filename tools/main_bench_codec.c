@@ -28,7 +28,10 @@
 #include "coder/codec.h"
 #include "kernels/kernels.h"
 
-#define USAGE "usage: bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--kv8] [--json] TEXT CKPT...\n"
+#define USAGE                                                                                  \
+  "usage: bt-bench-codec [-T threads] [-n bytes] [-c chunk] [-r reps] [--kv auto|int8|bf16] "  \
+  "[--json] TEXT CKPT...\n"                                                                    \
+  "  --kv: the K/V cache of compression (bt-compress --kv; --kv8 = --kv int8)\n"
 static void usage(void) {
   fputs(USAGE, stderr);
   exit(1);
@@ -52,9 +55,11 @@ static double keys_sum(uint64_t len, int W) {
 
 typedef struct {
   double comp_bps, decomp_bps, flops_per_byte, kv_bytes_per_byte, ratio;
+  int kv8; /* the K/V cache it ran with */
 } result;
 
-static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int reps, result *r) {
+static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int adapt, int reps,
+               result *r) {
   const bt_config *cfg = bt_codec_config(c);
   uint8_t *buf = malloc(bt_compress_bound(n, chunk));
   if (!buf)
@@ -91,9 +96,10 @@ static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int r
   const double params = (double)bt_codec_num_params(c);
   r->flops_per_byte = 2.0 * params + 2.0 * 2.0 * cfg->d_model * cfg->n_layer * keys / (double)n;
   /* Decoding reads every key's K and V of every layer once per byte: 2 bytes
-   * a dim as bfloat16 (the default); with the int8 cache (--kv8), 1 byte a
-   * dim and 1 a head for the exponent. */
-  const double per_key = bt_codec_kv8(c) ? cfg->d_model + cfg->n_head : 2.0 * cfg->d_model;
+   * a dim as bfloat16; with the int8 cache, 1 byte a dim and 1 a head for
+   * the exponent. */
+  r->kv8 = bt_codec_kv8_for(c, adapt);
+  const double per_key = r->kv8 ? cfg->d_model + cfg->n_head : 2.0 * cfg->d_model;
   r->kv_bytes_per_byte = 2.0 * per_key * cfg->n_layer * keys / (double)n;
   r->comp_bps = (double)n / tc;
   r->decomp_bps = (double)n / td;
@@ -104,7 +110,7 @@ static int run(bt_codec *c, const uint8_t *text, size_t n, uint32_t chunk, int r
 int main(int argc, char **argv) {
   bt_cli_init("bt-bench-codec", "[options] (see --help)");
   bt_cli_apply_isa();
-  int threads = 2, reps = 1, json = 0, kv8 = 0;
+  int threads = 2, reps = 1, json = 0, kv8 = BT_KV_AUTO;
   long nbytes = 131072;
   uint32_t chunk = 2048;
   if (bt_cli_wants_help(argc, argv)) {
@@ -117,8 +123,15 @@ int main(int argc, char **argv) {
       json = 1;
       continue;
     }
-    if (!strcmp(argv[i], "--kv8")) { /* compress with the int8 KV cache (bt-compress --kv int8) */
+    if (!strcmp(argv[i], "--kv8")) { /* --kv int8, as builds before --kv auto spelt it */
       kv8 = 1;
+      continue;
+    }
+    if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
+      const char *v = argv[++i];
+      kv8 = !strcmp(v, "auto") ? BT_KV_AUTO : !strcmp(v, "int8") ? 1 : !strcmp(v, "bf16") ? 0 : 2;
+      if (kv8 == 2)
+        usage();
       continue;
     }
     if (i + 1 >= argc)
@@ -176,25 +189,26 @@ int main(int argc, char **argv) {
       if (ad.window > (uint32_t)cfg->ctx)
         ad.window = (uint32_t)cfg->ctx;
       if (bt_codec_set_adapt(c, modes[mi].adapt ? &ad : NULL) != BT_OK ||
-          run(c, text, n, modes[mi].chunk, reps, &r)) {
+          run(c, text, n, modes[mi].chunk, modes[mi].adapt, reps, &r)) {
         bt_codec_free(c);
         return 1;
       }
       const double mc = r.comp_bps * r.flops_per_byte * 1e-9 / peak;
       const double md = r.decomp_bps * r.flops_per_byte * 1e-9 / peak;
-      char mode[48];
+      char mode[64];
       if (modes[mi].adapt)
         snprintf(mode, sizeof mode, modes[mi].chunk ? "adapt, segment %u" : "adapt, stream", modes[mi].chunk);
       else
         snprintf(mode, sizeof mode, modes[mi].chunk ? "chunk %u" : "stream", modes[mi].chunk);
+      strcat(mode, r.kv8 ? ", int8" : ", bf16");
       if (json)
         printf("{\"ckpt\":\"%s\",\"d_model\":%d,\"params\":%zu,\"chunk\":%u,\"adapt\":%d,\"bytes\":%zu,"
                "\"threads\":%d,\"compress_bps\":%.1f,\"decompress_bps\":%.1f,"
                "\"flops_per_byte\":%.0f,\"peak_gflops\":%.1f,\"mfu_compress\":%.4f,"
                "\"mfu_decompress\":%.4f,\"kv_bytes_per_byte\":%.0f,\"read_gbs\":%.2f,"
-               "\"size_ratio\":%.5f}\n",
+               "\"size_ratio\":%.5f,\"kv8\":%d}\n",
                argv[k], cfg->d_model, bt_codec_num_params(c), modes[mi].chunk, modes[mi].adapt, n, threads, r.comp_bps,
-               r.decomp_bps, r.flops_per_byte, peak, mc, md, r.kv_bytes_per_byte, bw, r.ratio);
+               r.decomp_bps, r.flops_per_byte, peak, mc, md, r.kv_bytes_per_byte, bw, r.ratio, r.kv8);
       else
         printf("| %s | %zu | %s | %.0f | %.1f%% | %.0f | %.1f%% | %.2f | %.2f | %.1f GB/s | %.2f%% |\n",
                argv[k], bt_codec_num_params(c), mode, r.comp_bps, 100 * mc, r.decomp_bps,
