@@ -409,6 +409,12 @@ static inline int8_t *kv8w_exp(const bt_infer *inf, int s, int l, int kv, int h)
          kv_block(inf, s, l, kv, h) * (size_t)inf->Tr;
 }
 
+/* The exponents of a block, one per position, in the int8 layout in use. */
+static inline int8_t *kv8_exp(const bt_infer *inf, int s, int l, int kv, int h) {
+  return inf->kv8 == BT_KV_INT8_WIDE ? kv8w_exp(inf, s, l, kv, h)
+                                     : kv8_base(inf, s, l, kv, h) + (size_t)inf->Tr * inf->hs;
+}
+
 /* x (n) as int8s q and one exponent e (quant_exp, then quant_one for
  * each x[d]), x[d] ~ q[d] * 2^e: e is the least
  * with every |x[d]| * 2^-e rounding (to nearest, ties to even) within 127,
@@ -452,8 +458,8 @@ static inline void store_kv8(bt_infer *inf, const float *x, int s, int p, int l,
   const uint32_t sb = (uint32_t)(e > -127 && e < 127 ? 127 - e : 127) << 23; /* 2^-e */
   float sc;
   memcpy(&sc, &sb, sizeof sc);
+  kv8_exp(inf, s, l, kv, h)[p] = (int8_t)e;
   if (inf->kv8 == BT_KV_INT8_WIDE) {
-    kv8w_exp(inf, s, l, kv, h)[p] = (int8_t)e;
     uint16_t *dst = kv_base(inf, s, l, kv, h) + (size_t)(p / 16) * hs * 16 + (size_t)(p % 16) * 2;
     for (int d = 0; d < hs; d += 2) { /* an integer's float's top half is its bfloat16 */
       dst[(size_t)d * 16] = bt_f32_to_bf16_inline(quant_one(x[d], e, sc));
@@ -461,9 +467,7 @@ static inline void store_kv8(bt_infer *inf, const float *x, int s, int p, int l,
     }
     return;
   }
-  int8_t *base = kv8_base(inf, s, l, kv, h);
-  base[(size_t)inf->Tr * hs + p] = (int8_t)e;
-  int8_t *dst = base + (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
+  int8_t *dst = kv8_base(inf, s, l, kv, h) + (size_t)(p / 16) * hs * 16 + (size_t)(p % 16);
   for (int d = 0; d < hs; d++)
     dst[(size_t)d * 16] = (int8_t)(int)quant_one(x[d], e, sc);
 }
@@ -514,16 +518,9 @@ static inline void attn_item(const attn_ctx *c, int it, float *sc) {
   const float *qq = c->qkv + (size_t)a * 3 * C + (size_t)h * hs;
   if (inf->kv8) {
     const int s = c->rs[a], es = inf->kv8 == BT_KV_INT8_WIDE ? 2 : 1;
-    const void *K, *Vv;
-    const int8_t *Ke, *Ve;
-    if (es == 2) {
-      K = kv_base(inf, s, l, 0, h), Vv = kv_base(inf, s, l, 1, h);
-      Ke = kv8w_exp(inf, s, l, 0, h), Ve = kv8w_exp(inf, s, l, 1, h);
-    } else {
-      K = kv8_base(inf, s, l, 0, h), Vv = kv8_base(inf, s, l, 1, h);
-      Ke = kv8_base(inf, s, l, 0, h) + (size_t)inf->Tr * hs;
-      Ve = kv8_base(inf, s, l, 1, h) + (size_t)inf->Tr * hs;
-    }
+    const void *K = es == 2 ? (const void *)kv_base(inf, s, l, 0, h) : kv8_base(inf, s, l, 0, h);
+    const void *Vv = es == 2 ? (const void *)kv_base(inf, s, l, 1, h) : kv8_base(inf, s, l, 1, h);
+    const int8_t *Ke = kv8_exp(inf, s, l, 0, h), *Ve = kv8_exp(inf, s, l, 1, h);
     if (nr == 4) {
       c->attn48(o, C, qq, 3 * C, K, Ke, Vv, Ve, c->rp[a] + 1, hs, inf->scale, sc, (long)inf->Tr, es);
       return;
