@@ -526,10 +526,6 @@ static double lr_at(const bt_train_state *st, int64_t step) {
   return st->min_lr + 0.5 * (st->lr - st->min_lr) * (1.0 + cos(M_PI * p));
 }
 
-/* Extending a WSD run that has begun its decay: the run continues from the
- * state at the end of its stable phase, which bt-train kept beside the
- * checkpoint as CKPT.stable.h5, and decays again at the end of the new
- * budget. Replaces *m and *st with that state. */
 /* The cadence flags not given: a resumed run's own (checkpoint format 6),
  * else the defaults. The result is recorded in the state, so that the next
  * resume goes on the same way; counts past any run's length mean "never". */
@@ -551,6 +547,10 @@ static void resolve_cadence(opts_t *o, bt_train_state *st) {
       o->val_bytes > BT_TRAIN_MAX_VAL_BYTES ? BT_TRAIN_MAX_VAL_BYTES : o->val_bytes;
 }
 
+/* Extending a WSD run that has begun its decay: the run continues from the
+ * state at the end of its stable phase, which bt-train kept beside the
+ * checkpoint as CKPT.stable.h5, and decays again at the end of the new
+ * budget. Replaces *m and *st with that state. */
 static void resume_stable(const opts_t *o, bt_model **m, bt_train_state *st) {
   char path[4200];
   snprintf(path, sizeof path, "%s.stable.h5", o->resume);
