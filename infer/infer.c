@@ -79,6 +79,7 @@ struct bt_infer {
   float *w;            /* the parameter block's copy, matrices transposed */
   uint16_t *wh;        /* the same as binary16, matrices only (same offsets) */
   int half;            /* wh holds w's matrices: every weight of them is a half */
+  int panels;          /* ... in column panels of 16 (bt_gemm_f16p_st), not row-major */
   bt_model_view view;  /* of w (layer.h) */
   float *rope_cos, *rope_sin; /* (max_T, hs/2) */
   uint16_t *cache;     /* (max_streams, L, 2, H, Tr, hs) bfloat16: attn_impl.c has the tiles; */
@@ -162,11 +163,25 @@ bt_error bt_infer_set_weights(bt_infer *inf, const bt_model *m) {
     n = t[mats[i]].offset + t[mats[i]].size > n ? t[mats[i]].offset + t[mats[i]].size : n;
   if (!inf->wh && !(inf->wh = malloc(n * sizeof *inf->wh)))
     return BT_OK; /* the float path computes the same */
+  /* Column panels of 16 where every matrix's width allows: a tile then
+   * reads its panel as one stream, every line whole (row-major, a tile of
+   * 8 or 16 columns took 16 or 32 bytes of each 64-byte line). */
+  inf->panels = 1;
+  for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+    inf->panels &= t[mats[i]].shape[t[mats[i]].ndim == 3] % 16 == 0;
   for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
     const bt_tensor_info *ti = &t[mats[i]];
-    for (size_t j = ti->offset; j < ti->offset + ti->size; j++)
-      if (!bt_f32_to_f16_exact(inf->w[j], &inf->wh[j]))
-        return BT_OK;
+    const int per = ti->ndim == 3;
+    const size_t OC = ti->shape[per], IC = ti->shape[per + 1], nl = per ? ti->shape[0] : 1;
+    for (size_t l = 0; l < nl; l++) {
+      const size_t o = ti->offset + l * OC * IC;
+      for (size_t k = 0; k < IC; k++)
+        for (size_t c = 0; c < OC; c++) {
+          const size_t at = inf->panels ? o + (c / 16) * IC * 16 + k * 16 + c % 16 : o + k * OC + c;
+          if (!bt_f32_to_f16_exact(inf->w[o + k * OC + c], &inf->wh[at]))
+            return BT_OK;
+        }
+    }
   }
   inf->half = 1;
   return BT_OK;
@@ -317,7 +332,12 @@ static inline void add_bias(float *o, const float *bias, int OC) {
 static void gemm_cols(const bt_infer *inf, bt_mat W, const float *in, float *out, int R, int IC,
                       int OC, int c0, int cn) {
   const int tb = !W.transposed;
-  if (inf->half && W.transposed && R <= HALF_MAX_ROWS) {
+  if (inf->half && W.transposed && R <= HALF_MAX_ROWS && inf->panels && c0 % 16 == 0) {
+    bt_gemm_f16p_st(R, cn, IC, in, IC, inf->wh + (W.w - inf->w) + (size_t)c0 * IC, 16L * IC,
+                    out + c0, OC);
+    return;
+  }
+  if (inf->half && W.transposed && R <= HALF_MAX_ROWS && !inf->panels) {
     bt_gemm_f16b_st(R, cn, IC, in, IC, inf->wh + (W.w - inf->w) + c0, OC, out + c0, OC);
     return;
   }

@@ -77,6 +77,15 @@ void bt_gemm_f16b_st(int M, int N, int K, const float *A, int lda, const uint16_
   BT_PICK_ISA(bt_gemm_f16b_impl)(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
+BT_DECLARE_ISA3(void, bt_gemm_f16p_impl,
+                (int M, int N, int K, const float *A, int lda, const uint16_t *B, long pst, float *C,
+                 int ldc))
+
+void bt_gemm_f16p_st(int M, int N, int K, const float *A, int lda, const uint16_t *B, long pst,
+                     float *C, int ldc) {
+  BT_PICK_ISA(bt_gemm_f16p_impl)(M, N, K, A, lda, B, pst, C, ldc);
+}
+
 float bt_f16_to_f32(uint16_t h) { return bt_f16_to_f32_inline(h); }
 
 int bt_f32_to_f16_exact(float x, uint16_t *h) { return bt_f32_to_f16_exact_inline(x, h); }

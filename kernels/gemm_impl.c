@@ -229,11 +229,17 @@ static const ukr_fn ukr_t[MR + 1] = {
  * vectors (two rows of H_NV2, ...) keeps eight going.
  * C (mr, nv*VL) [+]= A (mr, kc) . B (kc, nv*VL), B floats or (half) binary16
  * widened exactly: each lane one output, one FMA chain over k in increasing
- * order from +0 or C's old value (load_c), as ukr_body's.
+ * order from +0 or C's old value (load_c), as ukr_body's. B's columns are
+ * contiguous (row k at B + k ldb), or with pst > 0 in panels of 16 columns
+ * pst elements apart (bt_gemm_f16p_st; ldb is then 16).
  */
 #define ROWS_NV_MAX 8
+BT_INLINE long b_vec(int j, long pst) { /* vector j's offset in a row of B */
+  return pst ? (long)(j * VL / 16) * pst + (j * VL) % 16 : (long)j * VL;
+}
 BT_INLINE void ukr_rows(const int mr, const int nv, const int half, int kc, const float *A,
-                        long lda, const void *B, long ldb, float *C, long ldc, int load_c) {
+                        long lda, const void *B, long ldb, long pst, float *C, long ldc,
+                        int load_c) {
   const float *Bf = B;
   const uint16_t *Bh = B;
   vf acc[4][ROWS_NV_MAX];
@@ -249,7 +255,7 @@ BT_INLINE void ukr_rows(const int mr, const int nv, const int half, int kc, cons
       a[i] = v_bcast(A + i * lda + k);
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++) {
-      const vf b = half ? v_load_h(Bh + j * VL) : v_load(Bf + j * VL);
+      const vf b = half ? v_load_h(Bh + b_vec(j, pst)) : v_load(Bf + j * VL);
 #pragma GCC unroll 4
       for (int i = 0; i < mr; i++)
         acc[i][j] = v_fma(a[i], b, acc[i][j]);
@@ -462,7 +468,7 @@ static void gemm_thread(const gemm_job *g, int tid, int nt) {
 }
 
 static void few_rows(int M, int N, int K, const float *A, long lda, const void *B, long ldb,
-                     float *C, long ldc, int acc, int half);
+                     long pst, float *C, long ldc, int acc, int half);
 
 /*
  * C (M,N) [+]= op(A) . op(B) with the contract of kernels.h, on up to
@@ -480,7 +486,7 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
     return;
   }
   if (!ta && !tb && M <= FEW_M && nthreads <= 1) {
-    few_rows(M, N, K, A, lda, B, ldb, C, ldc, accumulate, 0);
+    few_rows(M, N, K, A, lda, B, ldb, 0, C, ldc, accumulate, 0);
     return;
   }
   gemm_job g;
@@ -549,27 +555,31 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
 /* Few rows times a binary16 B (bt_gemm_f16b_st)                        */
 /* ==================================================================== */
 
-/* mr rows of C [+]= A . B, B floats or (half) binary16 read in place: wide
- * tiles, then one vector at a time, then single columns (fmaf: the chains of
- * the vector lanes). */
+/* mr rows of C [+]= A . B, B floats or (half) binary16 read in place (pst:
+ * ukr_rows): wide tiles, then one vector at a time, then single columns
+ * (fmaf: the chains of the vector lanes). Column n of B starts at
+ * B + b_col(n). */
+BT_INLINE long b_col(int n, long pst) { return pst ? (long)(n / 16) * pst + n % 16 : n; }
 #define FEW_ROWS(R)                                                                         \
   static void few_rows_##R(int N, int K, const float *A, long lda, const void *B, long ldb, \
-                           float *C, long ldc, int acc, int half) {                         \
+                           long pst, float *C, long ldc, int acc, int half) {               \
     const float *Bf = B;                                                                    \
     const uint16_t *Bh = B;                                                                 \
     int n0 = 0;                                                                             \
     for (; n0 + H_NV##R * VL <= N; n0 += H_NV##R * VL)                                      \
-      ukr_rows(R, H_NV##R, half, K, A, lda, half ? (const void *)(Bh + n0) : Bf + n0, ldb,  \
-               C + n0, ldc, acc);                                                           \
+      ukr_rows(R, H_NV##R, half, K, A, lda,                                                 \
+               half ? (const void *)(Bh + b_col(n0, pst)) : Bf + n0, ldb, pst, C + n0, ldc, \
+               acc);                                                                        \
     for (; n0 + VL <= N; n0 += VL)                                                          \
-      ukr_rows(R, 1, half, K, A, lda, half ? (const void *)(Bh + n0) : Bf + n0, ldb,        \
-               C + n0, ldc, acc);                                                           \
+      ukr_rows(R, 1, half, K, A, lda, half ? (const void *)(Bh + b_col(n0, pst)) : Bf + n0, \
+               ldb, pst, C + n0, ldc, acc);                                                 \
     for (; n0 < N; n0++)                                                                    \
       for (int i = 0; i < (R); i++) {                                                       \
         float c = acc ? C[i * ldc + n0] : 0.0f;                                             \
         for (int k = 0; k < K; k++)                                                         \
           c = fmaf(A[i * lda + k],                                                          \
-                   half ? bt_f16_to_f32_inline(Bh[(long)k * ldb + n0]) : Bf[(long)k * ldb + n0], \
+                   half ? bt_f16_to_f32_inline(Bh[b_col(n0, pst) + (long)k * ldb])          \
+                        : Bf[(long)k * ldb + n0],                                           \
                    c);                                                                      \
         C[i * ldc + n0] = c;                                                                \
       }                                                                                     \
@@ -582,18 +592,23 @@ FEW_ROWS(4)
 /* C (M,N) [+]= A (M,K) . B (K,N) in row tiles of up to four: the whole K in
  * registers, B read in place. A decoding step's product (one row a stream). */
 static void few_rows(int M, int N, int K, const float *A, long lda, const void *B, long ldb,
-                     float *C, long ldc, int acc, int half) {
-  static void (*const rows[5])(int, int, const float *, long, const void *, long, float *, long,
-                               int, int) = {0, few_rows_1, few_rows_2, few_rows_3, few_rows_4};
+                     long pst, float *C, long ldc, int acc, int half) {
+  static void (*const rows[5])(int, int, const float *, long, const void *, long, long, float *,
+                               long, int, int) = {0, few_rows_1, few_rows_2, few_rows_3,
+                                                  few_rows_4};
   for (int i0 = 0; i0 < M; i0 += 4) {
     const int mr = M - i0 < 4 ? M - i0 : 4;
-    rows[mr](N, K, A + (long)i0 * lda, lda, B, ldb, C + (long)i0 * ldc, ldc, acc, half);
+    rows[mr](N, K, A + (long)i0 * lda, lda, B, ldb, pst, C + (long)i0 * ldc, ldc, acc, half);
   }
 }
 
 void BT_ISA_FN(bt_gemm_f16b_impl)(int M, int N, int K, const float *A, int lda,
                                   const uint16_t *B, int ldb, float *C, int ldc) {
-  few_rows(M, N, K, A, lda, B, ldb, C, ldc, 0, 1);
+  few_rows(M, N, K, A, lda, B, ldb, 0, C, ldc, 0, 1);
+}
+void BT_ISA_FN(bt_gemm_f16p_impl)(int M, int N, int K, const float *A, int lda,
+                                  const uint16_t *B, long pst, float *C, int ldc) {
+  few_rows(M, N, K, A, lda, B, 16, pst, C, ldc, 0, 1);
 }
 
 /* ==================================================================== */

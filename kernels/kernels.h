@@ -125,6 +125,11 @@ void bt_gemm_naive(int ta, int tb, int M, int N, int K, const float *A, int lda,
  * half the weight bytes). */
 void bt_gemm_f16b_st(int M, int N, int K, const float *A, int lda, const uint16_t *B,
                      int ldb, float *C, int ldc);
+/* The same with B in column panels of 16: B (k, n) at B[(n / 16) pst + 16 k
+ * + n % 16], pst >= 16 K, so that a tile of columns streams its panel in
+ * order and uses every byte of each line it reads. The same bits. */
+void bt_gemm_f16p_st(int M, int N, int K, const float *A, int lda, const uint16_t *B, long pst,
+                     float *C, int ldc);
 /* OpenBLAS cblas_sgemm with the same arguments. Fast on CPUs without AVX-512,
  * but NOT bit-portable: training only. */
 void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,

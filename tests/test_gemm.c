@@ -423,18 +423,22 @@ static void test_f16_convert(void) {
         "the largest half and the smallest subnormal");
 }
 
-/* bt_gemm_f16b_st against bt_gemm_naive on the widened B, bit for bit, on
- * every ISA path: random halves (subnormals included), every row count of
- * a tile and past it, wide tiles, single vectors and column tails. */
+/* bt_gemm_f16b_st, and bt_gemm_f16p_st on the same B in column panels of
+ * 16 (a partial last one, and room between panels), against bt_gemm_naive
+ * on the widened B, bit for bit, on every ISA path: random halves
+ * (subnormals included), every row count of a tile and past it, wide
+ * tiles, single vectors and column tails. */
 static void test_f16b(void) {
   bt_isa best = bt_isa_detect();
-  int bad = 0;
+  int bad = 0, badp = 0;
   for (int t = 0; t < 160; t++) {
     const int M = t < 40 ? 1 + t % 9 : rnd(1, 9), N = t < 40 ? 1 + (t * 37) % 200 : rnd(1, 260),
               K = t == 0 ? 0 : rnd(1, 300);
     const int lda = K + rnd(0, 3), ldb = N + rnd(0, 5), ldc = N + rnd(0, 2);
     float *A = malloc(sizeof(float) * M * (lda ? lda : 1)), *Bf = malloc(sizeof(float) * (K ? K : 1) * ldb);
     uint16_t *B = malloc(sizeof(uint16_t) * (K ? K : 1) * ldb);
+    const long pst = 16L * K + rnd(0, 2) * 16, npan = (N + 15) / 16;
+    uint16_t *Bp = calloc((size_t)(npan * pst + 16), sizeof(uint16_t));
     float *Cref = malloc(sizeof(float) * M * ldc), *Cgot = malloc(sizeof(float) * M * ldc);
     assert(A && Bf && B && Cref && Cgot);
     check_fill(A, (size_t)M * lda, 500 + t, 1.0f);
@@ -446,6 +450,9 @@ static void test_f16b(void) {
       B[i] = h;
       Bf[i] = bt_f16_to_f32(h);
     }
+    for (int k = 0; k < K; k++)
+      for (int n = 0; n < N; n++)
+        Bp[(n / 16) * pst + 16L * k + n % 16] = B[(long)k * ldb + n];
     for (int i = 0; i < M * ldc; i++)
       Cref[i] = Cgot[i] = 7.0f; /* the padding must stay */
     bt_gemm_naive(0, 0, M, N, K, A, lda, Bf, ldb, Cref, ldc, 0);
@@ -456,15 +463,23 @@ static void test_f16b(void) {
       bt_gemm_f16b_st(M, N, K, A, lda, B, ldb, Cgot, ldc);
       if (memcmp(Cgot, Cref, sizeof(float) * M * ldc) != 0 && bad++ < 5)
         fprintf(stderr, "f16b mismatch: isa %s M %d N %d K %d\n", bt_isa_name((bt_isa)isa), M, N, K);
+      for (int i = 0; i < M * ldc; i++)
+        Cgot[i] = 7.0f;
+      bt_gemm_f16p_st(M, N, K, A, lda, Bp, pst, Cgot, ldc);
+      if (memcmp(Cgot, Cref, sizeof(float) * M * ldc) != 0 && badp++ < 5)
+        fprintf(stderr, "f16p mismatch: isa %s M %d N %d K %d pst %ld\n", bt_isa_name((bt_isa)isa), M,
+                N, K, pst);
     }
     bt_isa_set(best);
     free(A);
     free(Bf);
     free(B);
+    free(Bp);
     free(Cref);
     free(Cgot);
   }
   CHECK(bad == 0, "bt_gemm_f16b_st differs from the float GEMM %d times", bad);
+  CHECK(badp == 0, "bt_gemm_f16p_st (panels) differs from the float GEMM %d times", badp);
 }
 
 int main(void) {
