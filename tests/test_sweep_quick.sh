@@ -70,8 +70,9 @@ sys.exit(1 if err else 0)
 PY
 
 # one coded size, independently: the leading 10^4 bytes through bt-compress
+# (with the sweep's bfloat16 K/V cache)
 text_slice 10000 > "$WORK/t1e4"
-"$BUILD/bt-compress" --ckpt "$OUT/models/q42K.f16.h5" --chunk 2048 -c "$WORK/t1e4" > "$WORK/t1e4.bt" || bad "bt-compress"
+"$BUILD/bt-compress" --ckpt "$OUT/models/q42K.f16.h5" --chunk 2048 --kv bf16 -c "$WORK/t1e4" > "$WORK/t1e4.bt" || bad "bt-compress"
 want=$(( $(stat -c %s "$WORK/t1e4.bt") - 112 - 4 * 5 ))
 got=$(grep '^q42K,.*,1e4 bytes,' "$CSV" | cut -d, -f13)
 [ "$got" = "$want" ] && ok || bad "q42K on 1e4 bytes: CSV says $got coded bytes, bt-compress $want"
