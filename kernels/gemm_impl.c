@@ -234,9 +234,8 @@ static const ukr_fn ukr_t[MR + 1] = {
  * pst elements apart (bt_gemm_f16p_st; ldb is then 16).
  */
 #define ROWS_NV_MAX 8
-BT_INLINE long b_vec(int j, long pst) { /* vector j's offset in a row of B */
-  return pst ? (long)(j * VL / 16) * pst + (j * VL) % 16 : (long)j * VL;
-}
+/* Column n of B's row 0: n, or in panels of 16 pst apart (bt_gemm_f16p_st). */
+BT_INLINE long b_col(int n, long pst) { return pst ? (long)(n / 16) * pst + n % 16 : n; }
 BT_INLINE void ukr_rows(const int mr, const int nv, const int half, int kc, const float *A,
                         long lda, const void *B, long ldb, long pst, float *C, long ldc,
                         int load_c) {
@@ -255,7 +254,7 @@ BT_INLINE void ukr_rows(const int mr, const int nv, const int half, int kc, cons
       a[i] = v_bcast(A + i * lda + k);
 #pragma GCC unroll 8
     for (int j = 0; j < nv; j++) {
-      const vf b = half ? v_load_h(Bh + b_vec(j, pst)) : v_load(Bf + j * VL);
+      const vf b = half ? v_load_h(Bh + b_col(j * VL, pst)) : v_load(Bf + j * VL);
 #pragma GCC unroll 4
       for (int i = 0; i < mr; i++)
         acc[i][j] = v_fma(a[i], b, acc[i][j]);
@@ -559,7 +558,6 @@ void BT_ISA_FN(bt_gemm_impl)(int ta, int tb, int M, int N, int K, const float *A
  * ukr_rows): wide tiles, then one vector at a time, then single columns
  * (fmaf: the chains of the vector lanes). Column n of B starts at
  * B + b_col(n). */
-BT_INLINE long b_col(int n, long pst) { return pst ? (long)(n / 16) * pst + n % 16 : n; }
 #define FEW_ROWS(R)                                                                         \
   static void few_rows_##R(int N, int K, const float *A, long lda, const void *B, long ldb, \
                            long pst, float *C, long ldc, int acc, int half) {               \
