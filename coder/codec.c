@@ -38,15 +38,15 @@
 #include "kernels/clock.h"
 #include "train/ckpt.h"
 
-/* Per-thread KV cache budget: it sets how many chunks one thread decodes in
+/* Per-thread KV cache budget: it sets how many chunks one thread codes in
  * lockstep. Decoding reads a stream's whole cache for every byte, so the
- * group must stay small enough to live in the caches of one core. At least
- * MIN_STREAMS, though, and more for big models: each step also reads all
- * the weights once, for the whole group. (The measurements that set these:
- * docs/measurements.md.) */
-#define CACHE_BUDGET ((size_t)8 << 20)
-#define MIN_STREAMS 4
-#define WEIGHT_SHARE ((size_t)2 << 20)
+ * groups of all the threads must stay small enough to live in the shared
+ * cache, counted in the format the member's cache is in (int8 takes about
+ * half of bfloat16's bytes). At least MIN_STREAMS, so that a step's GEMMs
+ * read the weights for more than one row. (The measurements that set
+ * these: docs/measurements.md.) */
+#define CACHE_BUDGET ((size_t)9 << 20)
+#define MIN_STREAMS 2
 #define MAX_STREAMS 64
 #define MAX_THREADS 256
 /* A payload byte can stand for at most ~365,000 output bytes (the least a
@@ -245,23 +245,19 @@ size_t bt_compress_bound(uint64_t n, uint32_t chunk) {
   return (size_t)bt_container_bound(n, chunk, chunk == 0);
 }
 
-/* Makes nt workers for streams of T positions, G streams each, where G fits
- * the cache budget (and is at most the chunks there are per thread). */
-static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks, int one_stream) {
+/* Makes nt workers for streams of T positions, G streams each, where G
+ * streams' caches in format kv (BT_KV_*) fit the cache budget (and G is at
+ * most the chunks there are per thread). */
+static bt_error ensure_workers(bt_codec *c, int T, uint64_t chunks, int one_stream, int kv) {
   int nt = omp_get_max_threads();
   if (nt > MAX_THREADS)
     nt = MAX_THREADS;
   if ((uint64_t)nt > chunks)
     nt = chunks ? (int)chunks : 1;
-  size_t per = bt_infer_cache_bytes(&c->cfg, 1, T);
+  size_t per = bt_infer_stream_bytes(&c->cfg, T, kv);
   uint64_t g = CACHE_BUDGET / (per ? per : 1);
   if (g < MIN_STREAMS)
     g = MIN_STREAMS;
-  /* Big models: a step streams all the weights from memory for the group;
-   * one stream per WEIGHT_SHARE bytes of them keeps that below the KV part. */
-  const uint64_t gw = (bt_model_num_params(c->m) * sizeof(float) + WEIGHT_SHARE - 1) / WEIGHT_SHARE;
-  if (g < gw)
-    g = gw;
   uint64_t per_thread = (chunks + (uint64_t)nt - 1) / (uint64_t)nt;
   if (g > per_thread)
     g = per_thread;
@@ -1028,7 +1024,8 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   if (c->enc.nparts > 1)
     bt_share_range(nch, c->enc.part, c->enc.nparts, &lo, &hi);
   if (!e && hi > lo)
-    e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL);
+    e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL,
+                       h.kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16);
   if (!e)
     workers_kv8(c, h.kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16); /* passes of many rows */
   if (!e && hi > lo) {
@@ -1244,7 +1241,8 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
     e = bt_fail(BT_ERR_CORRUPT, "a BPE model's member in %s mode: no bt writes that",
                 h->stream ? "stream" : h->adaptive ? "adaptive" : "long-chunk");
   if (!e && hi > lo)
-    e = ensure_workers(c, T, hi - lo, h->adaptive || c->bpe != NULL);
+    e = ensure_workers(c, T, hi - lo, h->adaptive || c->bpe != NULL,
+                       h->kv8 ? BT_KV_INT8 : BT_KV_BF16);
   if (!e)
     workers_kv8(c, h->kv8 ? BT_KV_INT8 : BT_KV_BF16); /* one row a stream: fewer bytes */
   if (!e && hi > lo) {

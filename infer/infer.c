@@ -124,6 +124,16 @@ size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T) {
          ((size_t)cfg->d_model * sizeof(uint16_t) + (size_t)cfg->n_head);
 }
 
+size_t bt_infer_stream_bytes(const bt_config *cfg, int max_T, int mode) {
+  if (max_T < 1)
+    return 0;
+  /* per position, layer, and K or V: a value per dim (int8s, or bfloat16s),
+   * and with int8 an exponent per head */
+  const size_t elem = mode == BT_KV_INT8 ? 1 : sizeof(uint16_t);
+  const size_t per = (size_t)cfg->d_model * elem + (mode != BT_KV_BF16 ? (size_t)cfg->n_head : 0);
+  return (size_t)cfg->n_layer * 2 * round16((size_t)max_T) * per;
+}
+
 /* dst (IC, OC) = src (OC, IC) transposed. */
 static void transpose(float *dst, const float *src, int OC, int IC) {
   for (int o = 0; o < OC; o++)

@@ -145,6 +145,10 @@ void bt_infer_pair_end(bt_infer *inf);
 enum { BT_KV_BF16 = 0, BT_KV_INT8 = 1, BT_KV_INT8_WIDE = 2 };
 void bt_infer_set_kv8(bt_infer *inf, int mode);
 int bt_infer_kv8(const bt_infer *inf); /* the mode */
+/* Bytes one stream's cache of max_T positions holds in format mode: what
+ * a step of that stream reads at most (coder/codec.c sizes its groups of
+ * streams by it). */
+size_t bt_infer_stream_bytes(const bt_config *cfg, int max_T, int mode);
 
 /* Positions filled so far for stream s (0 after reset), or -1 if s is out of range. */
 int bt_infer_position(const bt_infer *inf, int s);
