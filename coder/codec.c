@@ -45,7 +45,7 @@
  * half of bfloat16's bytes). At least MIN_STREAMS, so that a step's GEMMs
  * read the weights for more than one row. (The measurements that set
  * these: docs/measurements.md.) */
-#define CACHE_BUDGET ((size_t)9 << 20)
+#define CACHE_BUDGET ((size_t)9 << 19) /* 4.5 MB */
 #define MIN_STREAMS 2
 #define MAX_STREAMS 64
 #define MAX_THREADS 256
