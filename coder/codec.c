@@ -1023,11 +1023,11 @@ static bt_error compress_run(bt_codec *c, const uint8_t *in, size_t n, uint32_t 
   uint64_t lo = 0, hi = nch; /* this process's chunks */
   if (c->enc.nparts > 1)
     bt_share_range(nch, c->enc.part, c->enc.nparts, &lo, &hi);
+  const int kv = h.kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16; /* passes of many rows */
   if (!e && hi > lo)
-    e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL,
-                       h.kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16);
+    e = ensure_workers(c, T, hi - lo, c->adaptive || c->bpe != NULL, kv);
   if (!e)
-    workers_kv8(c, h.kv8 ? BT_KV_INT8_WIDE : BT_KV_BF16); /* passes of many rows */
+    workers_kv8(c, kv);
   if (!e && hi > lo) {
     job_t jb = {.run = c->bpe ? encode_tokens : c->adaptive ? encode_adaptive : encode_group, .count = hi - lo, .total = n, .clen = clen, .fn = fn, .user = user,
                 .all = n, .h = &h, .in = in, .ch = ch, .first = lo};
@@ -1240,11 +1240,11 @@ static bt_error decode_member(bt_codec *c, const uint8_t *in, const bt_container
   if (c->bpe && (h->stream || h->adaptive || clen > (uint64_t)W))
     e = bt_fail(BT_ERR_CORRUPT, "a BPE model's member in %s mode: no bt writes that",
                 h->stream ? "stream" : h->adaptive ? "adaptive" : "long-chunk");
+  const int kv = h->kv8 ? BT_KV_INT8 : BT_KV_BF16; /* one row a stream: fewer bytes */
   if (!e && hi > lo)
-    e = ensure_workers(c, T, hi - lo, h->adaptive || c->bpe != NULL,
-                       h->kv8 ? BT_KV_INT8 : BT_KV_BF16);
+    e = ensure_workers(c, T, hi - lo, h->adaptive || c->bpe != NULL, kv);
   if (!e)
-    workers_kv8(c, h->kv8 ? BT_KV_INT8 : BT_KV_BF16); /* one row a stream: fewer bytes */
+    workers_kv8(c, kv);
   if (!e && hi > lo) {
     job_t jb = *proto;
     jb.run = c->bpe ? decode_tokens : h->adaptive ? decode_adaptive : decode_group;

@@ -116,12 +116,9 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 /* ==================================================================== */
 
 size_t bt_infer_cache_bytes(const bt_config *cfg, int max_streams, int max_T) {
-  if (max_streams < 1 || max_T < 1)
-    return 0;
   /* bfloat16 tiles, then room for an exponent per (position, head) that
-   * the wide int8 layout keeps after them (kv8w_exp) */
-  return (size_t)max_streams * cfg->n_layer * 2 * round16((size_t)max_T) *
-         ((size_t)cfg->d_model * sizeof(uint16_t) + (size_t)cfg->n_head);
+   * the wide int8 layout keeps after them (kv8w_exp): the largest format */
+  return max_streams < 1 ? 0 : (size_t)max_streams * bt_infer_stream_bytes(cfg, max_T, BT_KV_INT8_WIDE);
 }
 
 size_t bt_infer_stream_bytes(const bt_config *cfg, int max_T, int mode) {
@@ -342,13 +339,13 @@ static inline void add_bias(float *o, const float *bias, int OC) {
 static void gemm_cols(const bt_infer *inf, bt_mat W, const float *in, float *out, int R, int IC,
                       int OC, int c0, int cn) {
   const int tb = !W.transposed;
-  if (inf->half && W.transposed && R <= HALF_MAX_ROWS && inf->panels && c0 % 16 == 0) {
-    bt_gemm_f16p_st(R, cn, IC, in, IC, inf->wh + (W.w - inf->w) + (size_t)c0 * IC, 16L * IC,
-                    out + c0, OC);
-    return;
-  }
-  if (inf->half && W.transposed && R <= HALF_MAX_ROWS && !inf->panels) {
-    bt_gemm_f16b_st(R, cn, IC, in, IC, inf->wh + (W.w - inf->w) + c0, OC, out + c0, OC);
+  /* (pairing splits columns at multiples of 16, so c0 starts a panel) */
+  if (inf->half && W.transposed && R <= HALF_MAX_ROWS && (!inf->panels || c0 % 16 == 0)) {
+    const uint16_t *Wh = inf->wh + (W.w - inf->w);
+    if (inf->panels)
+      bt_gemm_f16p_st(R, cn, IC, in, IC, Wh + (size_t)c0 * IC, 16L * IC, out + c0, OC);
+    else
+      bt_gemm_f16b_st(R, cn, IC, in, IC, Wh + c0, OC, out + c0, OC);
     return;
   }
   const long ldw = tb ? IC : OC;

@@ -68,22 +68,20 @@ void bt_gemm_blas(int ta, int tb, int M, int N, int K, const float *A, int lda,
               M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, ldc);
 }
 
-BT_DECLARE_ISA3(void, bt_gemm_f16b_impl,
-                (int M, int N, int K, const float *A, int lda, const uint16_t *B, int ldb, float *C,
-                 int ldc))
+/* Both layouts of a binary16 B: row k at B + k ldb, in panels pst apart
+ * when pst > 0 (gemm_impl.c: few_rows). */
+BT_DECLARE_ISA3(void, bt_gemm_f16_impl,
+                (int M, int N, int K, const float *A, int lda, const uint16_t *B, long ldb,
+                 long pst, float *C, int ldc))
 
 void bt_gemm_f16b_st(int M, int N, int K, const float *A, int lda, const uint16_t *B, int ldb,
                      float *C, int ldc) {
-  BT_PICK_ISA(bt_gemm_f16b_impl)(M, N, K, A, lda, B, ldb, C, ldc);
+  BT_PICK_ISA(bt_gemm_f16_impl)(M, N, K, A, lda, B, ldb, 0, C, ldc);
 }
-
-BT_DECLARE_ISA3(void, bt_gemm_f16p_impl,
-                (int M, int N, int K, const float *A, int lda, const uint16_t *B, long pst, float *C,
-                 int ldc))
 
 void bt_gemm_f16p_st(int M, int N, int K, const float *A, int lda, const uint16_t *B, long pst,
                      float *C, int ldc) {
-  BT_PICK_ISA(bt_gemm_f16p_impl)(M, N, K, A, lda, B, pst, C, ldc);
+  BT_PICK_ISA(bt_gemm_f16_impl)(M, N, K, A, lda, B, 16, pst, C, ldc);
 }
 
 float bt_f16_to_f32(uint16_t h) { return bt_f16_to_f32_inline(h); }

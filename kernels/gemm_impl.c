@@ -600,13 +600,9 @@ static void few_rows(int M, int N, int K, const float *A, long lda, const void *
   }
 }
 
-void BT_ISA_FN(bt_gemm_f16b_impl)(int M, int N, int K, const float *A, int lda,
-                                  const uint16_t *B, int ldb, float *C, int ldc) {
-  few_rows(M, N, K, A, lda, B, ldb, 0, C, ldc, 0, 1);
-}
-void BT_ISA_FN(bt_gemm_f16p_impl)(int M, int N, int K, const float *A, int lda,
-                                  const uint16_t *B, long pst, float *C, int ldc) {
-  few_rows(M, N, K, A, lda, B, 16, pst, C, ldc, 0, 1);
+void BT_ISA_FN(bt_gemm_f16_impl)(int M, int N, int K, const float *A, int lda,
+                                 const uint16_t *B, long ldb, long pst, float *C, int ldc) {
+  few_rows(M, N, K, A, lda, B, ldb, pst, C, ldc, 0, 1);
 }
 
 /* ==================================================================== */
