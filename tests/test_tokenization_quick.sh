@@ -33,4 +33,25 @@ if command -v gnuplot >/dev/null; then [ -s "$OUT/tokenization.png" ] && ok || b
 "$SRC/tools/tokenization-study" "$BUILD" --quick -T 2 --out "$OUT" > "$WORK/log2" 2>&1 || bad "the rerun failed"
 grep -Eq -- "-(bytes|[0-9]+): (training|coding|resuming) |training the tokenizers" "$WORK/log2" &&
   bad "the rerun trained or coded again: $(grep -E -- '-(bytes|[0-9]+): ' "$WORK/log2" | head -2)" || ok
+# Kept rows carry the study across machines: with --keep, a run in a new
+# results folder (a new machine) trains only what is not kept, and its table
+# is the same as the one made where the rows were trained.
+KEEP="$WORK/keep"
+"$SRC/tools/tokenization-study" "$BUILD" --quick -T 2 --out "$OUT" --keep "$KEEP" > "$WORK/log3" 2>&1 || bad "the run that keeps failed"
+[ "$(ls "$KEEP"/*.json 2>/dev/null | wc -l)" = 6 ] && ok || bad "kept rows: $(ls "$KEEP" 2>&1)"
+rm "$KEEP"/q12K-600-*.json
+"$SRC/tools/tokenization-study" "$BUILD" --quick -T 2 --out "$WORK/tok2" --keep "$KEEP" > "$WORK/log4" 2>&1 || bad "the run from kept rows failed"
+trained=$(grep -Eo -- "q[0-9]+K-(bytes|[0-9]+): training" "$WORK/log4" | tr '\n' ' ')
+[ "$trained" = "q12K-600: training " ] && ok || bad "from kept rows it trained: '$trained' (want only q12K-600)"
+grep -q "kept in $KEEP, not trained again: q4K-bytes" "$WORK/log4" && ok || bad "no note of the kept rows: $(head -3 "$WORK/log4")"
+[ "$(ls "$KEEP"/*.json | wc -l)" = 6 ] && ok || bad "the retrained row was not kept again"
+# the same table but for the retrained row's training time
+/usr/bin/python3 - "$OUT/tokenization.csv" "$WORK/tok2/tokenization.csv" <<'PY' && ok || bad "the table from kept rows differs: $(diff "$OUT/tokenization.csv" "$WORK/tok2/tokenization.csv")"
+import csv, sys
+a, b = ([{k: v for k, v in r.items() if k != "train_s"} for r in csv.DictReader(open(f))] for f in sys.argv[1:])
+assert a == b and len(a) == 6, (a, b)
+PY
+# a kept row of another plan (another budget) is not taken
+"$SRC/tools/tokenization-study" "$BUILD" --quick -T 2 --base-tokens 30K --out "$WORK/tok3" --keep "$KEEP" --estimate > "$WORK/log5" 2>&1 || bad "the estimate failed"
+grep -q "not trained again" "$WORK/log5" && bad "a row of another budget was taken as kept" || ok
 summary
