@@ -118,4 +118,23 @@ done
   --val-bytes 4096 -o "$WORK/rd.h5" "$WORK/small.txt" && "$BUILD/bt-ckpt" info "$WORK/rd.h5" |
   grep -q "recipe      v2: cosine, optimizer adamw, lr 0.004 to 0.0004," && ok || bad "the default recipe is not v2"
 expect 1 "unknown recipe 'v9'" "an unknown recipe" -- "$TRAIN" --params 200K --recipe v9 "$WORK/small.txt"
+# ---- --init-scale: the same draws, every standard deviation times X; a new run only ----
+INIT=(--recipe v1 --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -q --val-every 0 --val-split 0.1 --steps 1 --lr 1e-30)
+"$TRAIN" "${INIT[@]}" -o "$WORK/is1.h5" "$WORK/small.txt" && "$TRAIN" "${INIT[@]}" --init-scale 1 -o "$WORK/is1b.h5" "$WORK/small.txt" &&
+  "$TRAIN" "${INIT[@]}" --init-scale 2 -o "$WORK/is2.h5" "$WORK/small.txt" || bad "--init-scale runs failed"
+/usr/bin/python3 - "$WORK/is1.h5" "$WORK/is1b.h5" "$WORK/is2.h5" <<'PY' && ok || bad "--init-scale did not scale the initial weights"
+import sys, h5py, numpy as np
+a, b, c = (h5py.File(f, "r")["params"] for f in sys.argv[1:])
+for n in a:
+    x, y, z = np.array(a[n]), np.array(b[n]), np.array(c[n])
+    assert np.array_equal(x, y), n                       # 1 is the default
+    if n in ("embed", "qkv_w", "attn_out_w", "fc_w", "proj_w", "out_w"):
+        assert abs(np.std(z) / np.std(x) - 2) < 1e-3, (n, np.std(z), np.std(x))
+    else:  # LayerNorm scales 1, biases 0 (the step at lr 1e-30 moves them by ~1e-30)
+        assert np.abs(x - z).max() < 1e-20 and np.abs(z - np.round(z)).max() < 1e-20, n
+PY
+expect 1 "--init-scale sets the initial weights: a new run only" "--init-scale on a resume" -- \
+  "$TRAIN" --resume "$WORK/is1.h5" --init-scale 2 "$WORK/small.txt"
+expect 1 "--init-scale must be in" "--init-scale 0" -- "$TRAIN" "${INIT[@]}" --init-scale 0 "$WORK/small.txt"
+
 summary

@@ -65,7 +65,7 @@ typedef struct {
   unsigned long long seed;
   int seed_set, lr_set; /* flags given explicitly */
   const char *recipe, *schedule, *optimizer, *precision;
-  double decay, muon_momentum;
+  double decay, muon_momentum, init_scale;
 } opts_t;
 
 /* ==================================================================== */
@@ -149,6 +149,8 @@ static void usage(FILE *f) {
           "  --clip X          clip the global gradient norm (default 1.0; 0 = off)\n"
           "  --beta1/--beta2 X AdamW betas (default 0.9, 0.95)\n"
           "  --seed S          RNG seed for init and sampling (default 1)\n"
+          "  --init-scale X    the initial weights' standard deviations times X (default 1;\n"
+          "                    a new run only)\n"
           "  -T, --threads N   threads (default: OMP_NUM_THREADS or all cores)\n"
           "validation:\n"
           "  --val SPEC        validation data (default: wiki-valid10m when DATA is wiki100m)\n"
@@ -197,7 +199,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
          O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
          O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA, O_RECIPE,
-         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION, O_TOKENIZER };
+         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION, O_TOKENIZER, O_INITSCALE };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -209,7 +211,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"val-every", 1, 0, O_VALEVERY}, {"val-bytes", 1, 0, O_VALBYTES},
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
       {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"recipe", 1, 0, O_RECIPE},
-      {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER}, {"precision", 1, 0, O_PRECISION},
+      {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER}, {"precision", 1, 0, O_PRECISION}, {"init-scale", 1, 0, O_INITSCALE},
       {"muon-momentum", 1, 0, O_MUONMOM}, {"tokenizer", 1, 0, O_TOKENIZER}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -219,6 +221,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   o->ctx_warmup = -1;
   o->decay = NAN;
   o->muon_momentum = 0.95;
+  o->init_scale = NAN; /* NAN: not given (1) */
   o->steps = -1;
   o->tokens = -1;
   o->warmup = -1;
@@ -316,6 +319,11 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16") && strcmp(optarg, "auto"))
         bt_usage_error("invalid value for --precision: '%s' (fp32, bf16 or auto)", optarg);
       o->precision = optarg;
+      break;
+    case O_INITSCALE:
+      o->init_scale = parse_real("--init-scale", optarg);
+      if (!(o->init_scale > 0 && o->init_scale <= 100))
+        bt_usage_error("--init-scale must be in (0, 100]");
       break;
     case O_MUONMOM:
       o->muon_momentum = parse_real("--muon-momentum", optarg);
@@ -689,6 +697,8 @@ int main(int argc, char **argv) {
   bt_error e;
   char out_default[256];
   if (o.resume) {
+    if (!isnan(o.init_scale))
+      bt_usage_error("--init-scale sets the initial weights: a new run only, not --resume");
     if ((e = bt_ckpt_load(o.resume, &m, &st)))
       die_bt(e, "cannot resume");
     cfg = *bt_model_config(m);
@@ -754,7 +764,7 @@ int main(int argc, char **argv) {
     if (img_n && (e = bt_model_set_tokenizer(m, img, img_n)))
       die_bt(e, "tokenizer");
     free(img);
-    bt_model_init(m, o.seed);
+    bt_model_init_scaled(m, o.seed, isnan(o.init_scale) ? 1.0 : o.init_scale);
     st.batch = o.batch;
     st.seq = o.ctx;
     st.total_steps = o.tokens > 0 ? (o.tokens + (long long)o.batch * o.ctx - 1) / ((long long)o.batch * o.ctx)

@@ -254,7 +254,9 @@ static float rng_trunc_normal(rng_t *r) {
   }
 }
 
-void bt_model_init(bt_model *m, uint64_t seed) {
+void bt_model_init(bt_model *m, uint64_t seed) { bt_model_init_scaled(m, seed, 1.0); }
+
+void bt_model_init_scaled(bt_model *m, uint64_t seed, double scale) {
   rng_t r = {seed};
   const size_t C = (size_t)m->cfg.d_model;
   for (int i = 0; i < BT_NUM_TENSORS; i++) {
@@ -269,6 +271,7 @@ void bt_model_init(bt_model *m, uint64_t seed) {
     case BT_T_LN1_W: case BT_T_LN2_W: fill = 1.0; break;
     default: break; /* biases */
     }
+    std *= scale;
     for (size_t j = 0; j < t->size; j++)
       p[j] = std > 0 ? (float)(std * rng_trunc_normal(&r)) : (float)fill;
   }

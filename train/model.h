@@ -116,6 +116,9 @@ const float *bt_model_logits(const bt_model *m);
  * at 2 sigma (Haiku's default), embedding ~ N(0, 0.02^2) truncated, LayerNorm
  * scale 1, biases 0. */
 void bt_model_init(bt_model *m, uint64_t seed);
+/* The same with every standard deviation times scale (bt-train --init-scale;
+ * 1: bt_model_init). The draws are the same, so only their size changes. */
+void bt_model_init_scaled(bt_model *m, uint64_t seed, double scale);
 
 /* Teacher-forced forward over tokens seq (B,T), each < V: position t sees
  * BOS, seq[0..t-1] and is scored on seq[t]. Stores activations for
