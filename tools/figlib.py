@@ -172,6 +172,13 @@ def ckpt_info(build, path):
     return info
 
 
+def thin_log(lines):
+    """The records of a bt-train JSON-lines log worth keeping in git: every
+    10th, the last, and every one with a validation."""
+    return [l for i, l in enumerate(lines)
+            if l.strip() and (i % 10 == 0 or i == len(lines) - 1 or '"val_bpb":null' not in l)]
+
+
 def last_val_bpb(log):
     """The last validation bpb in a bt-train JSON-lines log (None if none)."""
     v = None
