@@ -126,6 +126,9 @@ def main():
             ("checkpoint every 0 steps, with a cadence", set_attr("train", "ckpt_every", np.int64(0))),
             ("log every 2^40 steps", set_attr("train", "log_every", np.int64(1) << 40)),
             ("validation of -1 bytes", set_attr("train", "val_bytes", np.int64(-1))),
+            ("batch_min not dividing the batch", set_attr("train", "batch_min", np.int64(3))),
+            ("batch_min 2^40", set_attr("train", "batch_min", np.int64(1) << 40)),
+            ("batch_warmup_steps 2^62", set_attr("train", "batch_warmup_steps", np.int64(1) << 62)),
         ]
         for desc, edit in cases:
             refused(desc, resume(variant(edit)), "cannot resume")

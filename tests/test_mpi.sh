@@ -39,6 +39,15 @@ MU=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 20 --se
 "${MPI[@]}" -np 2 "$TRAIN" "${MU[@]}" -T 1 -o "$WORK/mu2.h5" "$WORK/small.txt" || bad "Muon, 2 ranks failed"
 [ "$(wsha "$WORK/mu2.h5")" = "$(wsha "$WORK/mu1.h5")" ] && ok || bad "Muon: 2 ranks differ from one process"
 
+# A batch warmup (batches of 2, 4, then 8) too; 4 ranks cannot share its first batch of 2.
+BW=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 8 --steps 20 --seed 14 -q --val-split 0.05 --val-every 0
+    --batch-warmup 12 --batch-min 2)
+"$TRAIN" "${BW[@]}" -T 2 -o "$WORK/bw1.h5" "$WORK/small.txt" || bad "batch warmup, 1 process failed"
+"${MPI[@]}" -np 2 "$TRAIN" "${BW[@]}" -T 1 -o "$WORK/bw2.h5" "$WORK/small.txt" || bad "batch warmup, 2 ranks failed"
+[ "$(wsha "$WORK/bw2.h5")" = "$(wsha "$WORK/bw1.h5")" ] && ok || bad "batch warmup: 2 ranks differ from one process"
+expect 1 "cannot share the batch warmup's first batch of 2" "4 ranks, a first batch of 2" -- \
+  "${MPI[@]}" -np 4 "$TRAIN" "${BW[@]}" -T 1 -o "$WORK/bw4.h5" "$WORK/small.txt"
+
 # Stopped under 2 ranks (SIGTERM to mpirun), resumed under 1: the same end.
 LONG=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 8 --steps 400 --seed 13 -q --val-split 0.05 --val-every 0 --ckpt-every 5)
 "$TRAIN" "${LONG[@]}" -T 2 -o "$WORK/long1.h5" "$WORK/small.txt" || bad "the long run failed"

@@ -39,6 +39,28 @@ expect 1 "ctx-min 48 must divide --ctx 64 by a power of two" "ctx-min not a powe
   "$TRAIN" "${TINY[@]}" --steps 4 --ctx-warmup 2 --ctx-min 48 -o "$WORK/x.h5" "$WORK/small.txt"
 expect 1 "invalid value for --ctx-warmup" "bad --ctx-warmup" -- "$TRAIN" "${TINY[@]}" --steps 4 --ctx-warmup 120% "$WORK/small.txt"
 
+# ---- batch-size warmup: batches of 2, 4, then 8 over the first 12 steps; --tokens counts them ----
+"$TRAIN" --recipe v1 --layers 1 --dim 32 --heads 2 --ctx 64 --batch 8 -T 1 -v --log-every 2 --val-every 0 --val-split 0.1 \
+  --steps 16 --batch-warmup 75% --batch-min 2 -o "$WORK/bw.h5" "$WORK/small.txt" 2> "$WORK/bw.err" || bad "batch warmup run failed"
+grep -q "step 4/16  batch 2  loss" "$WORK/bw.err" && grep -q "step 6/16  batch 4  loss" "$WORK/bw.err" &&
+  grep -q "step 10/16  loss" "$WORK/bw.err" && ok || bad "batch warmup stages: $(cat "$WORK/bw.err")"
+/usr/bin/python3 -c 'import h5py,sys; t=h5py.File(sys.argv[1],"r")["train"].attrs
+assert (int(t["batch_min"]), int(t["batch_warmup_steps"]), int(t["tokens"])) == (2, 12, (4*2 + 4*4 + 8*8)*64), dict(t)' "$WORK/bw.h5" \
+  && ok || bad "batch warmup state not in the checkpoint"
+# 8192 tokens: 4 steps of 2 x 64, 4 of 4 x 64, then 13 of 8 x 64 (the warmup is 75% of the 16 full steps)
+"$TRAIN" --recipe v1 --layers 1 --dim 32 --heads 2 --ctx 64 --batch 8 -T 1 -q --val-every 0 --val-split 0.1 \
+  --tokens 8192 --batch-warmup 75% -o "$WORK/bt.h5" "$WORK/small.txt" || bad "batch warmup run by tokens failed"
+/usr/bin/python3 -c 'import h5py,sys; t=h5py.File(sys.argv[1],"r")["train"].attrs
+assert (int(t["batch_min"]), int(t["total_steps"]), int(t["tokens"])) == (2, 21, 8192), dict(t)' "$WORK/bt.h5" \
+  && ok || bad "--tokens with a batch warmup does not see exactly its tokens"
+"$BUILD/bt-ckpt" info "$WORK/bt.h5" | grep -q "warmup from 2 to 8 sequences over the first 12 steps" && ok ||
+  bad "bt-ckpt info does not show the batch warmup"
+expect 1 "batch-min 3 must divide --batch 8 by a power of two" "batch-min not a power-of-two divisor" -- \
+  "$TRAIN" "${TINY[@]}" --batch 8 --steps 4 --batch-warmup 2 --batch-min 3 -o "$WORK/x.h5" "$WORK/small.txt"
+expect 1 "give --batch-warmup too" "--batch-min alone" -- \
+  "$TRAIN" "${TINY[@]}" --steps 4 --batch-min 2 -o "$WORK/x.h5" "$WORK/small.txt"
+expect 1 "a new run only" "--batch-warmup on a resume" -- "$TRAIN" -q --resume "$WORK/bw.h5" --batch-warmup 4 "$WORK/small.txt"
+
 # ---- bad input: one clear line, exit 1 ----
 expect 1 "cannot load training data.*missing" "missing data" -- "$TRAIN" "${TINY[@]}" --steps 2 -o "$WORK/x.h5" "$WORK/missing"
 : > "$WORK/empty"

@@ -83,7 +83,7 @@ cp "$SRC/tests/corpus/ckpt/ok-train.h5" "$WORK/v1.h5"
 /usr/bin/python3 -c 'import h5py,sys
 def s(t, k): return t[k].decode() if isinstance(t[k], bytes) else t[k]
 f = h5py.File(sys.argv[1], "r"); t = f["train"].attrs
-assert int(f.attrs["format_version"]) == 6 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
+assert int(f.attrs["format_version"]) == 7 and s(t, "schedule") == "cosine" and s(t, "recipe") == "v1", dict(t)
 assert s(t, "grad_sum") == "batch", dict(t)
 assert int(t["step"]) == 4, dict(t)' "$WORK/v1.h5" && ok || bad "the format-1 checkpoint resumed wrong"
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v2-wsd.h5" | grep -q "recipe      v1: wsd" && ok ||
@@ -109,6 +109,29 @@ stop_early "$WORK/mu2.h5" "${MU[@]}"
 r=[json.loads(l) for l in open(sys.argv[1])]
 assert r[-1]["train_bpb"] < r[0]["train_bpb"] - 0.5, (r[0], r[-1])' "$WORK/mu.h5.log.jsonl" && ok || bad "Muon did not learn"
 "$BUILD/bt-ckpt" info "$WORK/mu.h5" | grep -q "optimizer muon" && ok || bad "bt-ckpt info does not name Muon"
+
+# A batch warmup (format 7: batches of 2, 4, then 8 over the first 30 steps)
+# is part of the state: a run stopped inside it and resumed on another
+# thread count ends as the uninterrupted one, which saw (10 x 2 + 10 x 4 +
+# 40 x 8) sequences.
+BW=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 8 --steps 60 --seed 5 -q --val-split 0.05 --val-every 0
+    --ckpt-every 3 --batch-warmup 30 --batch-min 2)
+"$TRAIN" "${BW[@]}" -T 2 -o "$WORK/bw.h5" "$WORK/small.txt" || bad "batch warmup run failed"
+stop_early "$WORK/bw2.h5" "${BW[@]}" -T 2
+echo "batch warmup run stopped at step $("$BUILD/bt-ckpt" info "$WORK/bw2.h5" | awk '/training/ {print $3}') of 60"
+"$TRAIN" --resume "$WORK/bw2.h5" -T 1 -q "$WORK/small.txt" || bad "batch warmup resume failed"
+[ "$(wsha "$WORK/bw2.h5")" = "$(wsha "$WORK/bw.h5")" ] && ok || bad "a resumed batch-warmup run (2 then 1 threads) differs"
+/usr/bin/python3 -c 'import h5py,sys; t=h5py.File(sys.argv[1],"r")["train"].attrs
+assert int(t["tokens"]) == (10*2 + 10*4 + 40*8) * 64, dict(t)' "$WORK/bw2.h5" && ok || bad "the batch warmup's tokens"
+# The format-7 golden file stopped at step 2 of a batch warmup of 1, 2, then
+# 4 sequences over 4 steps: resumed to step 4 it has seen (1 + 1 + 2 + 4) x 32
+# tokens.
+cp "$SRC/tests/corpus/ckpt/ok-train-v7-bwarm.h5" "$WORK/v7.h5"
+"$TRAIN" --resume "$WORK/v7.h5" --steps 4 -T 1 -q "$WORK/small.txt" 2>/dev/null &&
+  /usr/bin/python3 -c 'import h5py,sys; t=h5py.File(sys.argv[1],"r")["train"].attrs
+assert (int(t["step"]), int(t["tokens"])) == (4, 8 * 32), dict(t)' "$WORK/v7.h5" && ok ||
+  bad "the format-7 golden file does not resume its batch warmup"
+"$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v6-cadence.h5" | grep -q "^  batch  " && bad "a format-6 state reads as having a batch warmup" || ok
 
 # --precision bf16 (where the CPU has AVX512_BF16): a resumed run ends as the
 # uninterrupted one, on another thread count too; it learns; it differs from

@@ -66,6 +66,9 @@ int main(int argc, char **argv) {
       if (st.schedule == BT_SCHED_WSD)
         printf("  decay       the last %g of the steps, from step %lld\n", st.decay_frac,
                (long long)bt_train_decay_start(&st));
+      if (st.batch_min && st.batch_warmup_steps)
+        printf("  batch       warmup from %d to %d sequences over the first %lld steps\n", st.batch_min, st.batch,
+               (long long)st.batch_warmup_steps);
       if (st.ckpt_every)
         printf("  cadence     validation every %lld steps (%lld bytes), checkpoint every %lld, "
                "log every %lld\n",

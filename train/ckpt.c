@@ -21,7 +21,7 @@
 #define UB_SIZE 512
 #define UB_MAGIC "BTCKPT1\n"
 #define FORMAT_NAME "bt-checkpoint"
-#define FORMAT_VERSION 6 /* read: 1 to 6 (ckpt.h) */
+#define FORMAT_VERSION 7 /* read: 1 to 7 (ckpt.h) */
 
 /* ==================================================================== */
 /* float16 <-> float32, own code so the rounding is ours everywhere      */
@@ -318,6 +318,8 @@ static int write_train(hid_t file, bt_model *m, const bt_train_state *st) {
   r |= put_i64(g, "threads", st->threads);
   r |= put_i64(g, "ctx_min", st->ctx_min);
   r |= put_i64(g, "ctx_warmup_steps", st->ctx_warmup_steps);
+  r |= put_i64(g, "batch_min", st->batch_min); /* format 7 */
+  r |= put_i64(g, "batch_warmup_steps", st->batch_warmup_steps);
   r |= put_f64(g, "lr", st->lr);
   r |= put_f64(g, "min_lr", st->min_lr);
   r |= put_f64(g, "weight_decay", st->weight_decay);
@@ -619,6 +621,57 @@ static bt_error read_info_direct(const char *path, bt_config *cfg, uint8_t weigh
 /* 0 if x is finite and in [lo, hi]. */
 static int out_of(double x, double lo, double hi) { return !(isfinite(x) && x >= lo && x <= hi); }
 
+/* The batch warmup's stages (batch_min, 2 batch_min, ..., batch), or 0 if
+ * there is none. Stage k covers the steps s with floor(s stages / W) = k:
+ * [ceil(k W / stages), ceil((k + 1) W / stages)). */
+static int warmup_stages(const bt_train_state *st) {
+  if (st->batch_min <= 0 || st->batch_min >= st->batch || st->batch_warmup_steps <= 0)
+    return 0;
+  int stages = 1;
+  for (int32_t b = st->batch_min; b < st->batch; b *= 2)
+    stages++;
+  return stages;
+}
+
+int32_t bt_train_batch_at(const bt_train_state *st, int64_t step) {
+  const int stages = warmup_stages(st);
+  if (!stages || step >= st->batch_warmup_steps)
+    return st->batch;
+  const int64_t k = step * stages / st->batch_warmup_steps;
+  return k >= stages - 1 ? st->batch : st->batch_min << k;
+}
+
+static int64_t stage_start(const bt_train_state *st, int stages, int k) {
+  return ((int64_t)k * st->batch_warmup_steps + stages - 1) / stages;
+}
+
+int64_t bt_train_tokens_before(const bt_train_state *st, int64_t steps) {
+  const int stages = warmup_stages(st);
+  int64_t tok = 0, s = 0;
+  for (int k = 0; k < stages - 1 && s < steps; k++) {
+    int64_t end = stage_start(st, stages, k + 1);
+    if (end > steps)
+      end = steps;
+    tok += (end - s) * ((int64_t)st->batch_min << k) * st->seq;
+    s = end;
+  }
+  return tok + (steps - s) * st->batch * st->seq;
+}
+
+int64_t bt_train_steps_for(const bt_train_state *st, int64_t tokens) {
+  const int stages = warmup_stages(st);
+  int64_t s = 0;
+  for (int k = 0; k < stages - 1 && tokens > 0; k++) {
+    const int64_t end = stage_start(st, stages, k + 1), per = ((int64_t)st->batch_min << k) * st->seq;
+    if ((end - s) * per >= tokens)
+      return s + (tokens + per - 1) / per;
+    tokens -= (end - s) * per;
+    s = end;
+  }
+  const int64_t per = (int64_t)st->batch * st->seq;
+  return s + (tokens > 0 ? (tokens + per - 1) / per : 0);
+}
+
 int64_t bt_train_decay_start(const bt_train_state *st) {
   if (st->schedule != BT_SCHED_WSD)
     return st->total_steps;
@@ -654,6 +707,13 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
     int r = st->ctx_min >= 1 && st->ctx_min <= st->seq ? st->seq / st->ctx_min : 0;
     if (!r || st->seq % st->ctx_min || (r & (r - 1)))
       BAD("ctx_min %d does not divide the sequence length %d by a power of two", st->ctx_min, st->seq);
+  }
+  if (st->batch_warmup_steps < 0 || st->batch_warmup_steps > S)
+    BAD("batch_warmup_steps %lld is outside 0..%lld", (long long)st->batch_warmup_steps, (long long)S);
+  if (st->batch_min != 0) {
+    int r = st->batch_min >= 1 && st->batch_min <= st->batch ? st->batch / st->batch_min : 0;
+    if (!r || st->batch % st->batch_min || (r & (r - 1)))
+      BAD("batch_min %d does not divide the batch %d by a power of two", st->batch_min, st->batch);
   }
   if (out_of(st->lr, 0, 1e38) || out_of(st->min_lr, 0, 1e38)) /* a float; huge ones just diverge */
     BAD("learning rate %g / %g is not a finite float >= 0", st->lr, st->min_lr);
@@ -751,6 +811,11 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
     r |= get_i64(g, "ctx_min", &ctx_min);
     r |= get_i64(g, "ctx_warmup_steps", &st->ctx_warmup_steps);
   }
+  int64_t batch_min = 0; /* absent before format 7: no batch warmup */
+  if (!r && has_attr(g, "batch_min")) {
+    r |= get_i64(g, "batch_min", &batch_min);
+    r |= get_i64(g, "batch_warmup_steps", &st->batch_warmup_steps);
+  }
   /* Absent in format version 1: a cosine run of recipe v1. */
   char sched[16] = "cosine", opt[16] = "adamw";
   snprintf(st->recipe, sizeof st->recipe, "v1");
@@ -786,15 +851,19 @@ static bt_error read_train(const obj *f, bt_model *m, bt_train_state *st, const 
   }
   /* Ranges first, in 64 bits, then the narrowing. */
   if (batch < 1 || batch > BT_TRAIN_MAX_BATCH || seq < 1 || seq > 65536 || threads < 0 || threads > 4096 ||
-      ctx_min < 0 || ctx_min > 65536) {
+      ctx_min < 0 || ctx_min > 65536 || batch_min < 0 || batch_min > BT_TRAIN_MAX_BATCH) {
     free(gs);
-    return bt_fail(BT_ERR_CORRUPT, "%s: training state: batch %lld, sequence %lld, threads %lld or ctx_min %lld "
-                   "out of range", path, (long long)batch, (long long)seq, (long long)threads, (long long)ctx_min);
+    return bt_fail(BT_ERR_CORRUPT,
+                   "%s: training state: batch %lld, sequence %lld, threads %lld, ctx_min %lld or batch_min %lld "
+                   "out of range",
+                   path, (long long)batch, (long long)seq, (long long)threads, (long long)ctx_min,
+                   (long long)batch_min);
   }
   st->batch = (int32_t)batch;
   st->seq = (int32_t)seq;
   st->threads = (int32_t)threads;
   st->ctx_min = (int32_t)ctx_min;
+  st->batch_min = (int32_t)batch_min;
   if ((e = bt_train_state_check(st, bt_model_config(m)))) {
     free(gs);
     return bt_fail(e, "%s: %s", path, bt_error_detail());

@@ -20,7 +20,8 @@
  * which adds precision ("fp32" or "bf16": the training GEMMs' inputs); 5,
  * which allows vocab > 256 with /tokenizer; 6, which adds the run's cadence
  * (val_every, val_bytes, ckpt_every, log_every) to /train, so that a resume
- * goes on validating and saving as the run began.
+ * goes on validating and saving as the run began; 7, which adds the batch
+ * warmup (batch_min, batch_warmup_steps) to /train.
  * All are read; states before version 4 trained in fp32; version 1 states are cosine AdamW runs of the recipe "v1",
  * and states before version 3 sum each step's gradient over the whole batch.
  * Writes are atomic: a temp file in the same folder, fsync, rename.
@@ -55,6 +56,8 @@ typedef struct {
   int32_t threads;       /* thread count of the run (bit-exact resume needs it) */
   int32_t ctx_min;       /* context-length warmup: shortest sequence (0: off) */
   int64_t ctx_warmup_steps; /* steps over which the sequence grows to seq */
+  int32_t batch_min;     /* batch-size warmup: smallest batch (0: off; format 7) */
+  int64_t batch_warmup_steps; /* steps over which the batch grows to batch */
   double lr, min_lr, weight_decay, beta1, beta2, eps, clip;
   int32_t schedule;      /* BT_SCHED_COSINE or BT_SCHED_WSD */
   double decay_frac;     /* WSD: the last fraction of the steps decays linearly to min_lr */
@@ -92,6 +95,14 @@ enum { BT_GRAD_BATCH = 0, BT_GRAD_SEQUENCES = 1 };
 /* The step at which a WSD run of st's length starts its decay (total_steps
  * for cosine, which has no stable phase to extend). */
 int64_t bt_train_decay_start(const bt_train_state *st);
+
+/* The batch at a step: with a batch warmup, batch_min doubling in equal
+ * stages of the warmup steps up to batch; else batch. */
+int32_t bt_train_batch_at(const bt_train_state *st, int64_t step);
+/* Tokens the steps [0, steps) see (seq tokens a sequence), and the fewest
+ * steps from 0 that see at least `tokens`: both count the batch warmup. */
+int64_t bt_train_tokens_before(const bt_train_state *st, int64_t steps);
+int64_t bt_train_steps_for(const bt_train_state *st, int64_t tokens);
 
 /* Bounds on a training state, for bt-train's flags and for checkpoints,
  * whose values are hostile until checked: nothing derived from them can

@@ -61,6 +61,8 @@ typedef struct {
   int layers, dim, heads, ctx, batch, threads, quiet, verbose;
   long long steps, tokens, warmup, ctx_warmup, ctx_min, val_every, ckpt_every, log_every, val_bytes;
   double ctx_warmup_frac; /* --ctx-warmup given as a percentage of the steps */
+  long long batch_warmup, batch_min; /* -1, 0: not given */
+  double batch_warmup_frac;
   double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
   unsigned long long seed;
   int seed_set, lr_set; /* flags given explicitly */
@@ -136,6 +138,11 @@ static void usage(FILE *f) {
           "                    v2: 30%%):\n"
           "                    sequences start at --ctx-min bytes (default 128) and double in equal\n"
           "                    stages up to --ctx, with batch x length constant (v1: 0 = off)\n"
+          "  --batch-warmup N  batch-size warmup over the first N steps (or N%% of the steps\n"
+          "                    the run would take at the full batch; default 0 = off): the\n"
+          "                    batch starts at --batch-min sequences (default a quarter of\n"
+          "                    --batch) and doubles in equal stages up to --batch; --tokens\n"
+          "                    counts the warmup's smaller steps (a new run only)\n"
           "  --wd X            AdamW weight decay on matrices (default 0.1)\n"
           "  --optimizer O     adamw, or muon: orthogonalised momentum (Newton-Schulz) on the\n"
           "                    layers' matrices, AdamW on the rest, one --lr for both\n"
@@ -195,11 +202,28 @@ static int parse_int(const char *opt, const char *s, int lo, int hi) {
   return (int)v;
 }
 
+/* "N" steps or "N%" of the steps: *steps = N, or *frac = N / 100 and *steps = 0. */
+static void parse_steps_or_pct(const char *opt, const char *s, long long *steps, double *frac) {
+  size_t len = strlen(s);
+  if (len > 1 && s[len - 1] == '%') {
+    char pct[64];
+    double v;
+    snprintf(pct, sizeof pct, "%.*s", (int)(len - 1), s);
+    if (len > sizeof pct || bt_parse_real(pct, 0, 100, &v) != 0)
+      bt_usage_error("invalid value for %s: '%s' (steps, or a percentage like 20%%)", opt, s);
+    *frac = v / 100;
+    *steps = 0;
+  } else if ((*steps = parse_count(s)) < 0) {
+    bt_usage_error("invalid value for %s: '%s' (steps, or a percentage like 20%%)", opt, s);
+  }
+}
+
 static void parse_args(int argc, char **argv, opts_t *o) {
   enum { O_PARAMS = 256, O_LAYERS, O_DIM, O_HEADS, O_CTX, O_BATCH, O_STEPS, O_TOKENS, O_TIME,
          O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
          O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA, O_RECIPE,
-         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION, O_TOKENIZER, O_INITSCALE };
+         O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION, O_TOKENIZER, O_INITSCALE,
+         O_BWARM, O_BMIN };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -212,6 +236,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
       {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"recipe", 1, 0, O_RECIPE},
       {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER}, {"precision", 1, 0, O_PRECISION}, {"init-scale", 1, 0, O_INITSCALE},
+      {"batch-warmup", 1, 0, O_BWARM}, {"batch-min", 1, 0, O_BMIN},
       {"muon-momentum", 1, 0, O_MUONMOM}, {"tokenizer", 1, 0, O_TOKENIZER}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -219,6 +244,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
   o->ctx = 2048;
   o->batch = 0;  /* 0, -1: from the recipe */
   o->ctx_warmup = -1;
+  o->batch_warmup = -1;
   o->decay = NAN;
   o->muon_momentum = 0.95;
   o->init_scale = NAN; /* NAN: not given (1) */
@@ -257,20 +283,9 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       break;
     case O_LR: o->lr = parse_real("--lr", optarg); o->lr_set = 1; break;
     case O_MINLR: o->min_lr = parse_real("--min-lr", optarg); break;
-    case O_CTXWARM: {
-      size_t len = strlen(optarg);
-      if (len > 1 && optarg[len - 1] == '%') {
-        char pct[64];
-        double v;
-        snprintf(pct, sizeof pct, "%.*s", (int)(len - 1), optarg);
-        if (len > sizeof pct || bt_parse_real(pct, 0, 100, &v) != 0)
-          bt_usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
-        o->ctx_warmup_frac = v / 100;
-        o->ctx_warmup = 0; /* given */
-      } else if ((o->ctx_warmup = parse_count(optarg)) < 0)
-        bt_usage_error("invalid value for --ctx-warmup: '%s' (steps, or a percentage like 20%%)", optarg);
-      break;
-    }
+    case O_CTXWARM: parse_steps_or_pct("--ctx-warmup", optarg, &o->ctx_warmup, &o->ctx_warmup_frac); break;
+    case O_BWARM: parse_steps_or_pct("--batch-warmup", optarg, &o->batch_warmup, &o->batch_warmup_frac); break;
+    case O_BMIN: o->batch_min = parse_int("--batch-min", optarg, 1, BT_TRAIN_MAX_BATCH); break;
     case O_CTXMIN:
       if ((o->ctx_min = parse_count(optarg)) < 1)
         bt_usage_error("invalid value for --ctx-min: '%s'", optarg);
@@ -699,6 +714,8 @@ int main(int argc, char **argv) {
   if (o.resume) {
     if (!isnan(o.init_scale))
       bt_usage_error("--init-scale sets the initial weights: a new run only, not --resume");
+    if (o.batch_warmup >= 0 || o.batch_min)
+      bt_usage_error("--batch-warmup and --batch-min plan a run's first steps: a new run only, not --resume");
     if ((e = bt_ckpt_load(o.resume, &m, &st)))
       die_bt(e, "cannot resume");
     cfg = *bt_model_config(m);
@@ -735,7 +752,7 @@ int main(int argc, char **argv) {
     if (o.steps > 0)
       total = o.steps;
     if (o.tokens > 0)
-      total = (o.tokens + (long long)st.batch * st.seq - 1) / ((long long)st.batch * st.seq);
+      total = bt_train_steps_for(&st, o.tokens);
     if (st.schedule == BT_SCHED_WSD && total > st.total_steps && st.step > bt_train_decay_start(&st))
       resume_stable(&o, &m, &st);
     st.total_steps = total;
@@ -769,6 +786,20 @@ int main(int argc, char **argv) {
     st.seq = o.ctx;
     st.total_steps = o.tokens > 0 ? (o.tokens + (long long)o.batch * o.ctx - 1) / ((long long)o.batch * o.ctx)
                      : o.steps > 0 ? o.steps : 10000;
+    if (o.batch_warmup_frac > 0 || o.batch_warmup > 0) {
+      /* A share of the steps at the full batch; then the steps that see
+       * --tokens with the warmup's smaller batches. */
+      const long long bmin = o.batch_min ? o.batch_min : (o.batch / 4 > 0 ? o.batch / 4 : 1);
+      if (bmin >= o.batch || o.batch % bmin || ((o.batch / bmin) & (o.batch / bmin - 1)))
+        bt_die("--batch-min %lld must divide --batch %d by a power of two (and be less)", bmin, o.batch);
+      st.batch_min = (int32_t)bmin;
+      st.batch_warmup_steps =
+          o.batch_warmup_frac > 0 ? (int64_t)(o.batch_warmup_frac * st.total_steps) : o.batch_warmup;
+      if (o.tokens > 0)
+        st.total_steps = bt_train_steps_for(&st, o.tokens);
+    } else if (o.batch_min) {
+      bt_usage_error("--batch-min sets where --batch-warmup starts; give --batch-warmup too");
+    }
     st.warmup_steps = o.warmup >= 0 ? o.warmup : (st.total_steps / 50 > 50 ? st.total_steps / 50 : 50);
     if (st.warmup_steps > st.total_steps)
       st.warmup_steps = st.total_steps;
@@ -805,9 +836,9 @@ int main(int argc, char **argv) {
   if ((e = bt_train_state_check(&st, &cfg)))
     bt_die("%s%s", o.resume ? "cannot resume: " : "", bt_error_detail());
   const int B = st.batch, T = st.seq;
-  /* Ranks split each step's B micro-batches into runs of a power of two,
-   * so that their partial sums are subtrees of gradsum.h's order. */
-  const int per = B / nranks, first_mb = rank * per;
+  /* Ranks split each step's micro-batches (B, or fewer in a batch warmup)
+   * into runs of a power of two, so that their partial sums are subtrees of
+   * gradsum.h's order. */
   /* --precision: the run's, or the flag's (a resume may change it) */
   if (o.precision)
     st.precision = pick_precision(o.precision, bt_model_config(m)->d_model, o.quiet);
@@ -821,10 +852,14 @@ int main(int argc, char **argv) {
     bt_die("%s sums each step's gradient over the whole batch at once (a run begun before "
            "bt 0.1's format 3); only one process can continue it",
            o.resume);
-  if (nranks > 1 && (B % nranks || (per & (per - 1))))
+  if (nranks > 1 && (B % nranks || ((B / nranks) & (B / nranks - 1))))
     bt_die("%d processes cannot share a batch of %d: each takes batch / processes sequences, "
            "which must be a whole power of two",
            nranks, B);
+  if (nranks > 1 && st.batch_min && st.batch_warmup_steps > st.step && st.batch_min % nranks)
+    bt_die("%d processes cannot share the batch warmup's first batch of %d: each takes a whole "
+           "power of two of its sequences",
+           nranks, st.batch_min);
   const char *out = o.out;
   if (!out) {
     if (o.resume)
@@ -959,7 +994,8 @@ int main(int argc, char **argv) {
     /* The whole batch is drawn on every rank (the sampler's state stays
      * one); micro-batch i is sequences [i q, (i + 1) q) of length Tk, T
      * tokens, and this rank takes micro-batches [first_mb, first_mb + per). */
-    const int Tk = seq_at(&st, st.step), q = T / Tk, Bk = B * q;
+    const int Bs = bt_train_batch_at(&st, st.step), per = Bs / nranks, first_mb = rank * per;
+    const int Tk = seq_at(&st, st.step), q = T / Tk, Bk = Bs * q;
     sample_batch(batch, &text, Bk, Tk, st.rng);
     double loss = 0;
     int diverged = 0;
@@ -993,12 +1029,12 @@ int main(int argc, char **argv) {
       if (!diverged) {
         if ((e = bt_dist_allgather(mb_loss, per, mb_loss + B)))
           die_bt(e, "losses");
-        for (int i = 0; i < B; i++) /* micro-batch order: the same on every layout */
+        for (int i = 0; i < Bs; i++) /* micro-batch order: the same on every layout */
           loss += mb_loss[B + i];
-        loss /= B;
+        loss /= Bs;
         if ((e = bt_dist_sum_grads(&gs, per, bt_model_grads(m), np)))
           die_bt(e, "gradient sum");
-        bt_scale(bt_model_grads(m), np, 1.0f / (float)B);
+        bt_scale(bt_model_grads(m), np, 1.0f / (float)Bs);
       }
     }
     if (diverged) {
@@ -1028,10 +1064,10 @@ int main(int argc, char **argv) {
                      (float)st.weight_decay, (int)(st.step + 1));
     }
     st.step++;
-    st.tokens += (int64_t)B * T;
+    st.tokens += (int64_t)Bs * T;
     window_loss += loss;
     window_steps++;
-    window_tokens += (long long)B * T;
+    window_tokens += (long long)Bs * T;
 
     int last = st.step == st.total_steps;
     int do_val = rank == 0 && val && (last || (o.val_every > 0 && st.step % o.val_every == 0));
@@ -1055,13 +1091,16 @@ int main(int argc, char **argv) {
       if (progress) {
         char el[32], eta[32];
         fmt_hms(el, sizeof el, row[BT_LOG_ELAPSED]);
-        fmt_hms(eta, sizeof eta, (double)(st.total_steps - st.step) * B * T / (tok_s > 0 ? tok_s : 1));
+        fmt_hms(eta, sizeof eta,
+                (double)(bt_train_tokens_before(&st, st.total_steps) - bt_train_tokens_before(&st, st.step)) /
+                    (tok_s > 0 ? tok_s : 1));
         char vb[32] = "-";
         if (isfinite(last_val))
           snprintf(vb, sizeof vb, "%.4f", last_val);
-        char cx[32] = "";
-        if (Tk < T)
-          snprintf(cx, sizeof cx, "  ctx %d", Tk);
+        char cx[64] = "";
+        int w = Tk < T ? snprintf(cx, sizeof cx, "  ctx %d", Tk) : 0;
+        if (Bs < B)
+          snprintf(cx + w, sizeof cx - (size_t)w, "  batch %d", Bs);
         fprintf(stderr, "%sstep %lld/%lld%s  loss %.4f bpb  val %s bpb  %.0f tok/s  %s  ETA %s%s",
                 tty ? "\r" : "", (long long)st.step, (long long)st.total_steps, cx,
                 row[BT_LOG_TRAIN_BPB], vb, tok_s, el, eta, tty ? "\033[K" : "\n");
