@@ -20,8 +20,8 @@
  * The ok-* seeds are golden files of the container versions (ok-v2-*:
  * version 2, kept as written by that release; ok-v4-*: version 4, the int8
  * KV cache, made with recipe v2's 200K; the others: version 3, among them
- * adaptive files, ok-adapt-*, made with the first shipped 200K, which
- * checkpoints/retired/ keeps since its replacement). ctest decodes each with
+ * adaptive files, ok-adapt-*, made with the first shipped 200K; both models
+ * are kept in checkpoints/retired/ since their replacement). ctest decodes each with
  * the model found by its header's hash, in every build, so a change of
  * format, of the model's numerics or of the model search that would strand
  * users' files fails there. They were made by tests/make_codec_corpus.sh

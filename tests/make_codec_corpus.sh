@@ -5,7 +5,8 @@
 # never replaced: they are golden files of a landed release (ok-v2-*:
 # version 2; ok-* and bad-*: version 3, made with the first 200K, now in
 # checkpoints/retired/; ok-v4-*: version 4, the int8 KV cache, made with
-# recipe v2's 200K). Run it to add files for a new version.
+# recipe v2's 200K, also in checkpoints/retired/ since 2026-12-06). Run it
+# to add files for a new version.
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
