@@ -621,6 +621,13 @@ static bt_error read_info_direct(const char *path, bt_config *cfg, uint8_t weigh
 /* 0 if x is finite and in [lo, hi]. */
 static int out_of(double x, double lo, double hi) { return !(isfinite(x) && x >= lo && x <= hi); }
 
+int bt_pow2_divisor(int64_t part, int64_t whole) {
+  if (part < 1 || part > whole || whole % part)
+    return 0;
+  const int64_t r = whole / part;
+  return (r & (r - 1)) == 0;
+}
+
 /* The batch warmup's stages (batch_min, 2 batch_min, ..., batch), or 0 if
  * there is none. Stage k covers the steps s with floor(s stages / W) = k:
  * [ceil(k W / stages), ceil((k + 1) W / stages)). */
@@ -703,18 +710,12 @@ bt_error bt_train_state_check(const bt_train_state *st, const bt_config *cfg) {
     BAD("thread count %d is outside 0..4096", st->threads);
   if (st->ctx_warmup_steps < 0 || st->ctx_warmup_steps > S)
     BAD("ctx_warmup_steps %lld is outside 0..%lld", (long long)st->ctx_warmup_steps, (long long)S);
-  if (st->ctx_min != 0) {
-    int r = st->ctx_min >= 1 && st->ctx_min <= st->seq ? st->seq / st->ctx_min : 0;
-    if (!r || st->seq % st->ctx_min || (r & (r - 1)))
-      BAD("ctx_min %d does not divide the sequence length %d by a power of two", st->ctx_min, st->seq);
-  }
+  if (st->ctx_min != 0 && !bt_pow2_divisor(st->ctx_min, st->seq))
+    BAD("ctx_min %d does not divide the sequence length %d by a power of two", st->ctx_min, st->seq);
   if (st->batch_warmup_steps < 0 || st->batch_warmup_steps > S)
     BAD("batch_warmup_steps %lld is outside 0..%lld", (long long)st->batch_warmup_steps, (long long)S);
-  if (st->batch_min != 0) {
-    int r = st->batch_min >= 1 && st->batch_min <= st->batch ? st->batch / st->batch_min : 0;
-    if (!r || st->batch % st->batch_min || (r & (r - 1)))
-      BAD("batch_min %d does not divide the batch %d by a power of two", st->batch_min, st->batch);
-  }
+  if (st->batch_min != 0 && !bt_pow2_divisor(st->batch_min, st->batch))
+    BAD("batch_min %d does not divide the batch %d by a power of two", st->batch_min, st->batch);
   if (out_of(st->lr, 0, 1e38) || out_of(st->min_lr, 0, 1e38)) /* a float; huge ones just diverge */
     BAD("learning rate %g / %g is not a finite float >= 0", st->lr, st->min_lr);
   if (out_of(st->weight_decay, 0, 100) || out_of(st->clip, 0, 1e9))

@@ -96,6 +96,10 @@ enum { BT_GRAD_BATCH = 0, BT_GRAD_SEQUENCES = 1 };
  * for cosine, which has no stable phase to extend). */
 int64_t bt_train_decay_start(const bt_train_state *st);
 
+/* 1 if part >= 1 divides whole into a power of two (whole / part = 1, 2,
+ * 4, ...): the shape of the context and batch warmups' first stage. */
+int bt_pow2_divisor(int64_t part, int64_t whole);
+
 /* The batch at a step: with a batch warmup, batch_min doubling in equal
  * stages of the warmup steps up to batch; else batch. */
 int32_t bt_train_batch_at(const bt_train_state *st, int64_t step);

@@ -795,7 +795,7 @@ int main(int argc, char **argv) {
       /* A share of the steps at the full batch; then the steps that see
        * --tokens with the warmup's smaller batches. */
       const long long bmin = o.batch_min ? o.batch_min : (o.batch / 4 > 0 ? o.batch / 4 : 1);
-      if (bmin >= o.batch || o.batch % bmin || ((o.batch / bmin) & (o.batch / bmin - 1)))
+      if (bmin >= o.batch || !bt_pow2_divisor(bmin, o.batch))
         bt_die("--batch-min %lld must divide --batch %d by a power of two (and be less)", bmin, o.batch);
       st.batch_min = (int32_t)bmin;
       st.batch_warmup_steps =
@@ -810,7 +810,7 @@ int main(int argc, char **argv) {
       st.warmup_steps = st.total_steps;
     st.ctx_warmup_steps = o.ctx_warmup_frac > 0 ? (int64_t)(o.ctx_warmup_frac * st.total_steps) : o.ctx_warmup;
     if (st.ctx_warmup_steps > 0) {
-      if (o.ctx_min > o.ctx || o.ctx % o.ctx_min || ((o.ctx / o.ctx_min) & (o.ctx / o.ctx_min - 1)))
+      if (!bt_pow2_divisor(o.ctx_min, o.ctx))
         bt_die("--ctx-min %lld must divide --ctx %d by a power of two", o.ctx_min, o.ctx);
       st.ctx_min = (int32_t)o.ctx_min;
     }
