@@ -110,6 +110,30 @@ r=[json.loads(l) for l in open(sys.argv[1])]
 assert r[-1]["train_bpb"] < r[0]["train_bpb"] - 0.5, (r[0], r[-1])' "$WORK/mu.h5.log.jsonl" && ok || bad "Muon did not learn"
 "$BUILD/bt-ckpt" info "$WORK/mu.h5" | grep -q "optimizer muon" && ok || bad "bt-ckpt info does not name Muon"
 
+# --resume --optimizer muon switches an AdamW run to Muon at its step: the
+# checkpoint records Muon from then on, a plain resume after that keeps it
+# (stopped and resumed, the same bits as the switched run uninterrupted), the
+# weights differ from going on with AdamW, and a Muon run refuses to go back.
+# A constant rate (--min-lr = --lr) after the warmup, so that a resume to
+# step 60 and then 80 follows the same schedule as one to 80.
+AD=("${MU[@]:0:${#MU[@]}-2}" --optimizer adamw --steps 40 --lr 2e-3 --min-lr 2e-3)
+"$TRAIN" "${AD[@]}" -o "$WORK/ad40.h5" "$WORK/small.txt" || bad "AdamW run of 40 steps failed"
+cp "$WORK/ad40.h5" "$WORK/sw.h5"; cp "$WORK/ad40.h5" "$WORK/sw2.h5"; cp "$WORK/ad40.h5" "$WORK/ad.h5"
+"$TRAIN" --resume "$WORK/sw.h5" --steps 80 --optimizer muon -T 2 "$WORK/small.txt" 2>"$WORK/sw.err" || bad "switching to Muon failed"
+grep -q "from AdamW to Muon (momentum 0.95) at step 40" "$WORK/sw.err" && ok || bad "the switch is not announced: $(cat "$WORK/sw.err")"
+"$BUILD/bt-ckpt" info "$WORK/sw.h5" | grep -q "optimizer muon" && ok || bad "the switched run's checkpoint does not name Muon"
+"$TRAIN" --resume "$WORK/ad.h5" --steps 80 -T 2 -q "$WORK/small.txt" || bad "AdamW resume failed"
+[ "$(wsha "$WORK/sw.h5")" != "$(wsha "$WORK/ad.h5")" ] && ok || bad "the switch to Muon changed nothing"
+"$BUILD/bt-ckpt" info "$WORK/ad.h5" | grep -q "optimizer adamw" && ok || bad "a plain resume changed the optimizer"
+"$TRAIN" --resume "$WORK/sw2.h5" --steps 60 --optimizer muon -T 1 -q "$WORK/small.txt" || bad "switch to step 60 failed"
+"$TRAIN" --resume "$WORK/sw2.h5" --steps 80 -T 2 -q "$WORK/small.txt" || bad "resume of the switched run failed"
+[ "$(wsha "$WORK/sw2.h5")" = "$(wsha "$WORK/sw.h5")" ] && ok || bad "a switched run resumed differs from the switched run uninterrupted"
+if "$TRAIN" --resume "$WORK/sw.h5" --steps 90 --optimizer adamw -T 2 -q "$WORK/small.txt" 2>"$WORK/back.err"; then
+  bad "a Muon run went back to AdamW"
+else
+  grep -q "cannot be resumed with --optimizer adamw" "$WORK/back.err" && ok || bad "no clear error going back to AdamW: $(cat "$WORK/back.err")"
+fi
+
 # A batch warmup (format 7: batches of 2, 4, then 8 over the first 30 steps)
 # is part of the state: a run stopped inside it and resumed on another
 # thread count ends as the uninterrupted one, which saw (10 x 2 + 10 x 4 +

@@ -65,7 +65,7 @@ typedef struct {
   double batch_warmup_frac;
   double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
   unsigned long long seed;
-  int seed_set, lr_set; /* flags given explicitly */
+  int seed_set, lr_set, optimizer_set; /* flags given explicitly */
   const char *recipe, *schedule, *optimizer, *precision;
   double decay, muon_momentum, init_scale;
 } opts_t;
@@ -150,7 +150,8 @@ static void usage(FILE *f) {
           "                    counts the warmup's smaller steps (a new run only)\n"
           "  --wd X            AdamW weight decay on matrices (default 0.1)\n"
           "  --optimizer O     adamw, or muon: orthogonalised momentum (Newton-Schulz) on the\n"
-          "                    layers' matrices, AdamW on the rest, one --lr for both\n"
+          "                    layers' matrices, AdamW on the rest, one --lr for both;\n"
+          "                    --resume --optimizer muon switches an AdamW run to Muon\n"
           "  --muon-momentum X Muon's momentum (default 0.95)\n"
           "  --precision P     fp32 (default), bf16: the training GEMMs take bfloat16 inputs\n"
           "                    with fp32 accumulation and fp32 weights (CPUs with AVX512_BF16),\n"
@@ -331,6 +332,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       if (strcmp(optarg, "adamw") && strcmp(optarg, "muon"))
         bt_usage_error("invalid value for --optimizer: '%s' (adamw or muon)", optarg);
       o->optimizer = optarg;
+      o->optimizer_set = 1;
       break;
     case O_TOKENIZER:
       o->tokenizer = optarg;
@@ -607,6 +609,24 @@ static void resume_stable(const opts_t *o, bt_model **m, bt_train_state *st) {
   *st = s2;
 }
 
+/* --resume --optimizer O: an AdamW run goes on with Muon from its next step
+ * (the checkpoint records it, and later resumes keep it). Muon takes the
+ * matrices' AdamW first moment as its momentum (orthogonalisation discards
+ * its scale) and leaves the rest to AdamW as before. A Muon run cannot go
+ * back: its momentum is no AdamW moment and its matrices have no second one. */
+static void switch_optimizer(const opts_t *o, bt_train_state *st) {
+  const int want = strcmp(o->optimizer, "muon") == 0 ? BT_OPT_MUON : BT_OPT_ADAMW;
+  if (want == st->optimizer)
+    return;
+  if (want == BT_OPT_ADAMW)
+    bt_die("%s was trained with Muon: it cannot be resumed with --optimizer adamw", o->resume);
+  st->optimizer = BT_OPT_MUON;
+  st->muon_momentum = o->muon_momentum;
+  if (!o->quiet)
+    bt_msg("switching %s from AdamW to Muon (momentum %g) at step %lld", o->resume,
+           o->muon_momentum, (long long)st->step);
+}
+
 /* auto's bar: vdpbf16ps must run at this many times the FMA's FLOPs */
 #define BF16_PAYS 1.5
 
@@ -761,6 +781,8 @@ int main(int argc, char **argv) {
     if (st.schedule == BT_SCHED_WSD && total > st.total_steps && st.step > bt_train_decay_start(&st))
       resume_stable(&o, &m, &st);
     st.total_steps = total;
+    if (o.optimizer_set)
+      switch_optimizer(&o, &st);
     /* A run that sums per sequence on bt's own GEMMs has the same bits on
      * any thread count (train/gradsum.h). */
     const int exact = st.grad_sum == BT_GRAD_SEQUENCES &&
