@@ -50,6 +50,17 @@ kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?
 "$TRAIN" --resume "$WORK/term.h5" -T 2 -q "$WORK/small.txt" || bad "resume after SIGTERM failed"
 [ "$(wsha "$WORK/term.h5")" = "$ref" ] && ok || bad "weights after SIGTERM+resume differ"
 
+# --stop-at 53 stops there with a checkpoint (exit 0) and leaves the schedule
+# alone: resumed, the run ends as the uninterrupted one; a resume already past
+# its --stop-at stops at once.
+"$TRAIN" "${ARGS[@]}" --stop-at 53 -o "$WORK/at.h5" "$WORK/small.txt" 2>"$WORK/at.err" || bad "--stop-at run failed"
+step=$(/usr/bin/python3 -c 'import h5py,sys; print(int(h5py.File(sys.argv[1],"r")["train"].attrs["step"]))' "$WORK/at.h5")
+[ "$step" = 53 ] && ok || bad "--stop-at 53 stopped at step $step"
+"$TRAIN" --resume "$WORK/at.h5" --stop-at 40 -T 2 "$WORK/small.txt" 2>"$WORK/at.err" || bad "a resume past --stop-at failed"
+grep -q "stopped (--stop-at) at step 53/150" "$WORK/at.err" && ok || bad "a resume past --stop-at did not stop at once: $(cat "$WORK/at.err")"
+"$TRAIN" --resume "$WORK/at.h5" -T 1 -q "$WORK/small.txt" || bad "resume after --stop-at failed"
+[ "$(wsha "$WORK/at.h5")" = "$ref" ] && ok || bad "weights after --stop-at and a resume differ from the uninterrupted run's"
+
 # WSD: a run of 100 steps extended to 150 (--resume --tokens, after its decay
 # ran) continues from the end of its stable phase and decays again: the same
 # weights as a WSD run of 150 steps from the start. Warmups are given in steps

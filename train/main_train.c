@@ -63,6 +63,7 @@ typedef struct {
   double ctx_warmup_frac; /* --ctx-warmup given as a percentage of the steps */
   long long batch_warmup, batch_min; /* -1, 0: not given */
   double batch_warmup_frac;
+  long long stop_at; /* --stop-at: 0, none */
   double time_budget, lr, min_lr, wd, clip, beta1, beta2, eps, val_split;
   unsigned long long seed;
   int seed_set, lr_set, optimizer_set; /* flags given explicitly */
@@ -132,6 +133,8 @@ static void usage(FILE *f) {
           "  --tokens N        total training tokens instead of --steps\n"
           "  --time DUR        wall-clock budget for this invocation (e.g. 90s, 20m, 2h);\n"
           "                    a checkpoint is written when it runs out\n"
+          "  --stop-at N       stop with a checkpoint at step N; the schedule stays the run's\n"
+          "                    (--steps and --tokens set the schedule's length)\n"
           "  --recipe NAME     defaults for the flags below (default " DEFAULT_RECIPE "; --recipe list)\n"
           "  --schedule S      cosine, or wsd: warmup, a stable phase at --lr, then a linear\n"
           "                    decay to --min-lr over the last --decay F of the steps\n"
@@ -229,7 +232,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
          O_LR, O_MINLR, O_WARMUP, O_CTXWARM, O_CTXMIN, O_WD, O_CLIP, O_B1, O_B2, O_SEED, O_VAL, O_VALSPLIT,
          O_VALEVERY, O_VALBYTES, O_RESUME, O_CKPTEVERY, O_LOG, O_LOGEVERY, O_DATA, O_RECIPE,
          O_SCHEDULE, O_DECAY, O_OPTIMIZER, O_MUONMOM, O_PRECISION, O_TOKENIZER, O_INITSCALE,
-         O_BWARM, O_BMIN };
+         O_BWARM, O_BMIN, O_STOPAT };
   static const struct option lo[] = {
       {"params", 1, 0, O_PARAMS}, {"layers", 1, 0, O_LAYERS}, {"dim", 1, 0, O_DIM},
       {"heads", 1, 0, O_HEADS}, {"ctx", 1, 0, O_CTX}, {"batch", 1, 0, O_BATCH},
@@ -242,7 +245,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       {"resume", 1, 0, O_RESUME}, {"ckpt-every", 1, 0, O_CKPTEVERY}, {"log", 1, 0, O_LOG},
       {"log-every", 1, 0, O_LOGEVERY}, {"data", 1, 0, O_DATA}, {"recipe", 1, 0, O_RECIPE},
       {"schedule", 1, 0, O_SCHEDULE}, {"decay", 1, 0, O_DECAY}, {"optimizer", 1, 0, O_OPTIMIZER}, {"precision", 1, 0, O_PRECISION}, {"init-scale", 1, 0, O_INITSCALE},
-      {"batch-warmup", 1, 0, O_BWARM}, {"batch-min", 1, 0, O_BMIN},
+      {"batch-warmup", 1, 0, O_BWARM}, {"batch-min", 1, 0, O_BMIN}, {"stop-at", 1, 0, O_STOPAT},
       {"muon-momentum", 1, 0, O_MUONMOM}, {"tokenizer", 1, 0, O_TOKENIZER}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
       {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"version", 0, 0, 'V'},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -286,6 +289,10 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     case O_TIME:
       if ((o->time_budget = parse_duration(optarg)) <= 0)
         bt_usage_error("invalid value for --time: '%s' (e.g. 90s, 20m, 2h)", optarg);
+      break;
+    case O_STOPAT:
+      if ((o->stop_at = parse_count(optarg)) < 1)
+        bt_usage_error("invalid value for --stop-at: '%s' (a step, >= 1)", optarg);
       break;
     case O_LR: o->lr = parse_real("--lr", optarg); o->lr_set = 1; break;
     case O_MINLR: o->min_lr = parse_real("--min-lr", optarg); break;
@@ -1002,6 +1009,7 @@ int main(int argc, char **argv) {
      * 0's time budget runs out. */
     int why = g_stop ? (int)g_stop
               : rank == 0 && o.time_budget > 0 && bt_now_s() - t_start >= o.time_budget ? STOP_BUDGET
+              : o.stop_at > 0 && st.step >= o.stop_at ? STOP_BUDGET
                                                                                         : 0;
     if (nranks > 1)
       why = bt_dist_max(why);
@@ -1153,7 +1161,10 @@ int main(int argc, char **argv) {
     if (isfinite(last_val))
       snprintf(vb, sizeof vb, "%.4f", last_val);
     bt_msg("%s at step %lld/%lld (%lld tokens), val %s bpb; checkpoint %s",
-           g_stop ? "interrupted" : st.step >= st.total_steps ? "finished" : "time budget used",
+           g_stop                                 ? "interrupted"
+           : st.step >= st.total_steps            ? "finished"
+           : o.stop_at > 0 && st.step >= o.stop_at ? "stopped (--stop-at)"
+                                                  : "time budget used",
            (long long)st.step, (long long)st.total_steps, (long long)st.tokens, vb, out);
     if (st.step < st.total_steps)
       bt_msg("continue with: bt-train --resume %s %s", out, o.data);
