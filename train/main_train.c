@@ -20,6 +20,7 @@
 
 #include "data/bpe.h"
 #include "data/data.h"
+#include "kernels/fileio.h"
 #include "kernels/hash.h"
 #include "tools/cli.h"
 #include "kernels/kernels.h"
@@ -691,6 +692,50 @@ static void log_row(bt_train_state *st, FILE *jl, const double row[BT_LOG_COLS])
   }
 }
 
+/* On a resume, drops the JSONL log's rows past the checkpoint's step: a run
+ * that went on past its last checkpoint (killed, or a copy of the checkpoint
+ * resumed) wrote rows the resumed run writes again. The file is rewritten
+ * whole (bt_atomic_*), so it is never left cut; a log that cannot be read
+ * is left as it is. Returns the number of rows dropped. */
+static long trim_log(const char *path, int64_t step) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  char *line = NULL;
+  size_t cap = 0;
+  long dropped = 0;
+  ssize_t n;
+  while (mem && (n = getline(&line, &cap, f)) > 0) {
+    long long s;
+    if (sscanf(line, "{\"step\":%lld", &s) == 1 && s > step)
+      dropped++;
+    else
+      fwrite(line, 1, (size_t)n, mem);
+  }
+  free(line);
+  int bad = ferror(f);
+  fclose(f);
+  if (!mem || fclose(mem) || bad || !dropped) {
+    free(text);
+    return 0;
+  }
+  bt_atomic_file af;
+  bt_error e = bt_atomic_begin(&af, path);
+  if (!e && (bt_atomic_umask_mode(&af) || bt_write_full(af.fd, text, len))) {
+    bt_atomic_abort(&af);
+    e = BT_ERR_IO;
+  }
+  if (!e)
+    e = bt_atomic_commit(&af, 1);
+  free(text);
+  if (e)
+    bt_die("cannot rewrite log %s: %s", path, strerror(errno));
+  return dropped;
+}
+
 static void report_divergence(int64_t step, const char *what, const char *out, int64_t saved_step,
                               int saved_any) {
   if (saved_any)
@@ -967,6 +1012,11 @@ int main(int argc, char **argv) {
     log_path = log_default;
   }
   FILE *jl = NULL;
+  long trimmed = rank == 0 && o.resume ? trim_log(log_path, st.step) : 0;
+  if (trimmed && !o.quiet)
+    bt_msg("note: dropped %ld rows of %s past step %lld, the checkpoint's (written by a run that "
+           "went on past it)",
+           trimmed, log_path, (long long)st.step);
   if (rank == 0 && !(jl = fopen(log_path, o.resume ? "a" : "w")))
     bt_die("cannot write log %s: %s", log_path, strerror(errno));
 
@@ -1004,12 +1054,14 @@ int main(int argc, char **argv) {
     bt_die("out of memory");
   enum { STOP_BUDGET = 1 }; /* signals are >= 2 */
 
-  while (st.step < st.total_steps) {
+  /* --stop-at ends the loop early and leaves the schedule as it is. */
+  const int64_t stop_step =
+      o.stop_at > 0 && o.stop_at < st.total_steps ? (int64_t)o.stop_at : st.total_steps;
+  while (st.step < stop_step) {
     /* Every rank stops at the same step: on a signal to any, or when rank
      * 0's time budget runs out. */
     int why = g_stop ? (int)g_stop
               : rank == 0 && o.time_budget > 0 && bt_now_s() - t_start >= o.time_budget ? STOP_BUDGET
-              : o.stop_at > 0 && st.step >= o.stop_at ? STOP_BUDGET
                                                                                         : 0;
     if (nranks > 1)
       why = bt_dist_max(why);
@@ -1161,10 +1213,10 @@ int main(int argc, char **argv) {
     if (isfinite(last_val))
       snprintf(vb, sizeof vb, "%.4f", last_val);
     bt_msg("%s at step %lld/%lld (%lld tokens), val %s bpb; checkpoint %s",
-           g_stop                                 ? "interrupted"
-           : st.step >= st.total_steps            ? "finished"
-           : o.stop_at > 0 && st.step >= o.stop_at ? "stopped (--stop-at)"
-                                                  : "time budget used",
+           g_stop                      ? "interrupted"
+           : st.step >= st.total_steps ? "finished"
+           : st.step >= stop_step      ? "stopped (--stop-at)"
+                                       : "time budget used",
            (long long)st.step, (long long)st.total_steps, (long long)st.tokens, vb, out);
     if (st.step < st.total_steps)
       bt_msg("continue with: bt-train --resume %s %s", out, o.data);
