@@ -241,17 +241,19 @@ assert steps == [2, 4, 6, 8, 10, 12, 14] and val == [4, 6, 8, 12, 14], (steps, v
   "$BUILD/bt-ckpt" info "$WORK/ca.h5" | grep -q "cadence     validation every 0 steps (5000 bytes), checkpoint every 3, log every 1" &&
   ok || bad "flags given on a resume are not kept: $("$BUILD/bt-ckpt" info "$WORK/ca.h5" | grep cadence)"
 # A resume drops the log's rows past the checkpoint's step (a copy of an
-# older checkpoint resumed beside the log of a run that went on): each step
-# is logged once, and the drop is announced.
+# older checkpoint resumed beside the log of a run that went on) and a last
+# row cut short: each step is logged once, every line parses, and the drop
+# is announced.
 "$TRAIN" "${CA[@]}" --steps 6 --log-every 1 --stop-at 3 -o "$WORK/tr.h5" "$WORK/small.txt" || bad "trim run failed"
 cp "$WORK/tr.h5" "$WORK/tr3.h5"
 "$TRAIN" --resume "$WORK/tr.h5" -T 1 -q "$WORK/small.txt" || bad "trim resume failed"
 cp "$WORK/tr3.h5" "$WORK/tr.h5"
+printf '{"step":7,"tok' >>"$WORK/tr.h5.log.jsonl" # and a row cut short by a kill
 "$TRAIN" --resume "$WORK/tr.h5" -T 1 "$WORK/small.txt" 2>"$WORK/tr.err" || bad "the resume of the older copy failed"
 /usr/bin/python3 -c 'import json,sys
 assert [json.loads(l)["step"] for l in open(sys.argv[1])] == [1, 2, 3, 4, 5, 6]' "$WORK/tr.h5.log.jsonl" &&
   ok || bad "a resume kept the log's rows past its checkpoint: $(cut -c1-12 "$WORK/tr.h5.log.jsonl" | tr '\n' ' ')"
-grep -q "dropped 3 rows of .*tr.h5.log.jsonl past step 3" "$WORK/tr.err" && ok || bad "the drop was not announced: $(cat "$WORK/tr.err")"
+grep -q "dropped 4 rows of .*tr.h5.log.jsonl past step 3" "$WORK/tr.err" && ok || bad "the drop was not announced: $(cat "$WORK/tr.err")"
 # The format-6 golden file resumes with its own cadence (a log record a step);
 # a format-5 one reads as having none.
 cp "$SRC/tests/corpus/ckpt/ok-train-v6-cadence.h5" "$WORK/v6.h5"

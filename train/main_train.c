@@ -694,9 +694,10 @@ static void log_row(bt_train_state *st, FILE *jl, const double row[BT_LOG_COLS])
 
 /* On a resume, drops the JSONL log's rows past the checkpoint's step: a run
  * that went on past its last checkpoint (killed, or a copy of the checkpoint
- * resumed) wrote rows the resumed run writes again. The file is rewritten
- * whole (bt_atomic_*), so it is never left cut; a log that cannot be read
- * is left as it is. Returns the number of rows dropped. */
+ * resumed) wrote rows the resumed run writes again. A last row cut short by
+ * a kill goes too, so the next row starts a line of its own. The file is
+ * rewritten whole (bt_atomic_*), so it is never left cut; a log that cannot
+ * be read is left as it is. Returns the number of rows dropped. */
 static long trim_log(const char *path, int64_t step) {
   FILE *f = fopen(path, "r");
   if (!f)
@@ -710,7 +711,7 @@ static long trim_log(const char *path, int64_t step) {
   ssize_t n;
   while (mem && (n = getline(&line, &cap, f)) > 0) {
     long long s;
-    if (sscanf(line, "{\"step\":%lld", &s) == 1 && s > step)
+    if (line[n - 1] != '\n' || (sscanf(line, "{\"step\":%lld", &s) == 1 && s > step))
       dropped++;
     else
       fwrite(line, 1, (size_t)n, mem);
@@ -1015,7 +1016,7 @@ int main(int argc, char **argv) {
   long trimmed = rank == 0 && o.resume ? trim_log(log_path, st.step) : 0;
   if (trimmed && !o.quiet)
     bt_msg("note: dropped %ld rows of %s past step %lld, the checkpoint's (written by a run that "
-           "went on past it)",
+           "went on past it, or cut short)",
            trimmed, log_path, (long long)st.step);
   if (rank == 0 && !(jl = fopen(log_path, o.resume ? "a" : "w")))
     bt_die("cannot write log %s: %s", log_path, strerror(errno));
