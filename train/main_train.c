@@ -727,13 +727,13 @@ static long trim_log(const char *path, int64_t step) {
   bt_error e = bt_atomic_begin(&af, path);
   if (!e && (bt_atomic_umask_mode(&af) || bt_write_full(af.fd, text, len))) {
     bt_atomic_abort(&af);
-    e = BT_ERR_IO;
+    e = bt_fail(BT_ERR_IO, "%s: %s", path, strerror(errno));
   }
   if (!e)
     e = bt_atomic_commit(&af, 1);
   free(text);
   if (e)
-    bt_die("cannot rewrite log %s: %s", path, strerror(errno));
+    die_bt(e, "cannot rewrite the log");
   return dropped;
 }
 
