@@ -680,19 +680,9 @@ bt_error bt_bpe_save(const bt_bpe *t, const char *path) {
   bt_error e = bt_bpe_serialize(t, &b, &n);
   if (e)
     return e;
-  bt_atomic_file f;
-  if ((e = bt_atomic_begin(&f, path))) {
-    free(b);
-    return e;
-  }
-  if (bt_atomic_umask_mode(&f) || bt_write_full(f.fd, b, n)) {
-    const int err = errno;
-    bt_atomic_abort(&f);
-    free(b);
-    return bt_fail(BT_ERR_IO, "cannot write %s: %s", path, strerror(err));
-  }
+  e = bt_atomic_write(path, b, n);
   free(b);
-  return bt_atomic_commit(&f, 1);
+  return e;
 }
 
 bt_error bt_bpe_load(bt_bpe **out, const char *path) {

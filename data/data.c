@@ -295,27 +295,13 @@ static int md5_matches(const uint8_t *p, size_t n, const char *want_hex, char he
   return strcmp(hex_out, want_hex) == 0;
 }
 
-static bt_error write_all(int fd, const uint8_t *p, size_t n, const char *path) {
-  if (bt_write_full(fd, p, n) != 0)
-    return bt_fail(BT_ERR_IO, "cannot write %s: %s", path, errno ? strerror(errno) : "no progress");
-  return BT_OK;
-}
-
-/* Writes dir/name atomically (kernels/fileio.h), mode 0644. */
+/* Writes dir/name atomically (kernels/fileio.h), making dir if need be. */
 static bt_error write_atomic(const char *dir, const char *name, const uint8_t *p, size_t n) {
   char final_path[PATH_MAX];
-  bt_atomic_file f;
   bt_error e = path_join(final_path, dir, name);
   if (!e) e = bt_mkdir_p(dir);
-  if (!e) e = bt_atomic_begin(&f, final_path);
-  if (e) return e;
-  (void)fchmod(f.fd, 0644);
-  e = write_all(f.fd, p, n, f.tmp);
-  if (e) {
-    bt_atomic_abort(&f);
-    return e;
-  }
-  return bt_atomic_commit(&f, 1);
+  if (!e) e = bt_atomic_write(final_path, p, n);
+  return e;
 }
 
 /* ======================================================================== */

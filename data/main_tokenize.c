@@ -79,15 +79,7 @@ static void write_all(const char *path, const void *p, size_t n, int force) {
   struct stat st;
   if (!force && lstat(path, &st) == 0)
     bt_die("%s already exists (-f replaces it)", path);
-  bt_atomic_file f;
-  if (bt_atomic_begin(&f, path))
-    bt_die("%s", bt_error_detail());
-  if (bt_atomic_umask_mode(&f) || bt_write_full(f.fd, p, n)) {
-    const int err = errno;
-    bt_atomic_abort(&f);
-    bt_die("cannot write %s: %s", path, strerror(err));
-  }
-  if (bt_atomic_commit(&f, 1))
+  if (bt_atomic_write(path, p, n))
     bt_die("%s", bt_error_detail());
 }
 

@@ -147,3 +147,16 @@ bt_error bt_atomic_commit(bt_atomic_file *f, int replace) {
     return bt_fail(BT_ERR_IO, "cannot sync folder %s: %s", dir, strerror(errno));
   return BT_OK;
 }
+
+bt_error bt_atomic_write(const char *path, const void *p, size_t n) {
+  bt_atomic_file f;
+  bt_error e = bt_atomic_begin(&f, path);
+  if (e)
+    return e;
+  if (bt_atomic_umask_mode(&f) || bt_write_full(f.fd, p, n)) {
+    const int err = errno;
+    bt_atomic_abort(&f);
+    return bt_fail(BT_ERR_IO, "cannot write %s: %s", path, err ? strerror(err) : "no progress");
+  }
+  return bt_atomic_commit(&f, 1);
+}

@@ -8,6 +8,8 @@
  *   if (bt_atomic_begin(&f, "out.bt")) ...;      f.fd is open for writing
  *   write(f.fd, ...);                            (or close it and let a
  *   if (bt_atomic_commit(&f, 1)) ...;             library write f.tmp)
+ *
+ * or, for a buffer in memory, bt_atomic_write(path, p, n).
  */
 #ifndef BT_FILEIO_H
 #define BT_FILEIO_H
@@ -47,6 +49,11 @@ bt_error bt_atomic_commit(bt_atomic_file *f, int replace);
 
 /* Closes (if open) and removes the temporary file. */
 void bt_atomic_abort(bt_atomic_file *f);
+
+/* The whole sequence for a buffer already in memory: begin, the umask's
+ * mode, n bytes, commit (replacing path). BT_OK, or the error with path in
+ * its detail; path then still holds what it held before. */
+bt_error bt_atomic_write(const char *path, const void *p, size_t n);
 
 /* Writes or reads exactly n bytes of fd, through short counts and EINTR
  * (writes in pieces of at most 1 GiB). 0, or -1 with errno set (0 when

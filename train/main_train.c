@@ -696,7 +696,7 @@ static void log_row(bt_train_state *st, FILE *jl, const double row[BT_LOG_COLS])
  * that went on past its last checkpoint (killed, or a copy of the checkpoint
  * resumed) wrote rows the resumed run writes again. A last row cut short by
  * a kill goes too, so the next row starts a line of its own. The file is
- * rewritten whole (bt_atomic_*), so it is never left cut; a log that cannot
+ * rewritten whole (bt_atomic_write), so it is never left cut; a log that cannot
  * be read is left as it is. Returns the number of rows dropped. */
 static long trim_log(const char *path, int64_t step) {
   FILE *f = fopen(path, "r");
@@ -723,14 +723,7 @@ static long trim_log(const char *path, int64_t step) {
     free(text);
     return 0;
   }
-  bt_atomic_file af;
-  bt_error e = bt_atomic_begin(&af, path);
-  if (!e && (bt_atomic_umask_mode(&af) || bt_write_full(af.fd, text, len))) {
-    bt_atomic_abort(&af);
-    e = bt_fail(BT_ERR_IO, "%s: %s", path, strerror(errno));
-  }
-  if (!e)
-    e = bt_atomic_commit(&af, 1);
+  bt_error e = bt_atomic_write(path, text, len);
   free(text);
   if (e)
     die_bt(e, "cannot rewrite the log");
