@@ -3,7 +3,8 @@
 answer is known: validation points on L(D) = 1 + 40 D^-0.25 must give back,
 at the floor 1.00, the tokens that reach a target exactly; a rate target is
 rate x 8 bits, lowered by --gap; too few points and an empty log fail; with
-fewer than 4 validation points the training bpb is used.
+fewer than 4 validation points the training bpb is used; a target the curve
+already reached is reported as reached.
 """
 import json
 import os
@@ -73,6 +74,12 @@ def main():
         check(got is not None and abs(got / (2 * want) - 1) < 0.01,
               f"--gap {gap:.4f} moves the target to {2 * want} tokens: {got}")
         check("less the gap" in out, f"--gap is named: {out!r}")
+
+        # a target the curve has already reached: where, not a fit
+        reached = law(1000 * 16384)
+        rc, out, _ = run(log, "%.6f" % reached)
+        check(rc == 0 and "already reached: validation" in out and "16,384,000 tokens" in out
+              and "floor" not in out, f"a target already reached: {out!r}")
 
         # a target at or below a floor is never reached
         rc, out, _ = run(log, "1.0")
