@@ -15,6 +15,9 @@ and ok-train-v6-cadence.h5 (the run's cadence recorded):
 and ok-train-v7-bwarm.h5 (stopped at step 2 of a batch warmup from 1 to 4 sequences over 4 steps):
   bt-train --layers 1 --dim 16 --heads 2 --ctx 32 --batch 4 --batch-warmup 4 --batch-min 1 --steps 2 \
     --log-every 1 --val-every 1 --val-bytes 2000 --ckpt-every 1 --val-split 0.1 -T 1 -q -o ok-train-v7-bwarm.h5 TEXT
+and ok-train-v7-muon.h5 (a Muon run stopped at step 2 of 4):
+  bt-train --layers 1 --dim 16 --heads 2 --ctx 32 --batch 2 --steps 4 --stop-at 2 --optimizer muon --log-every 1 \
+    --val-every 1 --val-bytes 2000 --ckpt-every 1 --val-split 0.1 -T 1 -q -o ok-train-v7-muon.h5 TEXT
 
 Names tell the replay what to expect (see fuzz_ckpt.c): ok-* load, bad-*
 fail with the named error. The hostile ones are edited with h5py and

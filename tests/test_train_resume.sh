@@ -167,6 +167,27 @@ cp "$SRC/tests/corpus/ckpt/ok-train-v7-bwarm.h5" "$WORK/v7.h5"
 assert (int(t["step"]), int(t["tokens"])) == (4, 8 * 32), dict(t)' "$WORK/v7.h5" && ok ||
   bad "the format-7 golden file does not resume its batch warmup"
 "$BUILD/bt-ckpt" info "$SRC/tests/corpus/ckpt/ok-train-v6-cadence.h5" | grep -q "^  batch  " && bad "a format-6 state reads as having a batch warmup" || ok
+# The format-7 golden Muon state (stopped at step 2 of 4): it resumes as
+# Muon, and its momentum (kept in the first-moment block) is read: the same
+# file with one matrix's momentum zeroed (and resealed) ends elsewhere.
+cp "$SRC/tests/corpus/ckpt/ok-train-v7-muon.h5" "$WORK/v7mu.h5"
+cp "$SRC/tests/corpus/ckpt/ok-train-v7-muon.h5" "$WORK/v7mu0.h5"
+/usr/bin/python3 -c 'import h5py,hashlib,sys
+p = sys.argv[1]
+with h5py.File(p, "r+") as f:
+    m = f["train/adam_m/qkv_w"]
+    assert abs(m[...]).max() > 0
+    m[...] = 0
+with open(p, "r+b") as f:  # reseal: the size and the SHA-256 of all past the 512-byte user block
+    d = f.read(); f.seek(8); f.write(len(d).to_bytes(8, "little")); f.write(hashlib.sha256(d[512:]).digest())' \
+  "$WORK/v7mu0.h5" || bad "cannot edit the Muon golden file's copy"
+"$TRAIN" --resume "$WORK/v7mu.h5" -T 1 -q "$WORK/small.txt" 2>/dev/null &&
+  "$BUILD/bt-ckpt" info "$WORK/v7mu.h5" | grep -q "step 4 of 4" &&
+  "$BUILD/bt-ckpt" info "$WORK/v7mu.h5" | grep -q "optimizer muon" && ok ||
+  bad "the format-7 golden Muon state does not resume as Muon"
+"$TRAIN" --resume "$WORK/v7mu0.h5" -T 1 -q "$WORK/small.txt" 2>/dev/null || bad "the zeroed copy does not resume"
+[ "$(wsha "$WORK/v7mu.h5")" != "$(wsha "$WORK/v7mu0.h5")" ] && ok ||
+  bad "the golden Muon state's momentum is not read (zeroing it changes nothing)"
 
 # --precision bf16 (where the CPU has AVX512_BF16): a resumed run ends as the
 # uninterrupted one, on another thread count too; it learns; it differs from
