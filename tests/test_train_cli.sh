@@ -120,11 +120,11 @@ BT_ISA=avx2 "$TRAIN" --layers 1 --dim 256 --heads 8 --ctx 32 --batch 1 --steps 1
   "$WORK/small.txt" 2> "$WORK/auto2.err"
 grep -q "precision auto: fp32 (no AVX512_BF16" "$WORK/auto2.err" && ok || bad "--precision auto on avx2: $(cat "$WORK/auto2.err")"
 # Recipes: v2 has a peak lr of 8e-3 at d_model 64, scaled over the width,
-# its context warmup is on where the context has room for it; v3 (the
-# default) is v2 with Muon; v1 stays selectable with its fixed 2e-3, and
-# every checkpoint names its recipe.
+# its context warmup is on where the context has room for it; v3 is v2 with
+# Muon, v4 (the default) v3 at batch 4; v1 stays selectable with its fixed
+# 2e-3, and every checkpoint names its recipe.
 for r in "v1 128 adamw 0.002 to 0.0002" "v2 128 adamw 0.004 to 0.0004" "v2 64 adamw 0.008 to 0.0008" \
-  "v3 128 muon 0.004 to 0.0004"; do
+  "v3 128 muon 0.004 to 0.0004" "v4 128 muon 0.004 to 0.0004"; do
   set -- $r
   "$TRAIN" --layers 1 --dim "$2" --heads 2 --ctx 256 --batch 1 -T 1 -q --steps 10 --recipe "$1" \
     --val-every 0 --val-bytes 4096 -o "$WORK/rc.h5" "$WORK/small.txt" 2> "$WORK/rc.err"
@@ -137,13 +137,19 @@ t = h5py.File(sys.argv[1], "r")["train"].attrs
 assert int(t["ctx_warmup_steps"]) == (0 if sys.argv[2] == "v1" else 3), dict(t)' "$WORK/rc.h5" "$1" &&
     ok || bad "--recipe $1: context warmup steps"
 done
-# The default is v3; a flag still wins over it.
-"$TRAIN" --layers 1 --dim 128 --heads 2 --ctx 256 --batch 1 -T 1 -q --steps 10 --val-every 0 \
+# The default is v4, batch 4 unless --batch is given (v3's is 8); a flag
+# still wins over it.
+"$TRAIN" --layers 1 --dim 128 --heads 2 --ctx 256 -T 1 -q --steps 2 --val-every 0 \
+  --val-bytes 4096 -o "$WORK/rd.h5" "$WORK/small.txt" && "$BUILD/bt-ckpt" info "$WORK/rd.h5" > "$WORK/rd.info" &&
+  grep -q "recipe      v4: cosine, optimizer muon, lr 0.004 to 0.0004," "$WORK/rd.info" &&
+  grep -q "training    step 2 of 2, .*batch 4 x 256" "$WORK/rd.info" && ok ||
+  bad "the default recipe is not v4 at batch 4: $(cat "$WORK/rd.info")"
+"$TRAIN" --layers 1 --dim 128 --heads 2 --ctx 256 --recipe v3 -T 1 -q --steps 2 --val-every 0 \
   --val-bytes 4096 -o "$WORK/rd.h5" "$WORK/small.txt" && "$BUILD/bt-ckpt" info "$WORK/rd.h5" |
-  grep -q "recipe      v3: cosine, optimizer muon, lr 0.004 to 0.0004," && ok || bad "the default recipe is not v3"
+  grep -q "training    step 2 of 2, .*batch 8 x 256" && ok || bad "--recipe v3 is not at batch 8"
 "$TRAIN" --layers 1 --dim 128 --heads 2 --ctx 256 --batch 1 -T 1 -q --steps 10 --val-every 0 --optimizer adamw \
   --val-bytes 4096 -o "$WORK/rd.h5" "$WORK/small.txt" && "$BUILD/bt-ckpt" info "$WORK/rd.h5" |
-  grep -q "recipe      v3: cosine, optimizer adamw," && ok || bad "--optimizer adamw does not win over v3's Muon"
+  grep -q "recipe      v4: cosine, optimizer adamw," && ok || bad "--optimizer adamw does not win over v4's Muon"
 expect 1 "unknown recipe 'v9'" "an unknown recipe" -- "$TRAIN" --params 200K --recipe v9 "$WORK/small.txt"
 # ---- --init-scale: the same draws, every standard deviation times X; a new run only ----
 INIT=(--recipe v1 --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 -q --val-every 0 --val-split 0.1 --steps 1 --lr 1e-30)
