@@ -23,7 +23,6 @@ Names tell the replay what to expect (see fuzz_ckpt.c): ok-* load, bad-*
 fail with the named error. The hostile ones are edited with h5py and
 resealed, as an attacker would; test_ckpt_hostile.py holds the full list.
 """
-import hashlib
 import os
 import shutil
 import subprocess
@@ -34,16 +33,10 @@ import h5py
 import numpy as np
 
 BUILD = sys.argv[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import reseal  # noqa: E402
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "ckpt")
-UB = 512
-
-
-def reseal(path):
-    with open(path, "r+b") as f:
-        data = f.read()
-        f.seek(8)
-        f.write(len(data).to_bytes(8, "little"))
-        f.write(hashlib.sha256(data[UB:]).digest())
 
 
 def main():

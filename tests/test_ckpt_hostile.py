@@ -6,7 +6,6 @@ hanging and without allocating what the file claims.
 
 Run by ctest as: test_ckpt_hostile.py BUILD SRC
 """
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,25 +17,13 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checks import BUILD, Tally  # noqa: E402
+from checks import BUILD, UB, Tally, reseal  # noqa: E402
 
 check = Tally("test_ckpt_hostile")
-UB = 512
 TRAIN = os.path.join(BUILD, "bt-train")
 COMPRESS = os.path.join(BUILD, "bt-compress")
 # Resident memory a refusal may cost (the sanitizer build's runtime included).
 RSS_LIMIT_MB = 600
-
-
-def reseal(path):
-    """Rewrites the user block's size and SHA-256 for the file as it is now."""
-    with open(path, "r+b") as f:
-        data = f.read()
-        size = len(data)
-        dig = hashlib.sha256(data[UB:]).digest()
-        f.seek(8)
-        f.write(size.to_bytes(8, "little"))
-        f.write(dig)
 
 
 def run(cmd, timeout=60):

@@ -172,15 +172,13 @@ assert (int(t["step"]), int(t["tokens"])) == (4, 8 * 32), dict(t)' "$WORK/v7.h5"
 # file with one matrix's momentum zeroed (and resealed) ends elsewhere.
 cp "$SRC/tests/corpus/ckpt/ok-train-v7-muon.h5" "$WORK/v7mu.h5"
 cp "$SRC/tests/corpus/ckpt/ok-train-v7-muon.h5" "$WORK/v7mu0.h5"
-/usr/bin/python3 -c 'import h5py,hashlib,sys
-p = sys.argv[1]
-with h5py.File(p, "r+") as f:
+/usr/bin/python3 -c 'import h5py,sys
+sys.path.insert(0, sys.argv[2]); from checks import reseal
+with h5py.File(sys.argv[1], "r+") as f:
     m = f["train/adam_m/qkv_w"]
     assert abs(m[...]).max() > 0
     m[...] = 0
-with open(p, "r+b") as f:  # reseal: the size and the SHA-256 of all past the 512-byte user block
-    d = f.read(); f.seek(8); f.write(len(d).to_bytes(8, "little")); f.write(hashlib.sha256(d[512:]).digest())' \
-  "$WORK/v7mu0.h5" || bad "cannot edit the Muon golden file's copy"
+reseal(sys.argv[1])' "$WORK/v7mu0.h5" "$SRC/tests" || bad "cannot edit the Muon golden file's copy"
 "$TRAIN" --resume "$WORK/v7mu.h5" -T 1 -q "$WORK/small.txt" 2>/dev/null &&
   "$BUILD/bt-ckpt" info "$WORK/v7mu.h5" | grep -q "step 4 of 4" &&
   "$BUILD/bt-ckpt" info "$WORK/v7mu.h5" | grep -q "optimizer muon" && ok ||
