@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,4 +160,34 @@ bt_error bt_atomic_write(const char *path, const void *p, size_t n) {
     return bt_fail(BT_ERR_IO, "cannot write %s: %s", path, err ? strerror(err) : "no progress");
   }
   return bt_atomic_commit(&f, 1);
+}
+
+bt_error bt_lock_beside(const char *path) {
+  char lock[PATH_MAX + 8];
+  if (snprintf(lock, sizeof lock, "%s.lock", path) >= (int)sizeof lock)
+    return bt_fail(BT_ERR_ARG, "path too long: %s", path);
+  const int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0)
+    return bt_fail(BT_ERR_IO, "cannot create %s: %s", lock, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char pid[32] = "";
+    const ssize_t k = pread(fd, pid, sizeof pid - 1, 0);
+    pid[k > 0 ? k : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    close(fd);
+    errno = err;
+    if (err == EWOULDBLOCK)
+      return bt_fail(BT_ERR_IO, "%s is being written by another process (pid %s; lock %s)", path,
+                     pid[0] ? pid : "unknown", lock);
+    return bt_fail(BT_ERR_IO, "cannot lock %s: %s", lock, strerror(err));
+  }
+  char pid[32];
+  const int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || bt_write_full(fd, pid, (size_t)n) != 0) {
+    const int err = errno;
+    close(fd);
+    return bt_fail(BT_ERR_IO, "cannot write %s: %s", lock, strerror(err));
+  }
+  return BT_OK; /* fd stays open: the lock is the process's until it exits */
 }

@@ -64,6 +64,16 @@ int bt_read_full(int fd, void *p, size_t n);
 /* fsyncs a folder, so a rename or unlink in it survives a crash. */
 int bt_fsync_dir(const char *dir);
 
+/* Claims path for this process alone, so two writers of one file (two
+ * bt-train runs on one checkpoint) cannot take turns replacing it: an
+ * exclusive flock(2) on "path.lock", created beside it (and left there: a
+ * lock file removed while held could be claimed twice), holding the
+ * owner's pid. The lock lasts until the process exits, however it exits.
+ * Returns BT_OK, or BT_ERR_IO: with errno EWOULDBLOCK and the holder's pid
+ * in the detail when another process holds it, or when the lock file cannot
+ * be made. */
+bt_error bt_lock_beside(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

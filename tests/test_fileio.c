@@ -100,9 +100,30 @@ int main(void) {
   CHECK(e == BT_ERR_IO && strstr(bt_error_detail(), "/no/such") != NULL, "missing folder: %d %s", (int)e,
         bt_error_detail());
 
+  /* bt_lock_beside: a second claim on the same path is refused, naming the
+   * holder; another path is free (flock locks each open of the file, so a
+   * second claim from this process is refused like one from another). */
+  char lock[320], pid[32], other[300];
+  snprintf(lock, sizeof lock, "%s.lock", path);
+  snprintf(other, sizeof other, "%s/other", dir);
+  CHECK(bt_lock_beside(path) == BT_OK, "%s", bt_error_detail());
+  snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  CHECK(holds(lock, pid, strlen(pid)), "the lock file holds the pid");
+  e = bt_lock_beside(path);
+  snprintf(pid, sizeof pid, "(pid %ld;", (long)getpid());
+  CHECK(e == BT_ERR_IO && errno == EWOULDBLOCK && strstr(bt_error_detail(), "being written by another process") &&
+            strstr(bt_error_detail(), pid),
+        "a second claim is refused: %d %s", (int)e, bt_error_detail());
+  CHECK(bt_lock_beside(other) == BT_OK, "another path is free: %s", bt_error_detail());
+  CHECK(bt_lock_beside(missing) == BT_ERR_IO && strstr(bt_error_detail(), "cannot create"), "a lock in a missing folder: %s",
+        bt_error_detail());
+
   unlink(inner);
   rmdir(sub);
   unlink(path);
+  unlink(lock);
+  snprintf(lock, sizeof lock, "%s.lock", other);
+  unlink(lock);
   CHECK(rmdir(dir) == 0, "the test folder ends empty");
   return check_summary("test_fileio");
 }

@@ -101,6 +101,18 @@ expect 1 "diverged.*no checkpoint" "NaN stops the run" -- "$TRAIN" "${TINY[@]}" 
 # Step 1 saves a checkpoint, step 2 diverges: the step-1 checkpoint stays.
 expect 1 "diverged.*step 1\) is kept" "NaN keeps the last checkpoint" -- "$TRAIN" "${TINY[@]}" --steps 400 --lr 1e30 --clip 0 --warmup 0 --ckpt-every 1 -o "$WORK/nan1.h5" "$WORK/small.txt"
 /usr/bin/python3 -c 'import h5py,sys; assert int(h5py.File(sys.argv[1],"r")["train"].attrs["step"]) == 1' "$WORK/nan1.h5" && ok || bad "kept checkpoint is not step 1"
+# Two runs on one checkpoint: the second is refused while the first writes
+# (they would replace it in turns); once the first has stopped, it resumes.
+"$TRAIN" "${TINY[@]}" --steps 1000000 --ckpt-every 5 -o "$WORK/lk.h5" "$WORK/small.txt" 2>/dev/null &
+lk_pid=$!
+for _ in $(seq 1 600); do [ -s "$WORK/lk.h5" ] && break; sleep 0.1; done
+[ -s "$WORK/lk.h5.lock" ] && ok || bad "the first run made no lock beside its checkpoint"
+expect 1 "lk.h5 is being written by another process \\(pid $lk_pid" "a second run on a checkpoint being written" -- \
+  timeout "$(tlimit 60)" "$TRAIN" -q --resume "$WORK/lk.h5" --steps 1000000 "$WORK/small.txt"
+expect 1 "is being written by another process" "a new run onto a checkpoint being written" -- \
+  timeout "$(tlimit 60)" "$TRAIN" "${TINY[@]}" --steps 10 -o "$WORK/lk.h5" "$WORK/small.txt"
+kill -TERM $lk_pid; wait $lk_pid
+expect 0 "" "a resume once the first run stopped" -- "$TRAIN" -q --resume "$WORK/lk.h5" --steps 1000000 --time 1s "$WORK/small.txt"
 # A checkpoint edited outside bt fails its checksum and is refused.
 "$TRAIN" "${TINY[@]}" --steps 20 --ckpt-every 10 -o "$WORK/good.h5" "$WORK/small.txt" || bad "good run failed"
 /usr/bin/python3 - "$WORK/good.h5" <<'PY' || bad "cannot poke lr"

@@ -951,8 +951,13 @@ int main(int argc, char **argv) {
       out = out_default;
     }
   }
-  if (rank == 0)
+  if (rank == 0) {
     check_writable_dir(out);
+    /* A second run on the same checkpoint would replace it in turns with
+     * the first and interleave their logs: only one writes at a time. */
+    if ((e = bt_lock_beside(out)))
+      die_bt(e, "cannot train");
+  }
 
   /* ---- data ---- */
   uint8_t *data = NULL, *val = NULL;
