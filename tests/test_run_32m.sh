@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# tools/run-3.2M's own steps, end to end, on a small model: from scratch it
-# trains with AdamW to the switch step, stops, and goes on with Muon to the
-# end; --save keeps the state; a machine with no run state goes on from the
-# kept one; and a run stopped before the switch switches on the next call.
+# tools/run-3.2M's own steps (tools/run-long 3.2M), end to end, on a small
+# model: from scratch it trains with AdamW to the switch step, stops, and
+# goes on with Muon to the end; --save keeps the state; a machine with no run
+# state goes on from the kept one; and a run stopped before the switch
+# switches on the next call. Then tools/run-long 800K: recipe v4 from
+# scratch, extended by --tokens, and --save refused while the kept state is
+# another preset's.
 source "$(dirname "$0")/lib.sh"
 RUN="$SRC/tools/run-3.2M"
 text_slice 200000 > "$WORK/small.txt"
@@ -49,4 +52,17 @@ mkdir -p "$BT_RUNS/3.2M"
 "$RUN" "$BUILD" -T 2 --tokens $TOK >"$WORK/run3.out" 2>&1 || bad "run-3.2M after an early stop failed: $(tail -3 "$WORK/run3.out")"
 grep -q "stopped (--stop-at) at step 6/" "$WORK/run3.out" && ok || bad "no stop at the switch step after an early stop"
 [ "$(wsha "$CK")" = "$(wsha "$WORK/hand.h5")" ] && ok || bad "a run stopped before the switch ends with other weights"
+# tools/run-long 800K: the default recipe (v4) from scratch, then extended.
+"$RUN" "$BUILD" --save >/dev/null 2>&1 || bad "the 3.2M's state could not be kept"
+C8="$BT_RUNS/800K-v4/bt-800K.h5"
+export BT_RUN_MODEL="--layers 1 --dim 16 --heads 2 --ctx 64 --ctx-min 16 --batch 2"
+"$SRC/tools/run-long" 800K "$BUILD" -T 1 --tokens 1024 >"$WORK/r8.out" 2>&1 || bad "run-long 800K failed: $(tail -3 "$WORK/r8.out")"
+info "$C8" | grep -q "recipe      v4: cosine, optimizer muon" && ok || bad "the 800K run is not recipe v4: $(info "$C8" | grep recipe)"
+info "$C8" | grep -q "step 8 of 8," && ok || bad "the 800K run did not train 1024 tokens: $(info "$C8" | grep training)"
+"$SRC/tools/run-long" 800K "$BUILD" -T 1 --tokens 2048 >"$WORK/r8b.out" 2>&1 || bad "run-long 800K's extension failed"
+info "$C8" | grep -q "step 16 of 16," && ok || bad "the 800K run was not extended: $(info "$C8" | grep training)"
+expect 1 "holds another run's state \\(bt-3.2M.h5\\); only one is kept" "--save beside another preset's state" -- \
+  "$SRC/tools/run-long" 800K "$BUILD" --save
+[ ! -e "$WORK/kept/bt-800K.h5" ] && [ -e "$WORK/kept/bt-3.2M.h5" ] && ok || bad "the kept 3.2M state was touched"
+expect 2 "usage: tools/run-long" "an unknown preset" -- "$SRC/tools/run-long" 200K
 summary
