@@ -1,4 +1,4 @@
-/* fileio.c - atomic file writes (fileio.h). */
+/* fileio.c - atomic file writes, and one writer a file (fileio.h). */
 #define _GNU_SOURCE
 #include "kernels/fileio.h"
 

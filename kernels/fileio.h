@@ -9,7 +9,9 @@
  *   write(f.fd, ...);                            (or close it and let a
  *   if (bt_atomic_commit(&f, 1)) ...;             library write f.tmp)
  *
- * or, for a buffer in memory, bt_atomic_write(path, p, n).
+ * or, for a buffer in memory, bt_atomic_write(path, p, n). A file that one
+ * process replaces again and again (bt-train's checkpoint) is claimed first
+ * with bt_lock_beside(path), so no second writer can take turns with it.
  */
 #ifndef BT_FILEIO_H
 #define BT_FILEIO_H
