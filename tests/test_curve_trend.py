@@ -4,7 +4,10 @@ answer is known: validation points on L(D) = 1 + 40 D^-0.25 must give back,
 at the floor 1.00, the tokens that reach a target exactly; a rate target is
 rate x 8 bits, lowered by --gap; too few points and an empty log fail; with
 fewer than 4 validation points the training bpb is used; a target the curve
-already reached is reported as reached.
+already reached is reported as reached. --wsd: a warmup-stable-decay log
+whose stable phase is on the law and whose decay gains 0.1 bpb must give
+back the tokens where the law less 0.1 meets the target, and a log whose
+decay has not ended is refused.
 """
 import json
 import os
@@ -35,6 +38,22 @@ def write_log(path, val_steps, train=True):
                 r["train_bpb"] = law(tok) + 0.05
             if step in val_steps:
                 r["val_bpb"] = law(tok)
+            f.write(json.dumps(r) + "\n")
+
+
+def write_wsd_log(path, end_step, gain=0.1):
+    """Steps of 16,384 tokens to end_step, lr 1e-3 for the first 80%, then
+    a linear decay to 0; validation every 100 steps: the law in the stable
+    phase, then the law less gain x the decay's progress (and a point at the
+    last step)."""
+    start = int(end_step * 0.8)
+    with open(path, "w") as f:
+        for step in range(10, end_step + 1, 10):
+            tok = step * 16384
+            prog = max(0.0, (step - start) / (end_step - start))
+            r = {"step": step, "tokens": tok, "lr": 1e-3 * (1 - prog), "train_bpb": law(tok) + 0.05}
+            if step % 100 == 0 or step == end_step:
+                r["val_bpb"] = law(tok) - gain * prog
             f.write(json.dumps(r) + "\n")
 
 
@@ -90,6 +109,28 @@ def main():
         write_log(log, {1000, 2000})
         rc, out, _ = run(log, "%.6f" % (law(want) + 0.05))
         check(rc == 0 and "training (20 spans)" in out, f"falls back to the training bpb: {out!r}")
+
+        # --wsd: the stable phase's law, plus the decay's gain of 0.1
+        write_wsd_log(log, 2000)
+        want = 4 * last
+        rc, out, err = run(log, "%.6f" % (law(want) - 0.1), "--wsd")
+        got = tokens_at(out, "1.00")
+        check(rc == 0 and got is not None and abs(got / want - 1) < 0.01,
+              f"--wsd, floor 1.00: {got} tokens against {want}: rc {rc} {out!r} {err!r}")
+        check("decay gain 0.1000 bpb" in out, f"--wsd measures the decay's gain: {out!r}")
+        check("11 validation points of the stable phase" in out,
+              f"--wsd fits only the points at the peak rate past 0.3 x the last tokens: {out!r}")
+        # without --wsd the decay's points bend the fit: a different answer
+        rc, out, _ = run(log, "%.6f" % (law(want) - 0.1))
+        got = tokens_at(out, "1.00")
+        check(got is None or abs(got / want - 1) > 0.05, f"the decayed points change the plain fit: {got}")
+        # a run still in its decay is refused
+        with open(log) as f:
+            rows = f.readlines()
+        with open(log, "w") as f:
+            f.writelines(rows[:170])  # to step 1,700: lr 0.75e-3, a quarter of the decay done
+        rc, _, err = run(log, "1.5", "--wsd")
+        check(rc != 0 and "has the run ended" in err, f"--wsd mid-decay is refused: rc {rc} {err!r}")
 
         # nothing to fit
         write_log(log, set(), train=False)
