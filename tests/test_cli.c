@@ -34,12 +34,14 @@ int main(void) {
     const char *s;
     double v;
   } dur[] = {{"90", 90}, {"90s", 90}, {"20m", 1200}, {"2h", 7200}, {"1.5h", 5400}, {"1d", 86400},
-             {"0.5s", 0.5}};
+             {"0.5s", 0.5}, {"2h20m", 8400}, {"1d12h", 129600}, {"1m30s", 90},
+             {"1h0.5m", 3630}};
   for (size_t i = 0; i < sizeof dur / sizeof dur[0]; i++) {
     double v = -1;
     CHECK(bt_parse_duration(dur[i].s, &v) == 0 && v == dur[i].v, "duration '%s' -> %g", dur[i].s, v);
   }
-  static const char *bad_dur[] = {"", "h", "-5s", "5x", "5hh", "1e999", "nan"};
+  static const char *bad_dur[] = {"", "h", "-5s", "5x", "5hh", "1e999", "nan", "30m2h",
+                                   "2h2h", "2h30", "2h-5m", "2h 30m", "1e305d"};
   for (size_t i = 0; i < sizeof bad_dur / sizeof bad_dur[0]; i++) {
     double v = -1;
     CHECK(bt_parse_duration(bad_dur[i], &v) == -1, "duration '%s' is refused", bad_dur[i]);

@@ -125,23 +125,40 @@ uint64_t bt_cli_count(const char *opt, const char *s, uint64_t lo, uint64_t hi) 
 }
 
 int bt_parse_duration(const char *s, double *out) {
-  if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+  static const struct {
+    char unit;
+    double sec;
+  } u[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+  if (!s || !*s)
     return -1;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || !isfinite(v) || v < 0)
-    return -1;
-  switch (*end) {
-  case '\0': case 's': break;
-  case 'm': v *= 60; break;
-  case 'h': v *= 3600; break;
-  case 'd': v *= 86400; break;
-  default: return -1;
+  double total = 0;
+  size_t next = 0; /* the units go from days down to seconds, each at most once */
+  for (const char *p = s; *p;) {
+    if (!((*p >= '0' && *p <= '9') || *p == '.'))
+      return -1;
+    char *end;
+    errno = 0;
+    const double v = strtod(p, &end);
+    if (end == p || errno || !isfinite(v) || v < 0)
+      return -1;
+    if (*end == '\0') { /* a bare number is seconds, and only on its own */
+      if (p != s)
+        return -1;
+      total = v;
+      break;
+    }
+    size_t i = next;
+    while (i < sizeof u / sizeof u[0] && u[i].unit != *end)
+      i++;
+    if (i == sizeof u / sizeof u[0])
+      return -1;
+    total += v * u[i].sec;
+    next = i + 1;
+    p = end + 1;
   }
-  if (*end && end[1])
+  if (!isfinite(total))
     return -1;
-  *out = v;
+  *out = total;
   return 0;
 }
 

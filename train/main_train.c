@@ -138,7 +138,7 @@ static void usage(FILE *f) {
           "                    the paper used 32)\n"
           "  --steps N         total optimizer steps of the run (k/M suffixes ok; default 10000)\n"
           "  --tokens N        total training tokens instead of --steps\n"
-          "  --time DUR        wall-clock budget for this invocation (e.g. 90s, 20m, 2h);\n"
+          "  --time DUR        wall-clock budget for this invocation (e.g. 90s, 20m, 2h30m);\n"
           "                    a checkpoint is written when it runs out\n"
           "  --stop-at N       stop with a checkpoint at step N; the schedule stays the run's\n"
           "                    (--steps and --tokens set the schedule's length)\n"
@@ -295,7 +295,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
       break;
     case O_TIME:
       if ((o->time_budget = parse_duration(optarg)) <= 0)
-        bt_usage_error("invalid value for --time: '%s' (e.g. 90s, 20m, 2h)", optarg);
+        bt_usage_error("invalid value for --time: '%s' (e.g. 90s, 20m, 2h30m)", optarg);
       break;
     case O_STOPAT:
       if ((o->stop_at = parse_count(optarg)) < 1)
