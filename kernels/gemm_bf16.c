@@ -7,11 +7,20 @@
  * taken in pairs (2p, 2p+1), and each pair does, as the instruction does,
  *   acc = ftz(fma(a[2p+1], b[2p+1], daz(acc)));  acc = ftz(fma(a[2p], b[2p], acc))
  * with subnormal inputs read as zero; bt_gemm_bf16_ref is that in scalar C.
- * The bits do not depend on the thread count (threads split M and N).
  *
- * Layout: op(A) is packed in tiles of 12 rows, one uint32 per (row, k pair),
- * which the kernel broadcasts; op(B) as panels of 32 columns, each k pair 32
- * interleaved pairs (two vectors). A 12 x 32 tile of C stays in 24 registers for all K.
+ * Blocking follows the fp32 GEMM (gemm_impl.c):
+ *  - op(B) is packed, a chunk of k pairs of all panels at a time and
+ *    cooperatively by the threads, as panels of NR = 32 columns, each pair
+ *    32 interleaved (b[2p], b[2p+1]) as uint32 (two vectors);
+ *  - work items are (block of <= MC_MAX rows) x (range of panels); for each
+ *    block of KCP pairs, a thread packs its rows of op(A) into tiles of MR
+ *    rows, one uint32 pair per (pair, row), which the kernel broadcasts, then
+ *    sweeps its panels: the B micro-panel (KCP pairs x 32, 16 KiB) stays in
+ *    L1 while the A block (MC_MAX x KCP pairs, 126 KiB) is read from L2.
+ * An MR x 32 tile of C stays in 28 registers for a KCP block; blocks after
+ * the first go on from the values stored in C, which a float store and load
+ * keep exactly, so every C element is still one chain over the pairs in
+ * order. Threads split M and N only: the bits do not depend on their number.
  */
 #include "kernels/kernels.h"
 
@@ -23,15 +32,15 @@
 
 #include "kernels/bf16.h"
 
-#define MR 12
+#define MR 14 /* rows of the register tile: 28 accumulators + 2 B vectors */
 #define NR 32
-
-static inline float opA(int ta, const float *A, int lda, int m, int k) {
-  return ta ? A[(long)k * lda + m] : A[(long)m * lda + k];
-}
-static inline float opB(int tb, const float *B, int ldb, int k, int n) {
-  return tb ? B[(long)n * ldb + k] : B[(long)k * ldb + n];
-}
+#ifndef KCP
+#define KCP 128 /* k pairs per block */
+#endif
+#ifndef MC_MAX
+#define MC_MAX (MR * 18)
+#endif
+#define BPACK_MAX (512 * 1024) /* packed B pairs per k chunk (2 MiB) */
 
 /* 16 floats to bfloat16, nearest-even, NaN to 0x7fc0: bt_f32_to_bf16's
  * arithmetic in vector form. */
@@ -45,105 +54,201 @@ static inline __m256i to_bf16x16(__m512 x) {
   return _mm512_cvtepi32_epi16(r);
 }
 
-/* 16 pairs from two rows of 16 floats: lo | hi << 16. */
-static inline __m512i pairs16(const float *lo, const float *hi) {
-  const __m512i l = _mm512_cvtepu16_epi32(to_bf16x16(_mm512_loadu_ps(lo)));
-  const __m512i h = hi ? _mm512_cvtepu16_epi32(to_bf16x16(_mm512_loadu_ps(hi))) : _mm512_setzero_si512();
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* 16 pairs from two rows of floats, lanes [0, n): lo | hi << 16, where a
+ * missing hi row (an odd K's last pair) and lanes past n are 0. */
+static inline __m512i pairs_rows(const float *lo, const float *hi, int n) {
+  const __mmask16 m = lanes(n);
+  const __m512i l = _mm512_cvtepu16_epi32(to_bf16x16(_mm512_maskz_loadu_ps(m, lo)));
+  const __m512i h = hi ? _mm512_cvtepu16_epi32(to_bf16x16(_mm512_maskz_loadu_ps(m, hi))) : _mm512_setzero_si512();
   return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
 }
 
-static inline uint32_t pair1(float lo, float hi, int has_hi) {
-  return (uint32_t)bt_f32_to_bf16(lo) | (has_hi ? (uint32_t)bt_f32_to_bf16(hi) << 16 : 0u);
+/* 16 pairs from consecutive floats x[0, n), n <= 32, the rest 0: pair j is
+ * x[2j] | x[2j+1] << 16, which is what 32 bfloat16 in memory order are. */
+static inline __m512i pairs_contig(const float *x, int n) {
+  const __m256i l = to_bf16x16(_mm512_maskz_loadu_ps(lanes(n), x));
+  const __m256i h = to_bf16x16(_mm512_maskz_loadu_ps(lanes(n - 16), x + 16));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1);
 }
 
-/* op(A) in tiles of MR rows: Ap[(tile * Kp + p) * MR + i] = bf16(opA(m, 2p))
- * | bf16(opA(m, 2p + 1)) << 16 for m = tile * MR + i; rows past M are 0. */
-static void pack_a(int ta, int M, int K, const float *A, int lda, uint32_t *Ap, int Kp, int MT) {
-#pragma omp parallel for schedule(static)
-  for (int t = 0; t < MT * Kp; t++) {
-    const int mt = t / Kp, p = t % Kp, m0 = mt * MR, k = 2 * p, has_hi = k + 1 < K;
-    uint32_t *dst = Ap + ((size_t)mt * Kp + p) * MR;
-    int i = 0;
-    if (ta && m0 + 16 <= M && MR <= 16) { /* two rows of A^T give 16 m's pairs; keep MR */
-      uint32_t tmp[16];
-      _mm512_storeu_si512(tmp, pairs16(A + (long)k * lda + m0, has_hi ? A + (long)(k + 1) * lda + m0 : NULL));
-      memcpy(dst, tmp, MR * sizeof(uint32_t));
-      continue;
+/* Pairs q0 .. q0+qn of a run of K floats with stride 1 (a row of op(A) with
+ * ta == 0, a column of op(B) with tb == 1), stored at dst[j * stride]. */
+static void pack_run(const float *x, int K, int q0, int qn, uint32_t *dst, int stride) {
+  if (stride == 1) {
+    for (int j = 0; j < qn; j += 16) {
+      const int k = 2 * (q0 + j), nk = K - k < 32 ? K - k : 32, np = qn - j < 16 ? qn - j : 16;
+      _mm512_mask_storeu_epi32(dst + j, lanes(np), pairs_contig(x + k, nk));
     }
-    for (; i < MR && m0 + i < M; i++)
-      dst[i] = pair1(opA(ta, A, lda, m0 + i, k), has_hi ? opA(ta, A, lda, m0 + i, k + 1) : 0, has_hi);
-    for (; i < MR; i++)
-      dst[i] = 0;
+    return;
+  }
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(stride));
+  for (int j = 0; j < qn; j += 16) {
+    const int k = 2 * (q0 + j), nk = K - k < 32 ? K - k : 32, np = qn - j < 16 ? qn - j : 16;
+    _mm512_mask_i32scatter_epi32(dst + (long)j * stride, lanes(np), idx, pairs_contig(x + k, nk), 4);
   }
 }
 
-/* Bp[panel][p][c] (uint32 pairs, c < 32): columns past N are zero. */
-static void pack_b(int tb, int N, int K, const float *B, int ldb, uint32_t *Bp, int Kp, int NP) {
-#pragma omp parallel for schedule(static)
-  for (int t = 0; t < NP * Kp; t++) {
-    const int panel = t / Kp, p = t % Kp, k = 2 * p, has_hi = k + 1 < K, n0 = panel * NR;
-    uint32_t *dst = Bp + ((size_t)panel * Kp + p) * NR;
-    if (!tb && n0 + NR <= N) { /* rows k, k+1 of B hold the panel's columns */
-      const float *r0 = B + (long)k * ldb + n0, *r1 = has_hi ? B + (long)(k + 1) * ldb + n0 : NULL;
-      _mm512_storeu_si512(dst, pairs16(r0, r1));
-      _mm512_storeu_si512(dst + 16, pairs16(r0 + 16, r1 ? r1 + 16 : NULL));
-      continue;
+typedef struct {
+  int ta, tb, M, N, K, accumulate;
+  const float *A, *B;
+  long lda, ldb, ldc;
+  float *C;
+  int npan, kchunk; /* panels of B; k pairs per packed chunk */
+  int mc, n_ic, ppp, n_jp;
+  uint32_t *Bp, *Ap; /* Ap: one A block per thread */
+  size_t ap_per_thread;
+} job;
+
+/* Pairs [q0, q0 + qn) of panel p of op(B) to dst[(q - q0) * NR + c]. */
+static void pack_b_panel(const job *g, int p, int q0, int qn, uint32_t *dst) {
+  const int n0 = p * NR, nc = g->N - n0 < NR ? g->N - n0 : NR;
+  if (!g->tb) { /* rows k, k+1 of B hold the panel's columns */
+    for (int q = 0; q < qn; q++) {
+      const int k = 2 * (q0 + q);
+      const float *r0 = g->B + (long)k * g->ldb + n0, *r1 = k + 1 < g->K ? r0 + g->ldb : NULL;
+      _mm512_storeu_si512(dst + (long)q * NR, pairs_rows(r0, r1, nc));
+      _mm512_storeu_si512(dst + (long)q * NR + 16, pairs_rows(r0 + 16, r1 ? r1 + 16 : NULL, nc - 16));
     }
-    for (int c = 0; c < NR; c++) {
-      const int n = n0 + c;
-      dst[c] = n < N ? pair1(opB(tb, B, ldb, k, n), has_hi ? opB(tb, B, ldb, k + 1, n) : 0, has_hi) : 0;
-    }
+    return;
+  }
+  for (int c = 0; c < NR; c++) { /* column n of op(B) is row n of B */
+    if (c < nc)
+      pack_run(g->B + (long)(n0 + c) * g->ldb, g->K, q0, qn, dst + c, NR);
+    else
+      for (int q = 0; q < qn; q++)
+        dst[(long)q * NR + c] = 0;
   }
 }
 
-/* C[mr x nc] (+)= Ap rows . Bp panel, mr <= MR, nc <= NR. */
-static inline __attribute__((always_inline)) void tile(int mr, const uint32_t *Ap, int Kp, const uint32_t *Bp,
-                                                       float *C, int ldc, int nc, int accumulate) {
+/* Rows [m0, m0 + mr), mr <= MR, pairs [q0, q0 + qn) of op(A), to
+ * dst[i * ARS(ta) + (q - q0) * AQS(ta)]: with ta == 0 a row of A is a run of
+ * pairs in memory order, so rows of KCP pairs; with ta == 1 two rows of A
+ * give 16 rows' pairs, so MR rows a pair. */
+#define ARS(ta) ((ta) ? 1 : KCP)
+#define AQS(ta) ((ta) ? MR : 1)
+static void pack_a_tile(const job *g, int m0, int mr, int q0, int qn, uint32_t *dst) {
+  if (!g->ta) {
+    for (int i = 0; i < mr; i++)
+      pack_run(g->A + (long)(m0 + i) * g->lda, g->K, q0, qn, dst + (long)i * KCP, 1);
+    return;
+  }
+  /* op(A)(m, k) = A[k * lda + m]: rows k, k+1 of A hold the tile's m */
+  const __mmask16 keep = lanes(MR);
+  for (int q = 0; q < qn; q++) {
+    const int k = 2 * (q0 + q);
+    const float *r0 = g->A + (long)k * g->lda + m0, *r1 = k + 1 < g->K ? r0 + g->lda : NULL;
+    _mm512_mask_storeu_epi32(dst + (long)q * MR, keep, pairs_rows(r0, r1, mr));
+  }
+}
+
+/* C[mr x nc] (+)= A tile . B micro-panel over qn pairs, mr <= MR, nc <= NR;
+ * pair q of row i of the tile is Ap[i * ARS(ta) + q * AQS(ta)]. */
+static inline __attribute__((always_inline)) void tile(int ta, int mr, const uint32_t *Ap, int qn,
+                                                       const uint32_t *Bp, float *C, long ldc, int nc,
+                                                       int load_c) {
   __m512 acc[MR][2];
-#pragma GCC unroll 12
+  const __mmask16 m0 = lanes(nc), m1 = lanes(nc - 16);
+#pragma GCC unroll 14
   for (int i = 0; i < MR; i++)
-    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  if (accumulate) {
-    const __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
-    const __mmask16 m1 = nc <= 16 ? 0 : nc >= 32 ? 0xffff : (__mmask16)((1u << (nc - 16)) - 1);
-#pragma GCC unroll 12
+    if (i < mr) {
+      acc[i][0] = load_c ? _mm512_maskz_loadu_ps(m0, C + i * ldc) : _mm512_setzero_ps();
+      acc[i][1] = load_c ? _mm512_maskz_loadu_ps(m1, C + i * ldc + 16) : _mm512_setzero_ps();
+    }
+  for (int q = 0; q < qn; q++) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)q * NR);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)q * NR + 16);
+#pragma GCC unroll 14
     for (int i = 0; i < MR; i++)
       if (i < mr) {
-        acc[i][0] = _mm512_maskz_loadu_ps(m0, C + (long)i * ldc);
-        acc[i][1] = _mm512_maskz_loadu_ps(m1, C + (long)i * ldc + 16);
-      }
-  }
-  for (int p = 0; p < Kp; p++) {
-    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)p * NR);
-    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)p * NR + 16);
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++)
-      if (i < mr) {
-        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[(size_t)p * MR + i]);
+        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[i * ARS(ta) + (size_t)q * AQS(ta)]);
         acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
         acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
       }
   }
-  const __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
-  const __mmask16 m1 = nc <= 16 ? 0 : nc >= 32 ? 0xffff : (__mmask16)((1u << (nc - 16)) - 1);
-#pragma GCC unroll 12
+#pragma GCC unroll 14
   for (int i = 0; i < MR; i++)
     if (i < mr) {
-      _mm512_mask_storeu_ps(C + (long)i * ldc, m0, acc[i][0]);
-      _mm512_mask_storeu_ps(C + (long)i * ldc + 16, m1, acc[i][1]);
+      _mm512_mask_storeu_ps(C + i * ldc, m0, acc[i][0]);
+      _mm512_mask_storeu_ps(C + i * ldc + 16, m1, acc[i][1]);
     }
 }
 
-static void tile_full(const uint32_t *Ap, int Kp, const uint32_t *Bp, float *C, int ldc, int nc, int acc) {
-  tile(MR, Ap, Kp, Bp, C, ldc, nc, acc);
+static void tile_full_n(const uint32_t *Ap, int qn, const uint32_t *Bp, float *C, long ldc, int nc, int load_c) {
+  tile(0, MR, Ap, qn, Bp, C, ldc, nc, load_c);
 }
-static void tile_part(int mr, const uint32_t *Ap, int Kp, const uint32_t *Bp, float *C, int ldc, int nc,
-                      int acc) {
+static void tile_full_t(const uint32_t *Ap, int qn, const uint32_t *Bp, float *C, long ldc, int nc, int load_c) {
+  tile(1, MR, Ap, qn, Bp, C, ldc, nc, load_c);
+}
+static void tile_part(int ta, int mr, const uint32_t *Ap, int qn, const uint32_t *Bp, float *C, long ldc, int nc,
+                      int load_c) {
   switch (mr) {
-#define T(r) case r: tile(r, Ap, Kp, Bp, C, ldc, nc, acc); break;
-    T(1) T(2) T(3) T(4) T(5) T(6) T(7) T(8) T(9) T(10) T(11)
+#define T(r) case r: tile(ta, r, Ap, qn, Bp, C, ldc, nc, load_c); break;
+    T(1) T(2) T(3) T(4) T(5) T(6) T(7) T(8) T(9) T(10) T(11) T(12) T(13)
 #undef T
   default: break;
+  }
+}
+
+/* Part `part` of `nparts` of rows [i_beg, i_end), pairs [q0, q0 + qn) of
+ * op(A), prefetched into L2: the next A block comes in while this one's
+ * tiles run (with ta == 1 its rows are strided, and the pack waited on them). */
+static void prefetch_a(const job *g, int i_beg, int i_end, int q0, int qn, int part, int nparts) {
+  if (qn <= 0)
+    return;
+  const int k0 = 2 * q0, k1 = 2 * (q0 + qn) < g->K ? 2 * (q0 + qn) : g->K;
+  /* ta == 0: rows m, each a run over k; ta == 1: rows k, each a run over m */
+  const int r0 = g->ta ? k0 : i_beg, nr = g->ta ? k1 - k0 : i_end - i_beg;
+  const int c0 = g->ta ? i_beg : k0, nc = g->ta ? i_end - i_beg : k1 - k0;
+  const int a = (int)((long)nr * part / nparts), b = (int)((long)nr * (part + 1) / nparts);
+  for (int r = r0 + a; r < r0 + b; r++) {
+    const char *p = (const char *)(g->A + (long)r * g->lda + c0);
+    for (long off = 0; off < (long)nc * 4; off += 64)
+      _mm_prefetch(p + off, _MM_HINT_T1);
+    _mm_prefetch(p + (long)nc * 4 - 1, _MM_HINT_T1);
+  }
+}
+
+static void gemm_thread(const job *g, int tid, int nt) {
+  const int Kp = (g->K + 1) / 2, n_items = g->n_ic * g->n_jp;
+  uint32_t *Ap = g->Ap + (size_t)tid * g->ap_per_thread;
+  for (int c0 = 0; c0 < Kp; c0 += g->kchunk) {
+    const int cn = Kp - c0 < g->kchunk ? Kp - c0 : g->kchunk;
+    if (c0 > 0 && nt > 1) {
+#pragma omp barrier
+    }
+    for (int p = tid; p < g->npan; p += nt) /* this chunk of B, panels split over threads */
+      pack_b_panel(g, p, c0, cn, g->Bp + (size_t)p * g->kchunk * NR);
+    if (nt > 1) {
+#pragma omp barrier
+    }
+    for (int it = tid; it < n_items; it += nt) {
+      const int ic = it / g->n_jp, jp = it % g->n_jp;
+      const int i_beg = ic * g->mc, i_end = i_beg + g->mc < g->M ? i_beg + g->mc : g->M;
+      const int p_beg = jp * g->ppp, p_end = p_beg + g->ppp < g->npan ? p_beg + g->ppp : g->npan;
+      for (int q0 = c0; q0 < c0 + cn; q0 += KCP) {
+        const int qn = c0 + cn - q0 < KCP ? c0 + cn - q0 : KCP, load_c = g->accumulate || q0 > 0;
+        for (int i0 = i_beg; i0 < i_end; i0 += MR)
+          pack_a_tile(g, i0, i_end - i0 < MR ? i_end - i0 : MR, q0, qn, Ap + (size_t)(i0 - i_beg) * KCP);
+        const int qnext = q0 + qn, qn_next = Kp - qnext < KCP ? Kp - qnext : KCP;
+        for (int p = p_beg; p < p_end; p++) {
+          const int n0 = p * NR, nc = g->N - n0 < NR ? g->N - n0 : NR;
+          prefetch_a(g, i_beg, i_end, qnext, qn_next, p - p_beg, p_end - p_beg);
+          const uint32_t *bp = g->Bp + ((size_t)p * g->kchunk + (q0 - c0)) * NR;
+          for (int i0 = i_beg; i0 < i_end; i0 += MR) {
+            const int mr = i_end - i0 < MR ? i_end - i0 : MR;
+            const uint32_t *ap = Ap + (size_t)(i0 - i_beg) * KCP;
+            float *c = g->C + (long)i0 * g->ldc + n0;
+            if (mr == MR)
+              (g->ta ? tile_full_t : tile_full_n)(ap, qn, bp, c, g->ldc, nc, load_c);
+            else
+              tile_part(g->ta, mr, ap, qn, bp, c, g->ldc, nc, load_c);
+          }
+        }
+      }
+    }
   }
 }
 
@@ -151,29 +256,47 @@ void bt_gemm_bf16_avx512(int ta, int tb, int M, int N, int K, const float *A, in
                          float *C, int ldc, int accumulate) {
   if (M <= 0 || N <= 0)
     return;
-  const int Kp = (K + 1) / 2, NP = (N + NR - 1) / NR, MT = (M + MR - 1) / MR;
-  uint32_t *Ap = bt_scratch(2, (size_t)MT * MR * (Kp ? Kp : 1) * sizeof(uint32_t));
-  uint32_t *Bp = bt_scratch(3, (size_t)NP * (Kp ? Kp : 1) * NR * sizeof(uint32_t));
-  if (!Ap || !Bp) { /* out of memory: the same bits, slowly */
+  if (K <= 0) { /* no pairs: C stays, or is +0 */
+    if (!accumulate)
+      for (int i = 0; i < M; i++)
+        memset(C + (long)i * ldc, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  job g = {.ta = ta != 0, .tb = tb != 0, .M = M, .N = N, .K = K, .accumulate = accumulate != 0,
+           .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C};
+  const int Kp = (K + 1) / 2;
+  g.npan = (N + NR - 1) / NR;
+  long kch = BPACK_MAX / ((long)g.npan * NR) / KCP * KCP;
+  g.kchunk = (int)(kch < KCP ? KCP : kch >= Kp ? Kp : kch);
+  g.n_ic = (M + MC_MAX - 1) / MC_MAX;
+  g.mc = (M + g.n_ic - 1) / g.n_ic;
+  g.mc = (g.mc + MR - 1) / MR * MR;
+  g.n_ic = (M + g.mc - 1) / g.mc;
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  /* Split N too when the row blocks do not share out evenly: each item packs
+   * its own A blocks, so no more than that. */
+  int n_jp = 1;
+  if (nt > 1)
+    while (g.n_ic * n_jp % nt && g.n_ic * n_jp < 4 * nt && n_jp * 2 <= g.npan)
+      n_jp *= 2;
+  g.ppp = (g.npan + n_jp - 1) / n_jp;
+  g.n_jp = (g.npan + g.ppp - 1) / g.ppp;
+  if (nt > g.n_ic * g.n_jp)
+    nt = g.n_ic * g.n_jp;
+  g.ap_per_thread = (size_t)g.mc * KCP + 16; /* + 16: a tile's masked 16-lane stores */
+  g.Bp = bt_scratch(3, (size_t)g.npan * g.kchunk * NR * sizeof(uint32_t));
+  g.Ap = bt_scratch(2, (size_t)nt * g.ap_per_thread * sizeof(uint32_t));
+  if (!g.Ap || !g.Bp) { /* out of memory: the same bits, slowly */
     bt_gemm_bf16_ref(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
     return;
   }
-  pack_a(ta, M, K, A, lda, Ap, Kp, MT);
-  pack_b(tb, N, K, B, ldb, Bp, Kp, NP);
-  /* tiles in panel-major order, so a thread's run of tiles shares a B panel */
-#pragma omp parallel for schedule(static)
-  for (long t = 0; t < (long)MT * NP; t++) {
-    const int panel = (int)(t / MT), mt = (int)(t % MT);
-    const int m0 = mt * MR, mr = M - m0 < MR ? M - m0 : MR, n0 = panel * NR, nc = N - n0 < NR ? N - n0 : NR;
-    const uint32_t *ap = Ap + (size_t)mt * Kp * MR, *bp = Bp + (size_t)panel * Kp * NR;
-    float *c = C + (long)m0 * ldc + n0;
-    if (mr == MR)
-      tile_full(ap, Kp, bp, c, ldc, nc, accumulate);
-    else
-      tile_part(mr, ap, Kp, bp, c, ldc, nc, accumulate);
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    gemm_thread(&g, omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    gemm_thread(&g, 0, 1);
   }
 }
-
 /* The vdpbf16ps peak loop: bt_peak_loop's shape (12 independent chains on
  * registers only) with one vdpbf16ps a chain a step, 64 FLOPs each (16 lanes,
  * a pair of multiply-adds per lane). Returns a value that depends on every

@@ -345,7 +345,7 @@ static void test_bf16(void) {
   /* the kernel, bit for bit: shapes of every edge, 1 and 2 threads, with
    * subnormals, infinities and NaNs among the inputs */
   enum { NRAND = 60 };
-  shape shapes[NRAND + 16];
+  shape shapes[NRAND + 24];
   int ns = 0;
   for (int i = 0; i < NRAND; i++)
     shapes[ns++] = random_shape(80);
@@ -355,6 +355,10 @@ static void test_bf16(void) {
       shapes[ns++] = fixed_shape(ta, tb, 13, 33, 1, 1);
       shapes[ns++] = fixed_shape(ta, tb, 24, 64, 0, ta);
       shapes[ns++] = fixed_shape(ta, tb, 1, 1, 2, 0);
+      /* past the kernel's blocks: row blocks of 252, 128 pairs of k, and
+       * packed B chunks of 2 MiB (1000 columns: 512 pairs) */
+      shapes[ns++] = fixed_shape(ta, tb, 600, 45, 301, ta);
+      shapes[ns++] = fixed_shape(ta, tb, 19, 1000, 1101, tb);
     }
   int fails = 0;
   for (int si = 0; si < ns; si++) {
