@@ -4,6 +4,8 @@
 at every step from 100 on gives mean +0.0100 and largest 0.0100 at seed 1;
 steps before 100 and steps only one log holds are left out; two seeds 0.05
 apart give a spread of 0.0500; fewer than 5 common steps give no row.
+keep(): a finished run's log is kept thinned, and a kept log is never
+replaced by a shorter copy (a kept log passed through keep again).
 """
 import importlib.machinery
 import importlib.util
@@ -59,7 +61,29 @@ def main():
     check(not row(md, "| wd0 |"), "a recipe with 3 steps in common got a row")
     check(not row(md, "| shipped |"), "shipped against itself got a row")
     check(not row(md, "| bf16 | 2 |"), "bf16 seed 2 has no shipped seed 2 to compare with")
+    test_keep(rs)
     return check.report()
+
+
+def test_keep(rs):
+    with tempfile.TemporaryDirectory() as d:
+        kept = os.path.join(d, "kept", "bf16-s1.log.jsonl")
+        rs.kept_log = lambda params, name, seed: kept  # keep() writes here, not into docs/
+        log = os.path.join(d, "bf16-s1.h5.log.jsonl")
+        with open(log, "w") as f:
+            for s in range(10, 1010, 10):
+                f.write(json.dumps({"step": s, "tokens": s * 16384, "train_bpb": 2.0,
+                                    "val_bpb": 1.9 if s == 1000 else None},
+                                   separators=(",", ":")) + "\n")  # bt-train's compact form
+        rs.keep(log, "pairs-test", "bf16", 1)
+        n = len(open(kept).read().splitlines()) if os.path.exists(kept) else 0
+        check(n == 11, f"a 100-record log kept as {n} records, not 11 (every 10th and the last)")
+        again = os.path.join(d, "again.h5.log.jsonl")
+        with open(again, "w") as f:
+            f.write(open(kept).read())
+        rs.keep(again, "pairs-test", "bf16", 1)
+        m = len(open(kept).read().splitlines())
+        check(m == n, f"keeping a kept log again left {m} records of {n}")
 
 
 if __name__ == "__main__":
