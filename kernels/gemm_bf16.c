@@ -286,7 +286,7 @@ void bt_gemm_bf16_avx512(int ta, int tb, int M, int N, int K, const float *A, in
   g.n_jp = (g.npan + g.ppp - 1) / g.ppp;
   if (nt > g.n_ic * g.n_jp)
     nt = g.n_ic * g.n_jp;
-  g.ap_per_thread = (size_t)g.mc * KCP + 16; /* + 16: a tile's masked 16-lane stores */
+  g.ap_per_thread = (size_t)g.mc * KCP; /* every store into it is masked to its rows */
   g.Bp = bt_scratch(3, (size_t)g.npan * g.kchunk * NR * sizeof(uint32_t));
   g.Ap = bt_scratch(2, (size_t)nt * g.ap_per_thread * sizeof(uint32_t));
   if (!g.Ap || !g.Bp) { /* out of memory: the same bits, slowly */
