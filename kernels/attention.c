@@ -17,14 +17,35 @@ BT_DECLARE_ISA3(int, bt_attention_backward_impl,
                 (float *dqkv, const float *dout, const float *qkv, const float *out,
                  const float *lse, int B, int T, int C, int H))
 
+/* bfloat16 products (attention_impl.c): vdpbf16ps on avx512 where the CPU
+ * has it, else the same arithmetic in scalar C. */
+int bt_attention_forward_bf16_impl_scalar(float *out, float *lse, const float *qkv, int B, int T,
+                                          int C, int H);
+int bt_attention_backward_bf16_impl_scalar(float *dqkv, const float *dout, const float *qkv,
+                                           const float *out, const float *lse, int B, int T, int C,
+                                           int H);
+#ifdef BT_HAVE_BF16_KERNEL
+int bt_attention_forward_bf16_impl_avx512(float *out, float *lse, const float *qkv, int B, int T,
+                                          int C, int H);
+int bt_attention_backward_bf16_impl_avx512(float *dqkv, const float *dout, const float *qkv,
+                                           const float *out, const float *lse, int B, int T, int C,
+                                           int H);
+#define BF16_PICK(name) (bt_bf16_available() ? name##_avx512 : name##_scalar)
+#else
+#define BF16_PICK(name) name##_scalar
+#endif
+
 /* QK^T and PV over the causal pairs, all heads: 4 C FLOPs a pair. */
 static double attention_flops(int B, int T, int C) { return 4.0 * B * (double)T * (T + 1) / 2 * C; }
 
 void bt_attention_forward(float *out, float *lse, const float *qkv, int B, int T,
                           int C, int H) {
   const double t0 = bt_prof_begin();
+  const int r = bt_gemm_get_backend() == BT_GEMM_BF16
+                    ? BF16_PICK(bt_attention_forward_bf16_impl)(out, lse, qkv, B, T, C, H)
+                    : BT_PICK_ISA(bt_attention_forward_impl)(out, lse, qkv, B, T, C, H);
   /* Out of memory: the references need none, only time. */
-  if (BT_PICK_ISA(bt_attention_forward_impl)(out, lse, qkv, B, T, C, H) != 0)
+  if (r != 0)
     bt_attention_forward_naive(out, lse, qkv, B, T, C, H);
   bt_prof_end(BT_PROF_ATTN_FWD, t0, attention_flops(B, T, C));
 }
@@ -33,8 +54,12 @@ void bt_attention_backward(float *dqkv, const float *dout, const float *qkv,
                            const float *out, const float *lse, int B, int T, int C,
                            int H) {
   const double t0 = bt_prof_begin();
+  const int r =
+      bt_gemm_get_backend() == BT_GEMM_BF16
+          ? BF16_PICK(bt_attention_backward_bf16_impl)(dqkv, dout, qkv, out, lse, B, T, C, H)
+          : BT_PICK_ISA(bt_attention_backward_impl)(dqkv, dout, qkv, out, lse, B, T, C, H);
   /* The kernels fail before writing anything, so this never adds twice. */
-  if (BT_PICK_ISA(bt_attention_backward_impl)(dqkv, dout, qkv, out, lse, B, T, C, H) != 0)
+  if (r != 0)
     bt_attention_backward_naive(dqkv, dout, qkv, out, lse, B, T, C, H);
   bt_prof_end(BT_PROF_ATTN_BWD, t0, 2.0 * attention_flops(B, T, C)); /* dP, dQ, dK, dV */
 }

@@ -30,6 +30,7 @@
  * elements are computed together, never how, so the scalar, AVX2 and AVX-512
  * paths give identical bits too (tested).
  */
+#include "kernels/bf16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
 #include "kernels/mathfn.h"
@@ -672,3 +673,481 @@ int BT_ISA_FN(bt_attention_backward_impl)(float *dqkv, const float *dout,
   }
   return 0;
 }
+
+/* ==================================================================== */
+/* bfloat16 products (bt-train --precision bf16)                        */
+/* ==================================================================== */
+
+/*
+ * The same blocks, tiles, softmax and order as above, with every product's
+ * inputs rounded to bfloat16 and taken in pairs, each pair doing what
+ * AVX512_BF16's vdpbf16ps does (kernels/bf16.h, bt_bf16_dp_inline), the
+ * accumulators and the softmax in float32. Rounding is vcvtneps2bf16's
+ * (bt_f32_to_bf16_ne_inline). A pair is a uint32 (member 0 in the low half),
+ * and the operands are laid out so that a vector holds 16 pairs:
+ *   S^T = K Qs^T, dP^T = V dO^T:  K, V rows in pairs over hs (T, hsp);
+ *                                 Qs, dO in pairs over hs by queries (hsp, BQ);
+ *   O^T += V^T P^T, dQ^T += K^T dS^T:  V, K in pairs of keys (hs, T/2);
+ *                                 P^T, dS^T in pairs of keys (BK/2, BQ);
+ *   dK += dS^T Qs, dV += P^T dO:  dS^T, P^T rows in pairs of queries;
+ *                                 Qs, dO in pairs of queries (BQ/2, hs).
+ * A missing pair member (hs odd, a last key, a last query) is +0. Every
+ * output element is one chain over its pairs in order, on every thread count;
+ * the avx512 path (vdpbf16ps) and the scalar one (the same arithmetic in C,
+ * the reference) give the same bits. The avx2 path has no such instruction
+ * and none of this: kernels/attention.c runs the scalar one there.
+ */
+#if VL == 1 || (VL == 16 && defined(__AVX512BF16__))
+#define HAVE_BF16_ATTN 1
+
+VFN uint32_t bpair(float lo, float hi) {
+  return (uint32_t)bt_f32_to_bf16_ne_inline(lo) | (uint32_t)bt_f32_to_bf16_ne_inline(hi) << 16;
+}
+
+#if VL == 16
+typedef __m512i vp; /* 16 pairs */
+VFN vp vpload(const uint32_t *p) { return _mm512_loadu_si512(p); }
+VFN vp vpbcast(const uint32_t *p) { return _mm512_set1_epi32((int)*p); }
+VFN vf vdp(vf acc, vp a, vp b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+/* dst[c] = (r0[c], r1[c]) for c < n, a multiple of 16 */
+static void pair_rows(uint32_t *dst, const float *r0, const float *r1, int n) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (int c = 0; c < n; c += 16) {
+    __m512i x = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r1 + c), _mm512_loadu_ps(r0 + c));
+    _mm512_storeu_si512(dst + c, _mm512_permutexvar_epi16(idx, x));
+  }
+}
+/* dst[p] = (x[2p], x[2p+1]) for p < np, a multiple of 16 */
+static void pair_row(uint32_t *dst, const float *x, int np) {
+  for (int p = 0; p < np; p += 16)
+    _mm512_storeu_si512(dst + p, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 2 * p + 16),
+                                                              _mm512_loadu_ps(x + 2 * p)));
+}
+#else
+typedef uint32_t vp;
+VFN vp vpload(const uint32_t *p) { return *p; }
+VFN vp vpbcast(const uint32_t *p) { return *p; }
+VFN vf vdp(vf acc, vp a, vp b) { return bt_bf16_dp_inline(acc, a, b); }
+static void pair_rows(uint32_t *dst, const float *r0, const float *r1, int n) {
+  for (int c = 0; c < n; c++)
+    dst[c] = bpair(r0[c], r1[c]);
+}
+static void pair_row(uint32_t *dst, const float *x, int np) {
+  for (int p = 0; p < np; p++)
+    dst[p] = bpair(x[2 * p], x[2 * p + 1]);
+}
+#endif
+
+/* mk_*'s shapes, over pairs: Cm (R, NV*VL) [+]= sum_{k<K pairs} A[r*ars +
+ * k*aks] . Bm[k*ldb + ..] */
+#define DEF_MKB(R, NV) DEF_MKB_(R, NV)
+#define DEF_MKB_(R, NV)                                                        \
+  static inline void mkb_##R##x##NV(int K, const uint32_t *A, ptrdiff_t ars,   \
+                                    ptrdiff_t aks, const uint32_t *Bm,         \
+                                    ptrdiff_t ldb, float *Cm, ptrdiff_t ldc,   \
+                                    int acc, float *cmax) {                    \
+    vf c[R][NV];                                                               \
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
+        c[r][v] = acc ? vload(Cm + r * ldc + v * VL) : vzero();                \
+    for (int k = 0; k < K; k++) {                                              \
+      const uint32_t *bk = Bm + (ptrdiff_t)k * ldb;                            \
+      const uint32_t *ak = A + (ptrdiff_t)k * aks;                             \
+      vp b[NV];                                                                \
+      UNROLL for (int v = 0; v < NV; v++) b[v] = vpload(bk + v * VL);          \
+      UNROLL for (int r = 0; r < R; r++) {                                     \
+        vp a = vpbcast(ak + r * ars);                                          \
+        UNROLL for (int v = 0; v < NV; v++) c[r][v] = vdp(c[r][v], a, b[v]);   \
+      }                                                                        \
+    }                                                                          \
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
+        vstore(Cm + r * ldc + v * VL, c[r][v]);                                \
+    if (cmax)                                                                  \
+      UNROLL for (int v = 0; v < NV; v++) {                                    \
+        vf mx = vload(cmax + v * VL);                                          \
+        UNROLL for (int r = 0; r < R; r++) mx = vmax(mx, c[r][v]);             \
+        vstore(cmax + v * VL, mx);                                             \
+      }                                                                        \
+  }
+
+DEF_MKB(RQ, NVQ)
+DEF_MKB(1, NVQ)
+#if RH1 != RQ || NVQ != 1
+DEF_MKB(RH1, 1)
+#endif
+#if NVQ != 1
+DEF_MKB(1, 1)
+#endif
+#if RH2 != RQ || NVQ != 2
+DEF_MKB(RH2, 2)
+#endif
+#if NVQ != 2
+DEF_MKB(1, 2)
+#endif
+
+#define MKB_(R, NV) mkb_##R##x##NV
+#define MKB(R, NV) MKB_(R, NV)
+
+static void qgemm_b(int nrows, int K, const uint32_t *A, ptrdiff_t ars, ptrdiff_t aks,
+                    const uint32_t *Bm, ptrdiff_t ldb, float *Cm, ptrdiff_t ldc, int acc,
+                    float *cmax) {
+  int r = 0;
+  for (; r + RQ <= nrows; r += RQ)
+    MKB(RQ, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
+  for (; r < nrows; r++)
+    MKB(1, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
+}
+
+/* hs-vectorised: Cm (nrows, hs); columns past the vectors one at a time. */
+static void hgemm_b(int nrows, int hs, int K, const uint32_t *A, ptrdiff_t ars,
+                    ptrdiff_t aks, const uint32_t *Bm, ptrdiff_t ldb, float *Cm,
+                    ptrdiff_t ldc, int acc) {
+  int c = 0;
+  for (; c + 2 * VL <= hs; c += 2 * VL) {
+    int r = 0;
+    for (; r + RH2 <= nrows; r += RH2)
+      MKB(RH2, 2)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+    for (; r < nrows; r++)
+      MKB(1, 2)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+  }
+  for (; c + VL <= hs; c += VL) {
+    int r = 0;
+    for (; r + RH1 <= nrows; r += RH1)
+      MKB(RH1, 1)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+    for (; r < nrows; r++)
+      MKB(1, 1)(K, A + r * ars, ars, aks, Bm + c, ldb, Cm + r * ldc + c, ldc, acc, NULL);
+  }
+  for (int r = 0; r < nrows; r++)
+    for (int cc = c; cc < hs; cc++) {
+      float s = acc ? Cm[r * ldc + cc] : 0.0f;
+      for (int k = 0; k < K; k++)
+        s = bt_bf16_dp_inline(s, A[r * ars + (ptrdiff_t)k * aks], Bm[(ptrdiff_t)k * ldb + cc]);
+      Cm[r * ldc + cc] = s;
+    }
+}
+
+/* scores_t over pairs: S^T (nk, ncq) = A (nk keys, hsp pairs) . X (hsp, BQ). */
+static void scores_tb(float *ST, const uint32_t *A, int nk, int ncq, int hsp,
+                      const uint32_t *X, int diag, float *cmax) {
+  for (int c0 = 0; c0 < ncq; c0 += CS) {
+    int rows = nk;
+    if (diag && rows > c0 + CS)
+      rows = c0 + CS;
+    qgemm_b(rows, hsp, A, hsp, 1, X + c0, BQ, ST + c0, BQ, 0, cmax ? cmax + c0 : NULL);
+  }
+}
+
+/* Packing. dst (n, hsp): rows of src (stride ld, hs floats) in pairs over hs,
+ * times s. dst (hs, np): the n rows of src transposed, in pairs of rows,
+ * np = (n + 1) / 2. X (hsp, BQ): a block's nr rows of src times s, in pairs
+ * over hs by query; Xq (BQ/2, hs): the same in pairs of queries. Missing
+ * members and padding +0. The avx512 versions convert 16 pairs at a time
+ * (products by s and the rounding are the same operations). */
+#if VL == 16
+static inline __mmask16 lanes16(int n) {
+  return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+/* 16 pairs (x[2i] s, x[2i+1] s) of x[0..n) */
+static inline __m512i pairs_of(const float *x, int n, float s) {
+  const __m512 vs = _mm512_set1_ps(s);
+  const __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n), x), vs);
+  const __m512 b = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n - 16), x + 16), vs);
+  return (__m512i)_mm512_cvtne2ps_pbh(b, a);
+}
+/* 16 pairs (r0[d] s, r1[d] s) for d < n; a NULL row is +0 */
+static inline __m512i pairs_across(const float *r0, const float *r1, int n, float s) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512 vs = _mm512_set1_ps(s);
+  const __m512 a = r0 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n), r0), vs) : _mm512_setzero_ps();
+  const __m512 b = r1 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n), r1), vs) : _mm512_setzero_ps();
+  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+/* Rows of qkv are 3C floats apart, and a head's few floats of each take a
+ * line or two: fetch them PF rows ahead, or the packing waits on memory. */
+#define PF 8
+static inline void prefetch_row(const float *x, int n) {
+  for (int i = 0; i < n; i += 16)
+    _mm_prefetch((const char *)(x + i), _MM_HINT_T0);
+}
+static void pack_hpairs(uint32_t *dst, const float *src, ptrdiff_t ld, int n, int hs, float s) {
+  const int hsp = (hs + 1) / 2;
+  for (int j = 0; j < n; j++) {
+    if (j + PF < n)
+      prefetch_row(src + (j + PF) * ld, hs);
+    for (int p0 = 0; p0 < hsp; p0 += 16)
+      _mm512_mask_storeu_epi32(dst + (ptrdiff_t)j * hsp + p0, lanes16(hsp - p0),
+                               pairs_of(src + j * ld + 2 * p0, hs - 2 * p0, s));
+  }
+}
+static void pack_kpairs(uint32_t *dst, const float *src, ptrdiff_t ld, int n, int hs) {
+  const int np = (n + 1) / 2;
+  const __m512i idx = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(np));
+  for (int jp = 0; jp < np; jp++) {
+    const float *r0 = src + 2 * jp * ld, *r1 = 2 * jp + 1 < n ? r0 + ld : NULL;
+    if (2 * jp + PF + 1 < n) {
+      prefetch_row(r0 + PF * ld, hs);
+      prefetch_row(r0 + (PF + 1) * ld, hs);
+    }
+    for (int d0 = 0; d0 < hs; d0 += 16)
+      _mm512_mask_i32scatter_epi32(dst + (ptrdiff_t)d0 * np + jp, lanes16(hs - d0), idx,
+                                   pairs_across(r0 + d0, r1 ? r1 + d0 : NULL, hs - d0, 1.0f), 4);
+  }
+}
+static void pack_block(uint32_t *X, uint32_t *Xq, const float *src, ptrdiff_t ld, int nr,
+                       int hs, float s) {
+  const int hsp = (hs + 1) / 2;
+  const __m512i idx = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(BQ));
+  for (int r = 0; r < nr && r < PF; r++)
+    prefetch_row(src + r * ld, hs);
+  for (int r = 0; r < BQ; r++) {
+    if (r + PF < nr)
+      prefetch_row(src + (r + PF) * ld, hs);
+    for (int p0 = 0; p0 < hsp; p0 += 16)
+      _mm512_mask_i32scatter_epi32(X + p0 * BQ + r, lanes16(hsp - p0), idx,
+                                   r < nr ? pairs_of(src + r * ld + 2 * p0, hs - 2 * p0, s)
+                                          : _mm512_setzero_si512(), 4);
+  }
+  if (Xq)
+    for (int rp = 0; rp < BQ / 2; rp++) {
+      const int r = 2 * rp;
+      for (int d0 = 0; d0 < hs; d0 += 16)
+        _mm512_mask_storeu_epi32(Xq + rp * hs + d0, lanes16(hs - d0),
+                                 pairs_across(r < nr ? src + r * ld + d0 : NULL,
+                                              r + 1 < nr ? src + (r + 1) * ld + d0 : NULL, hs - d0, s));
+    }
+}
+#else
+static void pack_hpairs(uint32_t *dst, const float *src, ptrdiff_t ld, int n, int hs, float s) {
+  const int hsp = (hs + 1) / 2;
+  for (int j = 0; j < n; j++)
+    for (int p = 0; p < hsp; p++) {
+      const float *x = src + j * ld + 2 * p;
+      dst[(ptrdiff_t)j * hsp + p] = bpair(x[0] * s, 2 * p + 1 < hs ? x[1] * s : 0.0f);
+    }
+}
+static void pack_kpairs(uint32_t *dst, const float *src, ptrdiff_t ld, int n, int hs) {
+  const int np = (n + 1) / 2;
+  for (int jp = 0; jp < np; jp++) {
+    const float *x0 = src + 2 * jp * ld, *x1 = x0 + ld;
+    for (int d = 0; d < hs; d++)
+      dst[(ptrdiff_t)d * np + jp] = bpair(x0[d] * 1.0f, 2 * jp + 1 < n ? x1[d] * 1.0f : 0.0f);
+  }
+}
+static void pack_block(uint32_t *X, uint32_t *Xq, const float *src, ptrdiff_t ld, int nr,
+                       int hs, float s) {
+  const int hsp = (hs + 1) / 2;
+  for (int p = 0; p < hsp; p++)
+    for (int r = 0; r < BQ; r++) {
+      const float *x = src + r * ld + 2 * p;
+      X[p * BQ + r] = r < nr ? bpair(x[0] * s, 2 * p + 1 < hs ? x[1] * s : 0.0f) : 0;
+    }
+  if (Xq)
+    for (int rp = 0; rp < BQ / 2; rp++)
+      for (int d = 0; d < hs; d++) {
+        const int r = 2 * rp;
+        Xq[rp * hs + d] = bpair(r < nr ? src[r * ld + d] * s : 0.0f,
+                                r + 1 < nr ? src[(r + 1) * ld + d] * s : 0.0f);
+      }
+}
+#endif
+
+/* Forward scratch per thread, in 4-byte words. */
+static size_t fwdb_words(int T, int hs) {
+  const size_t hsp = (size_t)(hs + 1) / 2, tp = (size_t)(T + 1) / 2;
+  return round16(hsp * BQ) + BK * BQ + (BK / 2) * BQ + round16((size_t)hs * BQ) + 3 * BQ +
+         round16((size_t)T * hsp) + round16((size_t)hs * tp);
+}
+
+static void fwd_block_b(float *out, float *lse, const float *qkv, int T, int C, int H,
+                        int b, int h, int qb, float *scr, long *packed) {
+  const int hs = C / H, hsp = (hs + 1) / 2, tp = (T + 1) / 2;
+  const ptrdiff_t ld = 3 * (ptrdiff_t)C;
+  const float scale = 1.0f / sqrtf((float)hs);
+  const float *q = qkv + (ptrdiff_t)b * T * ld + h * hs, *k = q + C, *v = q + 2 * C;
+  uint32_t *QP = (uint32_t *)scr;
+  float *ST = scr + round16((size_t)hsp * BQ);
+  uint32_t *PP = (uint32_t *)(ST + BK * BQ);
+  float *OT = (float *)(PP + (BK / 2) * BQ), *m = OT + round16((size_t)hs * BQ), *l = m + BQ,
+        *mtile = l + BQ;
+  uint32_t *KP = (uint32_t *)(mtile + BQ), *VT = KP + round16((size_t)T * hsp);
+  const int i0 = qb * BQ, nr = T - i0 < BQ ? T - i0 : BQ, iend = i0 + nr;
+  const int ncq = (nr + CS - 1) / CS * CS;
+
+  const long bh = (long)b * H + h;
+  if (*packed != bh) { /* K and V of the pair, all T rows */
+    *packed = bh;
+    pack_hpairs(KP, k, ld, T, hs, 1.0f);
+    pack_kpairs(VT, v, ld, T, hs);
+  }
+  pack_block(QP, NULL, q + i0 * ld, ld, nr, hs, scale);
+  for (int r = 0; r < BQ; r++) {
+    m[r] = -__builtin_inff();
+    l[r] = 0.0f;
+  }
+  memset(OT, 0, sizeof(float) * hs * BQ);
+
+  for (int j0 = 0; j0 < iend; j0 += BK) {
+    const int nk = iend - j0 < BK ? iend - j0 : BK, diag = j0 == i0;
+    float *mt = diag ? NULL : mtile;
+    if (mt)
+      for (int c = 0; c < ncq; c++)
+        mt[c] = -__builtin_inff();
+    scores_tb(ST, KP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, QP, diag, mt);
+    fwd_softmax_tile(ST, nk, ncq, diag, mt, m, l, OT, hs);
+    if (nk & 1) /* the last pair's second key does not exist */
+      memset(ST + nk * BQ, 0, sizeof(float) * ncq);
+    for (int jp = 0; jp < (nk + 1) / 2; jp++)
+      pair_rows(PP + jp * BQ, ST + 2 * jp * BQ, ST + (2 * jp + 1) * BQ, ncq);
+    /* O^T (hs, BQ) += V^T P^T over pairs of keys */
+    for (int c0 = 0; c0 < ncq; c0 += CS) {
+      int kk = diag && nk > c0 + CS ? c0 + CS : nk;
+      qgemm_b(hs, (kk + 1) / 2, VT + j0 / 2, tp, 1, PP + c0, BQ, OT + c0, BQ, 1, NULL);
+    }
+  }
+  for (int r = 0; r < nr; r++) {
+    float *o = out + ((ptrdiff_t)b * T + i0 + r) * C + h * hs;
+    for (int d = 0; d < hs; d++)
+      o[d] = OT[d * BQ + r] / l[r];
+    lse[((ptrdiff_t)b * H + h) * T + i0 + r] = m[r] + (float)bt_ln_pos_d((double)l[r]);
+  }
+}
+
+int BT_ISA_FN(bt_attention_forward_bf16_impl)(float *out, float *lse, const float *qkv, int B,
+                                               int T, int C, int H) {
+  if (B <= 0 || T <= 0)
+    return 0;
+  const int hs = C / H, nqb = (T + BQ - 1) / BQ;
+  const long ntask = (long)B * H * nqb;
+  const int nt = pick_threads(ntask);
+  const size_t per = fwdb_words(T, hs);
+  float *scr = scratch_alloc(nt, per);
+  if (!scr)
+    return -1;
+#pragma omp parallel num_threads(nt)
+  {
+    float *my = scr + (size_t)omp_get_thread_num() * per;
+    long packed = -1;
+#pragma omp for schedule(dynamic, 1)
+    for (long t = 0; t < ntask; t++) {
+      long bh = t / nqb;
+      int qb = nqb - 1 - (int)(t % nqb);
+      fwd_block_b(out, lse, qkv, T, C, H, (int)(bh / H), (int)(bh % H), qb, my, &packed);
+    }
+  }
+  return 0;
+}
+
+/* Backward scratch per thread, in 4-byte words. */
+static size_t bwdb_words(int T, int hs) {
+  const size_t hsp = (size_t)(hs + 1) / 2, tp = (size_t)(T + 1) / 2;
+  return 2 * round16(hsp * BQ) + 2 * round16((size_t)(BQ / 2) * hs) + round16((size_t)hs * BQ) +
+         2 * BK * BQ + (BK / 2) * BQ + 2 * BK * (BQ / 2) + 2 * BQ + 2 * round16((size_t)T * hsp) +
+         round16((size_t)hs * tp) + 2 * round16((size_t)T * hs);
+}
+
+static void bwd_head_b(float *dqkv, const float *dout, const float *qkv, const float *out,
+                       const float *lse, int T, int C, int H, int b, int h, float *scr) {
+  const int hs = C / H, hsp = (hs + 1) / 2, tp = (T + 1) / 2;
+  const ptrdiff_t ld = 3 * (ptrdiff_t)C;
+  const float scale = 1.0f / sqrtf((float)hs);
+  const ptrdiff_t row0 = (ptrdiff_t)b * T;
+  const float *q = qkv + row0 * ld + h * hs, *k = q + C, *v = q + 2 * C;
+  float *dq = dqkv + row0 * ld + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+  const float *o = out + row0 * C + h * hs, *dO = dout + row0 * C + h * hs;
+  const float *lrow = lse + ((ptrdiff_t)b * H + h) * T;
+  uint32_t *QP = (uint32_t *)scr, *dOP = QP + round16((size_t)hsp * BQ);
+  uint32_t *QQ = dOP + round16((size_t)hsp * BQ), *dOQ = QQ + round16((size_t)(BQ / 2) * hs);
+  float *dQT = (float *)(dOQ + round16((size_t)(BQ / 2) * hs));
+  float *ST = dQT + round16((size_t)hs * BQ), *dPT = ST + BK * BQ;
+  uint32_t *dSK = (uint32_t *)(dPT + BK * BQ), *dSR = dSK + (BK / 2) * BQ, *PR = dSR + BK * (BQ / 2);
+  float *L = (float *)(PR + BK * (BQ / 2)), *D = L + BQ;
+  uint32_t *KP = (uint32_t *)(D + BQ), *VP = KP + round16((size_t)T * hsp);
+  uint32_t *KT = VP + round16((size_t)T * hsp);
+  float *dka = (float *)(KT + round16((size_t)hs * tp)), *dva = dka + round16((size_t)T * hs);
+
+  pack_hpairs(KP, k, ld, T, hs, 1.0f);
+  pack_hpairs(VP, v, ld, T, hs, 1.0f);
+  pack_kpairs(KT, k, ld, T, hs);
+  memset(dka, 0, sizeof(float) * 2 * round16((size_t)T * hs));
+
+  for (int i0 = 0; i0 < T; i0 += BQ) {
+    const int nr = T - i0 < BQ ? T - i0 : BQ, iend = i0 + nr;
+    const int ncq = (nr + CS - 1) / CS * CS;
+    pack_block(QP, QQ, q + i0 * ld, ld, nr, hs, scale);
+    pack_block(dOP, dOQ, dO + (ptrdiff_t)i0 * C, C, nr, hs, 1.0f);
+    for (int r = 0; r < BQ; r++) {
+      float dsum = 0.0f;
+      if (r < nr) {
+        const float *gi = dO + (ptrdiff_t)(i0 + r) * C, *oi = o + (ptrdiff_t)(i0 + r) * C;
+        for (int d = 0; d < hs; d++)
+          dsum = fmaf(gi[d], oi[d], dsum);
+      }
+      D[r] = dsum;
+      L[r] = r < nr ? lrow[i0 + r] : __builtin_inff();
+    }
+    memset(dQT, 0, sizeof(float) * hs * BQ);
+
+    for (int j0 = 0; j0 < iend; j0 += BK) {
+      const int nk = iend - j0 < BK ? iend - j0 : BK, diag = j0 == i0;
+      scores_tb(ST, KP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, QP, diag, NULL);  /* S^T */
+      scores_tb(dPT, VP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, dOP, diag, NULL); /* dP^T */
+      bwd_softmax_tile(ST, dPT, nk, ncq, diag, L, D);
+      if (nk & 1)
+        memset(dPT + nk * BQ, 0, sizeof(float) * ncq);
+      for (int jp = 0; jp < (nk + 1) / 2; jp++)
+        pair_rows(dSK + jp * BQ, dPT + 2 * jp * BQ, dPT + (2 * jp + 1) * BQ, ncq);
+      /* dQ^T (hs, BQ) += K^T dS^T over pairs of keys, scaled at the end */
+      for (int c0 = 0; c0 < ncq; c0 += CS) {
+        int kk = diag && nk > c0 + CS ? c0 + CS : nk;
+        qgemm_b(hs, (kk + 1) / 2, KT + j0 / 2, tp, 1, dSK + c0, BQ, dQT + c0, BQ, 1, NULL);
+      }
+      for (int jj = 0; jj < nk; jj++) {
+        pair_row(dSR + jj * (BQ / 2), dPT + jj * BQ, ncq / 2);
+        pair_row(PR + jj * (BQ / 2), ST + jj * BQ, ncq / 2);
+      }
+      /* dK += dS^T Qs, dV += P^T dO over pairs of queries; on the diagonal,
+       * key group g0.. from query g0 on, as in the float32 backward */
+      for (int g0 = 0; g0 < nk; g0 += 16) {
+        int rows = nk - g0 < 16 ? nk - g0 : 16, lo = diag ? g0 : 0, np = (nr - lo + 1) / 2;
+        hgemm_b(rows, hs, np, dSR + g0 * (BQ / 2) + lo / 2, BQ / 2, 1, QQ + (lo / 2) * hs, hs,
+                dka + (ptrdiff_t)(j0 + g0) * hs, hs, 1);
+        hgemm_b(rows, hs, np, PR + g0 * (BQ / 2) + lo / 2, BQ / 2, 1, dOQ + (lo / 2) * hs, hs,
+                dva + (ptrdiff_t)(j0 + g0) * hs, hs, 1);
+      }
+    }
+    for (int r = 0; r < nr; r++)
+      for (int d = 0; d < hs; d++)
+        dq[(i0 + r) * ld + d] += scale * dQT[d * BQ + r];
+  }
+  for (int j = 0; j < T; j++)
+    for (int d = 0; d < hs; d++) {
+      dk[j * ld + d] += dka[(ptrdiff_t)j * hs + d];
+      dv[j * ld + d] += dva[(ptrdiff_t)j * hs + d];
+    }
+}
+
+int BT_ISA_FN(bt_attention_backward_bf16_impl)(float *dqkv, const float *dout, const float *qkv,
+                                                const float *out, const float *lse, int B, int T,
+                                                int C, int H) {
+  if (B <= 0 || T <= 0)
+    return 0;
+  const int hs = C / H;
+  const long ntask = (long)B * H;
+  const int nt = pick_threads(ntask);
+  const size_t per = bwdb_words(T, hs);
+  float *scr = scratch_alloc(nt, per);
+  if (!scr)
+    return -1;
+#pragma omp parallel num_threads(nt)
+  {
+    float *my = scr + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(dynamic, 1)
+    for (long t = 0; t < ntask; t++)
+      bwd_head_b(dqkv, dout, qkv, out, lse, T, C, H, (int)(t / H), (int)(t % H), my);
+  }
+  return 0;
+}
+#endif /* HAVE_BF16_ATTN */

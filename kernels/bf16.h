@@ -32,4 +32,39 @@ static inline __attribute__((always_inline)) float bt_bf16_to_f32_inline(uint16_
   return f;
 }
 
+/* vcvtneps2bf16 / vcvtne2ps2bf16 (AVX512_BF16), which bf16 attention uses:
+ * nearest, ties to even, but a subnormal float becomes a zero of its sign,
+ * and a NaN keeps its sign and top payload bits, made quiet. */
+static inline __attribute__((always_inline)) uint16_t bt_f32_to_bf16_ne_inline(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return (uint16_t)((x >> 16) | 0x40u);
+  if ((x & 0x7f800000u) == 0)
+    return (uint16_t)((x >> 16) & 0x8000u);
+  return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+/* Subnormals read, or written, as zero of the same sign. */
+static inline __attribute__((always_inline)) float bt_bf16_daz_inline(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0)
+    u &= 0x80000000u;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/* One lane of vdpbf16ps: a and b each hold a pair of bfloat16s (member 0 in
+ * the low half); acc + a1 b1, then + a0 b0, each product exact, each sum
+ * rounded to nearest, subnormal inputs and results flushed to zero. */
+static inline __attribute__((always_inline)) float bt_bf16_dp_inline(float acc, uint32_t a, uint32_t b) {
+  const float a0 = bt_bf16_daz_inline(bt_bf16_to_f32_inline((uint16_t)a));
+  const float a1 = bt_bf16_daz_inline(bt_bf16_to_f32_inline((uint16_t)(a >> 16)));
+  const float b0 = bt_bf16_daz_inline(bt_bf16_to_f32_inline((uint16_t)b));
+  const float b1 = bt_bf16_daz_inline(bt_bf16_to_f32_inline((uint16_t)(b >> 16)));
+  acc = bt_bf16_daz_inline(__builtin_fmaf(a1, b1, bt_bf16_daz_inline(acc)));
+  return bt_bf16_daz_inline(__builtin_fmaf(a0, b0, acc));
+}
+
 #endif

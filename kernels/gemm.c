@@ -3,6 +3,7 @@
  * OpenBLAS), the training backend switch, the linear layer built on them, and
  * the FMA peak measurement.
  */
+#include "kernels/bf16.h"
 #include "kernels/f16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
@@ -137,17 +138,7 @@ int bt_bf16_available(void) {
 #endif
 }
 
-/* Subnormals read, or written, as zero of the same sign. */
-static inline float bf16_daz(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  if ((u & 0x7f800000u) == 0)
-    u &= 0x80000000u;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
-
-static inline float bf16_in(float x) { return bf16_daz(bt_bf16_to_f32(bt_f32_to_bf16(x))); }
+static inline float bf16_in(float x) { return bt_bf16_daz_inline(bt_bf16_to_f32(bt_f32_to_bf16(x))); }
 
 void bt_gemm_bf16_ref(int ta, int tb, int M, int N, int K, const float *A, int lda,
                       const float *B, int ldb, float *C, int ldc, int accumulate) {
@@ -163,8 +154,8 @@ void bt_gemm_bf16_ref(int ta, int tb, int M, int N, int K, const float *A, int l
           a1 = bf16_in(ta ? A[(long)(k + 1) * lda + m] : A[(long)m * lda + k + 1]);
           b1 = bf16_in(tb ? B[(long)n * ldb + k + 1] : B[(long)(k + 1) * ldb + n]);
         }
-        acc = bf16_daz(fmaf(a1, b1, bf16_daz(acc)));
-        acc = bf16_daz(fmaf(a0, b0, acc));
+        acc = bt_bf16_daz_inline(fmaf(a1, b1, bt_bf16_daz_inline(acc)));
+        acc = bt_bf16_daz_inline(fmaf(a0, b0, acc));
       }
       C[(long)m * ldc + n] = acc;
     }

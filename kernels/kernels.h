@@ -279,6 +279,11 @@ void bt_adamw_update_naive(float *params, const float *grads, float *m, float *v
  * out (B,T,C) = softmax(q k^T / sqrt(hs), causal) v, heads concatenated.
  * lse (B,H,T) = per-row log-sum-exp of the scaled scores, saved for backward.
  * Memory: never a (T,T) matrix per (b,h) at once, only query blocks of it.
+ * Where this thread's GEMM backend is BT_GEMM_BF16 (bt-train --precision
+ * bf16), both directions take their products' inputs in bfloat16, as
+ * vdpbf16ps does (kernels/attention_impl.c), with the softmax and every sum
+ * in float32; the same bits on any thread count, on avx512 where
+ * bt_bf16_available() and from the scalar reference elsewhere.
  */
 void bt_attention_forward(float *out, float *lse, const float *qkv,
                           int B, int T, int C, int H);

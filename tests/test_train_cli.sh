@@ -122,7 +122,7 @@ with h5py.File(sys.argv[1], "r+") as f: f["train"].attrs["lr"] = 1e30; f["train"
 PY
 # (editing with h5py breaks bt's file checksum, so this must be refused as damaged)
 expect 1 "damaged" "checkpoint edited outside bt is refused" -- "$TRAIN" -q --resume "$WORK/good.h5" --steps 40 "$WORK/small.txt"
-# --precision auto says what it chose and why; a model narrower than 256
+# --precision auto says what it chose and why; a model narrower than 64
 # stays fp32 whatever the CPU, and so does every CPU on the avx2 path.
 "$TRAIN" --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 -T 1 --steps 2 --precision auto -o "$WORK/auto.h5" \
   "$WORK/small.txt" 2> "$WORK/auto.err"

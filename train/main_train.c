@@ -163,9 +163,10 @@ static void usage(FILE *f) {
           "                    layers' matrices, AdamW on the rest, one --lr for both;\n"
           "                    --resume --optimizer muon switches an AdamW run to Muon\n"
           "  --muon-momentum X Muon's momentum (default 0.95)\n"
-          "  --precision P     fp32 (default), bf16: the training GEMMs take bfloat16 inputs\n"
-          "                    with fp32 accumulation and fp32 weights (CPUs with AVX512_BF16),\n"
-          "                    or auto: bf16 for models of dim >= 256 where the CPU has it\n"
+          "  --precision P     fp32 (default), bf16: the training GEMMs and attention take\n"
+          "                    bfloat16 inputs to their products, with fp32 accumulation,\n"
+          "                    softmax and weights (CPUs with AVX512_BF16),\n"
+          "                    or auto: bf16 for models of dim >= 64 where the CPU has it\n"
           "                    and runs it at >= 1.5x the FMA's FLOPs (measured, 0.1 s);\n"
           "                    recorded in the checkpoint,\n"
           "                    and a resume keeps the run's unless given\n"
@@ -645,10 +646,11 @@ static void switch_optimizer(const opts_t *o, bt_train_state *st) {
 #define BF16_PAYS 1.5
 
 /* --precision fp32|bf16|auto. auto takes bf16 where the CPU has it, runs
- * vdpbf16ps at well over the FMA's FLOPs (Zen 4 does; an Intel Xeon ran it at
- * half), and the model is wide enough for the GEMMs to pay for their packing
- * (docs/measurements.md: d_model 256); it says what it chose and why. The
- * ratio is measured (0.1 s) only where the answer depends on it. */
+ * vdpbf16ps at well over the FMA's FLOPs (Zen 4 and 5 do; an Intel Xeon ran
+ * it at half), and the model is wide enough for its products to pay for
+ * their packing (docs/measurements.md: every preset, d_model 64 to 256, once
+ * attention took bf16 too); it says what it chose and why. The ratio is
+ * measured (0.1 s) only where the answer depends on it. */
 static int pick_precision(const char *flag, int d_model, int quiet) {
   if (strcmp(flag, "auto") != 0)
     return strcmp(flag, "bf16") == 0 ? BT_PREC_BF16 : BT_PREC_FP32;
@@ -657,9 +659,9 @@ static int pick_precision(const char *flag, int d_model, int quiet) {
       fprintf(stderr, "bt-train: --precision auto: fp32 (no AVX512_BF16 on this CPU, build or BT_ISA)\n");
     return BT_PREC_FP32;
   }
-  if (d_model < 256) {
+  if (d_model < 64) {
     if (!quiet)
-      fprintf(stderr, "bt-train: --precision auto: fp32 (d_model %d: bf16 pays from 256)\n", d_model);
+      fprintf(stderr, "bt-train: --precision auto: fp32 (d_model %d: bf16 pays from 64)\n", d_model);
     return BT_PREC_FP32;
   }
   const double ratio = bt_bf16_peak_ratio();
