@@ -207,23 +207,27 @@ static ALWAYS_INLINE vf vexp_sm1(vf x) {
  * from Cm's old value. A's elements are broadcast, Bm's rows loaded. If cmax
  * is given, cmax (NV*VL) = max(cmax, column maxima of Cm).
  */
-#define DEF_MK(R, NV) DEF_MK_(R, NV) /* expand RQ etc. before pasting */
-#define DEF_MK_(R, NV)                                                         \
-  static inline void mk_##R##x##NV(int K, const float *A, ptrdiff_t ars,       \
-                                   ptrdiff_t aks, const float *Bm,             \
-                                   ptrdiff_t ldb, float *Cm, ptrdiff_t ldc,    \
-                                   int acc, float *cmax) {                     \
+#define DEF_MK(R, NV) DEF_MKG(mk, R, NV, float, vf, vload, vbcast, FMA_STEP)
+#define FMA_STEP(c, a, b) vfma(a, b, c)
+/* The same for other element types (the bf16 products below): the prefix
+ * of the name, A's and Bm's element type T, Bm's vector type VB with its
+ * load, A's broadcast, and the step c = STEP(c, a, b). */
+#define DEF_MKG(P, R, NV, T, VB, LOADB, BCAST, STEP) DEF_MKG_(P, R, NV, T, VB, LOADB, BCAST, STEP)
+#define DEF_MKG_(P, R, NV, T, VB, LOADB, BCAST, STEP) /* R etc. expanded before pasting */ \
+  static inline void P##_##R##x##NV(int K, const T *A, ptrdiff_t ars, ptrdiff_t aks,    \
+                                    const T *Bm, ptrdiff_t ldb, float *Cm,              \
+                                    ptrdiff_t ldc, int acc, float *cmax) {              \
     vf c[R][NV];                                                               \
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
         c[r][v] = acc ? vload(Cm + r * ldc + v * VL) : vzero();                \
     for (int k = 0; k < K; k++) {                                              \
-      const float *bk = Bm + (ptrdiff_t)k * ldb;                               \
-      const float *ak = A + (ptrdiff_t)k * aks;                                \
-      vf b[NV];                                                                \
-      UNROLL for (int v = 0; v < NV; v++) b[v] = vload(bk + v * VL);           \
+      const T *bk = Bm + (ptrdiff_t)k * ldb;                                   \
+      const T *ak = A + (ptrdiff_t)k * aks;                                    \
+      VB b[NV];                                                                \
+      UNROLL for (int v = 0; v < NV; v++) b[v] = LOADB(bk + v * VL);           \
       UNROLL for (int r = 0; r < R; r++) {                                     \
-        vf a = vbcast(ak + r * ars);                                           \
-        UNROLL for (int v = 0; v < NV; v++) c[r][v] = vfma(a, b[v], c[r][v]);  \
+        VB a = BCAST(ak + r * ars);                                            \
+        UNROLL for (int v = 0; v < NV; v++) c[r][v] = STEP(c[r][v], a, b[v]);  \
       }                                                                        \
     }                                                                          \
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
@@ -257,20 +261,24 @@ DEF_MK(RH4, 4)
 DEF_MK(1, 4)
 #endif
 
-#define MK_(R, NV) mk_##R##x##NV
-#define MK(R, NV) MK_(R, NV)
+#define MK(R, NV) MKN(mk, R, NV)
 
-/* Query-vectorised product: Cm (nrows, CS) with CS = NVQ*VL columns. */
+/* Query-vectorised product: Cm (nrows, CS) with CS = NVQ*VL columns, on
+ * the microkernels named P. */
 #define CS (NVQ * VL)
-static void qgemm(int nrows, int K, const float *A, ptrdiff_t ars, ptrdiff_t aks,
-                  const float *Bm, ptrdiff_t ldb, float *Cm, ptrdiff_t ldc, int acc,
-                  float *cmax) {
-  int r = 0;
-  for (; r + RQ <= nrows; r += RQ)
-    MK(RQ, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
-  for (; r < nrows; r++)
-    MK(1, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
-}
+#define DEF_QGEMM(NAME, P, T)                                                   \
+  static void NAME(int nrows, int K, const T *A, ptrdiff_t ars, ptrdiff_t aks,  \
+                   const T *Bm, ptrdiff_t ldb, float *Cm, ptrdiff_t ldc, int acc, \
+                   float *cmax) {                                               \
+    int r = 0;                                                                  \
+    for (; r + RQ <= nrows; r += RQ)                                            \
+      MKN(P, RQ, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax); \
+    for (; r < nrows; r++)                                                      \
+      MKN(P, 1, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax); \
+  }
+#define MKN_(P, R, NV) P##_##R##x##NV
+#define MKN(P, R, NV) MKN_(P, R, NV)
+DEF_QGEMM(qgemm, mk, float)
 
 /* Columns of an hs-vectorised product that the vectors do not cover. */
 static void hgemm_tail(int nrows, int ncols, int K, const float *A, ptrdiff_t ars,
@@ -439,6 +447,25 @@ typedef struct {
   float *k, *v;
 } kv_cache;
 
+/* The online softmax's start: m = -inf, l = 0, O^T = 0. */
+static void fwd_begin(float *m, float *l, float *OT, int hs) {
+  for (int r = 0; r < BQ; r++) {
+    m[r] = -__builtin_inff();
+    l[r] = 0.0f;
+  }
+  memset(OT, 0, sizeof(float) * hs * BQ);
+}
+
+/* The block's output rows (stride ldo) O = O^T / l and their lse = m + ln l. */
+static void fwd_out(float *o, ptrdiff_t ldo, float *lse, const float *OT, const float *m,
+                    const float *l, int nr, int hs) {
+  for (int r = 0; r < nr; r++) {
+    for (int d = 0; d < hs; d++)
+      o[r * ldo + d] = OT[d * BQ + r] / l[r];
+    lse[r] = m[r] + (float)bt_ln_pos_d((double)l[r]);
+  }
+}
+
 static void fwd_block(float *out, float *lse, const float *qkv, int T, int C,
                       int H, int b, int h, int qb, float *scr, kv_cache *kv) {
   const int hs = C / H;
@@ -463,11 +490,7 @@ static void fwd_block(float *out, float *lse, const float *qkv, int T, int C,
   for (int d = 0; d < hs; d++)
     for (int r = 0; r < BQ; r++)
       QsT[d * BQ + r] = r < nr ? q[(i0 + r) * ld + d] * scale : 0.0f;
-  for (int r = 0; r < BQ; r++) {
-    m[r] = -__builtin_inff();
-    l[r] = 0.0f;
-  }
-  memset(OT, 0, sizeof(float) * hs * BQ);
+  fwd_begin(m, l, OT, hs);
 
   for (int j0 = 0; j0 < iend; j0 += BK) {
     const int nk = iend - j0 < BK ? iend - j0 : BK, diag = j0 == i0;
@@ -484,12 +507,8 @@ static void fwd_block(float *out, float *lse, const float *qkv, int T, int C,
       qgemm(hs, kk, vp, 1, hs, ST + c0, BQ, OT + c0, BQ, 1, NULL);
     }
   }
-  for (int r = 0; r < nr; r++) {
-    float *o = out + ((ptrdiff_t)b * T + i0 + r) * C + h * hs;
-    for (int d = 0; d < hs; d++)
-      o[d] = OT[d * BQ + r] / l[r];
-    lse[((ptrdiff_t)b * H + h) * T + i0 + r] = m[r] + (float)bt_ln_pos_d((double)l[r]);
-  }
+  fwd_out(out + ((ptrdiff_t)b * T + i0) * C + h * hs, C, lse + ((ptrdiff_t)b * H + h) * T + i0,
+          OT, m, l, nr, hs);
 }
 
 int BT_ISA_FN(bt_attention_forward_impl)(float *out, float *lse, const float *qkv,
@@ -570,6 +589,22 @@ static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag,
   }
 }
 
+/* dq (the block's rows, stride ld) += scale dQ; dk, dv (T rows) += the
+ * packed dK, dV of the head. */
+static void add_dq(float *dq, ptrdiff_t ld, const float *dQT, int nr, int hs, float scale) {
+  for (int r = 0; r < nr; r++)
+    for (int d = 0; d < hs; d++)
+      dq[r * ld + d] += scale * dQT[d * BQ + r];
+}
+static void add_dkdv(float *dk, float *dv, ptrdiff_t ld, const float *dka, const float *dva, int T,
+                     int hs) {
+  for (int j = 0; j < T; j++)
+    for (int d = 0; d < hs; d++) {
+      dk[j * ld + d] += dka[(ptrdiff_t)j * hs + d];
+      dv[j * ld + d] += dva[(ptrdiff_t)j * hs + d];
+    }
+}
+
 static void bwd_head(float *dqkv, const float *dout, const float *qkv,
                      const float *out, const float *lse, int T, int C, int H,
                      int b, int h, float *scr) {
@@ -640,27 +675,23 @@ static void bwd_head(float *dqkv, const float *dout, const float *qkv,
               dva + (ptrdiff_t)(j0 + g0) * hs, hs, 1);
       }
     }
-    for (int r = 0; r < nr; r++)
-      for (int d = 0; d < hs; d++)
-        dq[(i0 + r) * ld + d] += scale * dQT[d * BQ + r];
+    add_dq(dq + i0 * ld, ld, dQT, nr, hs, scale);
   }
-  for (int j = 0; j < T; j++)
-    for (int d = 0; d < hs; d++) {
-      dk[j * ld + d] += dka[(ptrdiff_t)j * hs + d];
-      dv[j * ld + d] += dva[(ptrdiff_t)j * hs + d];
-    }
+  add_dkdv(dk, dv, ld, dka, dva, T, hs);
 }
 
-int BT_ISA_FN(bt_attention_backward_impl)(float *dqkv, const float *dout,
-                                           const float *qkv, const float *out,
-                                           const float *lse, int B, int T, int C,
-                                           int H) {
+typedef void (*bwd_head_fn)(float *dqkv, const float *dout, const float *qkv, const float *out,
+                            const float *lse, int T, int C, int H, int b, int h, float *scr);
+
+/* The backward's tasks, (b, h) pairs, over the threads; per: a thread's
+ * scratch in floats. */
+static int bwd_run(bwd_head_fn head, size_t per, float *dqkv, const float *dout,
+                   const float *qkv, const float *out, const float *lse, int B, int T, int C,
+                   int H) {
   if (B <= 0 || T <= 0)
     return 0;
-  const int hs = C / H;
   const long ntask = (long)B * H;
   const int nt = pick_threads(ntask);
-  const size_t per = round16((size_t)hs * BQ * 5 + BK * BQ * 2 + 2 * BQ) + 4 * round16((size_t)T * hs);
   float *scr = scratch_alloc(nt, per);
   if (!scr)
     return -1;
@@ -669,9 +700,18 @@ int BT_ISA_FN(bt_attention_backward_impl)(float *dqkv, const float *dout,
     float *my = scr + (size_t)omp_get_thread_num() * per;
 #pragma omp for schedule(dynamic, 1)
     for (long t = 0; t < ntask; t++)
-      bwd_head(dqkv, dout, qkv, out, lse, T, C, H, (int)(t / H), (int)(t % H), my);
+      head(dqkv, dout, qkv, out, lse, T, C, H, (int)(t / H), (int)(t % H), my);
   }
   return 0;
+}
+
+int BT_ISA_FN(bt_attention_backward_impl)(float *dqkv, const float *dout,
+                                           const float *qkv, const float *out,
+                                           const float *lse, int B, int T, int C,
+                                           int H) {
+  const int hs = H > 0 ? C / H : 0;
+  const size_t per = round16((size_t)hs * BQ * 5 + BK * BQ * 2 + 2 * BQ) + 4 * round16((size_t)T * hs);
+  return bwd_run(bwd_head, per, dqkv, dout, qkv, out, lse, B, T, C, H);
 }
 
 /* ==================================================================== */
@@ -739,37 +779,9 @@ static void pair_row(uint32_t *dst, const float *x, int np) {
 }
 #endif
 
-/* mk_*'s shapes, over pairs: Cm (R, NV*VL) [+]= sum_{k<K pairs} A[r*ars +
+/* mk_*'s shapes over pairs: Cm (R, NV*VL) [+]= sum_{k<K pairs} A[r*ars +
  * k*aks] . Bm[k*ldb + ..] */
-#define DEF_MKB(R, NV) DEF_MKB_(R, NV)
-#define DEF_MKB_(R, NV)                                                        \
-  static inline void mkb_##R##x##NV(int K, const uint32_t *A, ptrdiff_t ars,   \
-                                    ptrdiff_t aks, const uint32_t *Bm,         \
-                                    ptrdiff_t ldb, float *Cm, ptrdiff_t ldc,   \
-                                    int acc, float *cmax) {                    \
-    vf c[R][NV];                                                               \
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
-        c[r][v] = acc ? vload(Cm + r * ldc + v * VL) : vzero();                \
-    for (int k = 0; k < K; k++) {                                              \
-      const uint32_t *bk = Bm + (ptrdiff_t)k * ldb;                            \
-      const uint32_t *ak = A + (ptrdiff_t)k * aks;                             \
-      vp b[NV];                                                                \
-      UNROLL for (int v = 0; v < NV; v++) b[v] = vpload(bk + v * VL);          \
-      UNROLL for (int r = 0; r < R; r++) {                                     \
-        vp a = vpbcast(ak + r * ars);                                          \
-        UNROLL for (int v = 0; v < NV; v++) c[r][v] = vdp(c[r][v], a, b[v]);   \
-      }                                                                        \
-    }                                                                          \
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < NV; v++)     \
-        vstore(Cm + r * ldc + v * VL, c[r][v]);                                \
-    if (cmax)                                                                  \
-      UNROLL for (int v = 0; v < NV; v++) {                                    \
-        vf mx = vload(cmax + v * VL);                                          \
-        UNROLL for (int r = 0; r < R; r++) mx = vmax(mx, c[r][v]);             \
-        vstore(cmax + v * VL, mx);                                             \
-      }                                                                        \
-  }
-
+#define DEF_MKB(R, NV) DEF_MKG(mkb, R, NV, uint32_t, vp, vpload, vpbcast, vdp)
 DEF_MKB(RQ, NVQ)
 DEF_MKB(1, NVQ)
 #if RH1 != RQ || NVQ != 1
@@ -785,18 +797,9 @@ DEF_MKB(RH2, 2)
 DEF_MKB(1, 2)
 #endif
 
-#define MKB_(R, NV) mkb_##R##x##NV
-#define MKB(R, NV) MKB_(R, NV)
+#define MKB(R, NV) MKN(mkb, R, NV)
 
-static void qgemm_b(int nrows, int K, const uint32_t *A, ptrdiff_t ars, ptrdiff_t aks,
-                    const uint32_t *Bm, ptrdiff_t ldb, float *Cm, ptrdiff_t ldc, int acc,
-                    float *cmax) {
-  int r = 0;
-  for (; r + RQ <= nrows; r += RQ)
-    MKB(RQ, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
-  for (; r < nrows; r++)
-    MKB(1, NVQ)(K, A + r * ars, ars, aks, Bm, ldb, Cm + r * ldc, ldc, acc, cmax);
-}
+DEF_QGEMM(qgemm_b, mkb, uint32_t)
 
 /* hs-vectorised: Cm (nrows, hs); columns past the vectors one at a time. */
 static void hgemm_b(int nrows, int hs, int K, const uint32_t *A, ptrdiff_t ars,
@@ -954,6 +957,22 @@ static void pack_block(uint32_t *X, uint32_t *Xq, const float *src, ptrdiff_t ld
 }
 #endif
 
+/* C^T (hs, BQ) += A^T X over the tile's keys in pairs: A^T (hs rows of key
+ * pairs, stride tp) from the tile's first key, X the tile (nk, ncq), paired
+ * into xp; an odd last key's partner row is made +0. On the diagonal, query
+ * group c0 meets keys up to c0 + CS, as in the float32 kernel. */
+static void keys_product(float *CT, const uint32_t *AT, int tp, float *X, uint32_t *xp, int nk,
+                         int ncq, int diag, int hs) {
+  if (nk & 1)
+    memset(X + nk * BQ, 0, sizeof(float) * ncq);
+  for (int jp = 0; jp < (nk + 1) / 2; jp++)
+    pair_rows(xp + jp * BQ, X + 2 * jp * BQ, X + (2 * jp + 1) * BQ, ncq);
+  for (int c0 = 0; c0 < ncq; c0 += CS) {
+    int kk = diag && nk > c0 + CS ? c0 + CS : nk;
+    qgemm_b(hs, (kk + 1) / 2, AT, tp, 1, xp + c0, BQ, CT + c0, BQ, 1, NULL);
+  }
+}
+
 /* Forward scratch per thread, in 4-byte words. */
 static size_t fwdb_words(int T, int hs) {
   const size_t hsp = (size_t)(hs + 1) / 2, tp = (size_t)(T + 1) / 2;
@@ -983,11 +1002,7 @@ static void fwd_block_b(float *out, float *lse, const float *qkv, int T, int C, 
     pack_kpairs(VT, v, ld, T, hs);
   }
   pack_block(QP, NULL, q + i0 * ld, ld, nr, hs, scale);
-  for (int r = 0; r < BQ; r++) {
-    m[r] = -__builtin_inff();
-    l[r] = 0.0f;
-  }
-  memset(OT, 0, sizeof(float) * hs * BQ);
+  fwd_begin(m, l, OT, hs);
 
   for (int j0 = 0; j0 < iend; j0 += BK) {
     const int nk = iend - j0 < BK ? iend - j0 : BK, diag = j0 == i0;
@@ -997,22 +1012,10 @@ static void fwd_block_b(float *out, float *lse, const float *qkv, int T, int C, 
         mt[c] = -__builtin_inff();
     scores_tb(ST, KP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, QP, diag, mt);
     fwd_softmax_tile(ST, nk, ncq, diag, mt, m, l, OT, hs);
-    if (nk & 1) /* the last pair's second key does not exist */
-      memset(ST + nk * BQ, 0, sizeof(float) * ncq);
-    for (int jp = 0; jp < (nk + 1) / 2; jp++)
-      pair_rows(PP + jp * BQ, ST + 2 * jp * BQ, ST + (2 * jp + 1) * BQ, ncq);
-    /* O^T (hs, BQ) += V^T P^T over pairs of keys */
-    for (int c0 = 0; c0 < ncq; c0 += CS) {
-      int kk = diag && nk > c0 + CS ? c0 + CS : nk;
-      qgemm_b(hs, (kk + 1) / 2, VT + j0 / 2, tp, 1, PP + c0, BQ, OT + c0, BQ, 1, NULL);
-    }
+    keys_product(OT, VT + j0 / 2, tp, ST, PP, nk, ncq, diag, hs); /* O^T += V^T P^T */
   }
-  for (int r = 0; r < nr; r++) {
-    float *o = out + ((ptrdiff_t)b * T + i0 + r) * C + h * hs;
-    for (int d = 0; d < hs; d++)
-      o[d] = OT[d * BQ + r] / l[r];
-    lse[((ptrdiff_t)b * H + h) * T + i0 + r] = m[r] + (float)bt_ln_pos_d((double)l[r]);
-  }
+  fwd_out(out + ((ptrdiff_t)b * T + i0) * C + h * hs, C, lse + ((ptrdiff_t)b * H + h) * T + i0,
+          OT, m, l, nr, hs);
 }
 
 int BT_ISA_FN(bt_attention_forward_bf16_impl)(float *out, float *lse, const float *qkv, int B,
@@ -1095,15 +1098,8 @@ static void bwd_head_b(float *dqkv, const float *dout, const float *qkv, const f
       scores_tb(ST, KP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, QP, diag, NULL);  /* S^T */
       scores_tb(dPT, VP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, dOP, diag, NULL); /* dP^T */
       bwd_softmax_tile(ST, dPT, nk, ncq, diag, L, D);
-      if (nk & 1)
-        memset(dPT + nk * BQ, 0, sizeof(float) * ncq);
-      for (int jp = 0; jp < (nk + 1) / 2; jp++)
-        pair_rows(dSK + jp * BQ, dPT + 2 * jp * BQ, dPT + (2 * jp + 1) * BQ, ncq);
-      /* dQ^T (hs, BQ) += K^T dS^T over pairs of keys, scaled at the end */
-      for (int c0 = 0; c0 < ncq; c0 += CS) {
-        int kk = diag && nk > c0 + CS ? c0 + CS : nk;
-        qgemm_b(hs, (kk + 1) / 2, KT + j0 / 2, tp, 1, dSK + c0, BQ, dQT + c0, BQ, 1, NULL);
-      }
+      /* dQ^T += K^T dS^T, scaled at the end */
+      keys_product(dQT, KT + j0 / 2, tp, dPT, dSK, nk, ncq, diag, hs);
       for (int jj = 0; jj < nk; jj++) {
         pair_row(dSR + jj * (BQ / 2), dPT + jj * BQ, ncq / 2);
         pair_row(PR + jj * (BQ / 2), ST + jj * BQ, ncq / 2);
@@ -1118,36 +1114,15 @@ static void bwd_head_b(float *dqkv, const float *dout, const float *qkv, const f
                 dva + (ptrdiff_t)(j0 + g0) * hs, hs, 1);
       }
     }
-    for (int r = 0; r < nr; r++)
-      for (int d = 0; d < hs; d++)
-        dq[(i0 + r) * ld + d] += scale * dQT[d * BQ + r];
+    add_dq(dq + i0 * ld, ld, dQT, nr, hs, scale);
   }
-  for (int j = 0; j < T; j++)
-    for (int d = 0; d < hs; d++) {
-      dk[j * ld + d] += dka[(ptrdiff_t)j * hs + d];
-      dv[j * ld + d] += dva[(ptrdiff_t)j * hs + d];
-    }
+  add_dkdv(dk, dv, ld, dka, dva, T, hs);
 }
 
 int BT_ISA_FN(bt_attention_backward_bf16_impl)(float *dqkv, const float *dout, const float *qkv,
                                                 const float *out, const float *lse, int B, int T,
                                                 int C, int H) {
-  if (B <= 0 || T <= 0)
-    return 0;
-  const int hs = C / H;
-  const long ntask = (long)B * H;
-  const int nt = pick_threads(ntask);
-  const size_t per = bwdb_words(T, hs);
-  float *scr = scratch_alloc(nt, per);
-  if (!scr)
-    return -1;
-#pragma omp parallel num_threads(nt)
-  {
-    float *my = scr + (size_t)omp_get_thread_num() * per;
-#pragma omp for schedule(dynamic, 1)
-    for (long t = 0; t < ntask; t++)
-      bwd_head_b(dqkv, dout, qkv, out, lse, T, C, H, (int)(t / H), (int)(t % H), my);
-  }
-  return 0;
+  return bwd_run(bwd_head_b, bwdb_words(T, H > 0 ? C / H : 0), dqkv, dout, qkv, out, lse, B, T,
+                 C, H);
 }
 #endif /* HAVE_BF16_ATTN */
