@@ -738,7 +738,6 @@ int BT_ISA_FN(bt_attention_backward_impl)(float *dqkv, const float *dout,
  * and none of this: kernels/attention.c runs the scalar one there.
  */
 #if VL == 1 || (VL == 16 && defined(__AVX512BF16__))
-#define HAVE_BF16_ATTN 1
 
 VFN uint32_t bpair(float lo, float hi) {
   return (uint32_t)bt_f32_to_bf16_ne_inline(lo) | (uint32_t)bt_f32_to_bf16_ne_inline(hi) << 16;
@@ -749,14 +748,16 @@ typedef __m512i vp; /* 16 pairs */
 VFN vp vpload(const uint32_t *p) { return _mm512_loadu_si512(p); }
 VFN vp vpbcast(const uint32_t *p) { return _mm512_set1_epi32((int)*p); }
 VFN vf vdp(vf acc, vp a, vp b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
-/* dst[c] = (r0[c], r1[c]) for c < n, a multiple of 16 */
-static void pair_rows(uint32_t *dst, const float *r0, const float *r1, int n) {
+/* 16 pairs (a[i], b[i]) of two vectors of floats, rounded */
+static inline __m512i zip_pairs(__m512 a, __m512 b) {
   const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                        23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  for (int c = 0; c < n; c += 16) {
-    __m512i x = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r1 + c), _mm512_loadu_ps(r0 + c));
-    _mm512_storeu_si512(dst + c, _mm512_permutexvar_epi16(idx, x));
-  }
+  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+/* dst[c] = (r0[c], r1[c]) for c < n, a multiple of 16 */
+static void pair_rows(uint32_t *dst, const float *r0, const float *r1, int n) {
+  for (int c = 0; c < n; c += 16)
+    _mm512_storeu_si512(dst + c, zip_pairs(_mm512_loadu_ps(r0 + c), _mm512_loadu_ps(r1 + c)));
 }
 /* dst[p] = (x[2p], x[2p+1]) for p < np, a multiple of 16 */
 static void pair_row(uint32_t *dst, const float *x, int np) {
@@ -859,12 +860,10 @@ static inline __m512i pairs_of(const float *x, int n, float s) {
 }
 /* 16 pairs (r0[d] s, r1[d] s) for d < n; a NULL row is +0 */
 static inline __m512i pairs_across(const float *r0, const float *r1, int n, float s) {
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512 vs = _mm512_set1_ps(s);
   const __m512 a = r0 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n), r0), vs) : _mm512_setzero_ps();
   const __m512 b = r1 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes16(n), r1), vs) : _mm512_setzero_ps();
-  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+  return zip_pairs(a, b);
 }
 /* Rows of qkv are 3C floats apart, and a head's few floats of each take a
  * line or two: fetch them PF rows ahead, or the packing waits on memory. */
@@ -1125,4 +1124,4 @@ int BT_ISA_FN(bt_attention_backward_bf16_impl)(float *dqkv, const float *dout, c
   return bwd_run(bwd_head_b, bwdb_words(T, H > 0 ? C / H : 0), dqkv, dout, qkv, out, lse, B, T,
                  C, H);
 }
-#endif /* HAVE_BF16_ATTN */
+#endif /* VL == 1 || AVX512_BF16 */
