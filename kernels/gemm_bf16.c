@@ -15,7 +15,7 @@
  *  - work items are (block of <= MC_MAX rows) x (range of panels); for each
  *    block of KCP pairs, a thread packs its rows of op(A) into tiles of MR
  *    rows, one uint32 pair per (pair, row), which the kernel broadcasts (rows of
- *    pairs with ta == 0, pairs of MR rows with ta == 1: pack_a_tile), then
+ *    pairs with ta == 0, pairs of MR rows with ta == 1: pack_a_block), then
  *    sweeps its panels: the B micro-panel (KCP = 256 pairs x 32, 32 KiB) stays in
  *    L1 while the A block (MC_MAX x KCP pairs, 252 KiB) is read from L2
  *    (KCP 256 ran the weight gradients, K = 16,384, about 8% faster than
@@ -105,18 +105,27 @@ typedef struct {
   size_t ap_per_thread;
 } job;
 
-/* Pairs [q0, q0 + qn) of panel p of op(B) to dst[(q - q0) * NR + c]. */
+/* Pairs [q0 + qa, q0 + qb) of the chunk that starts at pair q0, all panels,
+ * with tb == 0: rows k, k+1 of B hold the pair's columns, read whole and
+ * in order (a panel at a time took 128 bytes of each of the chunk's rows,
+ * ldb apart, and waited on nearly every line: 40% of a weight gradient);
+ * pair q of panel p goes to Bp[(p * kchunk + q) * NR + c]. */
+static void pack_b_rows(const job *g, int q0, int qa, int qb) {
+  for (int q = qa; q < qb; q++) {
+    const int k = 2 * (q0 + q);
+    const float *r0 = g->B + (long)k * g->ldb, *r1 = k + 1 < g->K ? r0 + g->ldb : NULL;
+    uint32_t *dst = g->Bp + (size_t)q * NR;
+    for (int p = 0; p < g->npan; p++, dst += (size_t)g->kchunk * NR) {
+      const int n0 = p * NR, nc = g->N - n0 < NR ? g->N - n0 : NR;
+      _mm512_storeu_si512(dst, pairs_rows(r0 + n0, r1 ? r1 + n0 : NULL, nc));
+      _mm512_storeu_si512(dst + 16, pairs_rows(r0 + n0 + 16, r1 ? r1 + n0 + 16 : NULL, nc - 16));
+    }
+  }
+}
+
+/* Pairs [q0, q0 + qn) of panel p of op(B), tb == 1, to dst[(q - q0) * NR + c]. */
 static void pack_b_panel(const job *g, int p, int q0, int qn, uint32_t *dst) {
   const int n0 = p * NR, nc = g->N - n0 < NR ? g->N - n0 : NR;
-  if (!g->tb) { /* rows k, k+1 of B hold the panel's columns */
-    for (int q = 0; q < qn; q++) {
-      const int k = 2 * (q0 + q);
-      const float *r0 = g->B + (long)k * g->ldb + n0, *r1 = k + 1 < g->K ? r0 + g->ldb : NULL;
-      _mm512_storeu_si512(dst + (long)q * NR, pairs_rows(r0, r1, nc));
-      _mm512_storeu_si512(dst + (long)q * NR + 16, pairs_rows(r0 + 16, r1 ? r1 + 16 : NULL, nc - 16));
-    }
-    return;
-  }
   for (int c = 0; c < NR; c++) { /* column n of op(B) is row n of B */
     if (c < nc)
       pack_run(g->B + (long)(n0 + c) * g->ldb, g->K, q0, qn, dst + c, NR);
@@ -126,24 +135,41 @@ static void pack_b_panel(const job *g, int p, int q0, int qn, uint32_t *dst) {
   }
 }
 
-/* Rows [m0, m0 + mr), mr <= MR, pairs [q0, q0 + qn) of op(A), to
- * dst[i * ARS(ta) + (q - q0) * AQS(ta)]: with ta == 0 a row of A is a run of
- * pairs in memory order, so rows of KCP pairs; with ta == 1 two rows of A
- * give 16 rows' pairs, so MR rows a pair. */
+/* Rows [i_beg, i_end), pairs [q0, q0 + qn) of op(A), as tiles of MR rows:
+ * row i to dst[(i - i_beg) / MR * MR * KCP + (i - i_beg) % MR * ARS(ta) + (q
+ * - q0) * AQS(ta)]. With ta == 0 a row of A is a run of pairs in memory
+ * order, so rows of KCP pairs; with ta == 1 two rows of A hold the block's
+ * pairs for every m, which are read whole, a pair at a time, and dealt out
+ * MR rows to a tile (tile by tile, each pass took 56 bytes of each of the
+ * rows, lda apart, and waited on the lines: a third of a weight gradient). */
+#ifndef APF
+#define APF 8 /* pairs ahead that pack_a_block prefetches, ta == 1 */
+#endif
 #define ARS(ta) ((ta) ? 1 : KCP)
 #define AQS(ta) ((ta) ? MR : 1)
-static void pack_a_tile(const job *g, int m0, int mr, int q0, int qn, uint32_t *dst) {
+static void pack_a_block(const job *g, int i_beg, int i_end, int q0, int qn, uint32_t *dst) {
   if (!g->ta) {
-    for (int i = 0; i < mr; i++)
-      pack_run(g->A + (long)(m0 + i) * g->lda, g->K, q0, qn, dst + (long)i * KCP, 1);
+    for (int i = i_beg; i < i_end; i++)
+      pack_run(g->A + (long)i * g->lda, g->K, q0, qn, dst + (long)(i - i_beg) * KCP, 1);
     return;
   }
-  /* op(A)(m, k) = A[k * lda + m]: rows k, k+1 of A hold the tile's m */
-  const __mmask16 keep = lanes(MR);
+  /* op(A)(m, k) = A[k * lda + m] */
+  const long seg = (long)(i_end - i_beg) * 4; /* bytes of a row the block reads */
   for (int q = 0; q < qn; q++) {
     const int k = 2 * (q0 + q);
-    const float *r0 = g->A + (long)k * g->lda + m0, *r1 = k + 1 < g->K ? r0 + g->lda : NULL;
-    _mm512_mask_storeu_epi32(dst + (long)q * MR, keep, pairs_rows(r0, r1, mr));
+    const float *r0 = g->A + (long)k * g->lda, *r1 = k + 1 < g->K ? r0 + g->lda : NULL;
+    if (k + 2 * APF + 1 < g->K) /* rows 2 APF ahead */
+      for (int j = 0; j < 2; j++) {
+        const char *p = (const char *)(g->A + (long)(k + 2 * APF + j) * g->lda + i_beg);
+        for (long off = 0; off < seg; off += 64)
+          _mm_prefetch(p + off, _MM_HINT_T0);
+        _mm_prefetch(p + seg - 1, _MM_HINT_T0);
+      }
+    for (int i0 = i_beg; i0 < i_end; i0 += MR) {
+      const int mr = i_end - i0 < MR ? i_end - i0 : MR;
+      _mm512_mask_storeu_epi32(dst + (long)(i0 - i_beg) * KCP + (long)q * MR, lanes(mr),
+                               pairs_rows(r0 + i0, r1 ? r1 + i0 : NULL, mr));
+    }
   }
 }
 
@@ -222,8 +248,11 @@ static void gemm_thread(const job *g, int tid, int nt) {
     if (c0 > 0 && nt > 1) {
 #pragma omp barrier
     }
-    for (int p = tid; p < g->npan; p += nt) /* this chunk of B, panels split over threads */
-      pack_b_panel(g, p, c0, cn, g->Bp + (size_t)p * g->kchunk * NR);
+    if (!g->tb) /* this chunk of B: its pairs split over threads */
+      pack_b_rows(g, c0, (int)((long)cn * tid / nt), (int)((long)cn * (tid + 1) / nt));
+    else /* its panels split over threads */
+      for (int p = tid; p < g->npan; p += nt)
+        pack_b_panel(g, p, c0, cn, g->Bp + (size_t)p * g->kchunk * NR);
     if (nt > 1) {
 #pragma omp barrier
     }
@@ -233,8 +262,7 @@ static void gemm_thread(const job *g, int tid, int nt) {
       const int p_beg = jp * g->ppp, p_end = p_beg + g->ppp < g->npan ? p_beg + g->ppp : g->npan;
       for (int q0 = c0; q0 < c0 + cn; q0 += KCP) {
         const int qn = c0 + cn - q0 < KCP ? c0 + cn - q0 : KCP, load_c = g->accumulate || q0 > 0;
-        for (int i0 = i_beg; i0 < i_end; i0 += MR)
-          pack_a_tile(g, i0, i_end - i0 < MR ? i_end - i0 : MR, q0, qn, Ap + (size_t)(i0 - i_beg) * KCP);
+        pack_a_block(g, i_beg, i_end, q0, qn, Ap);
         const int qnext = q0 + qn, qn_next = Kp - qnext < KCP ? Kp - qnext : KCP;
         for (int p = p_beg; p < p_end; p++) {
           const int n0 = p * NR, nc = g->N - n0 < NR ? g->N - n0 : NR;
