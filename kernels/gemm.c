@@ -224,25 +224,7 @@ static void linear_backward(float *dinp, float *dw, float *dbias, const float *d
   bt_gemm_train(1, 0, OC, IC, N, dout, OC, inp, IC, dw, IC, 1);
   if (!dbias)
     return;
-  // dbias (OC) += column sums of dout, each summed over n = 0..N-1 in order, in
-  // double; threads split the columns.
-  enum { CB = 64 };
-  int nblk = (OC + CB - 1) / CB;
-#pragma omp parallel for schedule(static) \
-    if (!omp_in_parallel() && (long)N * OC >= LIN_PAR_MIN_ELEMS)
-  for (int b = 0; b < nblk; b++) {
-    int j0 = b * CB, j1 = j0 + CB < OC ? j0 + CB : OC;
-    double s[CB];
-    for (int j = 0; j < j1 - j0; j++)
-      s[j] = 0.0;
-    for (int n = 0; n < N; n++) {
-      const float *d = dout + (long)n * OC + j0;
-      for (int j = 0; j < j1 - j0; j++)
-        s[j] += d[j];
-    }
-    for (int j = j0; j < j1; j++)
-      dbias[j] += (float)s[j - j0];
-  }
+  bt_colsum_add(dbias, dout, N, OC); /* in double, over n in order */
 }
 
 /* ==================================================================== */

@@ -251,6 +251,9 @@ double bt_sumsq(const float *g, size_t n);
 void bt_scale(float *x, size_t n, float s);
 /* out (n) = a + b; may alias. */
 void bt_add(float *out, const float *a, const float *b, size_t n);
+/* sum (C) += column sums of x (N, C), each in double over n = 0..N-1 in
+ * order, rounded to float (the linear layers' bias gradients). */
+void bt_colsum_add(float *sum, const float *x, int N, int C);
 
 /* ---- naive references (kernels/ops_ref.c), same contracts ---- */
 void bt_embedding_forward_naive(float *out, const uint16_t *tok, const float *wte, int N, int C, float scale);

@@ -43,6 +43,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -516,6 +517,30 @@ double BT_ISA_FN(bt_sumsq)(const float *g, size_t n) {
       total += part[b];
   }
   return total;
+}
+
+/* sum (C) += the column sums of x (N, C): column j's sum is double, over
+ * n = 0..N-1 in order, rounded to float once and added. Threads take blocks
+ * of columns, a vector of doubles at a time (lanes are columns, so no sum
+ * changes order): the bias gradients of the linear layers, which as scalar
+ * code took 5% of the 800K's bf16 step. */
+#define COLSUM_CB 64
+void BT_ISA_FN(bt_colsum_add)(float *sum, const float *x, int N, int C) {
+  const int nblk = (C + COLSUM_CB - 1) / COLSUM_CB;
+#pragma omp parallel for schedule(static) \
+    if (nblk > 1 && !omp_in_parallel() && (size_t)N * (size_t)C >= PAR_MIN_ELEMS)
+  for (int b = 0; b < nblk; b++) {
+    const int j0 = b * COLSUM_CB, w = C - j0 < COLSUM_CB ? C - j0 : COLSUM_CB;
+    double s[COLSUM_CB] = {0};
+    for (int n = 0; n < N; n++) {
+      const float *r = x + (ptrdiff_t)n * C + j0;
+#pragma omp simd
+      for (int j = 0; j < w; j++)
+        s[j] += (double)r[j];
+    }
+    for (int j = 0; j < w; j++)
+      sum[j0 + j] += (float)s[j];
+  }
 }
 
 void BT_ISA_FN(bt_scale)(float *x, size_t n, float s) {

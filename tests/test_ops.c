@@ -585,6 +585,35 @@ static void test_sumsq(size_t n) {
   free(c.inp);
 }
 
+typedef struct {
+  int N, C;
+  const float *x, *sum0;
+} colsum_ctx;
+static void colsum_f(const void *p, float *r) {
+  const colsum_ctx *c = p;
+  memcpy(r, c->sum0, (size_t)c->C * sizeof *r);
+  bt_colsum_add(r, c->x, c->N, c->C);
+}
+static void colsum_n(const void *p, float *r) { /* the contract, one column at a time */
+  const colsum_ctx *c = p;
+  for (int j = 0; j < c->C; j++) {
+    double s = 0.0;
+    for (int n = 0; n < c->N; n++)
+      s += (double)c->x[(size_t)n * c->C + j];
+    r[j] = c->sum0[j] + (float)s;
+  }
+}
+/* the bias gradients: every path, thread count and the contract's loop give
+ * the same bits (tolerance 0), at widths around the 64-column blocks */
+static void test_colsum(int N, int C) {
+  float *x = xmalloc((size_t)N * C), *sum0 = xmalloc((size_t)C);
+  check_fill(x, (size_t)N * C, 70, 3.0f);
+  check_fill(sum0, (size_t)C, 71, 1.0f);
+  colsum_ctx c = {.N = N, .C = C, .x = x, .sum0 = sum0};
+  check_op("colsum_add", colsum_f, colsum_n, &c, (size_t)C, 0.0, 0.0);
+  free(x), free(sum0);
+}
+
 static void test_rope(int B, int T, int C, int H) {
   rope_ctx c = {.B = B, .T = T, .C = C, .H = H};
   size_t n = (size_t)B * T * 3 * C;
@@ -803,6 +832,9 @@ int main(void) {
   test_set_variants(3, 5);
   test_sumsq(2 * 256 * 4096 + 12345); /* three rounds of blocks */
   test_sumsq(1000);
+  test_colsum(3000, 512);
+  test_colsum(40000, 130); /* a block of 2 past two of 64 */
+  test_colsum(700, 63);
   test_rope(2, 40, 48, 3); /* hs = 16 */
   test_rope(3, 33, 256, 4); /* hs = 64 */
   test_rope(1, 7, 12, 2);   /* hs = 6: a 3-wide half */
