@@ -658,10 +658,9 @@ static void add_dkdv(float *dk, float *dv, ptrdiff_t ld, const float *dka, const
   }
 }
 
-static void bwd_head(float *dqkv, const float *dout, const float *qkv,
-                     const float *out, const float *lse, int T, int C, int H,
-                     int b, int h, float *scr) {
-  const int hs = C / H;
+static ALWAYS_INLINE void bwd_body(float *dqkv, const float *dout, const float *qkv,
+                                   const float *out, const float *lse, int T, int C, int H,
+                                   int b, int h, float *scr, const int hs) {
   const ptrdiff_t ld = 3 * (ptrdiff_t)C;
   const float scale = 1.0f / sqrtf((float)hs);
   const ptrdiff_t row0 = (ptrdiff_t)b * T;
@@ -732,6 +731,30 @@ static void bwd_head(float *dqkv, const float *dout, const float *qkv,
     add_dq(dq + i0 * ld, ld, dQT, nr, hs, scale);
   }
   add_dkdv(dk, dv, ld, dka, dva, T, hs);
+}
+
+/* Head sizes 16 (the 200K's) and 32 (the 800K's and the 3.2M's) with
+ * everything inlined, so that the strides and trip counts that follow from
+ * them are constants. */
+__attribute__((flatten)) static void bwd_head16(float *dqkv, const float *dout, const float *qkv,
+                                                const float *out, const float *lse, int T, int C,
+                                                int H, int b, int h, float *scr) {
+  bwd_body(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, 16);
+}
+__attribute__((flatten)) static void bwd_head32(float *dqkv, const float *dout, const float *qkv,
+                                                const float *out, const float *lse, int T, int C,
+                                                int H, int b, int h, float *scr) {
+  bwd_body(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, 32);
+}
+static void bwd_head(float *dqkv, const float *dout, const float *qkv, const float *out,
+                     const float *lse, int T, int C, int H, int b, int h, float *scr) {
+  const int hs = C / H;
+  if (hs == 16)
+    bwd_head16(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr);
+  else if (hs == 32)
+    bwd_head32(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr);
+  else
+    bwd_body(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, hs);
 }
 
 typedef void (*bwd_head_fn)(float *dqkv, const float *dout, const float *qkv, const float *out,
