@@ -489,9 +489,9 @@ static void fwd_out(float *o, ptrdiff_t ldo, float *lse, const float *OT, const 
   }
 }
 
-static void fwd_block(float *out, float *lse, const float *qkv, int T, int C,
-                      int H, int b, int h, int qb, float *scr, kv_cache *kv) {
-  const int hs = C / H;
+static ALWAYS_INLINE void fwd_body(float *out, float *lse, const float *qkv, int T, int C,
+                                   int H, int b, int h, int qb, float *scr, kv_cache *kv,
+                                   const int hs) {
   const ptrdiff_t ld = 3 * (ptrdiff_t)C;
   const float scale = 1.0f / sqrtf((float)hs);
   const float *q = qkv + (ptrdiff_t)b * T * ld + h * hs, *k = q + C, *v = q + 2 * C;
@@ -532,6 +532,28 @@ static void fwd_block(float *out, float *lse, const float *qkv, int T, int C,
   }
   fwd_out(out + ((ptrdiff_t)b * T + i0) * C + h * hs, C, lse + ((ptrdiff_t)b * H + h) * T + i0,
           OT, m, l, nr, hs);
+}
+
+/* Head sizes 16 and 32 inlined whole, as bwd_head16 and bwd_head32 */
+__attribute__((flatten)) static void fwd_block16(float *out, float *lse, const float *qkv, int T,
+                                                 int C, int H, int b, int h, int qb, float *scr,
+                                                 kv_cache *kv) {
+  fwd_body(out, lse, qkv, T, C, H, b, h, qb, scr, kv, 16);
+}
+__attribute__((flatten)) static void fwd_block32(float *out, float *lse, const float *qkv, int T,
+                                                 int C, int H, int b, int h, int qb, float *scr,
+                                                 kv_cache *kv) {
+  fwd_body(out, lse, qkv, T, C, H, b, h, qb, scr, kv, 32);
+}
+static void fwd_block(float *out, float *lse, const float *qkv, int T, int C, int H, int b, int h,
+                      int qb, float *scr, kv_cache *kv) {
+  const int hs = C / H;
+  if (hs == 16)
+    fwd_block16(out, lse, qkv, T, C, H, b, h, qb, scr, kv);
+  else if (hs == 32)
+    fwd_block32(out, lse, qkv, T, C, H, b, h, qb, scr, kv);
+  else
+    fwd_body(out, lse, qkv, T, C, H, b, h, qb, scr, kv, hs);
 }
 
 int BT_ISA_FN(bt_attention_forward_impl)(float *out, float *lse, const float *qkv,
