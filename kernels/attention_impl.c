@@ -374,6 +374,22 @@ static float *scratch_alloc(int nt, size_t per_thread) {
   return p;
 }
 
+/* NAME PARAMS: BODY(ARGS, hs) with hs = C / H, through a copy of BODY
+ * inlined whole (flatten) for head size 16 (the 200K's) and 32 (the 800K's
+ * and the 3.2M's), whose strides and trip counts are then constants: the
+ * backward 5-11% faster on one thread. */
+#define DEF_HS_COPIES(NAME, BODY, PARAMS, ...)                                   \
+  __attribute__((flatten)) static void NAME##16 PARAMS { BODY(__VA_ARGS__, 16); } \
+  __attribute__((flatten)) static void NAME##32 PARAMS { BODY(__VA_ARGS__, 32); } \
+  static void NAME PARAMS {                                                      \
+    if (C / H == 16)                                                             \
+      NAME##16(__VA_ARGS__);                                                     \
+    else if (C / H == 32)                                                        \
+      NAME##32(__VA_ARGS__);                                                     \
+    else                                                                         \
+      BODY(__VA_ARGS__, C / H);                                                  \
+  }
+
 /* The forward's tasks, (head bh of a sequence, query block qb), inside a
  * parallel region of nt threads, the longest blocks (last queries) of a head
  * first. With at least 4 heads a thread, a thread takes whole heads, so it
@@ -534,27 +550,10 @@ static ALWAYS_INLINE void fwd_body(float *out, float *lse, const float *qkv, int
           OT, m, l, nr, hs);
 }
 
-/* Head sizes 16 and 32 inlined whole, as bwd_head16 and bwd_head32 */
-__attribute__((flatten)) static void fwd_block16(float *out, float *lse, const float *qkv, int T,
-                                                 int C, int H, int b, int h, int qb, float *scr,
-                                                 kv_cache *kv) {
-  fwd_body(out, lse, qkv, T, C, H, b, h, qb, scr, kv, 16);
-}
-__attribute__((flatten)) static void fwd_block32(float *out, float *lse, const float *qkv, int T,
-                                                 int C, int H, int b, int h, int qb, float *scr,
-                                                 kv_cache *kv) {
-  fwd_body(out, lse, qkv, T, C, H, b, h, qb, scr, kv, 32);
-}
-static void fwd_block(float *out, float *lse, const float *qkv, int T, int C, int H, int b, int h,
-                      int qb, float *scr, kv_cache *kv) {
-  const int hs = C / H;
-  if (hs == 16)
-    fwd_block16(out, lse, qkv, T, C, H, b, h, qb, scr, kv);
-  else if (hs == 32)
-    fwd_block32(out, lse, qkv, T, C, H, b, h, qb, scr, kv);
-  else
-    fwd_body(out, lse, qkv, T, C, H, b, h, qb, scr, kv, hs);
-}
+DEF_HS_COPIES(fwd_block, fwd_body,
+              (float *out, float *lse, const float *qkv, int T, int C, int H, int b, int h, int qb,
+               float *scr, kv_cache *kv),
+              out, lse, qkv, T, C, H, b, h, qb, scr, kv)
 
 int BT_ISA_FN(bt_attention_forward_impl)(float *out, float *lse, const float *qkv,
                                           int B, int T, int C, int H) {
@@ -755,29 +754,10 @@ static ALWAYS_INLINE void bwd_body(float *dqkv, const float *dout, const float *
   add_dkdv(dk, dv, ld, dka, dva, T, hs);
 }
 
-/* Head sizes 16 (the 200K's) and 32 (the 800K's and the 3.2M's) with
- * everything inlined, so that the strides and trip counts that follow from
- * them are constants. */
-__attribute__((flatten)) static void bwd_head16(float *dqkv, const float *dout, const float *qkv,
-                                                const float *out, const float *lse, int T, int C,
-                                                int H, int b, int h, float *scr) {
-  bwd_body(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, 16);
-}
-__attribute__((flatten)) static void bwd_head32(float *dqkv, const float *dout, const float *qkv,
-                                                const float *out, const float *lse, int T, int C,
-                                                int H, int b, int h, float *scr) {
-  bwd_body(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, 32);
-}
-static void bwd_head(float *dqkv, const float *dout, const float *qkv, const float *out,
-                     const float *lse, int T, int C, int H, int b, int h, float *scr) {
-  const int hs = C / H;
-  if (hs == 16)
-    bwd_head16(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr);
-  else if (hs == 32)
-    bwd_head32(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr);
-  else
-    bwd_body(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, hs);
-}
+DEF_HS_COPIES(bwd_head, bwd_body,
+              (float *dqkv, const float *dout, const float *qkv, const float *out,
+               const float *lse, int T, int C, int H, int b, int h, float *scr),
+              dqkv, dout, qkv, out, lse, T, C, H, b, h, scr)
 
 typedef void (*bwd_head_fn)(float *dqkv, const float *dout, const float *qkv, const float *out,
                             const float *lse, int T, int C, int H, int b, int h, float *scr);
@@ -1232,20 +1212,10 @@ static ALWAYS_INLINE void bwd_body_b(float *dqkv, const float *dout, const float
   add_dkdv(dk, dv, ld, dka, dva, T, hs);
 }
 
-/* Head size 32 (the 800K's and the 3.2M's) with everything inlined, so that
- * the strides and trip counts that follow from it are constants. */
-__attribute__((flatten)) static void bwd_head_b32(float *dqkv, const float *dout, const float *qkv,
-                                                  const float *out, const float *lse, int T, int C,
-                                                  int H, int b, int h, float *scr) {
-  bwd_body_b(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, 32);
-}
-static void bwd_head_b(float *dqkv, const float *dout, const float *qkv, const float *out,
-                       const float *lse, int T, int C, int H, int b, int h, float *scr) {
-  if (C / H == 32)
-    bwd_head_b32(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr);
-  else
-    bwd_body_b(dqkv, dout, qkv, out, lse, T, C, H, b, h, scr, C / H);
-}
+DEF_HS_COPIES(bwd_head_b, bwd_body_b,
+              (float *dqkv, const float *dout, const float *qkv, const float *out,
+               const float *lse, int T, int C, int H, int b, int h, float *scr),
+              dqkv, dout, qkv, out, lse, T, C, H, b, h, scr)
 
 int BT_ISA_FN(bt_attention_backward_bf16_impl)(float *dqkv, const float *dout, const float *qkv,
                                                 const float *out, const float *lse, int B, int T,
