@@ -376,8 +376,9 @@ static float *scratch_alloc(int nt, size_t per_thread) {
 
 /* NAME PARAMS: BODY(ARGS, hs) with hs = C / H, through a copy of BODY
  * inlined whole (flatten) for head size 16 (the 200K's) and 32 (the 800K's
- * and the 3.2M's), whose strides and trip counts are then constants: the
- * backward 5-11% faster on one thread. */
+ * and the 3.2M's), whose strides and trip counts are then constants (one
+ * thread: the backward 4-15% faster, the float32 forward on AVX-512 5-8%;
+ * docs/measurements.md). */
 #define DEF_HS_COPIES(NAME, BODY, PARAMS, ...)                                   \
   __attribute__((flatten)) static void NAME##16 PARAMS { BODY(__VA_ARGS__, 16); } \
   __attribute__((flatten)) static void NAME##32 PARAMS { BODY(__VA_ARGS__, 32); } \
@@ -394,8 +395,8 @@ static float *scratch_alloc(int nt, size_t per_thread) {
  * parallel region of nt threads, the longest blocks (last queries) of a head
  * first. With at least 4 heads a thread, a thread takes whole heads, so it
  * packs a head's K and V once: taken block by block, each thread packed
- * every head (a tenth of the bf16 forward on two threads). With fewer, block
- * by block, for balance. Who does which changes no bits. */
+ * every head (two threads: the forward 2-7% faster). With fewer, block by
+ * block, for balance. Who does which changes no bits. */
 #define FWD_TASKS(nbh, nqb, nt, CALL)                                           \
   do {                                                                          \
     if ((nbh) >= 4L * (nt)) {                                                   \
