@@ -185,6 +185,10 @@ static inline __attribute__((always_inline)) void tile(int ta, int mr, const uin
     if (i < mr) {
       acc[i][0] = load_c ? _mm512_maskz_loadu_ps(m0, C + i * ldc) : _mm512_setzero_ps();
       acc[i][1] = load_c ? _mm512_maskz_loadu_ps(m1, C + i * ldc + 16) : _mm512_setzero_ps();
+      if (!load_c) { /* C's lines come in while the tile runs, not at its stores */
+        __builtin_prefetch(C + i * ldc, 1);
+        __builtin_prefetch(C + i * ldc + nc - 1, 1);
+      }
     }
   for (int q = 0; q < qn; q++) {
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)q * NR);
