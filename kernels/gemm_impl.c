@@ -144,6 +144,11 @@ BT_INLINE void ukr_body(const int mr, int kc, const float *A, const long ars,
     for (int j = 0; j < NV; j++)
       if (i < mr)
         acc[i][j] = load_c ? v_load(C + i * ldc + j * VL) : v_zero();
+  if (!load_c) /* C's lines come in while the tile runs, not at its stores */
+    for (int i = 0; i < mr; i++) {
+      __builtin_prefetch(C + i * ldc, 1);
+      __builtin_prefetch(C + i * ldc + NR - 1, 1);
+    }
   for (int k = 0; k < kc; k++) {
     vf b[NV];
 #pragma GCC unroll 8
