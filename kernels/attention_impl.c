@@ -376,9 +376,8 @@ static float *scratch_alloc(int nt, size_t per_thread) {
 
 /* NAME PARAMS: BODY(ARGS, hs) with hs = C / H, through a copy of BODY
  * inlined whole (flatten) for head size 16 (the 200K's) and 32 (the 800K's
- * and the 3.2M's), whose strides and trip counts are then constants (one
- * thread: the backward 4-15% faster, the float32 forward on AVX-512 5-8%;
- * docs/measurements.md). */
+ * and the 3.2M's), whose strides and trip counts are then constants
+ * (docs/measurements.md). */
 #define DEF_HS_COPIES(NAME, BODY, PARAMS, ...)                                   \
   __attribute__((flatten)) static void NAME##16 PARAMS { BODY(__VA_ARGS__, 16); } \
   __attribute__((flatten)) static void NAME##32 PARAMS { BODY(__VA_ARGS__, 32); } \
@@ -395,8 +394,7 @@ static float *scratch_alloc(int nt, size_t per_thread) {
  * parallel region of nt threads, the longest blocks (last queries) of a head
  * first. With at least 4 heads a thread, a thread takes whole heads, so it
  * packs a head's K and V once: taken block by block, each thread packed
- * every head (two threads: the forward 2-7% faster). With fewer, block by
- * block, for balance. Who does which changes no bits. */
+ * every head. With fewer, block by block, for balance. Who does which changes no bits. */
 #define FWD_TASKS(nbh, nqb, nt, CALL)                                           \
   do {                                                                          \
     if ((nbh) >= 4L * (nt)) {                                                   \
@@ -631,7 +629,7 @@ static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag,
 
 /* The gradients' adds into dqkv, a row of hs floats every ld (3C): they
  * read lines no one has touched in a while, so the rows are fetched ahead
- * (prefetch_rows; the adds waited on them, 10% of the bf16 backward) and
+ * (prefetch_rows; the adds waited on them) and
  * added a vector at a time (the same adds as one at a time). */
 static void prefetch_rows(const float *x, ptrdiff_t ld, int n, int hs) {
   for (int r = 0; r < n; r++)

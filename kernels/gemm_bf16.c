@@ -108,7 +108,7 @@ typedef struct {
 /* Pairs [q0 + qa, q0 + qb) of the chunk that starts at pair q0, all panels,
  * with tb == 0: rows k, k+1 of B hold the pair's columns, read whole and
  * in order (a panel at a time took 128 bytes of each of the chunk's rows,
- * ldb apart, and waited on nearly every line: 40% of a weight gradient);
+ * ldb apart, and waited on nearly every line: docs/measurements.md);
  * pair q of panel p goes to Bp[(p * kchunk + q) * NR + c]. */
 static void pack_b_rows(const job *g, int q0, int qa, int qb) {
   for (int q = qa; q < qb; q++) {
@@ -141,7 +141,7 @@ static void pack_b_panel(const job *g, int p, int q0, int qn, uint32_t *dst) {
  * order, so rows of KCP pairs; with ta == 1 two rows of A hold the block's
  * pairs for every m, which are read whole, a pair at a time, and dealt out
  * MR rows to a tile (tile by tile, each pass took 56 bytes of each of the
- * rows, lda apart, and waited on the lines: a third of a weight gradient). */
+ * rows, lda apart, and waited on the lines). */
 #ifndef APF
 #define APF 8 /* pairs ahead that pack_a_block prefetches, ta == 1 */
 #endif

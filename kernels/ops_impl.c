@@ -522,8 +522,8 @@ double BT_ISA_FN(bt_sumsq)(const float *g, size_t n) {
 /* sum (C) += the column sums of x (N, C): column j's sum is double, over
  * n = 0..N-1 in order, rounded to float once and added. Threads take blocks
  * of columns, a vector of doubles at a time (lanes are columns, so no sum
- * changes order): the bias gradients of the linear layers, which as scalar
- * code took 5% of the 800K's bf16 step. */
+ * changes order): the bias gradients of the linear layers, scalar code when
+ * they were written in kernels/gemm.c, which is built for the baseline ISA. */
 #define COLSUM_CB 64
 void BT_ISA_FN(bt_colsum_add)(float *sum, const float *x, int N, int C) {
   const int nblk = (C + COLSUM_CB - 1) / COLSUM_CB;
