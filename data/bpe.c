@@ -4,6 +4,7 @@
  */
 #include "data/bpe.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -687,7 +688,17 @@ bt_error bt_bpe_save(const bt_bpe *t, const char *path) {
 
 bt_error bt_bpe_load(bt_bpe **out, const char *path) {
   *out = NULL;
-  const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  char alt[4096];
+  if (fd < 0 && errno == ENOENT && snprintf(alt, sizeof alt, "%s.btok", path) < (int)sizeof alt) {
+    const int alt_fd = open(alt, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (alt_fd >= 0) {
+      fd = alt_fd;
+      path = alt;
+    } else {
+      errno = ENOENT; /* the message names the path as given */
+    }
+  }
   if (fd < 0)
     return bt_fail(errno == ENOENT ? BT_ERR_NOT_FOUND : BT_ERR_IO, "cannot open %s: %s", path,
                    strerror(errno));

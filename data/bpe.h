@@ -72,7 +72,9 @@ bt_error bt_bpe_serialize(const bt_bpe *bpe, uint8_t **buf, size_t *len);
 /* A tokenizer from a file image; BT_ERR_FORMAT (not one, or a later version),
  * BT_ERR_CORRUPT, BT_ERR_CHECKSUM, BT_ERR_NOMEM. */
 bt_error bt_bpe_parse(bt_bpe **out, const uint8_t *buf, size_t len);
-/* The same through a file (written atomically). */
+/* The same through a file (written atomically). bt_bpe_load reads path, or
+ * path.btok where path does not exist (bt-tokenize train -o NAME writes
+ * NAME.btok). */
 bt_error bt_bpe_save(const bt_bpe *bpe, const char *path);
 bt_error bt_bpe_load(bt_bpe **out, const char *path);
 

@@ -2,7 +2,7 @@
  * bt-tokenize - byte-level BPE tokenizers (data/bpe.h): train them, apply
  * them, and measure them.
  *
- *   bt-tokenize train --vocab 1K,2K,5K,10K,20K [-o PREFIX] [--bytes N] [-f] [TEXT]
+ *   bt-tokenize train --vocab 1K,2K,5K,10K,20K [-o NAME] [--bytes N] [-f] [TEXT]
  *   bt-tokenize encode -t TOK.btok [-f] [IN [OUT]]
  *   bt-tokenize decode -t TOK.btok [-f] [IN [OUT]]
  *   bt-tokenize stats  -t TOK.btok[,TOK.btok...] [--bytes N] [TEXT]
@@ -22,7 +22,7 @@
 #include "tools/cli.h"
 
 #define SYNOPSIS                                                                     \
-  "train --vocab LIST [-o PREFIX] [--bytes N] [-f] [TEXT]\n"                          \
+  "train --vocab LIST [-o NAME] [--bytes N] [-f] [TEXT]\n"                            \
   "       bt-tokenize encode|decode -t|--tokenizer TOK.btok [-f] [IN [OUT]]\n"          \
   "       bt-tokenize stats -t TOK.btok[,TOK.btok...] [--bytes N] [TEXT]"
 
@@ -34,8 +34,9 @@ static void help(void) {
          "normalised: every byte sequence, text or not, decodes to itself.\n\n"
          "  train    learn the merges of the largest vocabulary in LIST from TEXT (a\n"
          "           file, a .xz file, or a named set: wiki100m, the default), and\n"
-         "           write PREFIX-<size>.btok for each size (the smaller ones are the\n"
-         "           first merges of the larger). Sizes count tokens: 1K = 1000.\n"
+         "           write NAME.btok for one size, NAME-<size>.btok for each of\n"
+         "           several (the smaller ones are the first merges of the larger).\n"
+         "           Sizes count tokens: 1K = 1000.\n"
          "  encode   IN's bytes (default stdin) as tokens: 16-bit little-endian ids\n"
          "           to OUT (default stdout, never a terminal)\n"
          "  decode   the reverse\n"
@@ -43,8 +44,9 @@ static void help(void) {
          "           and its rate with every token coded in log2(V) bits\n\n"
          "Options:\n"
          "  --vocab LIST   vocabulary sizes, 257..65536 (train)\n"
-         "  -o PREFIX      output name prefix (train; default bpe)\n"
-         "  -t, --tokenizer FILES  the tokenizer(s), comma-separated for stats\n"
+         "  -o NAME        output name, .btok added (train; default bpe)\n"
+         "  -t, --tokenizer FILES  the tokenizer(s), comma-separated for stats; TOK\n"
+         "                 stands for TOK.btok where TOK does not exist\n"
          "  --bytes N      use only the first N bytes of TEXT\n"
          "  -f             replace existing outputs\n"
          "  -h, --help     this help\n"
@@ -114,10 +116,19 @@ static int cmd_train(const opts_t *o) {
   }
   if (!nv)
     bt_usage_error("--vocab needs at least one size");
-  const char *prefix = o->prefix ? o->prefix : "bpe";
+  /* One size: -o NAME writes NAME.btok (NAME itself if it ends so); several:
+   * NAME-<size>.btok each. */
+  char base[4096];
+  snprintf(base, sizeof base, "%s", o->prefix ? o->prefix : "bpe");
+  const size_t bl = strlen(base);
+  if (bl > 5 && !strcmp(base + bl - 5, ".btok"))
+    base[bl - 5] = '\0';
   char path[MAXV][4096];
   for (int i = 0; i < nv; i++) {
-    snprintf(path[i], sizeof path[i], "%s-%s.btok", prefix, names[i]);
+    if (nv == 1)
+      snprintf(path[i], sizeof path[i], "%s.btok", base);
+    else
+      snprintf(path[i], sizeof path[i], "%s-%s.btok", base, names[i]);
     struct stat st;
     if (!o->force && lstat(path[i], &st) == 0)
       bt_die("%s already exists (-f replaces it)", path[i]);

@@ -6,7 +6,7 @@ tests/corpus/ckpt from two tiny checkpoints made by bt-train and bt-ckpt:
 The golden files of later formats were made once each, by the build of
 their version, and are never remade: ok-train-v2-wsd.h5, ok-train-v3-seq.h5,
 ok-train-v4-bf16.h5, ok-train-v5-bpe.h5 (a BPE model of 300 tokens):
-  bt-tokenize train --vocab 300 -o gtok TEXT   (TEXT: the first 20,000 bytes of wiki-valid10m)
+  bt-tokenize train --vocab 300 -o gtok-300 TEXT   (TEXT: the first 20,000 bytes of wiki-valid10m)
   bt-train --layers 1 --dim 16 --heads 2 --ctx 32 --batch 2 --steps 2 --log-every 1 \
     --val-split 0.1 -T 1 -q --tokenizer gtok-300.btok -o ok-train-v5-bpe.h5 TEXT
 and ok-train-v6-cadence.h5 (the run's cadence recorded):

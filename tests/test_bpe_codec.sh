@@ -11,7 +11,7 @@ C="$BUILD/bt-compress"
 D="$BUILD/bt-decompress"
 text_slice 400000 > "$WORK/text"
 head -c 60000 "$WORK/text" > "$WORK/in.txt"
-"$BUILD/bt-tokenize" train --vocab 1000 -o "$WORK/tok" "$WORK/text" >/dev/null 2>&1 || bad "bt-tokenize train failed"
+"$BUILD/bt-tokenize" train --vocab 1000 -o "$WORK/tok-1000" "$WORK/text" >/dev/null 2>&1 || bad "bt-tokenize train failed"
 "$BUILD/bt-train" --recipe v1 --layers 2 --dim 32 --heads 2 --ctx 256 --batch 4 --steps 150 --val-split 0.05 --val-every 0 \
   -q -T 2 --tokenizer "$WORK/tok-1000.btok" -o "$WORK/m.h5" "$WORK/text" || bad "training the 1K model failed"
 M="$WORK/m.h5"

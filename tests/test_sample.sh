@@ -9,7 +9,7 @@ text_slice 2000 > "$WORK/prompt"
 M="$SRC/checkpoints/bt-200K.h5"
 # A small BPE model of 300 tokens, trained for a few steps.
 text_slice 200000 > "$WORK/text"
-"$BUILD/bt-tokenize" train --vocab 300 -o "$WORK/tok" "$WORK/text" >/dev/null 2>&1 &&
+"$BUILD/bt-tokenize" train --vocab 300 -o "$WORK/tok-300" "$WORK/text" >/dev/null 2>&1 &&
   "$BUILD/bt-train" --recipe v1 --layers 1 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 30 --val-split 0.05 -q -T 2 \
     --tokenizer "$WORK/tok-300.btok" -o "$WORK/bpe.h5" "$WORK/text" || bad "training a BPE model failed"
 for c in gzip bzip2 "$M" "$WORK/bpe.h5"; do

@@ -13,8 +13,17 @@ touch plain.new  # outputs get a new file's mode (0666 less the umask), as gzip'
 [ "$(stat -c %a b-300.btok)" = "$(stat -c %a plain.new)" ] && ok || bad "b-300.btok has mode $(stat -c %a b-300.btok)"
 cmp -s <(head -c $((20 + 8 * 44)) b-1K.btok | tail -c +21) <(head -c $((20 + 8 * 44)) b-300.btok | tail -c +21) &&
   ok || bad "the 300-token merges are not the first of the 1K's"
-expect 1 "already exists" "train does not replace without -f" -- "$TK" train --vocab 300 -o "$WORK/b" t.txt
-expect 0 "" "train -f replaces" -- "$TK" train --vocab 300 -o "$WORK/b" -f t.txt
+expect 1 "already exists" "train does not replace without -f" -- "$TK" train --vocab 300,1K -o "$WORK/b" t.txt
+expect 0 "" "train -f replaces" -- "$TK" train --vocab 300,1K -o "$WORK/b" -f t.txt
+# one size: -o NAME writes NAME.btok (NAME.btok names itself), and -t NAME finds it
+expect 0 "" "train one size" -- "$TK" train --vocab 300 -o one t.txt
+expect 0 "" "train one size named .btok" -- "$TK" train --vocab 300 -o two.btok t.txt
+[ -s one.btok ] && [ -s two.btok ] && [ ! -e one-300.btok ] && [ ! -e two.btok-300.btok ] && cmp -s one.btok b-300.btok &&
+  ok || bad "one size: not one.btok and two.btok, the same as b-300.btok: $(ls)"
+expect 1 "already exists" "one size does not replace without -f" -- "$TK" train --vocab 300 -o one t.txt
+"$TK" encode --tokenizer one t.txt > one.tok && "$TK" decode --tokenizer one one.tok | cmp -s - t.txt &&
+  cmp -s one.tok <("$TK" encode -t b-300.btok t.txt) && ok || bad "-t one does not find one.btok"
+expect 1 "cannot open nothere:" "a tokenizer that is not there" -- "$TK" encode -t nothere t.txt
 head -c 30000 "$BUILD/bt-tokenize" > bin.dat
 head -c 50000 /dev/urandom > rand.dat
 # every data kind of the data folder: an ImageNet JPEG and a LibriSpeech FLAC, whole, and the ood files

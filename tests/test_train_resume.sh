@@ -217,8 +217,8 @@ fi
 # A BPE model (--tokenizer): its checkpoint holds the tokenizer, a run
 # stopped by SIGTERM resumes to the uninterrupted run's bits (on another
 # thread count), it learns, and a resume with another tokenizer is refused.
-"$BUILD/bt-tokenize" train --vocab 400 -o "$WORK/tok" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
-"$BUILD/bt-tokenize" train --vocab 300 -o "$WORK/tok" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
+"$BUILD/bt-tokenize" train --vocab 400 -o "$WORK/tok-400" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
+"$BUILD/bt-tokenize" train --vocab 300 -o "$WORK/tok-300" "$WORK/small.txt" >/dev/null 2>&1 || bad "bt-tokenize train failed"
 TK=(--recipe v1 --layers 2 --dim 32 --heads 2 --ctx 64 --batch 4 --steps 60 --seed 9 -q --val-split 0.05 --val-every 30
     --ckpt-every 5 --tokenizer "$WORK/tok-400.btok")
 "$TRAIN" "${TK[@]}" -T 2 -o "$WORK/tk.h5" "$WORK/small.txt" || bad "BPE run failed"
