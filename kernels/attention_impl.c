@@ -197,6 +197,51 @@ static ALWAYS_INLINE vf vexp_sm1(vf x) {
 }
 #endif
 
+/*
+ * The bfloat16 path's exp (`--precision bf16` only): P is rounded to
+ * bfloat16 (8 significant bits) before its products, so a degree-4 Taylor
+ * polynomial on |r| <= ln2/2 with fused steps and a one-constant reduction
+ * (relative error < 6e-5, against bfloat16's 2e-3) does, in 11 operations a
+ * vector against the float32 path's 26 (docs/measurements.md, "The bf16
+ * softmax's exp"). x < -86 gives 0 and every other result is a
+ * normal float (>= e^-86), so vscalefps (AVX-512) and 2^n made from exponent
+ * bits (the scalar reference) give the same bits; so do vroundscaleps and
+ * rintf (nearest even).
+ */
+#if VL == 1
+static ALWAYS_INLINE vf vexpb_sm1(vf x) {
+  if (x != x)
+    return x;
+  const float xc = x > -86.0f ? (x < 88.0f ? x : 88.0f) : -86.0f;
+  const float n = rintf(xc * 1.44269504088896341f);
+  const float r = fmaf(n, -0.693147180559945309f, xc);
+  float p = fmaf(1.0f / 24.0f, r, 1.0f / 6.0f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 1.0f);
+  p = fmaf(p, r, 1.0f);
+  return x < -86.0f ? 0.0f : p * bt_bits_to_float_((uint32_t)((int32_t)n + 127) << 23);
+}
+#elif VL == 16
+static ALWAYS_INLINE vf vexpb_sm1(vf x) {
+  /* max and min return their second operand for NaN: x's NaN goes through */
+  const vf xc = _mm512_min_ps(vset1(88.0f), _mm512_max_ps(vset1(-86.0f), x));
+  const vf n = _mm512_roundscale_ps(vmul(xc, vset1(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf r = _mm512_fmadd_ps(n, vset1(-0.693147180559945309f), xc);
+  vf p = _mm512_fmadd_ps(vset1(1.0f / 24.0f), r, vset1(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, vset1(0.5f));
+  p = _mm512_fmadd_ps(p, r, vset1(1.0f));
+  p = _mm512_fmadd_ps(p, r, vset1(1.0f));
+  return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, vset1(-86.0f), _CMP_NLT_UQ), p, n);
+}
+#else /* no bfloat16 path here; never called */
+#define vexpb_sm1 vexp_sm1
+#endif
+static ALWAYS_INLINE void vexpb_sm4(vf *y, const vf *x) {
+  UNROLL for (int i = 0; i < NX; i++)
+    y[i] = vexpb_sm1(x[i]);
+}
+
 /* ==================================================================== */
 /* Microkernel                                                          */
 /* ==================================================================== */
@@ -426,9 +471,9 @@ static int pick_threads(long ntasks) {
 /* Online-softmax step for one key tile: turns S^T (nk, ncq) into P^T in place
  * with P = exp(S - m_new), masked entries 0, and updates m, l and O^T. tmax:
  * the tile's column maxima if known (max is exact: any order, same bits). */
-static void fwd_softmax_tile(float *ST, int nk, int ncq, int diag,
-                             const float *tmax, float *m,
-                             float *l, float *OT, int hs) {
+static ALWAYS_INLINE void fwd_softmax_body(float *ST, int nk, int ncq, int diag,
+                                           const float *tmax, float *m, float *l, float *OT,
+                                           int hs, const int fx) {
   const vf lanes = vlanes(), ninf = vset1(-__builtin_inff());
   for (int c = 0; c < ncq; c += VL) {
     int jmax = diag && nk > c + VL ? c + VL : nk; /* later keys: all masked */
@@ -444,7 +489,7 @@ static void fwd_softmax_tile(float *ST, int nk, int ncq, int diag,
       }
     }
     vf mo = vload(m + c), mn = vmax(mo, mt);
-    vf alpha = vexp_sm1(vsub(mo, mn)); /* 0 on the first tile (m = -inf) */
+    vf alpha = fx ? vexpb_sm1(vsub(mo, mn)) : vexp_sm1(vsub(mo, mn)); /* 0 on the first tile (m = -inf) */
     vf lt = vzero();
     int jj = 0;
     for (; jj + NX <= jmax; jj += NX) {
@@ -455,7 +500,10 @@ static void fwd_softmax_tile(float *ST, int nk, int ncq, int diag,
           s = vsel(vgt(vset1((float)(jj + i - c)), lanes), ninf, s);
         x[i] = vsub(s, mn);
       }
-      vexp_sm4(p, x);
+      if (fx)
+        vexpb_sm4(p, x);
+      else
+        vexp_sm4(p, x);
       UNROLL for (int i = 0; i < NX; i++) {
         vstore(ST + (jj + i) * BQ + c, p[i]);
         lt = vadd(lt, p[i]);
@@ -465,7 +513,7 @@ static void fwd_softmax_tile(float *ST, int nk, int ncq, int diag,
       vf s = vload(ST + jj * BQ + c);
       if (diag)
         s = vsel(vgt(vset1((float)(jj - c)), lanes), ninf, s);
-      vf p = vexp_sm1(vsub(s, mn));
+      vf p = fx ? vexpb_sm1(vsub(s, mn)) : vexp_sm1(vsub(s, mn));
       vstore(ST + jj * BQ + c, p);
       lt = vadd(lt, p);
     }
@@ -476,6 +524,11 @@ static void fwd_softmax_tile(float *ST, int nk, int ncq, int diag,
     for (int d = 0; d < hs; d++)
       vstore(OT + d * BQ + c, vmul(vload(OT + d * BQ + c), alpha));
   }
+}
+
+static void fwd_softmax_tile(float *ST, int nk, int ncq, int diag, const float *tmax, float *m,
+                             float *l, float *OT, int hs) {
+  fwd_softmax_body(ST, nk, ncq, diag, tmax, m, l, OT, hs, 0);
 }
 
 /* A thread's packed K and V (T, hs) of one (b,h), filled as far as needed. */
@@ -593,8 +646,8 @@ static ALWAYS_INLINE void bwd_ds_store(float *sp, float *dpp, vf p, vf dv, int d
 
 /* P = exp(S - lse) and dS = P (dP - D) for one tile, in place in S^T, dP^T;
  * masked entries 0. */
-static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag,
-                             const float *L, const float *D) {
+static ALWAYS_INLINE void bwd_softmax_body(float *ST, float *dPT, int nk, int ncq, int diag,
+                                           const float *L, const float *D, const int fx) {
   const vf lanes = vlanes(), ninf = vset1(-__builtin_inff()), zero = vzero();
   for (int c = 0; c < ncq; c += VL) {
     int jmax = diag && nk > c + VL ? c + VL : nk;
@@ -608,7 +661,10 @@ static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag,
           s = vsel(vgt(vset1((float)(jj + i - c)), lanes), ninf, s);
         x[i] = vsub(s, lv);
       }
-      vexp_sm4(p, x);
+      if (fx)
+        vexpb_sm4(p, x);
+      else
+        vexp_sm4(p, x);
       UNROLL for (int i = 0; i < NX; i++)
         bwd_ds_store(ST + (jj + i) * BQ + c, dPT + (jj + i) * BQ + c, p[i], dv, diag,
                      jj + i - c, lanes);
@@ -617,7 +673,7 @@ static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag,
       vf s = vload(ST + jj * BQ + c);
       if (diag)
         s = vsel(vgt(vset1((float)(jj - c)), lanes), ninf, s);
-      bwd_ds_store(ST + jj * BQ + c, dPT + jj * BQ + c, vexp_sm1(vsub(s, lv)), dv,
+      bwd_ds_store(ST + jj * BQ + c, dPT + jj * BQ + c, (fx ? vexpb_sm1(vsub(s, lv)) : vexp_sm1(vsub(s, lv))), dv,
                    diag, jj - c, lanes);
     }
     for (int jj = jmax; jj < nk; jj++) {
@@ -625,6 +681,11 @@ static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag,
       vstore(dPT + jj * BQ + c, zero);
     }
   }
+}
+
+static void bwd_softmax_tile(float *ST, float *dPT, int nk, int ncq, int diag, const float *L,
+                             const float *D) {
+  bwd_softmax_body(ST, dPT, nk, ncq, diag, L, D, 0);
 }
 
 /* The gradients' adds into dqkv, a row of hs floats every ld (3C): they
@@ -1112,7 +1173,7 @@ static void fwd_block_b(float *out, float *lse, const float *qkv, int T, int C, 
       for (int c = 0; c < ncq; c++)
         mt[c] = -__builtin_inff();
     scores_tb(ST, KP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, QP, diag, mt);
-    fwd_softmax_tile(ST, nk, ncq, diag, mt, m, l, OT, hs);
+    fwd_softmax_body(ST, nk, ncq, diag, mt, m, l, OT, hs, 1); /* bf16's exp */
     keys_product(OT, VT + j0 / 2, tp, ST, PP, nk, ncq, diag, hs); /* O^T += V^T P^T */
   }
   fwd_out(out + ((ptrdiff_t)b * T + i0) * C + h * hs, C, lse + ((ptrdiff_t)b * H + h) * T + i0,
@@ -1189,7 +1250,7 @@ static ALWAYS_INLINE void bwd_body_b(float *dqkv, const float *dout, const float
       const int nk = iend - j0 < BK ? iend - j0 : BK, diag = j0 == i0;
       scores_tb(ST, KP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, QP, diag, NULL);  /* S^T */
       scores_tb(dPT, VP + (ptrdiff_t)j0 * hsp, nk, ncq, hsp, dOP, diag, NULL); /* dP^T */
-      bwd_softmax_tile(ST, dPT, nk, ncq, diag, L, D);
+      bwd_softmax_body(ST, dPT, nk, ncq, diag, L, D, 1); /* bf16's exp */
       /* dQ^T += K^T dS^T, scaled at the end */
       keys_product(dQT, KT + j0 / 2, tp, dPT, dSK, nk, ncq, diag, hs);
       for (int jj = 0; jj < nk; jj++) {
