@@ -202,7 +202,7 @@ def main():
         with open(wtext, "wb") as f:
             f.write(words)
         for v in (300, 320):
-            subprocess.run([TOKENIZE, "train", "--vocab", str(v), "-o", os.path.join(work, "tok"), wtext],
+            subprocess.run([TOKENIZE, "train", "--vocab", str(v), "-o", os.path.join(work, f"tok-{v}"), wtext],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         bpe = os.path.join(work, "bpe.h5")
         r = subprocess.run([TRAIN, "--recipe", "v1", "--layers", "1", "--dim", "16", "--heads", "2", "--ctx", "32", "--batch", "2",
