@@ -241,6 +241,14 @@ static ALWAYS_INLINE void vexpb_sm4(vf *y, const vf *x) {
   UNROLL for (int i = 0; i < NX; i++)
     y[i] = vexpb_sm1(x[i]);
 }
+/* The softmax's exp: the bf16 path's (fx, a constant) or the float32 one. */
+static ALWAYS_INLINE vf exp_sm1(const int fx, vf x) { return fx ? vexpb_sm1(x) : vexp_sm1(x); }
+static ALWAYS_INLINE void exp_sm4(const int fx, vf *y, const vf *x) {
+  if (fx)
+    vexpb_sm4(y, x);
+  else
+    vexp_sm4(y, x);
+}
 
 /* ==================================================================== */
 /* Microkernel                                                          */
@@ -489,7 +497,7 @@ static ALWAYS_INLINE void fwd_softmax_body(float *ST, int nk, int ncq, int diag,
       }
     }
     vf mo = vload(m + c), mn = vmax(mo, mt);
-    vf alpha = fx ? vexpb_sm1(vsub(mo, mn)) : vexp_sm1(vsub(mo, mn)); /* 0 on the first tile (m = -inf) */
+    vf alpha = exp_sm1(fx, vsub(mo, mn)); /* 0 on the first tile (m = -inf) */
     vf lt = vzero();
     int jj = 0;
     for (; jj + NX <= jmax; jj += NX) {
@@ -500,10 +508,7 @@ static ALWAYS_INLINE void fwd_softmax_body(float *ST, int nk, int ncq, int diag,
           s = vsel(vgt(vset1((float)(jj + i - c)), lanes), ninf, s);
         x[i] = vsub(s, mn);
       }
-      if (fx)
-        vexpb_sm4(p, x);
-      else
-        vexp_sm4(p, x);
+      exp_sm4(fx, p, x);
       UNROLL for (int i = 0; i < NX; i++) {
         vstore(ST + (jj + i) * BQ + c, p[i]);
         lt = vadd(lt, p[i]);
@@ -513,7 +518,7 @@ static ALWAYS_INLINE void fwd_softmax_body(float *ST, int nk, int ncq, int diag,
       vf s = vload(ST + jj * BQ + c);
       if (diag)
         s = vsel(vgt(vset1((float)(jj - c)), lanes), ninf, s);
-      vf p = fx ? vexpb_sm1(vsub(s, mn)) : vexp_sm1(vsub(s, mn));
+      vf p = exp_sm1(fx, vsub(s, mn));
       vstore(ST + jj * BQ + c, p);
       lt = vadd(lt, p);
     }
@@ -661,10 +666,7 @@ static ALWAYS_INLINE void bwd_softmax_body(float *ST, float *dPT, int nk, int nc
           s = vsel(vgt(vset1((float)(jj + i - c)), lanes), ninf, s);
         x[i] = vsub(s, lv);
       }
-      if (fx)
-        vexpb_sm4(p, x);
-      else
-        vexp_sm4(p, x);
+      exp_sm4(fx, p, x);
       UNROLL for (int i = 0; i < NX; i++)
         bwd_ds_store(ST + (jj + i) * BQ + c, dPT + (jj + i) * BQ + c, p[i], dv, diag,
                      jj + i - c, lanes);
@@ -673,7 +675,7 @@ static ALWAYS_INLINE void bwd_softmax_body(float *ST, float *dPT, int nk, int nc
       vf s = vload(ST + jj * BQ + c);
       if (diag)
         s = vsel(vgt(vset1((float)(jj - c)), lanes), ninf, s);
-      bwd_ds_store(ST + jj * BQ + c, dPT + jj * BQ + c, (fx ? vexpb_sm1(vsub(s, lv)) : vexp_sm1(vsub(s, lv))), dv,
+      bwd_ds_store(ST + jj * BQ + c, dPT + jj * BQ + c, exp_sm1(fx, vsub(s, lv)), dv,
                    diag, jj - c, lanes);
     }
     for (int jj = jmax; jj < nk; jj++) {
