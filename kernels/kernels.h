@@ -251,6 +251,9 @@ double bt_sumsq(const float *g, size_t n);
 void bt_scale(float *x, size_t n, float s);
 /* out (n) = a + b; may alias. */
 void bt_add(float *out, const float *a, const float *b, size_t n);
+/* out (n) = a x + b y: the two products, then their sum (no fused multiply-add,
+ * so every path gives the same bits); out may alias x or y. */
+void bt_axpby(float *out, float a, const float *x, float b, const float *y, size_t n);
 /* sum (C) += column sums of x (N, C), each in double over n = 0..N-1 in
  * order, rounded to float (the linear layers' bias gradients). */
 void bt_colsum_add(float *sum, const float *x, int N, int C);

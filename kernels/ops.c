@@ -46,6 +46,7 @@ BT_DECLARE_ISA3(void, bt_adamw_update,
 BT_DECLARE_ISA3(double, bt_sumsq, (const float *g, size_t n))
 BT_DECLARE_ISA3(void, bt_scale, (float *x, size_t n, float s))
 BT_DECLARE_ISA3(void, bt_add, (float *out, const float *a, const float *b, size_t n))
+BT_DECLARE_ISA3(void, bt_axpby, (float *out, float a, const float *x, float b, const float *y, size_t n))
 BT_DECLARE_ISA3(void, bt_colsum_add, (float *sum, const float *x, int N, int C))
 BT_DECLARE_ISA3(void, bt_exp_vec, (float *out, const float *in, size_t n))
 
@@ -124,6 +125,10 @@ double bt_sumsq(const float *g, size_t n) {
 }
 
 void bt_scale(float *x, size_t n, float s) { BT_PROF_CALL(BT_PROF_OPTIM, 0, BT_PICK_ISA(bt_scale)(x, n, s)); }
+
+void bt_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {
+  BT_PROF_CALL(BT_PROF_OPTIM, 0, BT_PICK_ISA(bt_axpby)(out, a, x, b, y, n));
+}
 
 void bt_add(float *out, const float *a, const float *b, size_t n) {
   BT_PROF_CALL(BT_PROF_OPTIM, 0, BT_PICK_ISA(bt_add)(out, a, b, n));

@@ -564,6 +564,14 @@ void BT_ISA_FN(bt_add)(float *out, const float *a, const float *b, size_t n) {
   }
 }
 
+void BT_ISA_FN(bt_axpby)(float *out, float a, const float *x, float b, const float *y, size_t n) {
+  ptrdiff_t nn = (ptrdiff_t)n;
+  /* out may alias x or y, as in bt_add */
+#pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)
+  for (ptrdiff_t i = 0; i < nn; i++)
+    out[i] = a * x[i] + b * y[i];
+}
+
 void BT_ISA_FN(bt_exp_vec)(float *out, const float *in, size_t n) {
   ptrdiff_t nn = (ptrdiff_t)n;
 #pragma omp parallel for simd schedule(simd : static) if (n >= PAR_MIN_ELEMS)

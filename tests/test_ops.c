@@ -191,6 +191,18 @@ static void add_n(const void *p, float *r) {
   for (size_t i = 0; i < c->n; i++)
     r[i] = c->inp[i] + c->dout[i];
 }
+static void axpby_f(const void *p, float *r) { /* aliased: r = 0.93 r - 0.61 dout */
+  const ew_ctx *c = p;
+  memcpy(r, c->inp, c->n * sizeof *r);
+  bt_axpby(r, 0.93f, r, -0.61f, c->dout, c->n);
+}
+static void axpby_n(const void *p, float *r) { /* the two products apart, then the sum */
+  const ew_ctx *c = p;
+  for (size_t i = 0; i < c->n; i++) {
+    volatile float ax = 0.93f * c->inp[i], by = -0.61f * c->dout[i];
+    r[i] = ax + by;
+  }
+}
 /* sumsq as a 2-float result: the double's bits */
 static void sumsq_f(const void *p, float *r) {
   const ew_ctx *c = p;
@@ -545,6 +557,7 @@ static void test_elementwise(size_t n) {
   check_op("gelu_backward", gelu_bwd, gelu_bwd_n, &c, n, 1e-6, 1.0); /* accumulates */
   check_op("scale", scale_f, scale_n, &c, n, 0, 1e-6);
   check_op("add", add_f, add_n, &c, n, 0, 1e-6);
+  check_op("axpby", axpby_f, axpby_n, &c, n, 0, 1e-6);
   check_fill(c.inp, n, 43, 80.0f); /* exp over [-80, 80) */
   check_op("exp_vec", expv, expv_n, &c, n, 4e-7, 0);
   /* bt_exp_vec gives bt_expf's bits */

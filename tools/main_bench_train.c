@@ -92,13 +92,22 @@ static void print_kernels(const bt_prof *pr, double total, int steps, int json) 
     printf("]}\n");
 }
 
+/* One optimizer step at bt-train's defaults: AdamW alone, or Muon on the
+ * layers' matrices and AdamW on the rest (recipe v4). */
+static void step_optimizer(bt_model *m, int muon, int step) {
+  if (!muon)
+    bt_model_adamw(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+  else if (bt_model_muon(m, 1e-3f, 0.95f, 0.9f, 0.95f, 1e-8f, 0.1f, step))
+    die("muon");
+}
+
 int main(int argc, char **argv) {
   bt_cli_init("bt-bench-train", "[options] (see --help)");
   bt_cli_apply_isa();
   const char *presets = "200K,800K,3.2M";
-  int B = 8, T = 2048, steps = 3, threads = 2, json = 0, bf16 = 0;
+  int B = 8, T = 2048, steps = 3, threads = 2, json = 0, bf16 = 0, muon = 0;
   const char *gemm = NULL;
-#define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--precision fp32|bf16] [--gemm own|blas] [--json]\n"
+#define USAGE "usage: bt-bench-train [--presets LIST] [--batch B] [--ctx T] [--steps N] [-T N] [--precision fp32|bf16] [--gemm own|blas] [--optimizer adamw|muon] [--json]\n"
   if (bt_cli_wants_help(argc, argv)) {
     fputs(USAGE, stdout);
     return 0;
@@ -114,6 +123,12 @@ int main(int argc, char **argv) {
       gemm = argv[++i];
       if (strcmp(gemm, "own") && strcmp(gemm, "blas"))
         bt_usage_error("--gemm wants own or blas, not '%s'", gemm);
+    }
+    else if (!strcmp(argv[i], "--optimizer") && i + 1 < argc) {
+      const char *o = argv[++i];
+      if (strcmp(o, "adamw") && strcmp(o, "muon"))
+        bt_usage_error("--optimizer wants adamw or muon, not '%s'", o);
+      muon = !strcmp(o, "muon");
     }
     else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
       const char *p = argv[++i];
@@ -158,7 +173,7 @@ int main(int argc, char **argv) {
   snprintf(list, sizeof list, "%s", presets);
   if (!json)
     printf("%-6s %9s %10s %10s %10s %9s %9s %9s %12s %12s %7s\n", "preset", "params", "lin GF/s",
-           "attF GF/s", "attB GF/s", "fwd ms", "bwd ms", "adam ms", "fwd+bwd t/s", "GFLOP/s", "MFU");
+           "attF GF/s", "attB GF/s", "fwd ms", "bwd ms", "optim ms", "fwd+bwd t/s", "GFLOP/s", "MFU");
   for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
     bt_config cfg;
     if (bt_config_preset(tok, &cfg)) {
@@ -174,7 +189,7 @@ int main(int argc, char **argv) {
     bench_attention(B, T, C, cfg.n_head, &af, &ab);
     float loss;
     if (bt_model_forward(m, text, B, T, &loss) || bt_model_backward(m)) die("warmup");
-    bt_model_adamw(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+    step_optimizer(m, muon, 1);
     double tf = 0, tb = 0, ta = 0;
     bt_prof_enable(1); /* the kernels' shares of the timed steps */
     for (int s = 0; s < steps; s++) {
@@ -183,7 +198,7 @@ int main(int argc, char **argv) {
       double t1 = bt_now_s();
       if (bt_model_backward(m)) die("backward");
       double t2 = bt_now_s();
-      bt_model_adamw(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 2);
+      step_optimizer(m, muon, s + 2);
       tf += t1 - t0, tb += t2 - t1, ta += bt_now_s() - t2;
     }
     const bt_prof pr = bt_prof_totals();

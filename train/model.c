@@ -475,6 +475,17 @@ void bt_model_adamw(bt_model *m, float lr, float beta1, float beta2, float eps,
   }
 }
 
+/* dst (cols, rows) = src (rows, cols)^T times s, in 32 x 32 tiles. */
+static void transpose_scaled(float *dst, const float *src, int rows, int cols, float s) {
+  enum { TB = 32 };
+#pragma omp parallel for schedule(static) if ((long)rows * cols >= 1L << 15)
+  for (int i0 = 0; i0 < rows; i0 += TB)
+    for (int j0 = 0; j0 < cols; j0 += TB)
+      for (int j = j0; j < j0 + TB && j < cols; j++)
+        for (int i = i0; i < i0 + TB && i < rows; i++)
+          dst[(size_t)j * rows + i] = src[(size_t)i * cols + j] * s;
+}
+
 /* Newton-Schulz: X (r, c), r <= c, of Frobenius norm <= 1, towards the
  * orthogonal factor of its polar decomposition, in place. The quintic's
  * coefficients are Keller Jordan's (Muon, 2024): they push every singular
@@ -485,11 +496,9 @@ static void newton_schulz5(float *X, int r, int c, float *A, float *AA, float *B
   for (int it = 0; it < 5; it++) {
     bt_gemm_train(0, 1, r, r, c, X, c, X, c, A, r, 0); /* A = X X^T */
     bt_gemm_train(0, 0, r, r, r, A, r, A, r, AA, r, 0); /* AA = A A */
-    for (size_t i = 0; i < rr; i++)
-      A[i] = b * A[i] + cc * AA[i]; /* B = b A + c A^2 */
+    bt_axpby(A, b, A, cc, AA, rr);                      /* B = b A + c A^2 */
     bt_gemm_train(0, 0, r, c, r, A, r, X, c, BX, c, 0); /* B X */
-    for (size_t i = 0; i < rc; i++)
-      X[i] = a * X[i] + BX[i];
+    bt_axpby(X, a, X, 1.0f, BX, rc);                    /* a X + B X (1 x is x) */
   }
 }
 
@@ -524,29 +533,21 @@ bt_error bt_model_muon(bt_model *m, float lr, float mu, float beta1, float beta2
     for (int l = 0; l < L; l++) {
       float *W = m->params + t->offset + l * n, *M = mm + t->offset + l * n;
       const float *G = m->grads + t->offset + l * n;
-      double ss = 0;
-      for (size_t j = 0; j < n; j++) {
-        M[j] = mu * M[j] + G[j];
-        const float u = G[j] + mu * M[j];
-        ss += (double)u * u;
-        BX[j] = u;
-      }
+      bt_axpby(M, mu, M, 1.0f, G, n);  /* M = mu M + G */
+      bt_axpby(BX, mu, M, 1.0f, G, n); /* U = G + mu M (Nesterov) */
+      double ss = 0;                   /* in order: these bits are the run's */
+      for (size_t j = 0; j < n; j++)
+        ss += (double)BX[j] * BX[j];
       const float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
-      if (tr) { /* X = U^T / |U| */
-        for (int a = 0; a < R; a++)
-          for (int b = 0; b < Cc; b++)
-            X[(size_t)b * R + a] = BX[(size_t)a * Cc + b] * inv;
-      } else {
-        for (size_t j = 0; j < n; j++)
-          X[j] = BX[j] * inv;
-      }
+      if (tr) /* X = U^T / |U| */
+        transpose_scaled(X, BX, R, Cc, inv);
+      else
+        memcpy(X, BX, n * sizeof *X), bt_scale(X, n, inv);
       newton_schulz5(X, r, c, A, AA, BX);
-      const float decay = 1.0f - lr * weight_decay;
-      for (int a = 0; a < R; a++)
-        for (int b = 0; b < Cc; b++) {
-          const float u = tr ? X[(size_t)b * R + a] : X[(size_t)a * Cc + b];
-          W[(size_t)a * Cc + b] = W[(size_t)a * Cc + b] * decay - lr * scale * u;
-        }
+      if (tr) /* back to (R, Cc) */
+        transpose_scaled(BX, X, Cc, R, 1.0f);
+      /* W = W (1 - lr wd) - (lr scale) U */
+      bt_axpby(W, 1.0f - lr * weight_decay, W, -(lr * scale), tr ? BX : X, n);
     }
   }
   free(X), free(BX), free(A), free(AA);
