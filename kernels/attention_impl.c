@@ -197,43 +197,11 @@ static ALWAYS_INLINE vf vexp_sm1(vf x) {
 }
 #endif
 
-/*
- * The bfloat16 path's exp (`--precision bf16` only): P is rounded to
- * bfloat16 (8 significant bits) before its products, so a degree-4 Taylor
- * polynomial on |r| <= ln2/2 with fused steps and a one-constant reduction
- * (relative error < 6e-5, against bfloat16's 2e-3) does, in 11 operations a
- * vector against the float32 path's 26 (docs/measurements.md, "The bf16
- * softmax's exp"). x < -86 gives 0 and every other result is a
- * normal float (>= e^-86), so vscalefps (AVX-512) and 2^n made from exponent
- * bits (the scalar reference) give the same bits; so do vroundscaleps and
- * rintf (nearest even).
- */
+/* The bfloat16 path's exp: bt_expb_inline (kernels/bf16.h). */
 #if VL == 1
-static ALWAYS_INLINE vf vexpb_sm1(vf x) {
-  if (x != x)
-    return x;
-  const float xc = x > -86.0f ? (x < 88.0f ? x : 88.0f) : -86.0f;
-  const float n = rintf(xc * 1.44269504088896341f);
-  const float r = fmaf(n, -0.693147180559945309f, xc);
-  float p = fmaf(1.0f / 24.0f, r, 1.0f / 6.0f);
-  p = fmaf(p, r, 0.5f);
-  p = fmaf(p, r, 1.0f);
-  p = fmaf(p, r, 1.0f);
-  return x < -86.0f ? 0.0f : p * bt_bits_to_float_((uint32_t)((int32_t)n + 127) << 23);
-}
+static ALWAYS_INLINE vf vexpb_sm1(vf x) { return bt_expb_inline(x); }
 #elif VL == 16
-static ALWAYS_INLINE vf vexpb_sm1(vf x) {
-  /* max and min return their second operand for NaN: x's NaN goes through */
-  const vf xc = _mm512_min_ps(vset1(88.0f), _mm512_max_ps(vset1(-86.0f), x));
-  const vf n = _mm512_roundscale_ps(vmul(xc, vset1(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const vf r = _mm512_fmadd_ps(n, vset1(-0.693147180559945309f), xc);
-  vf p = _mm512_fmadd_ps(vset1(1.0f / 24.0f), r, vset1(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, vset1(0.5f));
-  p = _mm512_fmadd_ps(p, r, vset1(1.0f));
-  p = _mm512_fmadd_ps(p, r, vset1(1.0f));
-  return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, vset1(-86.0f), _CMP_NLT_UQ), p, n);
-}
+static ALWAYS_INLINE vf vexpb_sm1(vf x) { return bt_expb512(x); }
 #else /* no bfloat16 path here; never called */
 #define vexpb_sm1 vexp_sm1
 #endif

@@ -14,6 +14,7 @@
 #ifndef BT_BF16_H
 #define BT_BF16_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -66,5 +67,50 @@ static inline __attribute__((always_inline)) float bt_bf16_dp_inline(float acc, 
   acc = bt_bf16_daz_inline(__builtin_fmaf(a1, b1, bt_bf16_daz_inline(acc)));
   return bt_bf16_daz_inline(__builtin_fmaf(a0, b0, acc));
 }
+
+/*
+ * exp for the bfloat16 training path (`--precision bf16` only), whose results
+ * are rounded to bfloat16 (8 significant bits) before their products: the
+ * softmax's P and GELU's sigmoid. A degree-4 Taylor polynomial on
+ * |r| <= ln2/2 with fused steps and a one-constant reduction: relative error
+ * < 6e-5 (against bfloat16's 2e-3), 11 operations a vector against the
+ * float32 exp's 26 (docs/measurements.md, "The bf16 softmax's exp").
+ * x is clamped to [-86, 88]; x < -86 gives 0 and every other result is a
+ * normal float (e^-86 to e^88), so vscalefps (AVX-512) and 2^n made from
+ * exponent bits (this scalar reference) give the same bits; so do
+ * vroundscaleps and rintf (nearest even). NaN stays NaN.
+ */
+static inline __attribute__((always_inline)) float bt_expb_inline(float x) {
+  if (x != x)
+    return x;
+  const float xc = x > -86.0f ? (x < 88.0f ? x : 88.0f) : -86.0f;
+  const float n = rintf(xc * 1.44269504088896341f);
+  const float r = fmaf(n, -0.693147180559945309f, xc);
+  float p = fmaf(1.0f / 24.0f, r, 1.0f / 6.0f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 1.0f);
+  p = fmaf(p, r, 1.0f);
+  const uint32_t e = (uint32_t)((int32_t)n + 127) << 23;
+  float s;
+  memcpy(&s, &e, sizeof s);
+  return x < -86.0f ? 0.0f : p * s;
+}
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* bt_expb_inline on 16 floats, the same bits. */
+static inline __attribute__((always_inline)) __m512 bt_expb512(__m512 x) {
+  /* max and min return their second operand for NaN: x's NaN goes through */
+  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-86.0f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693147180559945309f), xc);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24.0f), r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-86.0f), _CMP_NLT_UQ), p, n);
+}
+#endif
 
 #endif

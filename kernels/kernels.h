@@ -208,7 +208,10 @@ void bt_layernorm_backward_set(float *dinp, float *dw, float *db, const float *d
                            const float *rstd, int N, int C);
 
 /* GELU, tanh approximation (PyTorch approximate='tanh', jax.nn.gelu default):
- * out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+ * out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). While the GEMM
+ * backend is BT_GEMM_BF16 (bt-train --precision bf16), these three take the
+ * bf16 path's cheaper exp (relative error < 1e-4; the same bits on every ISA
+ * path); otherwise float32 to about an ulp. */
 void bt_gelu_forward(float *out, const float *inp, size_t n);
 /* dinp (n) += dout * gelu'(inp) */
 void bt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);

@@ -29,6 +29,9 @@ BT_DECLARE_ISA3(void, bt_layernorm_backward_set,
 BT_DECLARE_ISA3(void, bt_gelu_forward, (float *out, const float *inp, size_t n))
 BT_DECLARE_ISA3(void, bt_gelu_backward,
                 (float *dinp, const float *inp, const float *dout, size_t n))
+BT_DECLARE_ISA3(void, bt_gelu_forward_bf16, (float *out, const float *inp, size_t n))
+BT_DECLARE_ISA3(void, bt_gelu_backward_bf16, (float *dinp, const float *inp, const float *dout, size_t n))
+BT_DECLARE_ISA3(void, bt_gelu_backward_set_bf16, (float *dinp, const float *inp, const float *dout, size_t n))
 BT_DECLARE_ISA3(void, bt_gelu_backward_set,
                 (float *dinp, const float *inp, const float *dout, size_t n))
 BT_DECLARE_ISA3(void, bt_rope_forward,
@@ -81,16 +84,20 @@ void bt_layernorm_backward_set(float *dinp, float *dw, float *db, const float *d
   BT_PROF_CALL(BT_PROF_LAYERNORM, 0, BT_PICK_ISA(bt_layernorm_backward_set)(dinp, dw, db, dout, inp, w, mean, rstd, N, C));
 }
 
+/* The bf16 training path has its own GELU (ops_impl.c, "The bfloat16 path's
+ * GELU"); everything else, inference included, the float32 one. */
+#define GELU_PICK(name) (bt_gemm_get_backend() == BT_GEMM_BF16 ? BT_PICK_ISA(name##_bf16) : BT_PICK_ISA(name))
+
 void bt_gelu_forward(float *out, const float *inp, size_t n) {
-  BT_PROF_CALL(BT_PROF_GELU, 0, BT_PICK_ISA(bt_gelu_forward)(out, inp, n));
+  BT_PROF_CALL(BT_PROF_GELU, 0, GELU_PICK(bt_gelu_forward)(out, inp, n));
 }
 
 void bt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-  BT_PROF_CALL(BT_PROF_GELU, 0, BT_PICK_ISA(bt_gelu_backward)(dinp, inp, dout, n));
+  BT_PROF_CALL(BT_PROF_GELU, 0, GELU_PICK(bt_gelu_backward)(dinp, inp, dout, n));
 }
 
 void bt_gelu_backward_set(float *dinp, const float *inp, const float *dout, size_t n) {
-  BT_PROF_CALL(BT_PROF_GELU, 0, BT_PICK_ISA(bt_gelu_backward_set)(dinp, inp, dout, n));
+  BT_PROF_CALL(BT_PROF_GELU, 0, GELU_PICK(bt_gelu_backward_set)(dinp, inp, dout, n));
 }
 
 void bt_rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C,

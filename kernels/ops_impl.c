@@ -37,6 +37,7 @@
 #endif
 #endif
 
+#include "kernels/bf16.h"
 #include "kernels/isa_impl.h"
 #include "kernels/kernels.h"
 #include "kernels/mathfn.h"
@@ -354,6 +355,92 @@ void BT_ISA_FN(bt_gelu_backward)(float *dinp, const float *inp, const float *dou
 
 void BT_ISA_FN(bt_gelu_backward_set)(float *dinp, const float *inp, const float *dout, size_t n) {
   gelu_backward(dinp, inp, dout, n, 1);
+}
+
+/* The bfloat16 path's GELU (`--precision bf16`; ops.c picks it when the
+ * GEMM backend is bf16): its output and its gradient are rounded to bfloat16
+ * before their products, so it takes bt_expb_inline (kernels/bf16.h, relative
+ * error < 6e-5) and fused steps; float32 GELU's exp has 26 operations and
+ * keeps every multiply and add apart. With m = -2u = x (c1 + c3 x^2):
+ *   gelu(x)  = x / (1 + e),  e = exp(m)
+ *   gelu'(x) = s + (x 2u') (e s) s,  s = 1 / (1 + e),  2u' = c2 + c6 x^2.
+ * The scalar and avx2 copies are plain C with fmaf, the avx512 one the same
+ * operations in intrinsics: identical bits (test_ops). e <= e^88 stays
+ * finite, so large |x| needs no cap. */
+#define GELUB_C1 -1.59576917f   /* -2k */
+#define GELUB_C3 -0.0713548139f /* -2ka */
+#define GELUB_C2 1.59576917f    /* 2k */
+#define GELUB_C6 0.214064449f   /* 6ka */
+
+static inline __attribute__((always_inline)) float gelub1(float x) {
+  const float m = x * fmaf(GELUB_C3, x * x, GELUB_C1);
+  return x / (1.0f + bt_expb_inline(m));
+}
+
+static inline __attribute__((always_inline)) float gelub_grad1(float x) {
+  const float x2 = x * x;
+  const float e = bt_expb_inline(x * fmaf(GELUB_C3, x2, GELUB_C1));
+  const float s = 1.0f / (1.0f + e);
+  return fmaf((x * fmaf(GELUB_C6, x2, GELUB_C2)) * (e * s), s, s);
+}
+
+#if defined(__AVX512F__)
+static inline __attribute__((always_inline)) __m512 gelub16(__m512 x) {
+  const __m512 m = _mm512_mul_ps(x, _mm512_fmadd_ps(_mm512_set1_ps(GELUB_C3), _mm512_mul_ps(x, x),
+                                                    _mm512_set1_ps(GELUB_C1)));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), bt_expb512(m)));
+}
+
+static inline __attribute__((always_inline)) __m512 gelub_grad16(__m512 x) {
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  const __m512 e = bt_expb512(
+      _mm512_mul_ps(x, _mm512_fmadd_ps(_mm512_set1_ps(GELUB_C3), x2, _mm512_set1_ps(GELUB_C1))));
+  const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+  const __m512 g = _mm512_fmadd_ps(_mm512_set1_ps(GELUB_C6), x2, _mm512_set1_ps(GELUB_C2));
+  return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_mul_ps(x, g), _mm512_mul_ps(e, s)), s, s);
+}
+#endif
+
+/* Splits [0, n) into the calling thread's share of 16-float blocks. */
+#define GELUB_LOOP(body16, body1)                                                       \
+  do {                                                                                  \
+    const ptrdiff_t nn = (ptrdiff_t)n, nv = nn / 16;                                    \
+    _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN_ELEMS)")                \
+    for (ptrdiff_t v = 0; v < nv; v++) {                                                \
+      const ptrdiff_t i = 16 * v;                                                       \
+      body16;                                                                           \
+    }                                                                                   \
+    for (ptrdiff_t i = 16 * nv; i < nn; i++) {                                          \
+      body1;                                                                            \
+    }                                                                                   \
+  } while (0)
+
+#if defined(__AVX512F__)
+#define GELUB_FWD16 _mm512_storeu_ps(out + i, gelub16(_mm512_loadu_ps(inp + i)))
+#define GELUB_BWD16(set)                                                                   \
+  {                                                                                        \
+    const __m512 d = gelub_grad16(_mm512_loadu_ps(inp + i)), g = _mm512_loadu_ps(dout + i); \
+    _mm512_storeu_ps(dinp + i, _mm512_fmadd_ps(g, d, (set) ? _mm512_setzero_ps()           \
+                                                           : _mm512_loadu_ps(dinp + i)));  \
+  }
+#else
+#define GELUB_FWD16                                                                        \
+  _Pragma("omp simd") for (ptrdiff_t j = i; j < i + 16; j++) out[j] = gelub1(inp[j])
+#define GELUB_BWD16(set)                                                                   \
+  _Pragma("omp simd") for (ptrdiff_t j = i; j < i + 16; j++) dinp[j] =                     \
+      fmaf(dout[j], gelub_grad1(inp[j]), (set) ? 0.0f : dinp[j])
+#endif
+
+void BT_ISA_FN(bt_gelu_forward_bf16)(float *out, const float *inp, size_t n) {
+  GELUB_LOOP(GELUB_FWD16, out[i] = gelub1(inp[i]));
+}
+
+void BT_ISA_FN(bt_gelu_backward_bf16)(float *dinp, const float *inp, const float *dout, size_t n) {
+  GELUB_LOOP(GELUB_BWD16(0), dinp[i] = fmaf(dout[i], gelub_grad1(inp[i]), dinp[i]));
+}
+
+void BT_ISA_FN(bt_gelu_backward_set_bf16)(float *dinp, const float *inp, const float *dout, size_t n) {
+  GELUB_LOOP(GELUB_BWD16(1), dinp[i] = fmaf(dout[i], gelub_grad1(inp[i]), 0.0f));
 }
 
 /* ==================================================================== */

@@ -541,6 +541,16 @@ static void test_set_variants(int N, int C) {
     bt_gelu_backward_set(set, tmp, tmp, 4 * nc);
     CHECK(!memcmp(acc, set, 4 * nc * sizeof *acc), "gelu_backward_set differs from clear + accumulate on %s",
           bt_isa_name((bt_isa)isa));
+    const bt_gemm_backend was = bt_gemm_backend_setting();
+    bt_gemm_set_backend(BT_GEMM_BF16); /* the bf16 path's GELU */
+    memset(acc, 0, 4 * nc * sizeof *acc);
+    for (size_t i = 0; i < 4 * nc; i++)
+      set[i] = NAN;
+    bt_gelu_backward(acc, tmp, tmp, 4 * nc);
+    bt_gelu_backward_set(set, tmp, tmp, 4 * nc);
+    CHECK(!memcmp(acc, set, 4 * nc * sizeof *acc),
+          "bf16 gelu_backward_set differs from clear + accumulate on %s", bt_isa_name((bt_isa)isa));
+    bt_gemm_set_backend(was);
   }
   bt_isa_set(g_best);
   free(inp), free(w), free(b), free(dout), free(mean), free(rstd), free(tmp), free(acc), free(set), free(dw),
@@ -555,6 +565,45 @@ static void test_elementwise(size_t n) {
   check_fill(c.dinp0, n, 42, 1.0f);
   check_op("gelu_forward", gelu_fwd, gelu_fwd_n, &c, n, 1e-6, 1e-2);
   check_op("gelu_backward", gelu_bwd, gelu_bwd_n, &c, n, 1e-6, 1.0); /* accumulates */
+  {
+    /* While the GEMMs are bf16 the GELU is the bf16 path's own (kernels.h):
+     * within 1e-4 of the exact one, the same bits on every path and thread
+     * count, and not the float32 one's bits. */
+    float *f32 = xmalloc(n), *b16 = xmalloc(n);
+    bt_gelu_forward(f32, c.inp, n);
+    const bt_gemm_backend was = bt_gemm_backend_setting();
+    bt_gemm_set_backend(BT_GEMM_BF16);
+    check_op("gelu_forward bf16", gelu_fwd, gelu_fwd_n, &c, n, 1e-4, 1e-2);
+    check_op("gelu_backward bf16", gelu_bwd, gelu_bwd_n, &c, n, 2e-4, 1.0);
+    bt_gelu_forward(b16, c.inp, n);
+    bt_gemm_set_backend(was);
+    CHECK(memcmp(f32, b16, n * sizeof *b16) != 0, "the bf16 backend does not pick the bf16 GELU");
+    free(f32), free(b16);
+  }
+  if (n == 37) { /* the bf16 GELU past its clamps (x < -10.5 puts e at e^88): the same bits on every
+                  path, and finite up to |x| = 1e12 (past ~1e13, x^3 overflows, as in float32's) */
+    static const float sp[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 3.0f, -3.0f, -10.4f, -10.6f, -12.0f, -50.0f,
+                               -1e4f, 12.0f, 50.0f, 1e4f, 1e12f, -1e12f, 7e-39f, -7e-39f, 0.5f};
+    enum { NS = 2 * (sizeof sp / sizeof *sp) };
+    float in[NS], g[NS], f[3][NS], d[3][NS];
+    for (int i = 0; i < NS; i++)
+      in[i] = sp[i % (NS / 2)], g[i] = i % 3 ? 1.0f : -2.5f;
+    const bt_gemm_backend was = bt_gemm_backend_setting();
+    bt_gemm_set_backend(BT_GEMM_BF16);
+    for (int isa = BT_ISA_SCALAR; isa <= (int)g_best; isa++) {
+      bt_isa_set((bt_isa)isa);
+      bt_gelu_forward(f[isa], in, NS);
+      bt_gelu_backward_set(d[isa], in, g, NS);
+      int finite = 1;
+      for (int i = 0; i < NS; i++)
+        finite &= isfinite(f[isa][i]) && isfinite(d[isa][i]);
+      CHECK(finite, "bf16 gelu on %s: a finite input gave a non-finite result", bt_isa_name((bt_isa)isa));
+      CHECK(!memcmp(f[isa], f[0], sizeof f[0]) && !memcmp(d[isa], d[0], sizeof d[0]),
+            "bf16 gelu past its clamps: %s differs from scalar", bt_isa_name((bt_isa)isa));
+    }
+    bt_isa_set(g_best);
+    bt_gemm_set_backend(was);
+  }
   check_op("scale", scale_f, scale_n, &c, n, 0, 1e-6);
   check_op("add", add_f, add_n, &c, n, 0, 1e-6);
   check_op("axpby", axpby_f, axpby_n, &c, n, 0, 1e-6);
