@@ -576,6 +576,15 @@ static void test_elementwise(size_t n) {
     check_op("gelu_forward bf16", gelu_fwd, gelu_fwd_n, &c, n, 1e-4, 1e-2);
     check_op("gelu_backward bf16", gelu_bwd, gelu_bwd_n, &c, n, 2e-4, 1.0);
     bt_gelu_forward(b16, c.inp, n);
+    float *d16 = xmalloc(n);
+    bt_gelu_backward_set(d16, c.inp, c.dout, n);
+    uint64_t h = 1469598103934665603ULL; /* the bits' hash, to compare gcc's and clang's by eye */
+    for (size_t i = 0; i < n * sizeof(float); i++)
+      h = (h ^ ((const unsigned char *)b16)[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < n * sizeof(float); i++)
+      h = (h ^ ((const unsigned char *)d16)[i]) * 1099511628211ULL;
+    printf("  gelu bf16 n=%zu: forward and backward bits %016llx\n", n, (unsigned long long)h);
+    free(d16);
     bt_gemm_set_backend(was);
     CHECK(memcmp(f32, b16, n * sizeof *b16) != 0, "the bf16 backend does not pick the bf16 GELU");
     free(f32), free(b16);
