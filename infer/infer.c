@@ -131,13 +131,6 @@ size_t bt_infer_stream_bytes(const bt_config *cfg, int max_T, int mode) {
   return (size_t)cfg->n_layer * 2 * round16((size_t)max_T) * per;
 }
 
-/* dst (IC, OC) = src (OC, IC) transposed. */
-static void transpose(float *dst, const float *src, int OC, int IC) {
-  for (int o = 0; o < OC; o++)
-    for (int i = 0; i < IC; i++)
-      dst[(size_t)i * OC + o] = src[(size_t)o * IC + i];
-}
-
 /* Copies m's parameters into the block bt_infer_create allocated, each
  * matrix transposed in place of itself (same offsets): so every GEMM is
  * bt_gemm(0, 0, ...), and small-M calls read the weights without packing.
@@ -157,8 +150,8 @@ bt_error bt_infer_set_weights(bt_infer *inf, const bt_model *m) {
     const int per = ti->ndim == 3; /* (L, OC, IC) or (OC, IC) */
     const size_t OC = ti->shape[per], IC = ti->shape[per + 1], n = per ? ti->shape[0] : 1;
     for (size_t l = 0; l < n; l++)
-      transpose(inf->w + ti->offset + l * OC * IC, P + ti->offset + l * OC * IC, (int)OC,
-                (int)IC);
+      bt_transpose_scaled(inf->w + ti->offset + l * OC * IC, P + ti->offset + l * OC * IC, (int)OC,
+                          (int)IC, 1.0f);
   }
   bt_model_view_of(&inf->view, cfg, t, inf->w, 1);
   /* A half checkpoint's weights are halves exactly: then few-row steps read

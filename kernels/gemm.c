@@ -119,6 +119,16 @@ void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,
     bt_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
+void bt_transpose_scaled(float *dst, const float *src, int rows, int cols, float s) {
+  enum { TB = 32 };
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (long)rows * cols >= 1L << 15)
+  for (int i0 = 0; i0 < rows; i0 += TB)
+    for (int j0 = 0; j0 < cols; j0 += TB)
+      for (int j = j0; j < j0 + TB && j < cols; j++)
+        for (int i = i0; i < i0 + TB && i < rows; i++)
+          dst[(size_t)j * rows + i] = s == 1.0f ? src[(size_t)i * cols + j] : src[(size_t)i * cols + j] * s;
+}
+
 /* ---- bfloat16 inputs (kernels/gemm_bf16.c has the AVX512_BF16 kernel) ---- */
 
 #ifdef BT_HAVE_BF16_KERNEL

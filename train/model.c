@@ -475,17 +475,6 @@ void bt_model_adamw(bt_model *m, float lr, float beta1, float beta2, float eps,
   }
 }
 
-/* dst (cols, rows) = src (rows, cols)^T times s, in 32 x 32 tiles. */
-static void transpose_scaled(float *dst, const float *src, int rows, int cols, float s) {
-  enum { TB = 32 };
-#pragma omp parallel for schedule(static) if ((long)rows * cols >= 1L << 15)
-  for (int i0 = 0; i0 < rows; i0 += TB)
-    for (int j0 = 0; j0 < cols; j0 += TB)
-      for (int j = j0; j < j0 + TB && j < cols; j++)
-        for (int i = i0; i < i0 + TB && i < rows; i++)
-          dst[(size_t)j * rows + i] = src[(size_t)i * cols + j] * s;
-}
-
 /* Newton-Schulz: X (r, c), r <= c, of Frobenius norm <= 1, towards the
  * orthogonal factor of its polar decomposition, in place. The quintic's
  * coefficients are Keller Jordan's (Muon, 2024): they push every singular
@@ -540,12 +529,12 @@ bt_error bt_model_muon(bt_model *m, float lr, float mu, float beta1, float beta2
         ss += (double)BX[j] * BX[j];
       const float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
       if (tr) /* X = U^T / |U| */
-        transpose_scaled(X, BX, R, Cc, inv);
+        bt_transpose_scaled(X, BX, R, Cc, inv);
       else
         memcpy(X, BX, n * sizeof *X), bt_scale(X, n, inv);
       newton_schulz5(X, r, c, A, AA, BX);
       if (tr) /* back to (R, Cc) */
-        transpose_scaled(BX, X, Cc, R, 1.0f);
+        bt_transpose_scaled(BX, X, Cc, R, 1.0f);
       /* W = W (1 - lr wd) - (lr scale) U */
       bt_axpby(W, 1.0f - lr * weight_decay, W, -(lr * scale), tr ? BX : X, n);
     }
