@@ -126,7 +126,7 @@ void bt_transpose_scaled(float *dst, const float *src, int rows, int cols, float
     for (int j0 = 0; j0 < cols; j0 += TB)
       for (int j = j0; j < j0 + TB && j < cols; j++)
         for (int i = i0; i < i0 + TB && i < rows; i++)
-          dst[(size_t)j * rows + i] = s == 1.0f ? src[(size_t)i * cols + j] : src[(size_t)i * cols + j] * s;
+          dst[(size_t)j * rows + i] = src[(size_t)i * cols + j] * s;
 }
 
 /* ---- bfloat16 inputs (kernels/gemm_bf16.c has the AVX512_BF16 kernel) ---- */

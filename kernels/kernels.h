@@ -166,8 +166,9 @@ bt_gemm_backend bt_gemm_get_backend(void);
 /* Dispatches to bt_gemm or bt_gemm_blas by the backend above. */
 void bt_gemm_train(int ta, int tb, int M, int N, int K, const float *A, int lda,
                    const float *B, int ldb, float *C, int ldc, int accumulate);
-/* dst (cols, rows) = src (rows, cols)^T times s (exactly the floats when s
- * is 1), in tiles, on the threads when large. */
+/* dst (cols, rows) = src (rows, cols)^T times s (s = 1 copies the floats
+ * exactly: nothing in bt flushes denormals), in tiles, on the threads when
+ * large. */
 void bt_transpose_scaled(float *dst, const float *src, int rows, int cols, float s);
 
 /* ==================================================================== */
